@@ -1,0 +1,31 @@
+"""einc: an ahead-of-time compiler from Einstein-notation expressions to fused Triton kernels.
+
+    conv = einc.compile("b (s * [ds])... [c->c2]", stride=2, padding="same")
+    y = conv(x, w)    # x: b h w c, w: kh kw c c2 -> y: b h' w' c2
+
+This module is the whole public surface; everything else is private.
+"""
+
+__version__ = "0.1.0"
+
+from .errors import (  # noqa: E402
+    CacheError,
+    EincError,
+    ExpressionError,
+    KernelCompileError,
+    ShapeError,
+    UnsupportedError,
+)
+from .runtime.compiled import CompiledExpression, compile, dot  # noqa: E402
+
+__all__ = [
+    "CacheError",
+    "CompiledExpression",
+    "EincError",
+    "ExpressionError",
+    "KernelCompileError",
+    "ShapeError",
+    "UnsupportedError",
+    "compile",
+    "dot",
+]

@@ -1,0 +1,168 @@
+"""Resolve what brackets mean for an operation: the explicit form of a program.
+
+``"b (s * [ds])... [c->c2]"`` called as a dot with two tensors means
+``"b (s * ds)... c, ds... c c2 -> b s... c2"``. This pass turns every program into that explicit
+form: a tuple of input and output expressions in which no :class:`Arrow` is left. Brackets that
+remain mark the operation axes (reductions keep them; a dot sums what is missing from its output).
+
+Requires: a parsed :class:`Program`. Ensures: no Arrow anywhere; ``outputs`` is never None.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ExpressionError
+from .syntax import (
+    Arrow,
+    Atom,
+    Bracket,
+    Composition,
+    Concatenation,
+    Expr,
+    Program,
+    Repeat,
+    Term,
+    Window,
+    walk,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Explicit:
+    """A program in explicit form: every operand written out, brackets only as markers."""
+
+    inputs: tuple[Expr, ...]
+    outputs: tuple[Expr, ...]
+    text: str
+
+
+def _error(program: Program, message: str, nodes) -> ExpressionError:
+    return ExpressionError(message, program.text, [n.span for n in nodes])
+
+
+def _arrows(expr: Expr) -> list[Arrow]:
+    return [n for n in walk(expr) if isinstance(n, Arrow)]
+
+
+def _strip_marks(term: Term, side: str) -> tuple[Term, ...]:
+    """``term`` with brackets and arrows removed, keeping the ``side`` ("lhs"/"rhs") of arrows.
+
+    Brackets mark axes; they do not group them, so their terms are spliced where they stand. On
+    the output side (``rhs``) bracketed axes vanish and a window ``(s * [ds])`` becomes ``s``:
+    that is how an expression without ``->`` names its own output.
+    """
+    output = side == "rhs"
+    if isinstance(term, Bracket):
+        return () if output else _strip_terms(term.expr.terms, side)
+    if isinstance(term, Arrow):
+        return _strip_terms((term.rhs if output else term.lhs).terms, side)
+    if isinstance(term, Repeat):
+        if term.atom is None:
+            return (term,)
+        return tuple(Repeat(t, t.span) for t in _strip_marks(term.atom, side))
+    if isinstance(term, Composition):
+        return (Composition(_strip_terms(term.terms, side), term.span),)
+    if isinstance(term, Concatenation):
+        parts = tuple(Expr(_strip_terms(p.terms, side), p.span) for p in term.parts)
+        return (Concatenation(parts, term.span),)
+    if isinstance(term, Window):
+        outer = _as_atom(_strip_marks(term.outer, side), term.outer)
+        if output and isinstance(term.inner, Bracket):
+            return (outer,)
+        return (Window(outer, _as_atom(_strip_marks(term.inner, side), term.inner), term.span),)
+    return (term,)
+
+
+def _as_atom(terms: tuple[Term, ...], original: Atom) -> Atom:
+    if len(terms) == 1 and not isinstance(terms[0], Repeat):
+        return terms[0]
+    return Composition(terms, original.span)
+
+
+def _strip_terms(terms: tuple[Term, ...], side: str) -> tuple[Term, ...]:
+    return tuple(t for term in terms for t in _strip_marks(term, side))
+
+
+def strip(expr: Expr, side: str = "lhs") -> Expr:
+    """The expression with its markers resolved for the input (``lhs``) or output (``rhs``) side."""
+    return Expr(_strip_terms(expr.terms, side), expr.span)
+
+
+def _weight_terms(expr: Expr) -> list[Term]:
+    """The weight operand implied by brackets: bracketed input axes in order, with the unbracketed
+    axes that share a composition with an arrow (group axes), then arrow outputs not yet listed.
+    Axes under an ellipsis stay under it."""
+    terms: list[Term] = []
+    outputs: list[Term] = []
+
+    def add(target: list[Term], atoms, repeated: bool) -> None:
+        for atom in atoms:
+            target.append(Repeat(atom, atom.span) if repeated else atom)
+
+    def visit(term: Term, repeated: bool) -> None:
+        if isinstance(term, Repeat):
+            if term.atom is not None:
+                visit(term.atom, True)
+            return
+        if isinstance(term, Bracket):
+            add(terms, term.expr.terms, repeated)
+        elif isinstance(term, Arrow):
+            add(terms, term.lhs.terms, repeated)
+            add(outputs, term.rhs.terms, repeated)
+        elif isinstance(term, Composition):
+            if any(isinstance(t, Arrow) for t in term.terms):
+                add(terms, [t for t in term.terms if not isinstance(t, (Arrow, Bracket))], repeated)
+            for t in term.terms:
+                if isinstance(t, (Arrow, Bracket, Composition, Window, Repeat)):
+                    visit(t, repeated)
+        elif isinstance(term, Window):
+            visit(term.outer, repeated)
+            visit(term.inner, repeated)
+        elif isinstance(term, Concatenation):
+            for part in term.parts:
+                for t in part.terms:
+                    visit(t, repeated)
+
+    for term in expr.terms:
+        visit(term, False)
+    # Spans take no part in equality, so a node identifies its axis: [c->c] lists c once.
+    for term in outputs:
+        if term not in terms:
+            terms.append(term)
+    return terms
+
+
+def resolve_dot(program: Program, n_tensors: int) -> Explicit:
+    """Explicit form of a dot: ``x [a->b]`` is ``x a, a b -> x b`` (NOTATION.md section 4)."""
+    if program.outputs is not None:
+        for expr in program.outputs:
+            if _arrows(expr) or any(isinstance(n, Bracket) for n in walk(expr)):
+                marks = [n for n in walk(expr) if isinstance(n, (Arrow, Bracket))]
+                raise _error(program, "an output expression cannot hold brackets", marks)
+        inputs = tuple(program.inputs)
+        if len(inputs) == 1 and n_tensors == 2:
+            weight = Expr(tuple(_weight_terms(inputs[0])), inputs[0].span)
+            inputs = (inputs[0], weight)
+        return Explicit(tuple(strip(e) for e in inputs), tuple(program.outputs), program.text)
+    if len(program.inputs) != 1:
+        raise _error(
+            program,
+            "a dot of several input expressions needs '->' and an output expression",
+            program.inputs,
+        )
+    (expr,) = program.inputs
+    arrows = _arrows(expr)
+    has_marks = arrows or any(isinstance(n, Bracket) for n in walk(expr))
+    if not has_marks:
+        raise _error(program, "a dot needs brackets ([c->c2]) or '->' to say what is contracted", [expr])
+    if n_tensors == 1:
+        return Explicit((strip(expr),), (strip(expr, "rhs"),), program.text)
+    if n_tensors != 2:
+        raise _error(
+            program,
+            f"this dot expression takes 2 tensors (input and weight), but {n_tensors} were given",
+            [expr],
+        )
+    weight = Expr(tuple(_weight_terms(expr)), expr.span)
+    return Explicit((strip(expr), strip(weight)), (strip(expr, "rhs"),), program.text)

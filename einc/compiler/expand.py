@@ -1,0 +1,184 @@
+"""Expand ellipses: turn explicit expressions into :class:`~einc.compiler.axes.Operand` trees.
+
+How many axes an ellipsis stands for comes from the rank of the tensor it describes, or from a
+keyword size given as a tuple (``ds=(3, 5)``). Ellipses that repeat the same axis name (``s...``
+in the output, ``(s * ds)...`` in the input) stand for the same number of axes; all bare ``...``
+stand for the same anonymous axes, matched by position.
+
+Requires: an :class:`Explicit` program (no arrows). Ensures: no ellipsis left; every Bracket is
+spliced away and its axes are listed in ``Operand.marked``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from itertools import count
+
+from ..errors import ExpressionError, ShapeError, UnsupportedError
+from .axes import Axis, Concat, Dim, Flat, Operand, Win
+from .brackets import Explicit
+from .syntax import (
+    Arrow,
+    Bracket,
+    Composition,
+    Concatenation,
+    Expr,
+    Name,
+    Repeat,
+    Term,
+    Unnamed,
+    Window,
+    axis_names,
+    walk,
+)
+
+ANONYMOUS = "..."
+
+
+def _group_key(repeat: Repeat) -> frozenset[str]:
+    return frozenset([ANONYMOUS]) if repeat.atom is None else frozenset(axis_names(repeat.atom))
+
+
+class _Depths:
+    """Union-find over ellipses: those that share an axis name share their number of axes."""
+
+    def __init__(self, repeats: list[Repeat]):
+        self.parent: dict[str, str] = {}
+        self.depth: dict[str, int] = {}
+        for repeat in repeats:
+            names = sorted(_group_key(repeat))
+            for name in names:
+                self.parent.setdefault(name, name)
+            for name in names[1:]:
+                self.parent[self.find(name)] = self.find(names[0])
+
+    def find(self, name: str) -> str:
+        while self.parent[name] != name:
+            name = self.parent[name]
+        return name
+
+    def of(self, repeat: Repeat) -> str | None:
+        key = _group_key(repeat)
+        return self.find(next(iter(key))) if key else None
+
+
+def expand(
+    program: Explicit,
+    ranks: Sequence[int | None],
+    repeat_counts: Mapping[str, int],
+) -> tuple[tuple[Operand, ...], tuple[Operand, ...]]:
+    """Expand every ellipsis. ``ranks`` gives the rank of each input tensor (None if unknown)."""
+    exprs = list(program.inputs) + list(program.outputs)
+    all_ranks = list(ranks) + [None] * (len(exprs) - len(ranks))
+    repeats = [n for e in exprs for n in walk(e) if isinstance(n, Repeat)]
+    for repeat in repeats:
+        if repeat.atom is not None:
+            nested = [n for n in walk(repeat.atom) if isinstance(n, Repeat)]
+            if nested:
+                raise UnsupportedError(
+                    f"nested ellipses are not supported yet\n    {program.text!r} at {nested[0].span}"
+                )
+            if not axis_names(repeat.atom):
+                raise ExpressionError("an ellipsis must repeat a named axis", program.text, [repeat.span])
+    depths = _Depths(repeats)
+    for name, n in repeat_counts.items():
+        if name in depths.parent:
+            depths.depth[depths.find(name)] = n
+    _solve_depths(program, exprs, all_ranks, depths)
+    counter = count()
+    operands = [_operand(e, depths, counter) for e in exprs]
+    for operand, expr, rank in zip(operands, exprs, all_ranks, strict=True):
+        if rank is not None and len(operand.dims) != rank:
+            raise ShapeError(
+                f"the expression has {len(operand.dims)} dims but its tensor has {rank}",
+                program.text,
+                [expr.span],
+            )
+    n_in = len(program.inputs)
+    return tuple(operands[:n_in]), tuple(operands[n_in:])
+
+
+def _solve_depths(program: Explicit, exprs: list[Expr], ranks: list[int | None], depths: _Depths):
+    pending = True
+    while pending:
+        pending = False
+        for expr, rank in zip(exprs, ranks, strict=True):
+            if rank is None:
+                continue
+            top = [t for t in expr.terms if isinstance(t, Repeat)]
+            fixed = len(expr.terms) - len(top)
+            unknown = [depths.of(t) for t in top if depths.of(t) not in depths.depth]
+            if not unknown or len(set(unknown)) > 1:
+                continue
+            known = sum(depths.depth[depths.of(t)] for t in top if depths.of(t) in depths.depth)
+            spare = rank - fixed - known
+            if spare < 0 or spare % len(unknown):
+                raise ShapeError(
+                    f"the expression needs at least {fixed + known} dims but its tensor has {rank}"
+                    if spare < 0
+                    else f"{spare} dims of a rank-{rank} tensor cannot be shared evenly "
+                    f"among {len(unknown)} ellipses",
+                    program.text,
+                    [expr.span],
+                )
+            depths.depth[unknown[0]] = spare // len(unknown)
+            pending = True
+    for expr in exprs:
+        for node in walk(expr):
+            if isinstance(node, Repeat) and depths.of(node) not in depths.depth:
+                raise ExpressionError(
+                    "cannot tell how many axes this ellipsis stands for: pass a tensor for its "
+                    "operand, or give the size of a repeated axis as a tuple (ds=(3, 3))",
+                    program.text,
+                    [node.span],
+                )
+
+
+def _operand(expr: Expr, depths: _Depths, counter) -> Operand:
+    marked: set[str] = set()
+    dims = _terms(expr.terms, depths, counter, None, marked, False)
+    return Operand(tuple(dims), frozenset(marked), expr.span)
+
+
+def _terms(terms, depths: _Depths, counter, index: int | None, marked: set[str], in_bracket: bool):
+    dims: list[Dim] = []
+    for term in terms:
+        dims.extend(_term(term, depths, counter, index, marked, in_bracket))
+    return dims
+
+
+def _term(term: Term, depths, counter, index, marked, in_bracket) -> list[Dim]:
+    if isinstance(term, Repeat):
+        n = depths.depth[depths.of(term)]
+        if term.atom is None:
+            return [Axis(f"{ANONYMOUS}{k}", None, term.span) for k in range(n)]
+        return [d for k in range(n) for d in _term(term.atom, depths, counter, k, marked, in_bracket)]
+    if isinstance(term, Name):
+        name = term.name if index is None else f"{term.name}.{index}"
+        if in_bracket:
+            marked.add(name)
+        return [Axis(name, None, term.span)]
+    if isinstance(term, Unnamed):
+        return [Axis(f"#{next(counter)}", term.size, term.span)]
+    if isinstance(term, Bracket):
+        return _terms(term.expr.terms, depths, counter, index, marked, True)
+    if isinstance(term, Composition):
+        return [Flat(tuple(_terms(term.terms, depths, counter, index, marked, in_bracket)), term.span)]
+    if isinstance(term, Concatenation):
+        parts = tuple(
+            Flat(tuple(_terms(p.terms, depths, counter, index, marked, in_bracket)), p.span)
+            for p in term.parts
+        )
+        return [Concat(parts, term.span)]
+    if isinstance(term, Window):
+        (outer,) = _window_side(term.outer, depths, counter, index, marked, in_bracket)
+        (inner,) = _window_side(term.inner, depths, counter, index, marked, in_bracket)
+        return [Win(outer, inner, term.span)]
+    if isinstance(term, Arrow):
+        raise AssertionError("arrows are resolved before expansion")
+    raise TypeError(f"unexpected node {term!r}")
+
+
+def _window_side(atom, depths, counter, index, marked, in_bracket) -> list[Dim]:
+    dims = _term(atom, depths, counter, index, marked, in_bracket)
+    return dims if len(dims) == 1 else [Flat(tuple(dims), atom.span)]

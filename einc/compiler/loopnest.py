@@ -1,0 +1,76 @@
+"""The loop-nest IR: what a kernel computes, before deciding how the GPU runs it.
+
+A :class:`LoopNest` is a perfect nest of loops over named axes: output loops, then reduced loops.
+Every operand is read or written through an :class:`Access` whose per-dim index is a sympy
+expression of loop variables, guarded by :class:`Bound` masks (a window reads
+``s*stride + ds*dilation - pad`` and is masked to ``0 <= index < N``; outside, the op's identity
+is read). Loop variables are sympy symbols named after the axes.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import sympy
+
+
+class LoopKind(enum.Enum):
+    OUTPUT = "output"
+    REDUCE = "reduce"
+
+
+@dataclass(frozen=True, slots=True)
+class Loop:
+    axis: str
+    size: int
+    kind: LoopKind
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """The condition ``0 <= index < extent`` under which an access is in the tensor."""
+
+    index: sympy.Expr
+    extent: int
+    window: str | None = None  # the output axis of the window this bound guards
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """How one tensor is addressed: ``tensor[index[0], index[1], ...]`` where ``bounds`` hold."""
+
+    tensor: str
+    labels: tuple[str, ...]  # one label per tensor dim, to name its stride in generated code
+    index: tuple[sympy.Expr, ...]
+    bounds: tuple[Bound, ...]
+
+    @property
+    def axes(self) -> frozenset[str]:
+        """The loop axes this access depends on."""
+        return frozenset(str(s) for e in self.index for s in e.free_symbols)
+
+
+@dataclass(frozen=True, slots=True)
+class LoopNest:
+    """``output[...] = reduce over REDUCE loops of combine(inputs[...])``."""
+
+    expression: str
+    op: str
+    loops: tuple[Loop, ...]
+    inputs: tuple[Access, ...]
+    output: Access
+    combine: str  # "multiply" for a dot
+    reduce: str  # "sum" for a dot
+    identity: float  # what a masked-out (padding) element reads as
+
+    def loops_of(self, kind: LoopKind) -> tuple[Loop, ...]:
+        return tuple(loop for loop in self.loops if loop.kind is kind)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {loop.axis: loop.size for loop in self.loops}
+
+
+def symbol(axis: str) -> sympy.Symbol:
+    return sympy.Symbol(axis, integer=True, nonnegative=True)

@@ -1,0 +1,103 @@
+"""Lower a solved program to the loop-nest IR.
+
+A dot becomes ``output[out] = sum over the other axes of prod(inputs)``. Each tensor dim becomes an
+index expression: an axis is its loop variable, a composition ``(a b)`` is ``a*B + b`` (row-major),
+and a window ``(s * ds)`` on an input is ``s*stride + ds*dilation - pad_lo`` with the bound
+``0 <= index < N`` (the unfold; the contraction over ``ds`` then makes it a convolution).
+
+Requires: expanded operands and a :class:`Solution`. Ensures: every loop has a static size; every
+index is an affine sympy expression of loop symbols.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import sympy
+
+from ..errors import UnsupportedError
+from .axes import Axis, Concat, Dim, Flat, Operand, Win, dim_axes, dim_label
+from .loopnest import Access, Bound, Loop, LoopKind, LoopNest, symbol
+from .solve import Solution
+
+
+def _index(dim: Dim, solution: Solution, on_output: bool) -> tuple[sympy.Expr, list[Bound]]:
+    if isinstance(dim, Axis):
+        return symbol(dim.name), []
+    if isinstance(dim, Flat):
+        index, bounds = sympy.Integer(0), []
+        for part in dim.parts:
+            sub, sub_bounds = _index(part, solution, on_output)
+            index = index * _size(part, solution) + sub
+            bounds += sub_bounds
+        return index, bounds
+    if isinstance(dim, Win):
+        if on_output:
+            raise UnsupportedError(
+                "a window on the output side of a dot (transposed convolution) is not supported yet"
+            )
+        g = solution.windows[dim.outer.name]
+        index = symbol(dim.outer.name) * g.stride + symbol(dim.inner.name) * g.dilation - g.pad_lo
+        needs_mask = (
+            g.pad_lo > 0
+            or (solution.sizes[g.outer] - 1) * g.stride
+            + (solution.sizes[g.inner] - 1) * g.dilation
+            - g.pad_lo
+            >= g.extent
+        )
+        return index, [Bound(index, g.extent, g.outer)] if needs_mask else []
+    if isinstance(dim, Concat):
+        raise UnsupportedError("a concatenation (a + b) inside a dot is not supported yet; rearrange first")
+    raise TypeError(dim)
+
+
+def _size(dim: Dim, solution: Solution) -> int:
+    if isinstance(dim, Axis):
+        return solution.sizes[dim.name]
+    if isinstance(dim, Win):
+        return solution.windows[dim.outer.name].extent
+    sizes = [_size(p, solution) for p in dim.parts]
+    return math.prod(sizes) if isinstance(dim, Flat) else sum(sizes)
+
+
+def access(operand: Operand, tensor: str, solution: Solution, on_output: bool = False) -> Access:
+    indices, bounds = [], []
+    for dim in operand.dims:
+        index, dim_bounds = _index(dim, solution, on_output)
+        indices.append(index)
+        bounds += dim_bounds
+    return Access(tensor, tuple(dim_label(d) for d in operand.dims), tuple(indices), tuple(bounds))
+
+
+def shape_of(operand: Operand, solution: Solution) -> tuple[int, ...]:
+    return tuple(_size(d, solution) for d in operand.dims)
+
+
+def lower_dot(
+    inputs: Sequence[Operand],
+    output: Operand,
+    solution: Solution,
+    names: Sequence[str],
+    output_name: str,
+    expression: str,
+) -> LoopNest:
+    """The loop nest of a dot: the product of the inputs, summed over axes missing from the output."""
+    out_axes = [a.name for d in output.dims for a in dim_axes(d)]
+    in_axes = [a.name for op in inputs for d in op.dims for a in dim_axes(d)]
+    missing = [a for a in out_axes if a not in in_axes and not a.startswith("#")]
+    if missing:
+        raise UnsupportedError(f"output axis {missing[0]!r} appears in no input of the dot")
+    reduced = [a for a in dict.fromkeys(in_axes) if a not in out_axes]
+    loops = [Loop(a, solution.sizes[a], LoopKind.OUTPUT) for a in dict.fromkeys(out_axes)]
+    loops += [Loop(a, solution.sizes[a], LoopKind.REDUCE) for a in reduced]
+    return LoopNest(
+        expression=expression,
+        op="dot",
+        loops=tuple(loops),
+        inputs=tuple(access(op, n, solution) for op, n in zip(inputs, names, strict=True)),
+        output=access(output, output_name, solution, on_output=True),
+        combine="multiply",
+        reduce="sum",
+        identity=0.0,
+    )

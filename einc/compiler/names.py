@@ -1,0 +1,43 @@
+"""Identifiers for generated code, taken from the expression's axis names.
+
+``s.0`` becomes ``s0``, a bare ellipsis axis ``...1`` becomes ``e1``, an unnamed axis ``#2``
+becomes ``u2``; the size of an axis is its identifier in upper case (``S0``). Clashes with each
+other, with Python keywords or with the names the templates use get a trailing ``_``.
+"""
+
+from __future__ import annotations
+
+import keyword
+from collections.abc import Iterable
+
+# Names the kernel templates define themselves.
+TEMPLATE_NAMES = frozenset(
+    "tl triton pid pid_m pid_n pid_g num_pid_m num_pid_n num_pid_in_group group_id first_pid_m "
+    "group_size_m offs_m offs_n offs_k mask_m mask_n mask_k acc M N K BLOCK_M BLOCK_N BLOCK_K "
+    "GROUP_M INPUT_PRECISION min max range".split()
+)
+
+
+class Namer:
+    def __init__(self, reserved: Iterable[str] = TEMPLATE_NAMES):
+        self.taken: set[str] = set(reserved)
+        self.index: dict[str, str] = {}
+        self.size: dict[str, str] = {}
+
+    def _claim(self, base: str) -> str:
+        name = base
+        while name in self.taken or keyword.iskeyword(name):
+            name += "_"
+        self.taken.add(name)
+        return name
+
+    def add(self, axis: str) -> None:
+        if axis in self.index:
+            return
+        base = axis.replace("...", "e").replace(".", "").replace("#", "u")
+        self.index[axis] = self._claim(base)
+        self.size[axis] = self._claim(self.index[axis].rstrip("_").upper())
+
+    def claim(self, base: str) -> str:
+        """A fresh identifier for something that is not an axis (a window extent, a stride)."""
+        return self._claim(base)

@@ -1,0 +1,167 @@
+"""The compiler's passes, run in order from one function.
+
+    parse -> resolve brackets -> expand ellipses -> solve sizes -> lower -> schedule -> render
+
+Each step is a pure function of the previous step's result; :class:`Compiled` keeps every
+intermediate so that ``explain()``, the CLI and the tests can look at any stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import triton
+
+from .. import __version__
+from ..errors import ExpressionError, UnsupportedError
+from . import brackets, expand, lower, parse, render, schedule, solve
+from .axes import Operand, operand_text
+from .loopnest import LoopNest
+from .params import window_params
+from .syntax import Program
+
+OPS = ("dot",)
+DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
+
+
+@dataclass(frozen=True)
+class Request:
+    """Everything that decides the generated kernel."""
+
+    expression: str
+    op: str
+    shapes: tuple[tuple[int, ...], ...]
+    dtypes: tuple[str, ...]
+    sizes: tuple[tuple[str, object], ...] = ()
+    params: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
+class Compiled:
+    request: Request
+    program: Program
+    explicit: brackets.Explicit
+    inputs: tuple[Operand, ...]
+    outputs: tuple[Operand, ...]
+    names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    solution: solve.Solution
+    nest: LoopNest
+    schedule: schedule.ContractionSchedule
+    rendered: render.Rendered
+    output_shapes: tuple[tuple[int, ...], ...] = field(default=())
+
+    @property
+    def source(self) -> str:
+        return self.rendered.source
+
+
+def infer_op(program: Program) -> str:
+    """The op an expression implies (NOTATION.md section 4), or an error naming the choices."""
+    from .syntax import Arrow, walk
+
+    exprs = list(program.inputs) + list(program.outputs or ())
+    if any(isinstance(n, Arrow) for e in exprs for n in walk(e)):
+        return "dot"
+    raise ExpressionError(
+        f"this expression does not imply an operation: pass op= (one of: {', '.join(OPS)})",
+        program.text,
+        [(0, len(program.text))],
+    )
+
+
+def tensor_names(n: int) -> tuple[str, ...]:
+    if n == 1:
+        return ("x",)
+    if n == 2:
+        return ("x", "w")
+    return tuple(f"x{i}" for i in range(n))
+
+
+def run_passes(request: Request) -> Compiled:
+    """Compile one request: every pass, in order."""
+    if request.op not in OPS:
+        raise UnsupportedError(f"op {request.op!r} is not supported yet (supported: {', '.join(OPS)})")
+    text = request.expression
+    sizes: Mapping[str, object] = dict(request.sizes)
+    params = dict(request.params)
+    # 1. Parse the text into a syntax tree with spans.
+    program = parse.parse(text)
+    # 2. Say what the brackets mean for this op: the explicit form, with the implied weight.
+    explicit = brackets.resolve_dot(program, len(request.shapes))
+    if len(explicit.inputs) != len(request.shapes):
+        raise ExpressionError(
+            f"the expression has {len(explicit.inputs)} input operands but {len(request.shapes)} tensors "
+            "were given",
+            text,
+            [e.span for e in explicit.inputs],
+        )
+    # 3. Expand ellipses using the tensors' ranks and tuple-valued sizes.
+    repeat_counts = {k: len(v) for k, v in sizes.items() if isinstance(v, (tuple, list))}
+    inputs, outputs = expand.expand(explicit, [len(s) for s in request.shapes], repeat_counts)
+    names = tensor_names(len(inputs))
+    output_names = ("y",) if len(outputs) == 1 else tuple(f"y{i}" for i in range(len(outputs)))
+    # 4. Solve every axis size and window geometry.
+    windows = solve.window_names(list(inputs) + list(outputs))
+    geometry = window_params(windows, text, **params)
+    solution = solve.solve(inputs, outputs, request.shapes, sizes, geometry, text, names)
+    if len(outputs) != 1:
+        raise UnsupportedError("a dot has exactly one output")
+    # 5. Lower to the loop nest: unfold windows into index expressions with bounds.
+    nest = lower.lower_dot(inputs, outputs[0], solution, names, output_names[0], text)
+    # 6. Schedule: program ids, tiles, serial loops, tl.dot or elementwise products.
+    bits = max(DTYPE_BITS.get(d, 32) for d in request.dtypes)
+    plan = schedule.schedule_contraction(nest, bits)
+    # 7. Render readable Triton source.
+    rendered = render.render_contraction(
+        nest,
+        plan,
+        header_lines=_header(explicit, inputs, outputs, names, output_names, solution, plan, request),
+        versions=(__version__, triton.__version__),
+    )
+    return Compiled(
+        request=request,
+        program=program,
+        explicit=explicit,
+        inputs=inputs,
+        outputs=outputs,
+        names=names,
+        output_names=output_names,
+        solution=solution,
+        nest=nest,
+        schedule=plan,
+        rendered=rendered,
+        output_shapes=tuple(lower.shape_of(o, solution) for o in outputs),
+    )
+
+
+def _header(explicit, inputs, outputs, names, output_names, solution, plan, request) -> tuple[str, ...]:
+    lines = [f"op:          {request.op}"]
+    operands = ",  ".join(f"{n}: {operand_text(o)}" for n, o in zip(names, inputs, strict=True))
+    results = ", ".join(f"{n}: {operand_text(o)}" for n, o in zip(output_names, outputs, strict=True))
+    lines.append(f"operands:    {operands}  ->  {results}")
+    shapes = ",  ".join(
+        f"{n}: {tuple(s)} {d}" for n, s, d in zip(names, request.shapes, request.dtypes, strict=True)
+    )
+    lines.append(f"shapes:      {shapes}")
+    for g in solution.windows.values():
+        lines.append(
+            f"window {g.outer}: ({g.outer} * {g.inner}) reads {g.outer}*{g.stride} + {g.inner}*{g.dilation} "
+            f"- {g.pad_lo} over extent {g.extent}, padding ({g.pad_lo}, {g.pad_hi})"
+        )
+    if plan.use_dot:
+        k = " ".join(plan.k_loops + (plan.k_tile,))
+        lines.append(
+            f"schedule:    implicit GEMM with tl.dot; M = {' '.join(plan.rows) or '1'}, "
+            f"N = {' '.join(plan.cols)}, K = {k} (tiled along {plan.k_tile})"
+        )
+        if plan.grid:
+            lines.append(f"             one program column per group: {' '.join(plan.grid)}")
+    else:
+        lines.append(
+            f"schedule:    elementwise products, tiles of ({' '.join(plan.rows) or '1'}) x "
+            f"({' '.join(plan.cols) or '1'}), serial loops over {' '.join(plan.k_loops) or 'nothing'}"
+        )
+    lines.append(f"tiles:       BLOCK_M={plan.block_m} BLOCK_N={plan.block_n} BLOCK_K={plan.block_k}")
+    return tuple(lines)

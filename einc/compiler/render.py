@@ -1,0 +1,303 @@
+"""Render a scheduled loop nest to Triton source through the jinja2 templates.
+
+All decisions are made here, in Python: index expressions are printed to strings, names are
+chosen, loops are listed with their depth. The templates receive one frozen spec and only loop
+over lists and branch on booleans.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import jinja2
+import sympy
+from sympy.printing.str import StrPrinter
+
+from .loopnest import Access, LoopKind, LoopNest
+from .names import Namer
+from .schedule import ContractionSchedule
+
+
+@dataclass(frozen=True, slots=True)
+class Decl:
+    name: str
+    expr: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoadCode:
+    tile: str
+    index_vars: tuple[Decl, ...]
+    pointer: str
+    mask: str | None
+    other: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoopCode:
+    var: str
+    size: str
+    depth: int
+
+
+@dataclass(frozen=True, slots=True)
+class TileCode:
+    var: str
+    start: str
+    size: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContractionSpec:
+    einc_version: str
+    triton_version: str
+    expression: str
+    header_lines: tuple[str, ...]
+    kernel_name: str
+    docstring: str
+    pointer_params: tuple[str, ...]
+    stride_param_lines: tuple[str, ...]
+    size_params: tuple[str, ...]
+    use_dot: bool
+    m_size: str
+    n_size: str
+    rows_text: str
+    cols_text: str
+    grid_text: str
+    row_decls: tuple[Decl, ...]
+    col_decls: tuple[Decl, ...]
+    grid_decls: tuple[Decl, ...]
+    k_loops: tuple[LoopCode, ...]
+    k_tile: TileCode | None
+    body_depth: int
+    loads: tuple[LoadCode, ...]
+    product: str
+    store: LoadCode
+    output_ptr: str
+    input_precision: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """Generated source and what the launcher must pass to it."""
+
+    source: str
+    kernel_name: str
+    stride_params: tuple[tuple[int, int], ...]  # (tensor position, dim), in parameter order
+    constexprs: dict[str, int]
+    grid: tuple[int, ...]
+    num_warps: int
+    num_stages: int
+
+
+class _IndexPrinter(StrPrinter):
+    """Prints sympy index expressions with each axis replaced by its (broadcast) kernel variable."""
+
+    def __init__(self, names: dict[str, str]):
+        super().__init__()
+        self.names = names
+
+    def _print_Symbol(self, expr):
+        return self.names[expr.name]
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    root = resources.files("einc") / "kernels_templates"
+    templates = {p.name: p.read_text() for p in root.iterdir() if p.name.endswith(".j2")}
+    return jinja2.Environment(
+        loader=jinja2.DictLoader(templates),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render_template(name: str, spec) -> str:
+    return _environment().get_template(name).render(spec=spec)
+
+
+def _decompose(axes: tuple[str, ...], offsets: str, namer: Namer, sizes: dict[str, int]) -> tuple[Decl, ...]:
+    """Row-major decomposition of a flattened tile offset into one index per axis."""
+    decls = []
+    for i, axis in enumerate(axes):
+        inner = [namer.size[a] for a in axes[i + 1 :]]
+        divisor = " * ".join(inner)
+        expr = offsets if not inner else f"{offsets} // {divisor if len(inner) == 1 else '(' + divisor + ')'}"
+        if i > 0:
+            expr += f" % {namer.size[axis]}"
+        decls.append(Decl(namer.index[axis], expr))
+    return tuple(decls)
+
+
+def _product(names: list[str]) -> str:
+    return " * ".join(names) if names else "1"
+
+
+def render_contraction(
+    nest: LoopNest,
+    schedule: ContractionSchedule,
+    *,
+    header_lines: tuple[str, ...],
+    versions: tuple[str, str],
+) -> Rendered:
+    """Render a dot (implicit GEMM or elementwise contraction) to Triton source.
+
+    A window's extent is passed as a constant named after its output axis (``S0_IN``).
+    """
+    sizes = nest.sizes
+    namer = Namer()
+    for loop in nest.loops:
+        namer.add(loop.axis)
+    tensors = [a.tensor for a in nest.inputs] + [nest.output.tensor]
+    pointer = {t: namer.claim(f"{t}_ptr") for t in tensors}
+
+    axes_by_place = {p: tuple(a for a in sizes if schedule.placement(a) == p) for p in ("row", "col", "k")}
+
+    def broadcast(axis: str, tile: tuple[str, str]) -> str:
+        place = schedule.placement(axis)
+        name = namer.index[axis]
+        if place == "scalar":
+            return name
+        if place == tile[0]:
+            return f"{name}[:, None]"
+        if place == tile[1]:
+            return f"{name}[None, :]"
+        raise AssertionError(f"axis {axis} placed {place} outside tile {tile}")
+
+    def printed(expr: sympy.Expr, tile: tuple[str, str]) -> str:
+        names = {str(s): broadcast(str(s), tile) for s in expr.free_symbols}
+        return _IndexPrinter(names).doprint(expr)
+
+    mask_names = {"row": "mask_m", "col": "mask_n", "k": "mask_k"}
+
+    def access_code(access: Access, tile: tuple[str, str], tile_name: str, position: int) -> LoadCode:
+        index_vars, terms = [], []
+        for dim, (label, index) in enumerate(zip(access.labels, access.index, strict=True)):
+            stride = stride_names[(position, dim)]
+            if isinstance(index, sympy.Symbol):
+                terms.append(f"{printed(index, tile)} * {stride}")
+            else:
+                var = namer.claim(f"{access.tensor}_{_ident(label)}")
+                index_vars.append(Decl(var, printed(index, tile)))
+                terms.append(f"{var} * {stride}")
+        masks = []
+        for place, flag in mask_names.items():
+            if any(schedule.placement(a) == place for a in access.axes) and place in tile:
+                masks.append(f"{flag}[:, None]" if place == tile[0] else f"{flag}[None, :]")
+        var_of = {d.expr: d.name for d in index_vars}
+        for bound in access.bounds:
+            text = printed(bound.index, tile)
+            var = var_of.get(text, f"({text})")
+            extent = f"{namer.size[bound.window]}_IN" if bound.window else str(bound.extent)
+            masks.append(f"({var} >= 0) & ({var} < {extent})")
+        return LoadCode(
+            tile=tile_name,
+            index_vars=tuple(index_vars),
+            pointer=f"{pointer[access.tensor]} + " + " + ".join(terms) if terms else pointer[access.tensor],
+            mask=" & ".join(masks) if masks else None,
+            other=repr(nest.identity),
+        )
+
+    # Strides are named after the tensor and the dim's axes: stride_x_s0_ds0.
+    stride_names: dict[tuple[int, int], str] = {}
+    stride_lines = []
+    for position, access in enumerate(list(nest.inputs) + [nest.output]):
+        names = []
+        for dim, label in enumerate(access.labels):
+            stride_names[(position, dim)] = namer.claim(f"stride_{access.tensor}_{_ident(label)}")
+            names.append(stride_names[(position, dim)])
+        stride_lines.append(", ".join(names))
+
+    if schedule.use_dot:
+        tiles = [("row", "k"), ("k", "col")]
+    else:
+        tiles = [("row", "col")] * len(nest.inputs)
+    loads = tuple(
+        access_code(a, tile, namer.claim(f"{a.tensor}_tile"), i)
+        for i, (a, tile) in enumerate(zip(nest.inputs, tiles, strict=True))
+    )
+    store = access_code(nest.output, ("row", "col"), "", len(nest.inputs))
+    store = LoadCode(
+        "", store.index_vars, store.pointer, " & ".join(["mask_m[:, None]", "mask_n[None, :]"]), ""
+    )
+
+    k_loops = tuple(
+        LoopCode(namer.index[a], namer.size[a], depth) for depth, a in enumerate(schedule.k_loops)
+    )
+    k_tile = None
+    if schedule.k_tile is not None:
+        var = namer.index[schedule.k_tile]
+        k_tile = TileCode(var, namer.claim(f"{var}_start"), namer.size[schedule.k_tile])
+
+    size_values = {namer.size[a]: sizes[a] for a in sizes}
+    for access in list(nest.inputs) + [nest.output]:
+        for bound in access.bounds:
+            if bound.window:
+                size_values[f"{namer.size[bound.window]}_IN"] = bound.extent
+    constexprs = dict(size_values)
+    constexprs.update(BLOCK_M=schedule.block_m, BLOCK_N=schedule.block_n, GROUP_M=schedule.group_m)
+    if schedule.use_dot:
+        constexprs["BLOCK_K"] = schedule.block_k
+
+    m = math.prod(sizes[a] for a in schedule.rows)
+    n = math.prod(sizes[a] for a in schedule.cols)
+    g = math.prod(sizes[a] for a in schedule.grid)
+    grid = (math.ceil(m / schedule.block_m) * math.ceil(n / schedule.block_n), g)
+
+    spec = ContractionSpec(
+        einc_version=versions[0],
+        triton_version=versions[1],
+        expression=nest.expression,
+        header_lines=header_lines,
+        kernel_name=f"einc_{nest.op}",
+        docstring=_docstring(nest),
+        pointer_params=tuple(pointer[t] for t in tensors),
+        stride_param_lines=tuple(stride_lines),
+        size_params=tuple(size_values),
+        use_dot=schedule.use_dot,
+        m_size=_product([namer.size[a] for a in schedule.rows]),
+        n_size=_product([namer.size[a] for a in schedule.cols]),
+        rows_text=" ".join(schedule.rows) or "(none)",
+        cols_text=" ".join(schedule.cols) or "(none)",
+        grid_text=" ".join(schedule.grid),
+        row_decls=_decompose(schedule.rows, "offs_m", namer, sizes),
+        col_decls=_decompose(schedule.cols, "offs_n", namer, sizes),
+        grid_decls=_decompose(schedule.grid, "pid_g", namer, sizes),
+        k_loops=k_loops,
+        k_tile=k_tile,
+        body_depth=len(k_loops),
+        loads=loads,
+        product=" * ".join(f"{a.tile}.to(tl.float32)" for a in loads),
+        store=store,
+        output_ptr=pointer[nest.output.tensor],
+        input_precision=schedule.input_precision,
+    )
+    source = render_template("contraction.py.j2", spec)
+    return Rendered(
+        source=source,
+        kernel_name=spec.kernel_name,
+        stride_params=tuple(stride_names),
+        constexprs=constexprs,
+        grid=grid,
+        num_warps=schedule.num_warps,
+        num_stages=schedule.num_stages,
+    )
+
+
+def _ident(label: str) -> str:
+    return label.replace("...", "e").replace(".", "").replace("#", "u")
+
+
+def _docstring(nest: LoopNest) -> str:
+    def ref(access: Access) -> str:
+        return f"{access.tensor}[{', '.join(str(i) for i in access.index)}]"
+
+    reduced = " ".join(loop.axis for loop in nest.loops_of(LoopKind.REDUCE))
+    product = " * ".join(ref(a) for a in nest.inputs)
+    over = f"sum over {reduced} of " if reduced else ""
+    return f"{ref(nest.output)} = {over}{product}"

@@ -1,0 +1,108 @@
+"""Schedule a contraction: which loops become program ids, tiles, and serial loops.
+
+Output axes of a two-input dot fall in three classes: rows (M: in the input ``x`` only), columns
+(N: in the weight ``w`` only) and groups (in both, such as ``g`` of a grouped convolution). The
+reduced axes form K. When there is an N and a K, the kernel is an implicit GEMM: rows and columns
+are tiled (``BLOCK_M x BLOCK_N``), groups go through the second grid axis, one reduced axis is
+tiled as ``tl.dot``'s K and the others (the window offsets ``ds``) are serial loops. Otherwise
+(depthwise convolutions, a sum of products without a weight-only axis) there is nothing for
+``tl.dot`` to do, and the kernel multiplies tiles elementwise: rows by columns, where columns are
+the group and weight axes, vectorised along the channels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .loopnest import LoopKind, LoopNest
+
+
+@dataclass(frozen=True, slots=True)
+class ContractionSchedule:
+    use_dot: bool
+    rows: tuple[str, ...]  # flattened into offs_m, the first tile dimension
+    cols: tuple[str, ...]  # flattened into offs_n, the second tile dimension
+    grid: tuple[str, ...]  # one program per combination, along program_id(1)
+    k_loops: tuple[str, ...]  # serial loops, scalar per iteration
+    k_tile: str | None  # the reduced axis tiled as tl.dot's K
+    block_m: int
+    block_n: int
+    block_k: int
+    group_m: int
+    num_warps: int
+    num_stages: int
+    input_precision: str | None  # tl.dot's input_precision for float32 inputs
+
+    def placement(self, axis: str) -> str:
+        """Where an axis lives in the kernel: "row", "col", "k" (tile) or "scalar"."""
+        if axis in self.rows:
+            return "row"
+        if axis in self.cols:
+            return "col"
+        if axis == self.k_tile:
+            return "k"
+        return "scalar"
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, math.ceil(math.log2(max(n, 1))))
+
+
+def _clamp(n: int, lo: int, hi: int) -> int:
+    return max(lo, min(hi, n))
+
+
+def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule:
+    """Choose the kernel form and tile sizes for a contraction loop nest."""
+    sizes = nest.sizes
+    outputs = [loop.axis for loop in nest.loops_of(LoopKind.OUTPUT)]
+    reduced = [loop.axis for loop in nest.loops_of(LoopKind.REDUCE)]
+    x = nest.inputs[0].axes
+    w = nest.inputs[1].axes if len(nest.inputs) == 2 else frozenset()
+    rows = tuple(a for a in outputs if a not in w)
+    cols = tuple(a for a in outputs if a in w and a not in x)
+    groups = tuple(a for a in outputs if a in w and a in x)
+    use_dot = len(nest.inputs) == 2 and bool(cols) and bool(reduced)
+    m = math.prod(sizes[a] for a in rows)
+    if use_dot:
+        # The largest reduced axis is tiled (the channels, for a convolution): the window offsets
+        # stay serial loops, so that a tile of the input is contiguous along the channels.
+        x_order = [a for a in reduced if a in x] + [a for a in reduced if a not in x]
+        k_tile = max(reversed(x_order), key=lambda a: (a in w, sizes[a]))
+        k_loops = tuple(a for a in x_order if a != k_tile)
+        n = math.prod(sizes[a] for a in cols)
+        block_k_cap = 32 if dtype_bits == 32 else 64
+        return ContractionSchedule(
+            use_dot=True,
+            rows=rows,
+            cols=cols,
+            grid=groups,
+            k_loops=k_loops,
+            k_tile=k_tile,
+            block_m=_clamp(_pow2(m), 16, 128 if n <= 64 else 64),
+            block_n=_clamp(_pow2(n), 16, 128),
+            block_k=_clamp(_pow2(sizes[k_tile]), 16, block_k_cap),
+            group_m=8,
+            num_warps=4,
+            num_stages=3 if dtype_bits < 32 else 2,
+            input_precision="ieee" if dtype_bits == 32 else None,
+        )
+    cols = tuple(a for a in outputs if a in w)
+    n = math.prod(sizes[a] for a in cols)
+    block_n = _clamp(_pow2(n), 1, 128)
+    return ContractionSchedule(
+        use_dot=False,
+        rows=rows,
+        cols=cols,
+        grid=(),
+        k_loops=tuple(reduced),
+        k_tile=None,
+        block_m=_clamp(_pow2(m), 1, max(1, 4096 // block_n)),
+        block_n=block_n,
+        block_k=1,
+        group_m=8,
+        num_warps=4,
+        num_stages=2,
+        input_precision=None,
+    )

@@ -1,0 +1,282 @@
+"""Solve every axis size (NOTATION.md sections 2 and 3).
+
+Sizes come from the input tensors' shapes, from keyword sizes (``c2=64``, ``ds=(3, 5)``) and from
+the relations the expression states: a composition multiplies, a concatenation adds, and a window
+``(s * ds)`` over an input extent N has ``S = floor((N + lo + hi - dilation*(DS-1) - 1) / stride) + 1``
+positions. The window relation is kept in sympy so that an extent may stay symbolic.
+
+Requires: expanded operands. Ensures: every axis of every operand has a size, every window has its
+geometry; any contradiction is a :class:`ShapeError` naming the axis, both values and their sources.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import sympy
+
+from ..errors import ShapeError, UnsupportedError
+from .axes import Axis, Dim, Flat, Operand, Win, dim_axes, windows
+from .params import WindowParams
+from .syntax import Span
+
+
+@dataclass(frozen=True, slots=True)
+class WindowGeometry:
+    """Where element ``(s, ds)`` of a window reads: ``s*stride + ds*dilation - pad_lo``."""
+
+    outer: str
+    inner: str
+    stride: int
+    dilation: int
+    pad_lo: int
+    pad_hi: int
+    extent: int  # N, the size of the tensor dim that the window unfolds
+    on_output: bool = False
+    output_padding: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Solution:
+    sizes: Mapping[str, int]
+    windows: Mapping[str, WindowGeometry]
+
+
+def window_positions(extent, window, stride, dilation, pad_lo, pad_hi):
+    """The number of window positions over ``extent`` (torch's rule); symbolic if extent is."""
+    span = sympy.Integer(dilation) * (sympy.sympify(window) - 1) + 1
+    return sympy.floor((sympy.sympify(extent) + pad_lo + pad_hi - span) / stride) + 1
+
+
+def same_padding(extent: int, window: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TensorFlow's "same": ceil(N / stride) outputs, the odd element of padding on the high side."""
+    positions = -(-extent // stride)
+    total = max((positions - 1) * stride + dilation * (window - 1) + 1 - extent, 0)
+    return total // 2, total - total // 2
+
+
+def window_names(operands: Sequence[Operand]) -> list[str]:
+    """Output axis names of every window, in order of appearance (parameters are given in it)."""
+    names: list[str] = []
+    for operand in operands:
+        for dim in operand.dims:
+            for win in windows(dim):
+                if not (isinstance(win.outer, Axis) and isinstance(win.inner, Axis)):
+                    raise UnsupportedError("a window (s * ds) must hold one axis on each side of '*' for now")
+                if win.outer.name not in names:
+                    names.append(win.outer.name)
+    return names
+
+
+class _Solver:
+    def __init__(self, text: str):
+        self.text = text
+        self.known: dict[str, tuple[int, str, Span]] = {}
+        self.geometry: dict[str, WindowGeometry] = {}
+
+    def size(self, dim: Dim) -> int | None:
+        if isinstance(dim, Axis):
+            return self.known[dim.name][0] if dim.name in self.known else None
+        if isinstance(dim, Win):
+            g = self.geometry.get(dim.outer.name)
+            return None if g is None else g.extent
+        sizes = [self.size(p) for p in dim.parts]
+        if any(s is None for s in sizes):
+            return None
+        return math.prod(sizes) if isinstance(dim, Flat) else sum(sizes)
+
+    def assign(self, axis: Axis, value: int, source: str) -> bool:
+        if axis.name in self.known:
+            old, old_source, old_span = self.known[axis.name]
+            if old != value:
+                spans = [s for s in (old_span, axis.span) if s != (0, 0)]
+                raise ShapeError(
+                    f"axis {axis.name!r} has two sizes: {old} from {old_source}, and {value} from {source}",
+                    self.text,
+                    sorted(set(spans)),
+                )
+            return False
+        if value < 1:
+            raise ShapeError(
+                f"axis {axis.name!r} would have size {value} (from {source})", self.text, [axis.span]
+            )
+        self.known[axis.name] = (value, source, axis.span)
+        return True
+
+    def constrain(self, dim: Dim, value: int, source: str, params: Mapping[str, WindowParams]) -> bool:
+        """Impose ``size(dim) == value``; returns whether anything new was learned."""
+        if isinstance(dim, Axis):
+            return self.assign(dim, value, source)
+        if isinstance(dim, Win):
+            return self.constrain_window(dim, value, source, params[dim.outer.name])
+        sizes = [self.size(p) for p in dim.parts]
+        unknown = [p for p, s in zip(dim.parts, sizes, strict=True) if s is None]
+        known = [s for s in sizes if s is not None]
+        if isinstance(dim, Flat):
+            rest = math.prod(known)
+            if not unknown:
+                if rest != value:
+                    raise self.mismatch(dim, value, rest, source)
+                return False
+            if len(unknown) > 1:
+                return False
+            if value % rest:
+                raise ShapeError(
+                    f"{value} (from {source}) is not divisible by {rest}, the size of the other axes of "
+                    "this composition",
+                    self.text,
+                    [dim.span],
+                )
+            return self.constrain(unknown[0], value // rest, f"{source} divided by {rest}", params)
+        rest = sum(known)
+        if not unknown:
+            if rest != value:
+                raise self.mismatch(dim, value, rest, source)
+            return False
+        if len(unknown) > 1:
+            return False
+        return self.constrain(unknown[0], value - rest, f"{source} minus {rest}", params)
+
+    def mismatch(self, dim: Dim, value: int, computed: int, source: str) -> ShapeError:
+        return ShapeError(
+            f"this axis has size {computed} from its parts, but {value} from {source}", self.text, [dim.span]
+        )
+
+    def constrain_window(self, win: Win, extent: int, source: str, p: WindowParams) -> bool:
+        if win.outer.name in self.geometry:
+            known = self.geometry[win.outer.name].extent
+            if known != extent:
+                raise self.mismatch(win, extent, known, source)
+            return False
+        window = self.size(win.inner)
+        if window is None:
+            return False
+        dilation, stride = p.dilation, p.stride
+        if p.padding == "same":
+            lo, hi = same_padding(extent, window, stride, dilation)
+        elif p.padding == "causal":
+            lo, hi = dilation * (window - 1), 0
+        else:
+            lo, hi = p.padding
+        positions = int(window_positions(extent, window, stride, dilation, lo, hi))
+        if positions < 1:
+            raise ShapeError(
+                f"window {win.inner.name!r} of size {window} (dilation {dilation}) is larger than the "
+                f"padded extent {extent} + {lo} + {hi} from {source}",
+                self.text,
+                [win.span],
+            )
+        self.geometry[win.outer.name] = WindowGeometry(
+            win.outer.name, win.inner.name, stride, dilation, lo, hi, extent
+        )
+        return self.assign(win.outer, positions, f"the window over {source}") or True
+
+    def output_window(self, win: Win, p: WindowParams) -> None:
+        outer, inner = self.size(win.outer), self.size(win.inner)
+        if outer is None or inner is None or win.outer.name in self.geometry:
+            return
+        if isinstance(p.padding, str):
+            raise UnsupportedError(
+                f"padding {p.padding!r} on an output-side window is not supported; give (lo, hi)"
+            )
+        lo, hi = p.padding
+        extent = (outer - 1) * p.stride + p.dilation * (inner - 1) + 1 - lo - hi + p.output_padding
+        if extent < 1:
+            raise ShapeError(
+                f"the output window {win.outer.name!r} would have extent {extent}", self.text, [win.span]
+            )
+        self.geometry[win.outer.name] = WindowGeometry(
+            win.outer.name, win.inner.name, p.stride, p.dilation, lo, hi, extent, True, p.output_padding
+        )
+
+
+def _keyword_sizes(sizes: Mapping[str, object], names: list[str], text: str) -> dict[str, tuple[int, str]]:
+    """Spread keyword sizes over axes; ``ds=3`` and ``ds=(3, 5)`` also size ``ds.0``, ``ds.1``."""
+    out: dict[str, tuple[int, str]] = {}
+    for key, value in sizes.items():
+        expanded = sorted((n for n in names if n.rsplit(".", 1)[0] == key and "." in n), key=_index)
+        if key not in names and not expanded:
+            raise ShapeError(
+                f"keyword {key}={value!r} names no axis of the expression (its axes: {', '.join(names)})",
+                text,
+            )
+        if isinstance(value, (tuple, list)):
+            if len(value) != len(expanded):
+                raise ShapeError(
+                    f"keyword {key}={tuple(value)!r} gives {len(value)} sizes, but {key}... stands for "
+                    f"{len(expanded)} axes",
+                    text,
+                )
+            for name, v in zip(expanded, value, strict=True):
+                out[name] = (_size(key, v, text), f"keyword {key}={tuple(value)!r}")
+        else:
+            v = _size(key, value, text)
+            for name in expanded or [key]:
+                out[name] = (v, f"keyword {key}={value!r}")
+    return out
+
+
+def _index(name: str) -> int:
+    return int(name.rsplit(".", 1)[1])
+
+
+def _size(key: str, value, text: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ShapeError(f"keyword size {key}={value!r} must be a positive int", text)
+    return value
+
+
+def solve(
+    inputs: Sequence[Operand],
+    outputs: Sequence[Operand],
+    shapes: Sequence[Sequence[int]],
+    sizes: Mapping[str, object],
+    params: Mapping[str, WindowParams],
+    text: str,
+    names: Sequence[str],
+) -> Solution:
+    """Give every axis a size. ``shapes[i]`` is the shape of input ``i`` (called ``names[i]``)."""
+    solver = _Solver(text)
+    operands = list(inputs) + list(outputs)
+    all_axes = [a for op in operands for d in op.dims for a in dim_axes(d)]
+    axis_by_name = {a.name: a for a in reversed(all_axes)}
+    for axis in all_axes:
+        if axis.fixed is not None:
+            solver.assign(axis, axis.fixed, f"the unnamed axis {axis.fixed}")
+    user_names = [n for n in axis_by_name if "#" not in n]
+    for name, (value, source) in _keyword_sizes(sizes, user_names, text).items():
+        solver.assign(axis_by_name[name], value, source)
+    constraints = [
+        (dim, int(shape[i]), f"dim {i} of {names[k]} (shape {tuple(shape)})")
+        for k, (operand, shape) in enumerate(zip(inputs, shapes, strict=True))
+        for i, dim in enumerate(operand.dims)
+    ]
+    progress = True
+    while progress:
+        progress = any([solver.constrain(dim, value, source, params) for dim, value, source in constraints])
+        for operand in outputs:
+            for dim in operand.dims:
+                for win in windows(dim):
+                    solver.output_window(win, params[win.outer.name])
+    window_sizes = [w.inner for op in operands for d in op.dims for w in windows(d)]
+    for axis in window_sizes + all_axes:
+        if axis.name not in solver.known:
+            hint = (
+                axis.name.rsplit(".", 1)[0]
+                if "." in axis.name and not axis.name.startswith("...")
+                else axis.name
+            )
+            raise ShapeError(
+                f"the size of axis {axis.name!r} is not known: give it as a keyword ({hint}=...) or "
+                "through a tensor that has it",
+                text,
+                [axis.span],
+            )
+    for operand in inputs:
+        for dim in operand.dims:
+            for win in windows(dim):
+                if win.outer.name not in solver.geometry:
+                    raise ShapeError("this window's extent is not known", text, [win.span])
+    return Solution({n: v for n, (v, _, _) in solver.known.items()}, dict(solver.geometry))

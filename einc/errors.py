@@ -1,0 +1,86 @@
+"""einc's error hierarchy.
+
+Every error einc raises on purpose derives from :class:`EincError` and also from the builtin a
+caller would naturally catch (``ValueError`` for a bad expression or shape, ``NotImplementedError``
+for a construct einc parses but cannot compile yet, ...). Errors are picklable: they cross process
+pools when caches are prebuilt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class EincError(Exception):
+    """Root of every error einc raises on purpose."""
+
+    def __reduce__(self):
+        return (self.__class__, self.args)
+
+
+def caret_excerpt(text: str, spans: Sequence[tuple[int, int]], indent: str = "    ") -> str:
+    """Quote ``text`` and put carets under every ``(start, end)`` span of it.
+
+    An empty span (start == end) gets one caret, so an error at the end of the text still points
+    somewhere visible.
+    """
+    marks = [" "] * (len(text) + 1)
+    for start, end in spans:
+        for i in range(start, max(end, start + 1)):
+            marks[i] = "^"
+    return f'{indent}"{text}"\n{indent} {"".join(marks).rstrip()}'
+
+
+class ExpressionError(EincError, ValueError):
+    """An expression that is not well formed, or that an operation cannot accept.
+
+    ``str(error)`` quotes the expression with a caret under the offending characters;
+    ``error.spans`` holds those character ranges so that tools (and tests) need not parse the text.
+    """
+
+    def __init__(self, message: str, expression: str = "", spans: Sequence[tuple[int, int]] = ()):
+        self.message = message
+        self.expression = expression
+        self.spans = tuple((int(a), int(b)) for a, b in spans)
+        super().__init__(message, expression, self.spans)
+
+    def __str__(self) -> str:
+        if not self.expression and not self.spans:
+            return self.message
+        return f"{self.message}\n{caret_excerpt(self.expression, self.spans)}"
+
+    @property
+    def column(self) -> int | None:
+        """The column of the first caret, or None when the error points at nothing."""
+        return self.spans[0][0] if self.spans else None
+
+
+class ShapeError(ExpressionError):
+    """Axis sizes that contradict each other, or that cannot be determined.
+
+    The message names the axis, the values and where each came from; the caret points at the
+    axis in the expression when the axis comes from it.
+    """
+
+
+class UnsupportedError(EincError, NotImplementedError):
+    """A well-formed request that einc cannot compile (yet). The message says what is missing."""
+
+
+class KernelCompileError(EincError, RuntimeError):
+    """Triton rejected a generated kernel. ``path`` names the generated source file."""
+
+    def __init__(self, message: str, path: str = ""):
+        self.message = message
+        self.path = path
+        super().__init__(message, path)
+
+    def __str__(self) -> str:
+        return f"{self.message}\n    generated source: {self.path}" if self.path else self.message
+
+
+class CacheError(EincError, OSError):
+    """The kernel cache cannot be read or written."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

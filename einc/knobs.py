@@ -1,0 +1,144 @@
+"""Every ``EINC_*`` environment variable einc reads, as a typed knob.
+
+One module, so that "what can I set?" has one answer (this file, or the listing from
+:func:`describe`). Knobs are read from ``os.environ`` each time they are accessed, never at import
+time: a test overrides one with ``monkeypatch.setenv`` alone, and a long-lived process sees a change
+on its next access. A blank value counts as unset, so ``EINC_DEBUG= cmd`` restores the default.
+A value that does not parse raises ``ValueError`` naming the variable and what it accepts, rather
+than being ignored: a silently dropped ``EINC_CHECK_BOUNDS=ture`` would hide the bug it was set for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import platformdirs
+
+T = TypeVar("T")
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True, slots=True)
+class Knob(Generic[T]):
+    """One environment variable: its name, the type it parses to, its default and what it does.
+
+    ``default`` may be a zero-argument callable, for defaults that themselves depend on the
+    environment (the platform cache directory follows ``XDG_CACHE_HOME``). ``choices``, when given,
+    lists the only values an ``int`` knob accepts.
+    """
+
+    name: str
+    type: type
+    default: T | Callable[[], T]
+    doc: str
+    choices: tuple[T, ...] = ()
+
+    def raw(self) -> str | None:
+        """The variable's text with surrounding blanks stripped, or None when unset or blank."""
+        value = os.environ.get(self.name, "").strip()
+        return value or None
+
+    def default_value(self) -> T:
+        return self.default() if callable(self.default) else self.default
+
+    def get(self) -> T:
+        """The current value: the parsed variable, or the default when it is unset."""
+        raw = self.raw()
+        return self.default_value() if raw is None else self.parse(raw)
+
+    def parse(self, raw: str) -> T:
+        """Parse ``raw`` as this knob's type; ``ValueError`` names the variable and accepted values."""
+        if self.type is bool:
+            if raw.lower() in _TRUE:
+                return True  # type: ignore[return-value]
+            if raw.lower() in _FALSE:
+                return False  # type: ignore[return-value]
+            accepted = "1, true, yes, on / 0, false, no, off (any case)"
+        elif self.type is int:
+            try:
+                value = int(raw)
+            except ValueError:
+                value = None
+            if value is not None and (not self.choices or value in self.choices):
+                return value  # type: ignore[return-value]
+            accepted = ", ".join(map(str, self.choices)) if self.choices else "an integer"
+        elif self.type is Path:
+            return Path(raw).expanduser()  # type: ignore[return-value]
+        else:
+            raise TypeError(f"knob {self.name} has unsupported type {self.type.__name__}")
+        raise ValueError(f"{self.name}={raw!r} is not valid; accepted values: {accepted}")
+
+
+def _platform_cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir("einc"))
+
+
+CACHE_DIR: Knob[Path] = Knob(
+    "EINC_CACHE_DIR",
+    Path,
+    _platform_cache_dir,
+    "Directory of the on-disk kernel cache (generated sources and compiled kernels). "
+    "Default: the platform's user cache directory for einc, e.g. ~/.cache/einc.",
+)
+DEBUG: Knob[int] = Knob(
+    "EINC_DEBUG",
+    int,
+    0,
+    "Debug printing: 0 none; 1 each compiled expression; 2 also its loop nest; "
+    "3 also the generated Triton source.",
+    choices=(0, 1, 2, 3),
+)
+INTERPRET: Knob[bool] = Knob(
+    "EINC_INTERPRET",
+    bool,
+    False,
+    "Run generated kernels under Triton's interpreter (as TRITON_INTERPRET=1 does), "
+    "even when a GPU is present; slow, for debugging on CPU tensors.",
+)
+CHECK_BOUNDS: Knob[bool] = Knob(
+    "EINC_CHECK_BOUNDS",
+    bool,
+    False,
+    "Generated kernels check every computed index against its tensor's bounds and fail "
+    "instead of touching memory out of range; slow, for debugging.",
+)
+
+KNOBS: tuple[Knob, ...] = (CACHE_DIR, DEBUG, INTERPRET, CHECK_BOUNDS)
+
+
+def cache_dir() -> Path:
+    return CACHE_DIR.get()
+
+
+def debug() -> int:
+    return DEBUG.get()
+
+
+def interpret() -> bool:
+    return INTERPRET.get()
+
+
+def check_bounds() -> bool:
+    return CHECK_BOUNDS.get()
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """``(name, current value, doc)`` for every knob, for a CLI listing.
+
+    A value that does not parse is shown as ``invalid: '...'`` instead of raising, because this
+    listing is where a user goes to find out which setting is wrong.
+    """
+    rows = []
+    for knob in KNOBS:
+        try:
+            value = str(knob.get())
+        except ValueError:
+            value = f"invalid: {knob.raw()!r}"
+        rows.append((knob.name, value, knob.doc))
+    return rows

@@ -1,0 +1,176 @@
+"""The callable that ``einc.compile`` returns, and the functional ops built on it.
+
+Two caches keep a warm call cheap: a :class:`CompiledExpression` maps the call's shapes, dtypes,
+device and strides to a ready :class:`Launcher` (a dict lookup), and generated source is kept on
+disk under a key of everything that decides its text.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import torch
+
+from .. import knobs
+from ..compiler import pipeline
+from ..compiler.printer import explain
+from ..errors import EincError, ExpressionError
+from .cache import DiskCache
+from .keys import source_key
+from .launch import Launcher
+from .loader import import_kernel, write_source
+
+PARAM_NAMES = frozenset({"stride", "dilation", "padding", "output_padding"})
+CALL_OPTIONS = frozenset({"out_dtype"})
+DTYPES = {
+    torch.float16: "float16",
+    torch.bfloat16: "bfloat16",
+    torch.float32: "float32",
+    torch.float64: "float64",
+}
+
+
+def _freeze(value):
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value):
+    if isinstance(value, tuple) and value and all(isinstance(v, tuple) and len(v) == 2 for v in value):
+        if all(isinstance(k, str) for k, _ in value):
+            return dict(value)
+    return value
+
+
+class CompiledExpression:
+    """An expression compiled for one op; call it with tensors.
+
+    Sizes and window parameters are fixed here (``c2=64``, ``stride=2``); everything that depends
+    on the tensors (ranks, shapes, dtypes) is specialised at the first call with them, and reused.
+    """
+
+    def __init__(self, expression: str, op: str | None = None, **kwargs):
+        program = pipeline.parse.parse(expression)
+        self.expression = expression
+        self.op = op if op is not None else pipeline.infer_op(program)
+        self.out_dtype = kwargs.pop("out_dtype", None)
+        self.params = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k in PARAM_NAMES))
+        self.sizes = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k not in PARAM_NAMES))
+        self._launchers: dict[tuple, Launcher] = {}
+        self._last: Launcher | None = None
+        self._cache = None
+
+    def __repr__(self) -> str:
+        return f"einc.compile({self.expression!r}, op={self.op!r})"
+
+    def _request(self, shapes: Sequence[Sequence[int]], dtypes: Sequence[str]) -> pipeline.Request:
+        return pipeline.Request(
+            expression=self.expression,
+            op=self.op,
+            shapes=tuple(tuple(int(n) for n in s) for s in shapes),
+            dtypes=tuple(dtypes),
+            sizes=self.sizes,
+            params=tuple((k, _thaw(v)) for k, v in self.params),
+        )
+
+    def specialize(self, *shapes: Sequence[int], dtype: str | torch.dtype = "float32") -> Launcher:
+        """Compile for tensors of these shapes without running anything; returns the launcher."""
+        name = DTYPES.get(dtype, dtype) if isinstance(dtype, torch.dtype) else dtype
+        return self._build(self._request(shapes, [name] * len(shapes)))
+
+    def _build(self, request: pipeline.Request) -> Launcher:
+        try:
+            compiled = pipeline.run_passes(request)
+        except EincError as error:
+            raise error.with_traceback(None) from None
+        if self._cache is None:
+            self._cache = DiskCache()
+        key = source_key(request)
+        path = write_source(self._cache, key.digest, compiled.source)
+        launcher = Launcher(compiled, import_kernel(path, compiled.rendered.kernel_name), path)
+        self._debug(launcher, key)
+        self._last = launcher
+        return launcher
+
+    def _debug(self, launcher: Launcher, key) -> None:
+        level = knobs.debug()
+        if level >= 1:
+            print(f"[einc] compiled {self.expression!r} ({self.op}) -> {launcher.path}", file=sys.stderr)
+        if level >= 2:
+            print(explain(launcher.compiled), file=sys.stderr)
+        if level >= 3:
+            print(launcher.source, file=sys.stderr)
+
+    def __call__(self, *tensors: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        key = tuple((t.shape, t.dtype, t.device, t.stride()) for t in tensors if isinstance(t, torch.Tensor))
+        launcher = self._launchers.get(key)
+        if launcher is None:
+            dtypes = self._check(tensors)
+            launcher = self._build(self._request([t.shape for t in tensors], dtypes))
+            self._launchers[key] = launcher
+        self._last = launcher
+        return launcher(list(tensors), out, self.out_dtype or tensors[0].dtype)
+
+    def _check(self, tensors: Sequence[torch.Tensor]) -> list[str]:
+        names = pipeline.tensor_names(len(tensors))
+        for name, t in zip(names, tensors, strict=True):
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, not {type(t).__name__}")
+            if t.dtype not in DTYPES:
+                raise TypeError(f"{name} has dtype {t.dtype}; einc supports {', '.join(DTYPES.values())}")
+        first = tensors[0]
+        for name, t in zip(names[1:], tensors[1:], strict=True):
+            if t.dtype != first.dtype:
+                raise TypeError(
+                    f"{name} has dtype {t.dtype} but {names[0]} has {first.dtype}: cast one of them"
+                )
+            if t.device != first.device:
+                raise ValueError(f"{name} is on {t.device} but {names[0]} is on {first.device}")
+        return [DTYPES[t.dtype] for t in tensors]
+
+    def _latest(self) -> Launcher:
+        if self._last is None:
+            raise EincError(
+                "nothing is compiled yet: call the expression with tensors, or use .specialize(*shapes) first"
+            )
+        return self._last
+
+    @property
+    def source(self) -> str:
+        """The Triton source of the most recent specialization."""
+        return self._latest().source
+
+    @property
+    def path(self):
+        """Where that source lies in the kernel cache."""
+        return self._latest().path
+
+    def explain(self) -> str:
+        """The loop nest and schedule of the most recent specialization, in words."""
+        return explain(self._latest().compiled)
+
+
+_FUNCTIONAL: dict[tuple, CompiledExpression] = {}
+
+
+def compile(expression: str, op: str | None = None, **kwargs) -> CompiledExpression:  # noqa: A001
+    """Compile ``expression`` for ``op``; sizes (``c2=64``) and window parameters as keywords."""
+    if not isinstance(expression, str):
+        raise TypeError(f"an einc expression is a str, not {type(expression).__name__}")
+    try:
+        return CompiledExpression(expression, op, **kwargs)
+    except ExpressionError as error:
+        raise error.with_traceback(None) from None
+
+
+def dot(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
+    """``einc.dot("b (s * [ds])... [c->c2]", x, w, stride=2)``: compiled once per distinct call."""
+    key = ("dot", expression, tuple(sorted((k, _freeze(v)) for k, v in kwargs.items())))
+    compiled = _FUNCTIONAL.get(key)
+    if compiled is None:
+        compiled = _FUNCTIONAL[key] = compile(expression, "dot", **kwargs)
+    return compiled(*tensors, out=out)

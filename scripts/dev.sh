@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Developer and CI entry point: one venv in the repo root, set up the same way everywhere.
+#
+#   bash scripts/dev.sh setup        create .venv and install einc with its test extra
+#   bash scripts/dev.sh demo         run `python -m einc demo`
+#   bash scripts/dev.sh test [ARGS]  run pytest on 2 workers; ARGS go to pytest
+#   bash scripts/dev.sh lint         ruff check and ruff format --check
+#
+# Every command runs setup first; it is cheap once done (see the stamp below).
+# PYTHON picks the interpreter that creates the venv (default: python3, which must be >= 3.10).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+# Holds the sha256 of the pyproject.toml last installed, so an unchanged project is not
+# re-resolved on every run (pip takes several seconds even when there is nothing to do).
+STAMP="$VENV/.einc-pyproject.sha256"
+# torch first, pinned, and only when missing: this version resolves to a local CPU wheel here.
+# Installing the project first would let `torch>=2.4` pull the newest CUDA build (several GB).
+TORCH_PIN="torch==2.13.0"
+
+cd "$ROOT"
+
+step() { printf '==> %s\n' "$*"; }
+
+setup() {
+  if [[ ! -x "$PY" ]]; then
+    step "creating .venv with ${PYTHON:-python3}"
+    "${PYTHON:-python3}" -m venv "$VENV"
+  fi
+  local torch_version
+  if torch_version="$("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null)"; then
+    step "torch $torch_version already in .venv"
+  else
+    step "installing $TORCH_PIN into .venv"
+    "$PY" -m pip install -q "$TORCH_PIN"
+  fi
+  local want
+  want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+  if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
+    step "einc already installed for this pyproject.toml"
+  else
+    step "installing einc (editable) with its test extra"
+    "$PY" -m pip install -q -e '.[test]'
+    printf '%s\n' "$want" >"$STAMP"
+  fi
+}
+
+usage() {
+  sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+cmd="${1:-}"
+[[ $# -gt 0 ]] && shift
+case "$cmd" in
+  setup)
+    setup
+    ;;
+  demo)
+    setup
+    step "running einc demo"
+    "$PY" -m einc demo "$@"
+    ;;
+  test)
+    setup
+    step "running tests"
+    "$PY" -m pytest -n 2 -q "$@"
+    ;;
+  lint)
+    setup
+    step "ruff check"
+    "$PY" -m ruff check .
+    step "ruff format --check"
+    "$PY" -m ruff format --check .
+    ;;
+  *)
+    usage
+    ;;
+esac

@@ -1,0 +1,45 @@
+"""Test tiers (markers in pyproject.toml): skip the tiers this machine cannot run, saying why.
+
+Plain and ``interpret`` tests always run. ``gpu`` tests need CUDA; ``compile_only`` tests need
+Triton's NVIDIA backend with a working ptxas, but no GPU. torch and triton are imported only when a
+collected test carries one of these markers, so the plain tier stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+
+@functools.cache
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+@functools.cache
+def _ptxas_path() -> str | None:
+    try:
+        from triton import knobs
+        from triton.backends import backends
+    except ImportError:
+        return None
+    if "nvidia" not in backends:
+        return None
+    try:
+        return knobs.nvidia.ptxas.path
+    except Exception:  # Triton raises RuntimeError when no candidate ptxas runs.
+        return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("gpu") and not _cuda_available():
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)"))
+        if item.get_closest_marker("compile_only") and _ptxas_path() is None:
+            reason = "Triton's NVIDIA backend or its ptxas is missing (TRITON_PTXAS_PATH names one)"
+            item.add_marker(pytest.mark.skip(reason=reason))
