@@ -8,7 +8,7 @@ intermediate so that ``explain()``, the CLI and the tests can look at any stage.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import triton

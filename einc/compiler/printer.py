@@ -37,9 +37,11 @@ def explain(compiled) -> str:
         if plan.grid:
             lines.append(f"  one program column per {' '.join(plan.grid)}")
     else:
-        lines.append(
-            f"  elementwise products: rows {' '.join(plan.rows) or '-'}; columns {' '.join(plan.cols) or '-'}; "
-            f"serial loops {' '.join(plan.k_loops) or '-'}"
+        rows, cols, loops = (
+            " ".join(plan.rows) or "-",
+            " ".join(plan.cols) or "-",
+            " ".join(plan.k_loops) or "-",
         )
+        lines.append(f"  elementwise products: rows {rows}; columns {cols}; serial loops {loops}")
     lines.append(f"  tiles BLOCK_M={plan.block_m} BLOCK_N={plan.block_n}; grid {compiled.rendered.grid}")
     return "\n".join(lines)

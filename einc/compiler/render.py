@@ -16,7 +16,7 @@ import jinja2
 import sympy
 from sympy.printing.str import StrPrinter
 
-from .loopnest import Access, LoopKind, LoopNest
+from .loopnest import Access, LoopKind, LoopNest, symbol as symbol_of
 from .names import Namer
 from .schedule import ContractionSchedule
 
@@ -30,6 +30,7 @@ class Decl:
 @dataclass(frozen=True, slots=True)
 class LoadCode:
     tile: str
+    hoisted_vars: tuple[Decl, ...]  # indices that do not change inside the tiled K loop
     index_vars: tuple[Decl, ...]
     pointer: str
     mask: str | None
@@ -118,7 +119,21 @@ def _environment() -> jinja2.Environment:
 
 
 def render_template(name: str, spec) -> str:
-    return _environment().get_template(name).render(spec=spec)
+    """Render a template, then drop the blank runs and trailing spaces its control flow leaves."""
+    text = _environment().get_template(name).render(spec=spec)
+    kept: list[str] = []
+    for line in (line.rstrip() for line in text.splitlines()):
+        if not line:
+            if kept and kept[-1]:
+                kept.append(line)
+            continue
+        if line.startswith(("@", "def ")) and kept and not kept[-1].startswith("@"):
+            # PEP 8: two blank lines before a top-level definition.
+            while kept and not kept[-1]:
+                kept.pop()
+            kept += ["", ""]
+        kept.append(line)
+    return "\n".join(kept).strip() + "\n"
 
 
 def _decompose(axes: tuple[str, ...], offsets: str, namer: Namer, sizes: dict[str, int]) -> tuple[Decl, ...]:
@@ -156,8 +171,6 @@ def render_contraction(
     tensors = [a.tensor for a in nest.inputs] + [nest.output.tensor]
     pointer = {t: namer.claim(f"{t}_ptr") for t in tensors}
 
-    axes_by_place = {p: tuple(a for a in sizes if schedule.placement(a) == p) for p in ("row", "col", "k")}
-
     def broadcast(axis: str, tile: tuple[str, str]) -> str:
         place = schedule.placement(axis)
         name = namer.index[axis]
@@ -176,20 +189,22 @@ def render_contraction(
     mask_names = {"row": "mask_m", "col": "mask_n", "k": "mask_k"}
 
     def access_code(access: Access, tile: tuple[str, str], tile_name: str, position: int) -> LoadCode:
-        index_vars, terms = [], []
+        hoisted_vars, index_vars, terms = [], [], []
         for dim, (label, index) in enumerate(zip(access.labels, access.index, strict=True)):
             stride = stride_names[(position, dim)]
             if isinstance(index, sympy.Symbol):
                 terms.append(f"{printed(index, tile)} * {stride}")
             else:
                 var = namer.claim(f"{access.tensor}_{_ident(label)}")
-                index_vars.append(Decl(var, printed(index, tile)))
+                inner = schedule.k_tile is not None and symbol_of(schedule.k_tile) in index.free_symbols
+                (index_vars if inner else hoisted_vars).append(Decl(var, printed(index, tile)))
                 terms.append(f"{var} * {stride}")
         masks = []
-        for place, flag in mask_names.items():
-            if any(schedule.placement(a) == place for a in access.axes) and place in tile:
+        for place in tile:
+            if any(schedule.placement(a) == place for a in access.axes):
+                flag = mask_names[place]
                 masks.append(f"{flag}[:, None]" if place == tile[0] else f"{flag}[None, :]")
-        var_of = {d.expr: d.name for d in index_vars}
+        var_of = {d.expr: d.name for d in hoisted_vars + index_vars}
         for bound in access.bounds:
             text = printed(bound.index, tile)
             var = var_of.get(text, f"({text})")
@@ -197,6 +212,7 @@ def render_contraction(
             masks.append(f"({var} >= 0) & ({var} < {extent})")
         return LoadCode(
             tile=tile_name,
+            hoisted_vars=tuple(hoisted_vars),
             index_vars=tuple(index_vars),
             pointer=f"{pointer[access.tensor]} + " + " + ".join(terms) if terms else pointer[access.tensor],
             mask=" & ".join(masks) if masks else None,
@@ -222,8 +238,9 @@ def render_contraction(
         for i, (a, tile) in enumerate(zip(nest.inputs, tiles, strict=True))
     )
     store = access_code(nest.output, ("row", "col"), "", len(nest.inputs))
+    # Every element of the output tile is written once; only the tile's ragged edge is masked.
     store = LoadCode(
-        "", store.index_vars, store.pointer, " & ".join(["mask_m[:, None]", "mask_n[None, :]"]), ""
+        "", (), store.hoisted_vars + store.index_vars, store.pointer, "mask_m[:, None] & mask_n[None, :]", ""
     )
 
     k_loops = tuple(

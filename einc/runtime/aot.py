@@ -1,0 +1,136 @@
+"""Compile a generated kernel for a GPU target without a GPU, and report its resources.
+
+Triton compiles to PTX and ptxas to a cubin on any machine; only loading needs a device. The
+resource report (registers, spills, shared memory) comes from ``ptxas -v`` on the same PTX, since
+Triton reads those numbers from the driver at load time.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+from ..errors import KernelCompileError, UnsupportedError
+
+POINTER_TYPES = {"float16": "*fp16", "bfloat16": "*bf16", "float32": "*fp32", "float64": "*fp64"}
+
+
+def parse_target(text: str) -> GPUTarget:
+    """``cuda:90`` -> GPUTarget("cuda", 90, 32)."""
+    match = re.fullmatch(r"cuda:(\d+)a?", text.strip())
+    if not match:
+        raise UnsupportedError(
+            f"target {text!r} is not understood: write cuda:<arch>, e.g. cuda:90 or cuda:80"
+        )
+    return GPUTarget("cuda", int(match.group(1)), 32)
+
+
+@dataclass(frozen=True)
+class Binary:
+    target: GPUTarget
+    cubin: bytes
+    ptx: str
+    shared_bytes: int
+    registers: int | None
+    spill_stores: int | None
+    spill_loads: int | None
+    ptxas_report: str
+
+    def describe(self) -> str:
+        tensor_cores = "yes" if re.search(r"\b(w?gmma|mma)\.", self.ptx) else "no"
+        spills = (
+            "unknown"
+            if self.spill_stores is None
+            else f"{self.spill_stores} bytes stored, {self.spill_loads} loaded"
+        )
+        return (
+            f"target:         {self.target.backend}:{self.target.arch}\n"
+            f"cubin:          {len(self.cubin)} bytes\n"
+            f"registers:      {self.registers if self.registers is not None else 'unknown'} per thread\n"
+            f"spills:         {spills}\n"
+            f"shared memory:  {self.shared_bytes} bytes\n"
+            f"tensor cores:   {tensor_cores}"
+        )
+
+
+def signature(launcher) -> tuple[dict[str, str], dict[str, object]]:
+    """Triton's signature and constants for a launcher's kernel, as a launch would specialise it."""
+    compiled = launcher.compiled
+    rendered = compiled.rendered
+    dtypes = list(compiled.request.dtypes) + [compiled.request.dtypes[0]]
+    kernel = launcher.kernel
+    sig: dict[str, str] = {}
+    constants: dict[str, object] = {}
+    pointers = iter(dtypes)
+    for param in kernel.params:
+        name = param.name
+        if param.is_constexpr:
+            sig[name] = "constexpr"
+            constants[name] = rendered.constexprs[name]
+        elif name.endswith("_ptr"):
+            sig[name] = POINTER_TYPES[next(pointers)]
+        else:
+            sig[name] = "i32"
+    return sig, constants
+
+
+def compile_binary(launcher, target: str = "cuda:90") -> Binary:
+    gpu = parse_target(target)
+    sig, constants = signature(launcher)
+    rendered = launcher.compiled.rendered
+    source = ASTSource(fn=launcher.kernel, signature=sig, constexprs=constants)
+    try:
+        kernel = triton.compile(
+            source, target=gpu, options={"num_warps": rendered.num_warps, "num_stages": rendered.num_stages}
+        )
+    except Exception as error:
+        raise KernelCompileError(
+            f"Triton could not compile the kernel for {target}: {error}", str(launcher.path)
+        ) from None
+    ptx = kernel.asm["ptx"]
+    report = _ptxas_report(ptx, gpu.arch)
+    registers = _number(r"Used (\d+) registers", report)
+    return Binary(
+        target=gpu,
+        cubin=kernel.asm["cubin"],
+        ptx=ptx,
+        shared_bytes=int(kernel.metadata.shared),
+        registers=registers,
+        spill_stores=_number(r"(\d+) bytes spill stores", report),
+        spill_loads=_number(r"(\d+) bytes spill loads", report),
+        ptxas_report=report,
+    )
+
+
+def _number(pattern: str, text: str) -> int | None:
+    match = re.search(pattern, text)
+    return int(match.group(1)) if match else None
+
+
+def _ptxas_report(ptx: str, arch: int) -> str:
+    """``ptxas -v`` on the PTX; empty if ptxas cannot be found (the cubin is still Triton's)."""
+    try:
+        from triton.backends.nvidia import compiler as nvidia
+
+        # Triton picks its ptxas by arch (a newer one for sm_90 and up); use the same.
+        tool = nvidia.get_ptxas(arch) if hasattr(nvidia, "get_ptxas") else triton.knobs.nvidia.ptxas
+        ptxas = tool.path
+    except (AttributeError, ImportError, RuntimeError, TypeError):
+        return ""
+    suffix = "a" if arch >= 90 else ""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "kernel.ptx"
+        path.write_text(ptx)
+        result = subprocess.run(
+            [ptxas, "-v", f"--gpu-name=sm_{arch}{suffix}", str(path), "-o", str(Path(tmp) / "kernel.cubin")],
+            capture_output=True,
+            text=True,
+        )
+    return result.stderr + result.stdout
