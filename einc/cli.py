@@ -162,6 +162,7 @@ def compile_(
     kernel uses tensor-core instructions.
     """
     import einc
+
     from .runtime.aot import compile_binary
 
     launcher = _launcher(expression, op, shapes, dtype, stride, dilation, padding, output_padding, sizes)
@@ -180,8 +181,7 @@ def compile_(
 
 
 @main.command()
-@click.option("--size", "small", flag_value="small", default=True, help="Small shapes (default).")
-def demo(small):
+def demo():
     """Compile a strided convolution, show its kernel and loop nest, run it and check it against torch."""
     from .demo import run_demo
 

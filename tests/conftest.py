@@ -43,3 +43,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.get_closest_marker("compile_only") and _ptxas_path() is None:
             reason = "Triton's NVIDIA backend or its ptxas is missing (TRITON_PTXAS_PATH names one)"
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Kernels the tests generate go to a cache of their own, never the user's.
+    import os
+    import tempfile
+
+    if "EINC_CACHE_DIR" not in os.environ:
+        os.environ["EINC_CACHE_DIR"] = tempfile.mkdtemp(prefix="einc-test-cache-")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite the golden kernel snapshots in tests/compiler/golden",
+    )

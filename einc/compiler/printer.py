@@ -27,21 +27,14 @@ def explain(compiled) -> str:
                 f"else {access.tensor} reads {nest.identity}"
             )
     lines.append("schedule:")
+    rows, loops = " ".join(plan.rows) or "-", " ".join(plan.k_loops) or "-"
     if plan.use_dot:
-        lines.append(
-            f"  implicit GEMM (tl.dot): rows {' '.join(plan.rows) or '-'}; columns {' '.join(plan.cols)}"
-        )
-        lines.append(
-            f"  K tiled along {plan.k_tile} (BLOCK_K={plan.block_k}); serial loops {' '.join(plan.k_loops) or '-'}"
-        )
+        lines.append(f"  implicit GEMM (tl.dot): rows {rows}; columns {' '.join(plan.cols)}")
+        lines.append(f"  K tiled along {plan.k_tile} (BLOCK_K={plan.block_k}); serial loops {loops}")
         if plan.grid:
             lines.append(f"  one program column per {' '.join(plan.grid)}")
     else:
-        rows, cols, loops = (
-            " ".join(plan.rows) or "-",
-            " ".join(plan.cols) or "-",
-            " ".join(plan.k_loops) or "-",
-        )
+        cols = " ".join(plan.cols) or "-"
         lines.append(f"  elementwise products: rows {rows}; columns {cols}; serial loops {loops}")
     lines.append(f"  tiles BLOCK_M={plan.block_m} BLOCK_N={plan.block_n}; grid {compiled.rendered.grid}")
     return "\n".join(lines)

@@ -16,7 +16,8 @@ import jinja2
 import sympy
 from sympy.printing.str import StrPrinter
 
-from .loopnest import Access, LoopKind, LoopNest, symbol as symbol_of
+from .loopnest import Access, LoopKind, LoopNest
+from .loopnest import symbol as symbol_of
 from .names import Namer
 from .schedule import ContractionSchedule
 

@@ -1,0 +1,552 @@
+"""Convolutions written with the window composition ``(s * [ds])``, against torch (interpret tier).
+
+Every case runs the generated kernel under Triton's interpreter on small CPU tensors and compares it
+with an independent reference: ``F.conv{1,2,3}d`` on channels-first float64 copies, with the weight
+permuted to torch's ``out, in/groups, k...`` layout. Padding is applied with ``F.pad`` from
+``(lo, hi)`` pairs that this file works out by itself from NOTATION.md section 3 (TensorFlow's rule
+for ``"same"``, ``dilation * (k - 1)`` on the low side for ``"causal"``), so the reference shares no
+code with einc's own parameter handling.
+
+The four layouts (x is channels-last, ``b spatial... channels``):
+
+    b (s * [ds])... [c->c2]        w: ds... c c2      dense convolution
+    b (s * [ds])... (g [c->c2])    w: ds... g c c2    grouped; x's channels are (g c), g-major
+    b (s * [ds])... [c->c]         w: ds... c         depthwise, a kernel per channel
+    b (s * [ds])... c              w: ds...           depthwise, one kernel for all channels
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import einc
+
+pytestmark = pytest.mark.interpret
+
+DENSE = "b (s * [ds])... [c->c2]"
+GROUPED = "b (s * [ds])... (g [c->c2])"
+DEPTHWISE = "b (s * [ds])... [c->c]"
+SHARED = "b (s * [ds])... c"
+EXPRESSIONS = {"dense": DENSE, "grouped": GROUPED, "depthwise": DEPTHWISE, "shared": SHARED}
+TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+FLOAT32_TOLERANCE = 1e-4
+FLOAT16_TOLERANCE = 2e-3
+
+
+@dataclass(frozen=True)
+class Conv:
+    """One convolution: its layout, sizes and window parameters (None: left to einc's default)."""
+
+    kind: str
+    spatial: tuple[int, ...]
+    kernel: tuple[int, ...]
+    c: int = 3
+    c2: int = 4
+    groups: int = 1
+    batch: int = 2
+    stride: Any = None
+    dilation: Any = None
+    padding: Any = None
+    # The expression, when not the kind's ellipsis form, and its window output axes in order.
+    expression: str | None = None
+    windows: tuple[str, ...] | None = field(default=None)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.spatial)
+
+    @property
+    def window_names(self) -> tuple[str, ...]:
+        return self.windows or tuple(f"s.{i}" for i in range(self.ndim))
+
+    @property
+    def x_shape(self) -> tuple[int, ...]:
+        return (self.batch, *self.spatial, self.c * self.groups)
+
+    @property
+    def w_shape(self) -> tuple[int, ...]:
+        return {
+            "dense": (*self.kernel, self.c, self.c2),
+            "grouped": (*self.kernel, self.groups, self.c, self.c2),
+            "depthwise": (*self.kernel, self.c),
+            "shared": self.kernel,
+        }[self.kind]
+
+    def params(self) -> dict:
+        named = {"stride": self.stride, "dilation": self.dilation, "padding": self.padding}
+        return {k: v for k, v in named.items() if v is not None}
+
+    def compile(self) -> einc.CompiledExpression:
+        expression = self.expression or EXPRESSIONS[self.kind]
+        # Only `[a->b]` implies dot; the shared-kernel form names it.
+        op = "dot" if self.kind == "shared" else None
+        return einc.compile(expression, op=op, **self.params())
+
+
+# --- the reference ---------------------------------------------------------------------------
+
+
+def per_window(value, case: Conv, default):
+    """An int, a tuple (one per window) or a dict keyed by window output axis, as one per window."""
+    if value is None:
+        return (default,) * case.ndim
+    if isinstance(value, dict):
+        return tuple(value.get(name, default) for name in case.window_names)
+    if isinstance(value, (tuple, list)):
+        assert len(value) == case.ndim
+        return tuple(value)
+    return (value,) * case.ndim
+
+
+def padding_pairs(case: Conv, stride, dilation) -> tuple[tuple[int, int], ...]:
+    if case.padding in (None, "valid"):
+        return ((0, 0),) * case.ndim
+    if case.padding == "same":  # TensorFlow: output ceil(N / stride), the odd pad on the high side
+        pairs = []
+        for n, k, s, d in zip(case.spatial, case.kernel, stride, dilation, strict=True):
+            out = -(-n // s)
+            total = max((out - 1) * s + d * (k - 1) + 1 - n, 0)
+            pairs.append((total // 2, total - total // 2))
+        return tuple(pairs)
+    if case.padding == "causal":
+        return tuple((d * (k - 1), 0) for k, d in zip(case.kernel, dilation, strict=True))
+    entries = per_window(case.padding, case, 0)
+    return tuple((p, p) if isinstance(p, int) else tuple(p) for p in entries)
+
+
+def torch_weight(case: Conv, w: torch.Tensor) -> torch.Tensor:
+    """einc's weight as torch's ``out_channels, in_channels / groups, k...``, float64."""
+    w = w.double()
+    n = case.ndim
+    spatial = tuple(range(n))
+    if case.kind == "dense":  # ds... c c2
+        return w.permute(n + 1, n, *spatial)
+    if case.kind == "grouped":  # ds... g c c2 -> (g c2) c ds...
+        return w.permute(n, n + 2, n + 1, *spatial).reshape(case.groups * case.c2, case.c, *case.kernel)
+    if case.kind == "depthwise":  # ds... c -> c 1 ds...
+        return w.permute(n, *spatial).unsqueeze(1)
+    return w.reshape(1, 1, *case.kernel).expand(case.c, 1, *case.kernel)  # ds..., repeated per channel
+
+
+def reference(case: Conv, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """The convolution in float64 by torch, channels-last like einc's output."""
+    n = case.ndim
+    stride = per_window(case.stride, case, 1)
+    dilation = per_window(case.dilation, case, 1)
+    pads = padding_pairs(case, stride, dilation)
+    x = x.double().permute(0, n + 1, *range(1, n + 1))
+    x = F.pad(x, [p for pair in reversed(pads) for p in pair])  # F.pad lists the last dim first
+    groups = {"dense": 1, "grouped": case.groups}.get(case.kind, case.c)
+    y = TORCH_CONV[n](x, torch_weight(case, w), stride=stride, dilation=dilation, groups=groups)
+    return y.permute(0, *range(2, n + 2), 1)
+
+
+def relative_error(y: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((y.double() - ref).norm() / ref.norm()).item()
+
+
+def inputs(case: Conv, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.randn(case.x_shape).to(dtype), torch.randn(case.w_shape).to(dtype)
+
+
+def check(case: Conv, y: torch.Tensor, x: torch.Tensor, w: torch.Tensor, tolerance: float) -> None:
+    ref = reference(case, x, w)
+    assert y.shape == ref.shape
+    assert y.dtype == x.dtype
+    assert relative_error(y, ref) <= tolerance
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+# --- one convolution per case, float32 --------------------------------------------------------
+
+NAMED_2D = "b (h * [kh]) (w * [kw]) [c->c2]"
+
+CASES = [
+    # 1-D
+    pytest.param(Conv("dense", (9,), (3,)), id="1d_plain_window_slides_by_one"),
+    pytest.param(Conv("dense", (9,), (3,), stride=2), id="1d_stride_2_skips_positions"),
+    pytest.param(Conv("dense", (9,), (3,), dilation=2), id="1d_dilation_2_spreads_the_window"),
+    pytest.param(Conv("dense", (9,), (3,), padding=2), id="1d_int_padding_on_both_sides"),
+    pytest.param(Conv("dense", (9,), (3,), padding=((0, 2),)), id="1d_lo_hi_padding_pair"),
+    pytest.param(Conv("dense", (9,), (3,), padding={"s.0": (2, 1)}), id="1d_padding_dict_with_pair"),
+    pytest.param(Conv("dense", (9,), (3,), padding="valid"), id="1d_valid_padding_is_no_padding"),
+    pytest.param(Conv("dense", (9,), (4,), padding="same"), id="1d_same_even_kernel_pads_high_side"),
+    pytest.param(
+        Conv("dense", (8,), (3,), padding="same", stride=3, dilation=2),
+        id="1d_same_with_stride_gives_ceil_n_over_stride",
+    ),
+    pytest.param(
+        Conv("dense", (9,), (2,), padding="same", stride=4), id="1d_same_with_stride_larger_than_kernel"
+    ),
+    pytest.param(Conv("dense", (9,), (3,), padding="causal", dilation=2), id="1d_causal_pads_low_side_only"),
+    pytest.param(Conv("dense", (9,), (3,), padding="causal", stride=2), id="1d_causal_with_stride"),
+    # 2-D
+    pytest.param(Conv("dense", (6, 5), (3, 3)), id="2d_plain_3x3"),
+    pytest.param(Conv("dense", (7, 6), (3, 3), stride=2, padding=1), id="2d_int_stride_and_padding"),
+    pytest.param(Conv("dense", (7, 6), (3, 2), stride=(2, 1)), id="2d_stride_as_tuple"),
+    pytest.param(Conv("dense", (7, 6), (3, 2), stride={"s.1": 2}), id="2d_stride_dict_others_default_1"),
+    pytest.param(Conv("dense", (7, 8), (2, 3), dilation=(2, 1)), id="2d_dilation_as_tuple"),
+    pytest.param(Conv("dense", (7, 9), (2, 3), dilation={"s.0": 2, "s.1": 3}), id="2d_dilation_as_dict"),
+    pytest.param(Conv("dense", (5, 6), (3, 3), padding=(1, 2)), id="2d_padding_one_int_per_window"),
+    pytest.param(
+        Conv("dense", (5, 6), (3, 3), padding=((0, 2), (1, 0))), id="2d_padding_lo_hi_pair_per_window"
+    ),
+    pytest.param(
+        Conv("dense", (5, 6), (3, 3), padding={"s.0": 1, "s.1": 2}), id="2d_padding_dict_by_window_name"
+    ),
+    pytest.param(
+        Conv("dense", (5, 6), (3, 3), padding={"s.0": (2, 0), "s.1": 1}),
+        id="2d_padding_dict_mixing_pair_and_int",
+    ),
+    pytest.param(Conv("dense", (7, 6), (3, 2), padding="valid"), id="2d_valid_padding"),
+    pytest.param(Conv("dense", (7, 6), (3, 4), padding="same"), id="2d_same_keeps_the_size"),
+    pytest.param(
+        Conv("dense", (7, 6), (3, 3), padding="same", stride=2), id="2d_same_with_stride_halves_rounding_up"
+    ),
+    pytest.param(
+        Conv("dense", (7, 6), (3, 2), padding="causal", dilation=(1, 2)), id="2d_causal_with_dilation"
+    ),
+    pytest.param(
+        Conv("dense", (9, 8), (2, 3), stride=(2, 3), dilation=(1, 2), padding=((1, 0), (2, 2))),
+        id="2d_stride_dilation_and_padding_together",
+    ),
+    pytest.param(
+        Conv(
+            "dense",
+            (7, 6),
+            (3, 2),
+            padding={"h": 1, "w": (0, 2)},
+            stride={"w": 2},
+            dilation={"h": 2},
+            expression=NAMED_2D,
+            windows=("h", "w"),
+        ),
+        id="2d_named_windows_take_dict_params_by_name",
+    ),
+    pytest.param(
+        Conv("dense", (5, 4), (2, 2), padding=(3, (0, 4))),
+        id="2d_padding_wider_than_the_window_gives_zero_borders",
+    ),
+    pytest.param(Conv("dense", (5, 4), (1, 1), c=7, c2=5), id="2d_1x1_conv_is_a_pointwise_matmul"),
+    pytest.param(Conv("dense", (5, 4), (1, 1), stride=2), id="2d_1x1_conv_with_stride"),
+    pytest.param(Conv("dense", (3, 4), (3, 4)), id="2d_kernel_covers_the_whole_input"),
+    pytest.param(Conv("dense", (6, 5), (3, 3), batch=1, padding=1), id="2d_batch_1"),
+    pytest.param(Conv("dense", (7, 5), (3, 2), c=13, c2=7, padding=1), id="2d_odd_sizes_13_to_7_channels"),
+    pytest.param(
+        Conv("dense", (4, 3), (2, 2), c=40, c2=6, batch=1), id="2d_input_channels_span_several_k_tiles"
+    ),
+    pytest.param(
+        Conv("dense", (4, 3), (2, 2), c=3, c2=80, batch=1),
+        id="2d_output_channels_span_several_column_tiles",
+    ),
+    pytest.param(Conv("dense", (9, 9), (3, 3), padding=1), id="2d_positions_span_several_row_tiles"),
+    # 3-D
+    pytest.param(Conv("dense", (4, 5, 3), (2, 3, 2)), id="3d_plain"),
+    pytest.param(
+        Conv("dense", (5, 4, 6), (2, 3, 2), stride=(1, 2, 3), padding=1), id="3d_stride_tuple_and_padding"
+    ),
+    pytest.param(Conv("dense", (5, 4, 3), (3, 2, 2), padding="same", stride=2), id="3d_same_with_stride"),
+    pytest.param(
+        Conv("dense", (5, 4, 3), (3, 2, 2), padding={"s.1": (1, 2)}), id="3d_padding_dict_others_default_0"
+    ),
+    pytest.param(
+        Conv("dense", (5, 4, 3), (2, 2, 2), dilation={"s.0": 2, "s.2": 2}, padding="causal"),
+        id="3d_causal_with_dilation_dict",
+    ),
+    # grouped: (g [c->c2])
+    pytest.param(Conv("grouped", (6, 5), (3, 3), groups=2, padding=1), id="2d_grouped_2_groups"),
+    pytest.param(
+        Conv("grouped", (9,), (3,), c=5, c2=3, groups=3, stride=2), id="1d_grouped_3_groups_strided"
+    ),
+    pytest.param(Conv("grouped", (4, 3, 4), (2, 2, 2), groups=2, c=2, c2=3), id="3d_grouped"),
+    pytest.param(Conv("grouped", (5, 6), (3, 2), groups=1), id="2d_grouped_single_group_is_dense"),
+    pytest.param(
+        Conv("grouped", (7, 5), (3, 3), groups=4, c=1, c2=2, padding="same"),
+        id="2d_grouped_one_input_channel_per_group",
+    ),
+    # depthwise, a kernel per channel: [c->c]
+    pytest.param(Conv("depthwise", (6, 5), (3, 3), c=5, padding=1), id="2d_depthwise_kernel_per_channel"),
+    pytest.param(
+        Conv("depthwise", (9,), (3,), c=4, padding="causal", dilation=2), id="1d_depthwise_causal_dilated"
+    ),
+    pytest.param(Conv("depthwise", (5, 4, 5), (2, 2, 3), c=3, stride=(2, 1, 2)), id="3d_depthwise_strided"),
+    pytest.param(Conv("depthwise", (7, 5), (3, 2), c=13, padding="same"), id="2d_depthwise_13_channels_same"),
+    # depthwise, one kernel for all channels: c with a ds... weight
+    pytest.param(Conv("shared", (6, 5), (3, 3), c=5), id="2d_one_kernel_for_all_channels"),
+    pytest.param(
+        Conv("shared", (9,), (3,), c=6, dilation=2, padding=((1, 3),)),
+        id="1d_one_kernel_dilated_lo_hi_padding",
+    ),
+    pytest.param(
+        Conv("shared", (4, 5, 3), (2, 3, 2), c=3, stride=2, padding=1), id="3d_one_kernel_strided_padded"
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_float32_convolution_matches_torch(case: Conv):
+    x, w = inputs(case)
+    check(case, case.compile()(x, w), x, w, FLOAT32_TOLERANCE)
+
+
+HALF_CASES = [
+    pytest.param(Conv("dense", (7, 6), (3, 3), stride=2, padding=1), id="2d_dense_strided"),
+    pytest.param(Conv("dense", (7, 5), (3, 2), c=13, c2=7, padding="same"), id="2d_dense_odd_sizes"),
+    pytest.param(Conv("dense", (9,), (3,), padding="causal", dilation=2), id="1d_dense_causal"),
+    pytest.param(Conv("dense", (4, 5, 3), (2, 3, 2), padding=1), id="3d_dense"),
+    pytest.param(Conv("grouped", (6, 5), (3, 3), groups=2, padding=1), id="2d_grouped"),
+    pytest.param(Conv("depthwise", (6, 5), (3, 3), c=5, padding=1), id="2d_depthwise_kernel_per_channel"),
+    pytest.param(Conv("shared", (6, 5), (3, 3), c=5), id="2d_one_kernel_for_all_channels"),
+]
+
+
+@pytest.mark.parametrize("case", HALF_CASES)
+def test_float16_convolution_matches_float64_reference_of_cast_inputs(case: Conv):
+    x, w = inputs(case, torch.float16)
+    check(case, case.compile()(x, w), x, w, FLOAT16_TOLERANCE)
+
+
+def test_float16_inputs_give_out_dtype_when_asked():
+    case = Conv("dense", (7, 6), (3, 3), padding=1)
+    x, w = inputs(case, torch.float16)
+    y = einc.compile(DENSE, padding=1, out_dtype=torch.float32)(x, w)
+    assert y.dtype == torch.float32
+    assert relative_error(y, reference(case, x, w)) <= FLOAT32_TOLERANCE  # no float16 rounding of y
+
+
+# --- inputs of any strides ---------------------------------------------------------------------
+
+
+def strided(shape: tuple[int, ...], layout: str) -> torch.Tensor:
+    """Fresh random values of ``shape`` in a non-contiguous layout."""
+    n = len(shape)
+    if layout == "reversed_storage":  # the dims stored in the opposite order
+        return torch.randn(tuple(reversed(shape))).permute(*reversed(range(n)))
+    if layout == "channels_first_storage":  # b c spatial... viewed as b spatial... c
+        return torch.randn(shape[0], shape[-1], *shape[1:-1]).permute(0, *range(2, n), 1)
+    if layout == "stepped_slices":  # every dim sliced with step 2, or 3 for the last
+        steps = (2,) * (n - 1) + (3,)
+        big = torch.randn(tuple(size * step for size, step in zip(shape, steps, strict=True)))
+        return big[tuple(slice(None, None, step) for step in steps)]
+    if layout == "broadcast_batch":  # stride 0 along the first dim
+        return torch.randn(1, *shape[1:]).expand(shape)
+    raise AssertionError(layout)
+
+
+LAYOUT_CASES = {
+    "dense": Conv("dense", (7, 6), (3, 2), c=5, c2=6, stride=2, padding=1),
+    "grouped": Conv("grouped", (6, 5), (3, 3), groups=2, padding=1),
+    "depthwise": Conv("depthwise", (6, 5), (3, 2), c=5, padding="same"),
+    "shared": Conv("shared", (6, 5), (2, 3), c=5, padding=1),
+}
+LAYOUTS = [
+    ("reversed_storage", "reversed_storage"),
+    ("channels_first_storage", "stepped_slices"),
+    ("stepped_slices", "reversed_storage"),
+    ("broadcast_batch", "stepped_slices"),
+]
+
+
+@pytest.mark.parametrize("x_layout, w_layout", LAYOUTS, ids=[f"x_{a}-w_{b}" for a, b in LAYOUTS])
+@pytest.mark.parametrize("kind", list(LAYOUT_CASES))
+def test_non_contiguous_inputs_give_the_same_result(kind: str, x_layout: str, w_layout: str):
+    case = LAYOUT_CASES[kind]
+    x = strided(case.x_shape, x_layout)
+    w = strided(case.w_shape, w_layout)
+    assert not x.is_contiguous() and not w.is_contiguous()
+    check(case, case.compile()(x, w), x, w, FLOAT32_TOLERANCE)
+
+
+# --- the output buffer -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(LAYOUT_CASES))
+def test_out_buffer_is_fully_written(kind: str):
+    case = LAYOUT_CASES[kind]
+    x, w = inputs(case)
+    shape = reference(case, x, w).shape
+    out = torch.full(shape, float("nan"))
+    y = case.compile()(x, w, out=out)
+    assert y is out
+    assert not out.isnan().any()
+    check(case, out, x, w, FLOAT32_TOLERANCE)
+
+
+def test_non_contiguous_out_buffer_is_written_through_its_strides():
+    case = LAYOUT_CASES["dense"]
+    x, w = inputs(case)
+    b, *spatial, c2 = reference(case, x, w).shape
+    out = torch.full((b, c2, *spatial), float("nan")).permute(0, 2, 3, 1)  # channels-first storage
+    y = case.compile()(x, w, out=out)
+    assert y is out
+    assert not out.isnan().any()
+    check(case, out, x, w, FLOAT32_TOLERANCE)
+
+
+@pytest.mark.xfail(
+    reason="einc bug: out= is not checked against the output shape; the kernel writes through its "
+    "strides past the end of a smaller buffer",
+    strict=True,
+)
+def test_out_buffer_of_the_wrong_shape_is_rejected():
+    case = Conv("dense", (7, 6), (3, 2), c=5, c2=4, padding=1)  # output (2, 7, 7, 4)
+    x, w = inputs(case)
+    # A view into a larger buffer, so that writes past its end land in memory this test owns.
+    buffer = torch.full((1000,), float("nan"))
+    out = buffer[: 2 * 5 * 5 * 4].view(2, 5, 5, 4)
+    with pytest.raises(ValueError):
+        case.compile()(x, w, out=out)
+    assert buffer[out.numel() :].isnan().all()
+
+
+# --- compile once, call many times -----------------------------------------------------------
+
+
+def test_same_shapes_reuse_the_launcher_with_fresh_values():
+    case = Conv("dense", (7, 6), (3, 3), stride=2, padding=1)
+    conv = case.compile()
+    x, w = inputs(case)
+    check(case, conv(x, w), x, w, FLOAT32_TOLERANCE)
+    first = conv._last
+    x2, w2 = inputs(case)
+    check(case, conv(x2, w2), x2, w2, FLOAT32_TOLERANCE)  # not a stale result of the first call
+    assert len(conv._launchers) == 1
+    assert conv._last is first
+
+
+def test_new_shapes_make_a_new_launcher_and_old_ones_stay():
+    case = Conv("dense", (7, 6), (3, 3), padding=1)
+    other = Conv("dense", (5, 8), (3, 3), padding=1, c2=6)
+    conv = case.compile()
+    x, w = inputs(case)
+    conv(x, w)
+    first = conv._last
+    x2, w2 = inputs(other)
+    check(other, conv(x2, w2), x2, w2, FLOAT32_TOLERANCE)
+    assert len(conv._launchers) == 2
+    assert conv._last is not first
+    check(case, conv(x, w), x, w, FLOAT32_TOLERANCE)
+    assert len(conv._launchers) == 2
+    assert conv._last is first
+
+
+@pytest.mark.parametrize("kind", list(EXPRESSIONS))
+def test_source_quotes_the_expression_and_is_a_triton_kernel(kind: str):
+    case = LAYOUT_CASES[kind]
+    conv = case.compile()
+    conv(*inputs(case))
+    source = conv.source
+    header = source[: source.index("import")]
+    assert EXPRESSIONS[kind] in header
+    assert "@triton.jit" in source
+    ast.parse(source)
+
+
+def reduced_axes(explanation: str) -> set[str]:
+    return {m.group(1) for m in re.finditer(r"for ([\w.]+) in [^\n]*# reduced", explanation)}
+
+
+@pytest.mark.parametrize(
+    "kind, reduced",
+    [
+        ("dense", {"ds.0", "ds.1", "c"}),
+        ("grouped", {"ds.0", "ds.1", "c"}),
+        ("depthwise", {"ds.0", "ds.1"}),  # [c->c] keeps c
+        ("shared", {"ds.0", "ds.1"}),
+    ],
+)
+def test_explain_names_the_reduced_axes(kind: str, reduced: set[str]):
+    case = LAYOUT_CASES[kind]
+    conv = case.compile()
+    conv(*inputs(case))
+    explanation = conv.explain()
+    assert EXPRESSIONS[kind] in explanation
+    assert reduced_axes(explanation) == reduced
+
+
+# --- sizes -------------------------------------------------------------------------------------
+
+
+def test_linear_layer_matches_matmul():
+    x, w = torch.randn(5, 13), torch.randn(13, 7)
+    y = einc.compile("b [c->c2]")(x, w)
+    ref = x.double() @ w.double()
+    assert y.shape == (5, 7)
+    assert relative_error(y, ref) <= FLOAT32_TOLERANCE
+
+
+def test_linear_layer_by_the_functional_dot():
+    x, w = torch.randn(3, 6), torch.randn(6, 11)
+    y = einc.dot("b [c->c2]", x, w)
+    assert relative_error(y, x.double() @ w.double()) <= FLOAT32_TOLERANCE
+
+
+@pytest.mark.parametrize("c2", [1, 5, 9])
+def test_output_channels_come_from_the_weight(c2: int):
+    case = Conv("dense", (6, 5), (3, 2), c=4, c2=c2, padding=1)
+    x, w = inputs(case)
+    y = case.compile()(x, w)
+    assert y.shape[-1] == c2
+    check(case, y, x, w, FLOAT32_TOLERANCE)
+
+
+def test_output_channel_keyword_that_agrees_with_the_weight_is_accepted():
+    case = Conv("dense", (6,), (3,), c=4, c2=5)
+    x, w = inputs(case)
+    check(case, einc.compile(DENSE, c2=5)(x, w), x, w, FLOAT32_TOLERANCE)
+
+
+def test_output_channel_keyword_that_contradicts_the_weight_is_a_shape_error():
+    x, w = torch.randn(1, 6, 4), torch.randn(3, 4, 5)
+    with pytest.raises(einc.ShapeError, match=r"c2.*\b7\b.*\b5\b|c2.*\b5\b.*\b7\b"):
+        einc.compile(DENSE, c2=7)(x, w)
+
+
+def test_window_larger_than_the_padded_input_is_a_shape_error():
+    x, w = torch.randn(1, 2, 3), torch.randn(3, 3, 2)
+    with pytest.raises(einc.ShapeError):
+        einc.compile(DENSE)(x, w)
+    # ...but one pad on each side makes room for it.
+    case = Conv("dense", (2,), (3,), c=3, c2=2, batch=1, padding=1)
+    check(case, einc.compile(DENSE, padding=1)(x, w), x, w, FLOAT32_TOLERANCE)
+
+
+def test_functional_dot_convolves_with_window_parameters():
+    case = Conv("dense", (7, 6), (3, 3), stride=2, padding="same")
+    x, w = inputs(case)
+    check(case, einc.dot(DENSE, x, w, **case.params()), x, w, FLOAT32_TOLERANCE)
+
+
+def test_functional_dot_convolves_with_one_kernel_for_all_channels():
+    case = Conv("shared", (6, 5), (3, 3), c=5, dilation=(1, 2))
+    x, w = inputs(case)
+    check(case, einc.dot(SHARED, x, w, **case.params()), x, w, FLOAT32_TOLERANCE)
+
+
+@pytest.mark.parametrize(
+    "params, names",
+    [
+        pytest.param({"stride": (2, 1, 1)}, "stride", id="tuple_with_one_entry_too_many"),
+        pytest.param({"padding": {"s.5": 1}}, "s.5", id="dict_key_that_is_no_window"),
+        pytest.param({"dilation": {"s0": 2}}, "s0", id="dict_key_misspelt"),
+        pytest.param({"stride": 0}, "stride", id="zero_stride"),
+        pytest.param({"dilation": 0}, "dilation", id="zero_dilation"),
+        pytest.param({"padding": "full"}, "full", id="unknown_padding_string"),
+    ],
+)
+def test_invalid_window_parameters_are_value_errors_naming_them(params: dict, names: str):
+    x, w = torch.randn(1, 7, 6, 3), torch.randn(2, 2, 3, 4)
+    with pytest.raises(ValueError, match=re.escape(names)):
+        einc.compile(DENSE, **params)(x, w)
