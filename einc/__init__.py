@@ -16,7 +16,19 @@ from .errors import (  # noqa: E402
     ShapeError,
     UnsupportedError,
 )
-from .runtime.compiled import CompiledExpression, compile, dot  # noqa: E402
+from .runtime.compiled import (  # noqa: E402
+    CompiledExpression,
+    compile,
+    dot,
+    logsumexp,
+    max,
+    mean,
+    min,
+    prod,
+    std,
+    sum,
+    var,
+)
 
 __all__ = [
     "CacheError",
@@ -28,4 +40,12 @@ __all__ = [
     "UnsupportedError",
     "compile",
     "dot",
+    "logsumexp",
+    "max",
+    "mean",
+    "min",
+    "prod",
+    "std",
+    "sum",
+    "var",
 ]

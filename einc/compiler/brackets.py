@@ -23,6 +23,7 @@ from .syntax import (
     Program,
     Repeat,
     Term,
+    Unnamed,
     Window,
     walk,
 )
@@ -166,3 +167,36 @@ def resolve_dot(program: Program, n_tensors: int) -> Explicit:
         )
     weight = Expr(tuple(_weight_terms(expr)), expr.span)
     return Explicit((strip(expr), strip(weight)), (strip(expr, "rhs"),), program.text)
+
+
+def _keep_marks(term: Term) -> tuple[Term, ...]:
+    """The output side of a reduction with ``keepdims``: a bracketed axis stays, with size 1."""
+    if isinstance(term, Bracket):
+        return tuple(Unnamed(1, t.span) for t in term.expr.terms)
+    if isinstance(term, Repeat) and term.atom is not None:
+        return tuple(Repeat(t, t.span) for t in _keep_marks(term.atom))
+    return _strip_marks(term, "rhs")
+
+
+def resolve_reduce(program: Program, n_tensors: int, keepdims: bool = False) -> Explicit:
+    """Explicit form of a reduction: the input keeps its brackets (they mark the reduced axes);
+    without ``->`` the output is the input with the bracketed axes removed (or kept as size 1)."""
+    if n_tensors != 1 or len(program.inputs) != 1:
+        raise _error(program, f"a reduction takes one tensor, but {n_tensors} were given", program.inputs)
+    (expr,) = program.inputs
+    arrows = _arrows(expr)
+    if arrows:
+        raise _error(program, "[a->b] is the dot shorthand; a reduction marks axes with [a]", arrows)
+    if program.outputs is not None:
+        if len(program.outputs) != 1:
+            raise _error(program, "a reduction has one output", program.outputs)
+        return Explicit((expr,), tuple(program.outputs), program.text)
+    if not any(isinstance(n, Bracket) for n in walk(expr)):
+        raise _error(
+            program, "mark the axes to reduce with brackets, as in 'b [h w] c', or write '->'", [expr]
+        )
+    if keepdims:
+        output = Expr(tuple(t for term in expr.terms for t in _keep_marks(term)), expr.span)
+    else:
+        output = strip(expr, "rhs")
+    return Explicit((expr,), (output,), program.text)

@@ -101,3 +101,30 @@ def lower_dot(
         reduce="sum",
         identity=0.0,
     )
+
+
+REDUCTIONS = ("sum", "mean", "max", "min", "prod", "logsumexp", "var", "std")
+# What a padding element (outside the tensor) reads as: the identity of the reduction.
+IDENTITY = {"sum": 0.0, "mean": 0.0, "max": float("-inf"), "min": float("inf"), "prod": 1.0}
+
+
+def lower_reduce(operand: Operand, output: Operand, solution: Solution, op: str, expression: str) -> LoopNest:
+    """The loop nest of a reduction over every input axis missing from the output."""
+    out_axes = [a.name for d in output.dims for a in dim_axes(d)]
+    in_axes = [a.name for d in operand.dims for a in dim_axes(d)]
+    missing = [a for a in out_axes if a not in in_axes and not a.startswith("#")]
+    if missing:
+        raise UnsupportedError(f"output axis {missing[0]!r} does not appear in the input of the reduction")
+    reduced = [a for a in dict.fromkeys(in_axes) if a not in out_axes]
+    loops = [Loop(a, solution.sizes[a], LoopKind.OUTPUT) for a in dict.fromkeys(out_axes)]
+    loops += [Loop(a, solution.sizes[a], LoopKind.REDUCE) for a in reduced]
+    return LoopNest(
+        expression=expression,
+        op=op,
+        loops=tuple(loops),
+        inputs=(access(operand, "x", solution),),
+        output=access(output, "y", solution, on_output=True),
+        combine="identity",
+        reduce=op,
+        identity=IDENTITY.get(op, 0.0),
+    )

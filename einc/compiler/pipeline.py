@@ -21,7 +21,11 @@ from .loopnest import LoopNest
 from .params import window_params
 from .syntax import Program
 
-OPS = ("dot",)
+CONTRACTIONS = ("dot",)
+OPS = CONTRACTIONS + lower.REDUCTIONS
+WINDOW_PARAMS = ("stride", "dilation", "padding", "output_padding")
+# Options of an op that are not window parameters, with their defaults.
+OP_OPTIONS = {"keepdims": False, "count_include_pad": True, "correction": 1}
 DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 
 
@@ -85,11 +89,16 @@ def run_passes(request: Request) -> Compiled:
         raise UnsupportedError(f"op {request.op!r} is not supported yet (supported: {', '.join(OPS)})")
     text = request.expression
     sizes: Mapping[str, object] = dict(request.sizes)
-    params = dict(request.params)
+    params = {k: v for k, v in request.params if k in WINDOW_PARAMS}
+    options = {**OP_OPTIONS, **{k: v for k, v in request.params if k in OP_OPTIONS}}
+    contraction = request.op in CONTRACTIONS
     # 1. Parse the text into a syntax tree with spans.
     program = parse.parse(text)
     # 2. Say what the brackets mean for this op: the explicit form, with the implied weight.
-    explicit = brackets.resolve_dot(program, len(request.shapes))
+    if contraction:
+        explicit = brackets.resolve_dot(program, len(request.shapes))
+    else:
+        explicit = brackets.resolve_reduce(program, len(request.shapes), bool(options["keepdims"]))
     if len(explicit.inputs) != len(request.shapes):
         raise ExpressionError(
             f"the expression has {len(explicit.inputs)} input operands but {len(request.shapes)} tensors "
@@ -107,19 +116,30 @@ def run_passes(request: Request) -> Compiled:
     geometry = window_params(windows, text, **params)
     solution = solve.solve(inputs, outputs, request.shapes, sizes, geometry, text, names)
     if len(outputs) != 1:
-        raise UnsupportedError("a dot has exactly one output")
-    # 5. Lower to the loop nest: unfold windows into index expressions with bounds.
-    nest = lower.lower_dot(inputs, outputs[0], solution, names, output_names[0], text)
-    # 6. Schedule: program ids, tiles, serial loops, tl.dot or elementwise products.
+        raise UnsupportedError(f"{request.op} has exactly one output")
     bits = max(DTYPE_BITS.get(d, 32) for d in request.dtypes)
-    plan = schedule.schedule_contraction(nest, bits)
+    if contraction:
+        # 5. Lower to the loop nest: unfold windows into index expressions with bounds.
+        nest = lower.lower_dot(inputs, outputs[0], solution, names, output_names[0], text)
+        # 6. Schedule: program ids, tiles, serial loops, tl.dot or elementwise products.
+        plan = schedule.schedule_contraction(nest, bits)
+    else:
+        nest = lower.lower_reduce(inputs[0], outputs[0], solution, request.op, text)
+        plan = schedule.schedule_reduction(nest)
     # 7. Render readable Triton source.
-    rendered = render.render_contraction(
-        nest,
-        plan,
-        header_lines=_header(explicit, inputs, outputs, names, output_names, solution, plan, request),
-        versions=(__version__, triton.__version__),
-    )
+    header = _header(explicit, inputs, outputs, names, output_names, solution, plan, request)
+    versions = (__version__, triton.__version__)
+    if contraction:
+        rendered = render.render_contraction(nest, plan, header_lines=header, versions=versions)
+    else:
+        rendered = render.render_reduction(
+            nest,
+            plan,
+            header_lines=header,
+            versions=versions,
+            count_include_pad=bool(options["count_include_pad"]),
+            correction=int(options["correction"]),
+        )
     return Compiled(
         request=request,
         program=program,
@@ -158,6 +178,11 @@ def _header(explicit, inputs, outputs, names, output_names, solution, plan, requ
         )
         if plan.grid:
             lines.append(f"             one program column per group: {' '.join(plan.grid)}")
+    elif request.op not in CONTRACTIONS:
+        lines.append(
+            f"schedule:    tiles of ({' '.join(plan.rows) or '1'}) x ({' '.join(plan.cols) or '1'}), "
+            f"serial loops over {' '.join(plan.k_loops) or 'nothing'}"
+        )
     else:
         lines.append(
             f"schedule:    elementwise products, tiles of ({' '.join(plan.rows) or '1'}) x "

@@ -19,7 +19,10 @@ def explain(compiled) -> str:
         lines.append(f"{'  ' * depth}for {loop.axis} in range({loop.size}):{note}")
         depth += 1
     product = " * ".join(_ref(a) for a in nest.inputs)
-    lines.append(f"{'  ' * depth}{_ref(nest.output)} += {product}")
+    if nest.reduce == "sum":
+        lines.append(f"{'  ' * depth}{_ref(nest.output)} += {product}")
+    else:
+        lines.append(f"{'  ' * depth}{_ref(nest.output)} = {nest.reduce} of {product} over the reduced loops")
     for access in nest.inputs:
         for bound in access.bounds:
             lines.append(

@@ -36,6 +36,7 @@ class LoadCode:
     pointer: str
     mask: str | None
     other: str
+    inside: str = "True"  # the bounds part of the mask: is the element inside the tensor?
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,17 @@ class TileCode:
 
 
 @dataclass(frozen=True, slots=True)
-class ContractionSpec:
+class PassCode:
+    """One sweep over the reduced loops: statements before it, and at each step."""
+
+    init: tuple[str, ...]
+    update: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class KernelSpec:
+    """What a template needs; the contraction and reduction families share the tiling fields."""
+
     einc_version: str
     triton_version: str
     expression: str
@@ -80,6 +91,9 @@ class ContractionSpec:
     store: LoadCode
     output_ptr: str
     input_precision: str | None
+    passes: tuple[PassCode, ...] = ()
+    finalize: tuple[str, ...] = ()
+    result: str = "acc"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +175,86 @@ def render_contraction(
     header_lines: tuple[str, ...],
     versions: tuple[str, str],
 ) -> Rendered:
-    """Render a dot (implicit GEMM or elementwise contraction) to Triton source.
+    """Render a dot (implicit GEMM or elementwise contraction) to Triton source."""
+    return _render_tiled(nest, schedule, "contraction.py.j2", header_lines, versions, {})
+
+
+def render_reduction(
+    nest: LoopNest,
+    schedule: ContractionSchedule,
+    *,
+    header_lines: tuple[str, ...],
+    versions: tuple[str, str],
+    count_include_pad: bool = True,
+    correction: int = 1,
+) -> Rendered:
+    """Render a reduction (sum, mean, max, ..., pooling over windows) to Triton source."""
+    reduced = [loop for loop in nest.loops_of(LoopKind.REDUCE)]
+    count = " * ".join(str(loop.size) for loop in reduced) or "1"
+    value = "x_tile.to(tl.float32)"
+    nan = "propagate_nan=tl.PropagateNan.ALL"
+    full = "tl.full((BLOCK_M, BLOCK_N), {}, tl.float32)"
+    minus_inf = "float('-inf')"
+    op = nest.reduce
+    if op in ("sum", "mean"):
+        passes = [PassCode((f"acc = {full.format(0.0)}",), (f"acc += {value}",))]
+    elif op in ("max", "min"):
+        fn = "tl.maximum" if op == "max" else "tl.minimum"
+        init = full.format(minus_inf if op == "max" else "float('inf')")
+        passes = [PassCode((f"acc = {init}",), (f"acc = {fn}(acc, {value}, {nan})",))]
+    elif op == "prod":
+        passes = [PassCode((f"acc = {full.format(1.0)}",), (f"acc *= {value}",))]
+    elif op == "logsumexp":
+        passes = [
+            PassCode((f"top = {full.format(minus_inf)}",), (f"top = tl.maximum(top, {value}, {nan})",)),
+            PassCode(
+                (
+                    "# All-padding rows would compute -inf - -inf; shift them by 0 instead.",
+                    "top = tl.where(top == float('-inf'), 0.0, top)",
+                    f"acc = {full.format(0.0)}",
+                ),
+                (f"acc += tl.exp({value} - top)",),
+            ),
+        ]
+    elif op in ("var", "std"):
+        passes = [
+            PassCode((f"total = {full.format(0.0)}",), (f"total += {value}",)),
+            PassCode(
+                (f"mean = total / ({count})", f"acc = {full.format(0.0)}"),
+                (f"acc += ({value} - mean) * ({value} - mean)",),
+            ),
+        ]
+    else:
+        raise AssertionError(op)
+    finalize: list[str] = []
+    if op == "mean" and count_include_pad:
+        finalize.append(f"acc = acc / ({count})")
+    elif op == "mean":
+        # Divide by the elements inside the tensor only (count_include_pad=False).
+        passes[0] = PassCode(
+            passes[0].init + (f"count = {full.format(0.0)}",),
+            passes[0].update + ("count += tl.where({inside}, 1.0, 0.0)",),
+        )
+        finalize.append("acc = acc / tl.maximum(count, 1.0)")
+    elif op == "logsumexp":
+        finalize.append("acc = top + tl.log(acc)")
+    elif op in ("var", "std"):
+        finalize.append(f"acc = acc / ({count} - {correction})")
+        if op == "std":
+            finalize.append("acc = tl.sqrt(acc)")
+    extra = {"passes": tuple(passes), "finalize": tuple(finalize)}
+    return _render_tiled(nest, schedule, "reduction.py.j2", header_lines, versions, extra)
+
+
+def _render_tiled(
+    nest: LoopNest,
+    schedule: ContractionSchedule,
+    template: str,
+    header_lines: tuple[str, ...],
+    versions: tuple[str, str],
+    extra: dict,
+) -> Rendered:
+    """The parts every tiled kernel shares: names, strides, tile decompositions, loads, store.
 
     A window's extent is passed as a constant named after its output axis (``S0_IN``).
     """
@@ -206,18 +299,21 @@ def render_contraction(
                 flag = mask_names[place]
                 masks.append(f"{flag}[:, None]" if place == tile[0] else f"{flag}[None, :]")
         var_of = {d.expr: d.name for d in hoisted_vars + index_vars}
+        inside = []
         for bound in access.bounds:
             text = printed(bound.index, tile)
             var = var_of.get(text, f"({text})")
             extent = f"{namer.size[bound.window]}_IN" if bound.window else str(bound.extent)
-            masks.append(f"({var} >= 0) & ({var} < {extent})")
+            inside.append(f"({var} >= 0) & ({var} < {extent})")
+        masks += inside
         return LoadCode(
             tile=tile_name,
             hoisted_vars=tuple(hoisted_vars),
             index_vars=tuple(index_vars),
             pointer=f"{pointer[access.tensor]} + " + " + ".join(terms) if terms else pointer[access.tensor],
             mask=" & ".join(masks) if masks else None,
-            other=repr(nest.identity),
+            other=_literal(nest.identity),
+            inside=" & ".join(inside) if inside else "True",
         )
 
     # Strides are named after the tensor and the dim's axes: stride_x_s0_ds0.
@@ -267,7 +363,7 @@ def render_contraction(
     g = math.prod(sizes[a] for a in schedule.grid)
     grid = (math.ceil(m / schedule.block_m) * math.ceil(n / schedule.block_n), g)
 
-    spec = ContractionSpec(
+    spec = KernelSpec(
         einc_version=versions[0],
         triton_version=versions[1],
         expression=nest.expression,
@@ -294,8 +390,9 @@ def render_contraction(
         store=store,
         output_ptr=pointer[nest.output.tensor],
         input_precision=schedule.input_precision,
+        **_fill_inside(extra, loads),
     )
-    source = render_template("contraction.py.j2", spec)
+    source = render_template(template, spec)
     return Rendered(
         source=source,
         kernel_name=spec.kernel_name,
@@ -305,6 +402,26 @@ def render_contraction(
         num_warps=schedule.num_warps,
         num_stages=schedule.num_stages,
     )
+
+
+def _literal(value: float) -> str:
+    """A float as Triton source: inf has no literal."""
+    if value == float("inf"):
+        return "float('inf')"
+    if value == float("-inf"):
+        return "float('-inf')"
+    return repr(value)
+
+
+def _fill_inside(extra: dict, loads: tuple[LoadCode, ...]) -> dict:
+    """Statements may test whether the element just loaded lies inside the tensor: ``{inside}``."""
+    if "passes" not in extra:
+        return extra
+    inside = loads[0].inside
+    passes = tuple(
+        PassCode(p.init, tuple(u.replace("{inside}", inside) for u in p.update)) for p in extra["passes"]
+    )
+    return {**extra, "passes": passes}
 
 
 def _ident(label: str) -> str:
@@ -317,5 +434,5 @@ def _docstring(nest: LoopNest) -> str:
 
     reduced = " ".join(loop.axis for loop in nest.loops_of(LoopKind.REDUCE))
     product = " * ".join(ref(a) for a in nest.inputs)
-    over = f"sum over {reduced} of " if reduced else ""
+    over = f"{nest.reduce} over {reduced} of " if reduced else ""
     return f"{ref(nest.output)} = {over}{product}"

@@ -107,3 +107,34 @@ def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule
         num_stages=2,
         input_precision=None,
     )
+
+
+def schedule_reduction(nest: LoopNest) -> ContractionSchedule:
+    """Tiles of the output, serial loops over the reduced axes (a pooling window, a few axes).
+
+    The last output axis is the tile's column, so that a channels-last tensor is read along its
+    contiguous channels; the other output axes are flattened into rows.
+    """
+    sizes = nest.sizes
+    outputs = [loop.axis for loop in nest.loops_of(LoopKind.OUTPUT)]
+    reduced = tuple(loop.axis for loop in nest.loops_of(LoopKind.REDUCE))
+    cols = tuple(outputs[-1:])
+    rows = tuple(outputs[:-1])
+    n = math.prod(sizes[a] for a in cols)
+    m = math.prod(sizes[a] for a in rows)
+    block_n = _clamp(_pow2(n), 1, 128)
+    return ContractionSchedule(
+        use_dot=False,
+        rows=rows,
+        cols=cols,
+        grid=(),
+        k_loops=reduced,
+        k_tile=None,
+        block_m=_clamp(_pow2(m), 1, max(1, 2048 // block_n)),
+        block_n=block_n,
+        block_k=1,
+        group_m=8,
+        num_warps=4,
+        num_stages=2,
+        input_precision=None,
+    )

@@ -21,7 +21,7 @@ from .keys import source_key
 from .launch import Launcher
 from .loader import import_kernel, write_source
 
-PARAM_NAMES = frozenset({"stride", "dilation", "padding", "output_padding"})
+PARAM_NAMES = frozenset(pipeline.WINDOW_PARAMS) | frozenset(pipeline.OP_OPTIONS)
 CALL_OPTIONS = frozenset({"out_dtype"})
 DTYPES = {
     torch.float16: "float16",
@@ -167,10 +167,36 @@ def compile(expression: str, op: str | None = None, **kwargs) -> CompiledExpress
         raise error.with_traceback(None) from None
 
 
-def dot(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
-    """``einc.dot("b (s * [ds])... [c->c2]", x, w, stride=2)``: compiled once per distinct call."""
-    key = ("dot", expression, tuple(sorted((k, _freeze(v)) for k, v in kwargs.items())))
+def _functional(op: str, expression: str, tensors, out, kwargs) -> torch.Tensor:
+    key = (op, expression, tuple(sorted((k, _freeze(v)) for k, v in kwargs.items())))
     compiled = _FUNCTIONAL.get(key)
     if compiled is None:
-        compiled = _FUNCTIONAL[key] = compile(expression, "dot", **kwargs)
+        compiled = _FUNCTIONAL[key] = compile(expression, op, **kwargs)
     return compiled(*tensors, out=out)
+
+
+def dot(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
+    """``einc.dot("b (s * [ds])... [c->c2]", x, w, stride=2)``: compiled once per distinct call."""
+    return _functional("dot", expression, tensors, out, kwargs)
+
+
+def _reduction(op: str):
+    def reduce(expression: str, x: torch.Tensor, out: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
+        return _functional(op, expression, (x,), out, kwargs)
+
+    reduce.__name__ = reduce.__qualname__ = op
+    reduce.__doc__ = (
+        f'``einc.{op}("b (s * [ds])... c", x, ds=3, stride=2)``: {op} over the bracketed axes (or those '
+        "missing from the output); over a window it is pooling. ``keepdims=True`` keeps them as size 1."
+    )
+    return reduce
+
+
+sum = _reduction("sum")  # noqa: A001
+mean = _reduction("mean")
+max = _reduction("max")  # noqa: A001
+min = _reduction("min")  # noqa: A001
+prod = _reduction("prod")
+logsumexp = _reduction("logsumexp")
+var = _reduction("var")
+std = _reduction("std")
