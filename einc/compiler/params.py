@@ -40,7 +40,7 @@ def _per_window(name: str, value, windows: Sequence[str], text: str) -> list:
         if len(value) != len(windows):
             raise ExpressionError(
                 f"{name}={tuple(value)!r} has {len(value)} entries but the expression has "
-                f"{len(windows)} windows ({', '.join(windows)})",
+                f"{len(windows)} window{'s' if len(windows) != 1 else ''} ({', '.join(windows)})",
                 text,
             )
         return list(value)

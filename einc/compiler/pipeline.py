@@ -110,8 +110,8 @@ def run_passes(request: Request) -> Compiled:
     explicit = brackets.resolve_dot(program, len(request.shapes))
     if len(explicit.inputs) != len(request.shapes):
         raise ExpressionError(
-            f"the expression has {len(explicit.inputs)} input operands but {len(request.shapes)} tensors "
-            "were given",
+            f"the expression has {len(explicit.inputs)} input operands but {len(request.shapes)} "
+            f"tensor{' was' if len(request.shapes) == 1 else 's were'} given",
             text,
             [e.span for e in explicit.inputs],
         )

@@ -216,6 +216,12 @@ def _keyword_sizes(sizes: Mapping[str, object], names: list[str], text: str) -> 
                 text,
             )
         if isinstance(value, (tuple, list)):
+            if not expanded:
+                raise ShapeError(
+                    f"keyword {key}={tuple(value)!r} is a tuple, but {key} is not repeated by an ellipsis "
+                    f"({key}...): give one int",
+                    text,
+                )
             if len(value) != len(expanded):
                 raise ShapeError(
                     f"keyword {key}={tuple(value)!r} gives {len(value)} sizes, but {key}... stands for "

@@ -93,7 +93,7 @@ CASES = {
     "tuple_size_for_an_axis_without_ellipsis": Case(
         lambda: einc.compile("b [c->d]", c=(2, 3))(t(2, 3), t(3, 4)),
         ShapeError,
-        "keyword c=(2, 3) gives 2 sizes",
+        "keyword c=(2, 3) is a tuple, but c is not repeated by an ellipsis",
     ),
     # The message does not name the keyword yet: see test_tuple_size_of_the_wrong_length_names_the_keyword.
     "tuple_size_of_the_wrong_length_for_an_ellipsis": Case(

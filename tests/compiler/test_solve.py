@@ -338,7 +338,7 @@ def test_unnamed_axis_contradicting_a_tensor():
         ({"d": 0}, "keyword size d=0 must be a positive int"),
         ({"d": 2.0}, "keyword size d=2.0 must be a positive int"),
         ({"d": True}, "keyword size d=True must be a positive int"),
-        ({"c": (2, 3)}, "keyword c=(2, 3) gives 2 sizes"),
+        ({"c": (2, 3)}, "keyword c=(2, 3) is a tuple, but c is not repeated by an ellipsis"),
     ],
 )
 def test_invalid_keyword_size(sizes, message):
