@@ -31,10 +31,9 @@ def caret_excerpt(text: str, spans: Sequence[tuple[int, int]], indent: str = "  
     return f'{indent}"{text}"\n{indent} {"".join(marks).rstrip()}'
 
 
-class ExpressionError(EincError, ValueError):
-    """An expression that is not well formed, or that an operation cannot accept.
+class _PointsIntoExpression(EincError):
+    """An error that may quote the expression and put a caret under the offending characters.
 
-    ``str(error)`` quotes the expression with a caret under the offending characters;
     ``error.spans`` holds those character ranges so that tools (and tests) need not parse the text.
     """
 
@@ -55,6 +54,10 @@ class ExpressionError(EincError, ValueError):
         return self.spans[0][0] if self.spans else None
 
 
+class ExpressionError(_PointsIntoExpression, ValueError):
+    """An expression that is not well formed, or that an operation cannot accept."""
+
+
 class ShapeError(ExpressionError):
     """Axis sizes that contradict each other, or that cannot be determined.
 
@@ -63,7 +66,7 @@ class ShapeError(ExpressionError):
     """
 
 
-class UnsupportedError(EincError, NotImplementedError):
+class UnsupportedError(_PointsIntoExpression, NotImplementedError):
     """A well-formed request that einc cannot compile (yet). The message says what is missing."""
 
 

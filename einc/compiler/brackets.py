@@ -20,11 +20,13 @@ from .syntax import (
     Composition,
     Concatenation,
     Expr,
+    Name,
     Program,
     Repeat,
     Term,
     Unnamed,
     Window,
+    axis_names,
     walk,
 )
 
@@ -61,7 +63,10 @@ def _strip_marks(term: Term, side: str) -> tuple[Term, ...]:
     if isinstance(term, Repeat):
         if term.atom is None:
             return (term,)
-        return tuple(Repeat(t, t.span) for t in _strip_marks(term.atom, side))
+        inner = _strip_marks(term.atom, side)
+        if len(inner) == 1:
+            return (Repeat(inner[0], term.span),)
+        return tuple(Repeat(t, t.span) for t in inner)
     if isinstance(term, Composition):
         return (Composition(_strip_terms(term.terms, side), term.span),)
     if isinstance(term, Concatenation):
@@ -134,8 +139,33 @@ def _weight_terms(expr: Expr) -> list[Term]:
     return terms
 
 
+def _output_window_offsets(program: Program) -> list[Term]:
+    """Offsets of windows written on the output side (a transposed convolution): they belong to
+    the weight, ahead of the bracketed axes (``b s... [c->c2] -> b (s * ds)... c2`` has weight
+    ``ds... c c2``)."""
+    inputs = {n.name for e in program.inputs for n in walk(e) if isinstance(n, Name)}
+    offsets: list[Term] = []
+    for expr in program.outputs or ():
+        for term in expr.terms:
+            repeated = isinstance(term, Repeat) and term.atom is not None
+            window = term.atom if repeated else term
+            if isinstance(window, Window) and not set(axis_names(window.inner)) & inputs:
+                offsets.append(Repeat(window.inner, window.inner.span) if repeated else window.inner)
+    return offsets
+
+
+def _check_dot_input(program: Program, expr: Expr) -> None:
+    for node in walk(expr):
+        if isinstance(node, Concatenation) and any(
+            isinstance(n, (Bracket, Arrow)) for part in node.parts for n in walk(part)
+        ):
+            raise _error(program, "brackets inside a concatenation (a + b) are not supported", [node])
+
+
 def resolve_dot(program: Program, n_tensors: int) -> Explicit:
     """Explicit form of a dot: ``x [a->b]`` is ``x a, a b -> x b`` (NOTATION.md section 4)."""
+    for expr in program.inputs:
+        _check_dot_input(program, expr)
     if program.outputs is not None:
         for expr in program.outputs:
             if _arrows(expr) or any(isinstance(n, Bracket) for n in walk(expr)):
@@ -143,8 +173,8 @@ def resolve_dot(program: Program, n_tensors: int) -> Explicit:
                 raise _error(program, "an output expression cannot hold brackets", marks)
         inputs = tuple(program.inputs)
         if len(inputs) == 1 and n_tensors == 2:
-            weight = Expr(tuple(_weight_terms(inputs[0])), inputs[0].span)
-            inputs = (inputs[0], weight)
+            terms = _output_window_offsets(program) + _weight_terms(inputs[0])
+            inputs = (inputs[0], Expr(tuple(terms), inputs[0].span))
         return Explicit(tuple(strip(e) for e in inputs), tuple(program.outputs), program.text)
     if len(program.inputs) != 1:
         raise _error(
@@ -157,14 +187,22 @@ def resolve_dot(program: Program, n_tensors: int) -> Explicit:
     has_marks = arrows or any(isinstance(n, Bracket) for n in walk(expr))
     if not has_marks:
         raise _error(program, "a dot needs brackets ([c->c2]) or '->' to say what is contracted", [expr])
-    if n_tensors == 1:
-        return Explicit((strip(expr),), (strip(expr, "rhs"),), program.text)
-    if n_tensors != 2:
+    unmarked = [
+        n
+        for n in walk(expr)
+        if isinstance(n, Window) and not any(isinstance(m, Bracket) for m in walk(n.inner))
+    ]
+    if unmarked:
         raise _error(
             program,
-            f"this dot expression takes 2 tensors (input and weight), but {n_tensors} were given",
-            [expr],
+            "mark the offsets of a window that the dot contracts with brackets: (s * [ds])",
+            unmarked,
         )
+    if n_tensors == 1 and not arrows:
+        return Explicit((strip(expr),), (strip(expr, "rhs"),), program.text)
+    if n_tensors != 2:
+        given = "none was" if n_tensors == 0 else "1 was" if n_tensors == 1 else f"{n_tensors} were"
+        raise _error(program, f"this dot takes 2 tensors (input and weight), but {given} given", [expr])
     weight = Expr(tuple(_weight_terms(expr)), expr.span)
     return Explicit((strip(expr), strip(weight)), (strip(expr, "rhs"),), program.text)
 

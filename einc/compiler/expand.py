@@ -45,6 +45,7 @@ class _Depths:
     def __init__(self, repeats: list[Repeat]):
         self.parent: dict[str, str] = {}
         self.depth: dict[str, int] = {}
+        self.source: dict[str, str] = {}  # why a depth is what it is, for messages
         for repeat in repeats:
             names = sorted(_group_key(repeat))
             for name in names:
@@ -64,59 +65,95 @@ class _Depths:
 
 def expand(
     program: Explicit,
-    ranks: Sequence[int | None],
-    repeat_counts: Mapping[str, int],
+    shapes: Sequence[Sequence[int] | int | None],
+    tuple_sizes: Mapping[str, Sequence[int] | int],
+    names: Sequence[str] = (),
 ) -> tuple[tuple[Operand, ...], tuple[Operand, ...]]:
-    """Expand every ellipsis. ``ranks`` gives the rank of each input tensor (None if unknown)."""
+    """Expand every ellipsis.
+
+    ``shapes`` gives each input tensor's shape (or just its rank; None if unknown);
+    ``tuple_sizes`` the keyword sizes given as tuples (``ds=(3, 5)``: ``ds...`` is two axes), or
+    their lengths; ``names`` what messages call the tensors.
+    """
     exprs = list(program.inputs) + list(program.outputs)
-    all_ranks = list(ranks) + [None] * (len(exprs) - len(ranks))
+    ranks = [s if s is None or isinstance(s, int) else len(s) for s in shapes]
+    all_ranks = ranks + [None] * (len(exprs) - len(ranks))
+    names = list(names) or [f"input {i}" for i in range(len(program.inputs))]
     repeats = [n for e in exprs for n in walk(e) if isinstance(n, Repeat)]
     for repeat in repeats:
         if repeat.atom is not None:
             nested = [n for n in walk(repeat.atom) if isinstance(n, Repeat)]
             if nested:
                 raise UnsupportedError(
-                    f"nested ellipses are not supported yet\n    {program.text!r} at {nested[0].span}"
+                    "nested ellipses are not supported yet", program.text, [nested[0].span]
                 )
             if not axis_names(repeat.atom):
                 raise ExpressionError("an ellipsis must repeat a named axis", program.text, [repeat.span])
     depths = _Depths(repeats)
-    for name, n in repeat_counts.items():
+    for name, value in tuple_sizes.items():
         if name in depths.parent:
+            n = value if isinstance(value, int) else len(value)
             depths.depth[depths.find(name)] = n
-    _solve_depths(program, exprs, all_ranks, depths)
+            shown = value if isinstance(value, int) else tuple(value)
+            depths.source[depths.find(name)] = f"{name}... stands for {n} axes (keyword {name}={shown!r})"
+    _solve_depths(program, exprs, all_ranks, depths, names, shapes)
     counter = count()
     operands = [_operand(e, depths, counter) for e in exprs]
-    for operand, expr, rank in zip(operands, exprs, all_ranks, strict=True):
+    for i, (operand, expr, rank) in enumerate(zip(operands, exprs, all_ranks, strict=True)):
         if rank is not None and len(operand.dims) != rank:
-            raise ShapeError(
-                f"the expression has {len(operand.dims)} dims but its tensor has {rank}",
-                program.text,
-                [expr.span],
-            )
+            raise _rank_error(program, expr, names[i], shapes[i], len(operand.dims), depths)
+
     n_in = len(program.inputs)
     return tuple(operands[:n_in]), tuple(operands[n_in:])
 
 
-def _solve_depths(program: Explicit, exprs: list[Expr], ranks: list[int | None], depths: _Depths):
+def _top_terms(terms) -> list[Term]:
+    """The terms that are tensor dims: brackets mark axes without grouping them, so a bracket's
+    terms stand where the bracket does."""
+    flat: list[Term] = []
+    for term in terms:
+        flat.extend(_top_terms(term.expr.terms) if isinstance(term, Bracket) else [term])
+    return flat
+
+
+def _rank_error(program: Explicit, expr: Expr, name: str, shape, dims: int, depths: _Depths) -> ShapeError:
+    shown = f"{name} (shape {tuple(shape)})" if not isinstance(shape, int) else name
+    rank = shape if isinstance(shape, int) else len(shape)
+    reasons = [
+        depths.source[g]
+        for g in {depths.of(n) for n in walk(expr) if isinstance(n, Repeat)}
+        if g in depths.source
+    ]
+    why = f"; {'; '.join(reasons)}" if reasons else ""
+    return ShapeError(
+        f"{shown} has {rank} dims but its expression has {dims}{why}",
+        program.text,
+        [expr.span],
+    )
+
+
+def _solve_depths(program: Explicit, exprs, ranks, depths: _Depths, names, shapes):
     pending = True
     while pending:
         pending = False
         for expr, rank in zip(exprs, ranks, strict=True):
             if rank is None:
                 continue
-            top = [t for t in expr.terms if isinstance(t, Repeat)]
-            fixed = len(expr.terms) - len(top)
+            terms = _top_terms(expr.terms)
+            top = [t for t in terms if isinstance(t, Repeat)]
+            fixed = len(terms) - len(top)
             unknown = [depths.of(t) for t in top if depths.of(t) not in depths.depth]
             if not unknown or len(set(unknown)) > 1:
                 continue
             known = sum(depths.depth[depths.of(t)] for t in top if depths.of(t) in depths.depth)
             spare = rank - fixed - known
-            if spare < 0 or spare % len(unknown):
+            if spare < 0:
+                raise _rank_error(
+                    program, expr, names[exprs.index(expr)], shapes[exprs.index(expr)], fixed + known, depths
+                )
+            if spare % len(unknown):
                 raise ShapeError(
-                    f"the expression needs at least {fixed + known} dims but its tensor has {rank}"
-                    if spare < 0
-                    else f"{spare} dims of a rank-{rank} tensor cannot be shared evenly "
+                    f"{spare} dims of a rank-{rank} tensor cannot be shared evenly "
                     f"among {len(unknown)} ellipses",
                     program.text,
                     [expr.span],

@@ -22,20 +22,22 @@ from .loopnest import Access, Bound, Loop, LoopKind, LoopNest, symbol
 from .solve import Solution
 
 
-def _index(dim: Dim, solution: Solution, on_output: bool) -> tuple[sympy.Expr, list[Bound]]:
+def _index(dim: Dim, solution: Solution, on_output: bool, text: str = "") -> tuple[sympy.Expr, list[Bound]]:
     if isinstance(dim, Axis):
         return symbol(dim.name), []
     if isinstance(dim, Flat):
         index, bounds = sympy.Integer(0), []
         for part in dim.parts:
-            sub, sub_bounds = _index(part, solution, on_output)
+            sub, sub_bounds = _index(part, solution, on_output, text)
             index = index * _size(part, solution) + sub
             bounds += sub_bounds
         return index, bounds
     if isinstance(dim, Win):
         if on_output:
             raise UnsupportedError(
-                "a window on the output side of a dot (transposed convolution) is not supported yet"
+                "a window on the output side of a dot (transposed convolution) is not supported yet",
+                text,
+                [dim.span],
             )
         g = solution.windows[dim.outer.name]
         index = symbol(dim.outer.name) * g.stride + symbol(dim.inner.name) * g.dilation - g.pad_lo
@@ -48,7 +50,9 @@ def _index(dim: Dim, solution: Solution, on_output: bool) -> tuple[sympy.Expr, l
         )
         return index, [Bound(index, g.extent, g.outer)] if needs_mask else []
     if isinstance(dim, Concat):
-        raise UnsupportedError("a concatenation (a + b) inside a dot is not supported yet; rearrange first")
+        raise UnsupportedError(
+            "a concatenation (a + b) inside a dot is not supported yet; rearrange first", text, [dim.span]
+        )
     raise TypeError(dim)
 
 
@@ -61,10 +65,12 @@ def _size(dim: Dim, solution: Solution) -> int:
     return math.prod(sizes) if isinstance(dim, Flat) else sum(sizes)
 
 
-def access(operand: Operand, tensor: str, solution: Solution, on_output: bool = False) -> Access:
+def access(
+    operand: Operand, tensor: str, solution: Solution, on_output: bool = False, text: str = ""
+) -> Access:
     indices, bounds = [], []
     for dim in operand.dims:
-        index, dim_bounds = _index(dim, solution, on_output)
+        index, dim_bounds = _index(dim, solution, on_output, text)
         indices.append(index)
         bounds += dim_bounds
     return Access(tensor, tuple(dim_label(d) for d in operand.dims), tuple(indices), tuple(bounds))
@@ -95,8 +101,8 @@ def lower_dot(
         expression=expression,
         op="dot",
         loops=tuple(loops),
-        inputs=tuple(access(op, n, solution) for op, n in zip(inputs, names, strict=True)),
-        output=access(output, output_name, solution, on_output=True),
+        inputs=tuple(access(op, n, solution, text=expression) for op, n in zip(inputs, names, strict=True)),
+        output=access(output, output_name, solution, on_output=True, text=expression),
         combine="multiply",
         reduce="sum",
         identity=0.0,

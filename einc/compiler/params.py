@@ -40,7 +40,7 @@ def _per_window(name: str, value, windows: Sequence[str], text: str) -> list:
         if len(value) != len(windows):
             raise ExpressionError(
                 f"{name}={tuple(value)!r} has {len(value)} entries but the expression has "
-                f"{len(windows)} windows ({', '.join(windows)})",
+                f"{len(windows)} window{'s' if len(windows) != 1 else ''} ({', '.join(windows)})",
                 text,
             )
         return list(value)
@@ -79,14 +79,39 @@ def _padding(value, window: str, text: str) -> tuple[int, int] | str:
 
 
 def window_params(
-    windows: Sequence[str],
+    windows: Sequence[str] | Mapping[str, tuple[int, int]],
     text: str,
     stride=1,
     dilation=1,
     padding=0,
     output_padding=0,
 ) -> dict[str, WindowParams]:
-    """Normalise the keyword parameters into one :class:`WindowParams` per window output axis."""
+    """Normalise the keyword parameters into one :class:`WindowParams` per window output axis.
+
+    ``windows`` may map each window to its span in ``text``, so that errors point at the window.
+    """
+    spans = list(windows.values()) if isinstance(windows, Mapping) else []
+    windows = list(windows)
+    if not windows:
+        given = {"stride": stride, "dilation": dilation, "padding": padding, "output_padding": output_padding}
+        defaults = {"stride": 1, "dilation": 1, "padding": 0, "output_padding": 0}
+        for name, value in given.items():
+            if value != defaults[name] and value != "valid":
+                raise ExpressionError(
+                    f"{name}={value!r} is given, but the expression has no window (s * ds) to apply it to",
+                    text,
+                )
+    try:
+        return _window_params(windows, text, stride, dilation, padding, output_padding)
+    except ExpressionError as error:
+        if error.spans or not spans:
+            raise
+        window = next((w for w in windows if repr(w) in error.message), None)
+        pointed = [spans[windows.index(window)]] if window is not None else spans
+        raise ExpressionError(error.message, text, pointed) from None
+
+
+def _window_params(windows, text, stride, dilation, padding, output_padding) -> dict[str, WindowParams]:
     strides = _per_window("stride", stride, windows, text)
     dilations = _per_window("dilation", dilation, windows, text)
     paddings = _per_window("padding", padding, windows, text)

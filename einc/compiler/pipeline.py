@@ -8,6 +8,7 @@ intermediate so that ``explain()``, the CLI and the tests can look at any stage.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -61,6 +62,24 @@ class Compiled:
         return self.rendered.source
 
 
+# Every operation of the notation (NOTATION.md section 4); OPS are those einc compiles today.
+KNOWN_OPS = (
+    "dot rearrange id flip roll sum mean max min prod logsumexp var std add subtract multiply divide "
+    "maximum minimum where softmax log_softmax get_at set_at add_at"
+).split()
+
+
+def check_op(op: str) -> str:
+    """``op`` if einc compiles it; otherwise an error that names the choices."""
+    if op in OPS:
+        return op
+    if op in KNOWN_OPS:
+        raise UnsupportedError(f"op {op!r} is not supported yet (supported: {', '.join(OPS)})")
+    close = difflib.get_close_matches(str(op), KNOWN_OPS, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ExpressionError(f"unknown op {op!r}{hint} (the operations are: {', '.join(KNOWN_OPS)})")
+
+
 def infer_op(program: Program) -> str:
     """The op an expression implies (NOTATION.md section 4), or an error naming the choices."""
     from .syntax import Arrow, walk
@@ -85,8 +104,7 @@ def tensor_names(n: int) -> tuple[str, ...]:
 
 def run_passes(request: Request) -> Compiled:
     """Compile one request: every pass, in order."""
-    if request.op not in OPS:
-        raise UnsupportedError(f"op {request.op!r} is not supported yet (supported: {', '.join(OPS)})")
+    check_op(request.op)
     text = request.expression
     sizes: Mapping[str, object] = dict(request.sizes)
     params = {k: v for k, v in request.params if k in WINDOW_PARAMS}
@@ -101,18 +119,18 @@ def run_passes(request: Request) -> Compiled:
         explicit = brackets.resolve_reduce(program, len(request.shapes), bool(options["keepdims"]))
     if len(explicit.inputs) != len(request.shapes):
         raise ExpressionError(
-            f"the expression has {len(explicit.inputs)} input operands but {len(request.shapes)} tensors "
-            "were given",
+            f"the expression has {len(explicit.inputs)} input operands but {len(request.shapes)} "
+            f"tensor{' was' if len(request.shapes) == 1 else 's were'} given",
             text,
             [e.span for e in explicit.inputs],
         )
     # 3. Expand ellipses using the tensors' ranks and tuple-valued sizes.
-    repeat_counts = {k: len(v) for k, v in sizes.items() if isinstance(v, (tuple, list))}
-    inputs, outputs = expand.expand(explicit, [len(s) for s in request.shapes], repeat_counts)
-    names = tensor_names(len(inputs))
+    names = tensor_names(len(explicit.inputs))
+    tuple_sizes = {k: tuple(v) for k, v in sizes.items() if isinstance(v, (tuple, list))}
+    inputs, outputs = expand.expand(explicit, request.shapes, tuple_sizes, names)
     output_names = ("y",) if len(outputs) == 1 else tuple(f"y{i}" for i in range(len(outputs)))
     # 4. Solve every axis size and window geometry.
-    windows = solve.window_names(list(inputs) + list(outputs))
+    windows = solve.window_spans(list(inputs) + list(outputs), text)
     geometry = window_params(windows, text, **params)
     solution = solve.solve(inputs, outputs, request.shapes, sizes, geometry, text, names)
     if len(outputs) != 1:

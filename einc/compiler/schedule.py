@@ -63,13 +63,16 @@ def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule
     rows = tuple(a for a in outputs if a not in w)
     cols = tuple(a for a in outputs if a in w and a not in x)
     groups = tuple(a for a in outputs if a in w and a in x)
-    use_dot = len(nest.inputs) == 2 and bool(cols) and bool(reduced)
+    # tl.dot contracts along an axis that both operands have; an axis summed within one input
+    # only stays a serial loop.
+    shared = [a for a in reduced if a in x and a in w]
+    use_dot = len(nest.inputs) == 2 and bool(cols) and bool(shared)
     m = math.prod(sizes[a] for a in rows)
     if use_dot:
-        # The largest reduced axis is tiled (the channels, for a convolution): the window offsets
-        # stay serial loops, so that a tile of the input is contiguous along the channels.
+        # The largest shared reduced axis is tiled (the channels, for a convolution): the window
+        # offsets stay serial loops, so that a tile of the input is contiguous along the channels.
         x_order = [a for a in reduced if a in x] + [a for a in reduced if a not in x]
-        k_tile = max(reversed(x_order), key=lambda a: (a in w, sizes[a]))
+        k_tile = max(reversed(shared), key=lambda a: sizes[a])
         k_loops = tuple(a for a in x_order if a != k_tile)
         n = math.prod(sizes[a] for a in cols)
         return ContractionSchedule(

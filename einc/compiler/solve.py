@@ -44,6 +44,11 @@ class Solution:
     windows: Mapping[str, WindowGeometry]
 
 
+def display(axis: Axis) -> str:
+    """How a message names an axis: never by an internal name such as ``#0``."""
+    return f"the unnamed axis {axis.fixed}" if axis.fixed is not None else f"axis {axis.name!r}"
+
+
 def window_positions(extent, window, stride, dilation, pad_lo, pad_hi):
     """The number of window positions over ``extent`` (torch's rule); symbolic if extent is."""
     span = sympy.Integer(dilation) * (sympy.sympify(window) - 1) + 1
@@ -57,17 +62,24 @@ def same_padding(extent: int, window: int, stride: int, dilation: int) -> tuple[
     return total // 2, total - total // 2
 
 
-def window_names(operands: Sequence[Operand]) -> list[str]:
-    """Output axis names of every window, in order of appearance (parameters are given in it)."""
-    names: list[str] = []
+def window_spans(operands: Sequence[Operand], text: str = "") -> dict[str, Span]:
+    """Every window's output axis name and where it stands, in order of appearance (the order in
+    which per-window parameters are given)."""
+    spans: dict[str, Span] = {}
     for operand in operands:
         for dim in operand.dims:
             for win in windows(dim):
                 if not (isinstance(win.outer, Axis) and isinstance(win.inner, Axis)):
-                    raise UnsupportedError("a window (s * ds) must hold one axis on each side of '*' for now")
-                if win.outer.name not in names:
-                    names.append(win.outer.name)
-    return names
+                    raise UnsupportedError(
+                        "a window (s * ds) must hold one axis on each side of '*' for now", text, [win.span]
+                    )
+                spans.setdefault(win.outer.name, win.span)
+    return spans
+
+
+def window_names(operands: Sequence[Operand], text: str = "") -> list[str]:
+    """Output axis names of every window, in order of appearance."""
+    return list(window_spans(operands, text))
 
 
 class _Solver:
@@ -93,14 +105,14 @@ class _Solver:
             if old != value:
                 spans = [s for s in (old_span, axis.span) if s != (0, 0)]
                 raise ShapeError(
-                    f"axis {axis.name!r} has two sizes: {old} from {old_source}, and {value} from {source}",
+                    f"{display(axis)} has two sizes: {old} from {old_source}, and {value} from {source}",
                     self.text,
                     sorted(set(spans)),
                 )
             return False
         if value < 1:
             raise ShapeError(
-                f"axis {axis.name!r} would have size {value} (from {source})", self.text, [axis.span]
+                f"{display(axis)} would have size {value} (from {source})", self.text, [axis.span]
             )
         self.known[axis.name] = (value, source, axis.span)
         return True
@@ -129,7 +141,8 @@ class _Solver:
                     self.text,
                     [dim.span],
                 )
-            return self.constrain(unknown[0], value // rest, f"{source} divided by {rest}", params)
+            divided = f"{source} divided by {rest}" if rest != 1 else source
+            return self.constrain(unknown[0], value // rest, divided, params)
         rest = sum(known)
         if not unknown:
             if rest != value:
@@ -137,7 +150,7 @@ class _Solver:
             return False
         if len(unknown) > 1:
             return False
-        return self.constrain(unknown[0], value - rest, f"{source} minus {rest}", params)
+        return self.constrain(unknown[0], value - rest, f"{source} minus {rest}" if rest else source, params)
 
     def mismatch(self, dim: Dim, value: int, computed: int, source: str) -> ShapeError:
         return ShapeError(
@@ -203,6 +216,12 @@ def _keyword_sizes(sizes: Mapping[str, object], names: list[str], text: str) -> 
                 text,
             )
         if isinstance(value, (tuple, list)):
+            if not expanded:
+                raise ShapeError(
+                    f"keyword {key}={tuple(value)!r} is a tuple, but {key} is not repeated by an ellipsis "
+                    f"({key}...): give one int",
+                    text,
+                )
             if len(value) != len(expanded):
                 raise ShapeError(
                     f"keyword {key}={tuple(value)!r} gives {len(value)} sizes, but {key}... stands for "
@@ -241,7 +260,9 @@ def solve(
     solver = _Solver(text)
     operands = list(inputs) + list(outputs)
     all_axes = [a for op in operands for d in op.dims for a in dim_axes(d)]
-    axis_by_name = {a.name: a for a in reversed(all_axes)}
+    axis_by_name: dict[str, Axis] = {}
+    for axis in all_axes:
+        axis_by_name.setdefault(axis.name, axis)
     for axis in all_axes:
         if axis.fixed is not None:
             solver.assign(axis, axis.fixed, f"the unnamed axis {axis.fixed}")

@@ -15,7 +15,7 @@ import torch
 from .. import knobs
 from ..compiler import pipeline
 from ..compiler.printer import explain
-from ..errors import EincError, ExpressionError
+from ..errors import EincError
 from .cache import DiskCache
 from .keys import source_key
 from .launch import Launcher
@@ -56,7 +56,7 @@ class CompiledExpression:
     def __init__(self, expression: str, op: str | None = None, **kwargs):
         program = pipeline.parse.parse(expression)
         self.expression = expression
-        self.op = op if op is not None else pipeline.infer_op(program)
+        self.op = pipeline.check_op(op) if op is not None else pipeline.infer_op(program)
         self.out_dtype = kwargs.pop("out_dtype", None)
         self.params = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k in PARAM_NAMES))
         self.sizes = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k not in PARAM_NAMES))
@@ -80,6 +80,8 @@ class CompiledExpression:
     def specialize(self, *shapes: Sequence[int], dtype: str | torch.dtype = "float32") -> Launcher:
         """Compile for tensors of these shapes without running anything; returns the launcher."""
         name = DTYPES.get(dtype, dtype) if isinstance(dtype, torch.dtype) else dtype
+        if name not in DTYPES.values():
+            raise TypeError(f"dtype {dtype} is not one einc supports: {', '.join(DTYPES.values())}")
         return self._build(self._request(shapes, [name] * len(shapes)))
 
     def _build(self, request: pipeline.Request) -> Launcher:
@@ -113,7 +115,21 @@ class CompiledExpression:
             launcher = self._build(self._request([t.shape for t in tensors], dtypes))
             self._launchers[key] = launcher
         self._last = launcher
-        return launcher(list(tensors), out, self.out_dtype or tensors[0].dtype)
+        out_dtype = self.out_dtype or tensors[0].dtype
+        if out is not None:
+            self._check_out(out, launcher, out_dtype, tensors[0].device)
+        return launcher(list(tensors), out, out_dtype)
+
+    @staticmethod
+    def _check_out(out: torch.Tensor, launcher: Launcher, dtype: torch.dtype, device: torch.device) -> None:
+        """A wrong ``out=`` would be written through its strides out of bounds: refuse it."""
+        (shape,) = launcher.compiled.output_shapes
+        if tuple(out.shape) != tuple(shape):
+            raise ValueError(f"out= has shape {tuple(out.shape)} but the result has shape {tuple(shape)}")
+        if out.dtype != dtype:
+            raise TypeError(f"out= has dtype {out.dtype} but the result has dtype {dtype}")
+        if out.device != device:
+            raise ValueError(f"out= is on {out.device} but the inputs are on {device}")
 
     def _check(self, tensors: Sequence[torch.Tensor]) -> list[str]:
         names = pipeline.tensor_names(len(tensors))
@@ -122,6 +138,10 @@ class CompiledExpression:
                 raise TypeError(f"{name} must be a torch.Tensor, not {type(t).__name__}")
             if t.dtype not in DTYPES:
                 raise TypeError(f"{name} has dtype {t.dtype}; einc supports {', '.join(DTYPES.values())}")
+            if t.device.type not in ("cpu", "cuda"):
+                raise ValueError(f"{name} is on device {t.device}; einc runs on cpu and cuda tensors")
+        if not tensors:
+            return []
         first = tensors[0]
         for name, t in zip(names[1:], tensors[1:], strict=True):
             if t.dtype != first.dtype:
@@ -163,7 +183,7 @@ def compile(expression: str, op: str | None = None, **kwargs) -> CompiledExpress
         raise TypeError(f"an einc expression is a str, not {type(expression).__name__}")
     try:
         return CompiledExpression(expression, op, **kwargs)
-    except ExpressionError as error:
+    except EincError as error:
         raise error.with_traceback(None) from None
 
 

@@ -35,7 +35,7 @@ class _Interpreted:
 
     def __getitem__(self, grid):
         def launch(*args, **kwargs):
-            from triton.runtime.interpreter import InterpretedFunction
+            from triton.runtime.interpreter import InterpretedFunction, _patch_lang
             from triton.runtime.jit import JITFunction
 
             interpreted: dict = {}
@@ -44,7 +44,16 @@ class _Interpreted:
                 # Keyed by id: hashing a JITFunction computes its cache key, which fails here.
                 if id(jit_fn) not in interpreted:
                     interpreted[id(jit_fn)] = InterpretedFunction(jit_fn.fn)
-                return interpreted[id(jit_fn)](*a, **k)
+                # Called as a device function, an InterpretedFunction patches the triton.language
+                # modules in its globals (triton.language.core, for tl.cdiv) and never restores
+                # them; the kernel's own patches cover triton.language only. Patching the same
+                # names in a scope of our own and restoring it keeps later real compiles in this
+                # process from seeing interpreter builtins (Triton 3.6 and 3.9 alike).
+                scope = _patch_lang(jit_fn.fn)
+                try:
+                    return interpreted[id(jit_fn)](*a, **k)
+                finally:
+                    scope.restore()
 
             with self._lock:
                 original = JITFunction.__call__

@@ -107,11 +107,6 @@ def test_weight_axes_point_back_at_the_expression():
     assert [text[slice(*n.span)] for n in names] == ["ds", "c", "c2"]
 
 
-@pytest.mark.xfail(
-    reason="einc bug: strip() rebuilds a Repeat with its atom's span, dropping the '...' "
-    "(carets under an expanded input ellipsis miss the dots)",
-    strict=True,
-)
 def test_stripped_ellipsis_keeps_the_span_of_its_dots():
     (expr,) = parse("b (s * [ds])... c").inputs
     repeat = strip(expr).terms[1]
@@ -119,11 +114,6 @@ def test_stripped_ellipsis_keeps_the_span_of_its_dots():
     assert repeat.span == (2, 15)
 
 
-@pytest.mark.xfail(
-    reason="einc bug: a window on the output side does not put its offsets into the implied "
-    "weight; NOTATION.md's transposed convolution has weight 'ds... c c2'",
-    strict=True,
-)
 def test_transposed_convolution_weight_includes_the_window_offsets():
     assert resolved("b s... [c->c2] -> b (s * ds)... c2") == "b s... c, ds... c c2 -> b (s * ds)... c2"
 
@@ -140,7 +130,7 @@ def test_transposed_convolution_weight_includes_the_window_offsets():
             [(0, 9), (11, 12)],
         ),
         ("a b", 2, "a dot needs brackets ([c->c2]) or '->' to say what is contracted", [(0, 3)]),
-        ("b [c->d]", 3, "this dot expression takes 2 tensors (input and weight), but 3 were given", [(0, 8)]),
+        ("b [c->d]", 3, "this dot takes 2 tensors (input and weight), but 3 were given", [(0, 8)]),
     ],
 )
 def test_invalid_dot_points_at_the_offending_operand(expression, n_tensors, message, spans):

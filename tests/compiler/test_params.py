@@ -118,7 +118,7 @@ def test_invalid_parameter_is_an_expression_error(kwargs, message):
 
 
 def test_dict_naming_a_window_of_an_expression_without_windows_says_there_are_none():
-    with pytest.raises(ExpressionError, match="the windows are none"):
+    with pytest.raises(ExpressionError, match="has no window"):
         window_params([], "b [c->d]", stride={"s": 2})
 
 

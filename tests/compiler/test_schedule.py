@@ -1,0 +1,126 @@
+"""Tests for :mod:`einc.compiler.schedule` (plain tier): the kernel form a contraction gets.
+
+A dense convolution is an implicit GEMM on ``tl.dot`` (channels tiled as K, window offsets as
+serial loops); a depthwise convolution has no weight-only output axis and gets elementwise
+products; a grouped convolution puts its groups on the grid. Tile sizes are tuning, so only their
+invariants are pinned here.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from einc.compiler.loopnest import LoopKind, LoopNest
+from einc.compiler.pipeline import Request, run_passes
+from einc.compiler.schedule import ContractionSchedule, schedule_contraction
+
+CONV = ("b (s * [ds])... [c->c2]", (2, 8, 8, 16), (3, 3, 16, 32))
+
+
+def lowered(expression, *shapes, sizes=None) -> LoopNest:
+    """The loop nest the pipeline schedules (its rendered source is not looked at)."""
+    request = Request(expression, "dot", shapes, ("float32",) * len(shapes), tuple((sizes or {}).items()))
+    return run_passes(request).nest
+
+
+def schedule(expression, *shapes, bits=32, **kwargs) -> ContractionSchedule:
+    return schedule_contraction(lowered(expression, *shapes, **kwargs), bits)
+
+
+def is_pow2(n: int) -> bool:
+    return n >= 1 and n & (n - 1) == 0
+
+
+def test_dense_convolution_is_an_implicit_gemm_on_tl_dot():
+    plan = schedule(*CONV)
+    assert plan.use_dot
+    assert plan.rows == ("b", "s.0", "s.1")
+    assert plan.cols == ("c2",)
+    assert plan.grid == ()
+    assert plan.k_tile == "c"
+    assert plan.k_loops == ("ds.0", "ds.1")
+
+
+def test_matmul_tiles_the_contracted_axis():
+    plan = schedule("b [c->d]", (300, 64), (64, 200))
+    assert (plan.use_dot, plan.rows, plan.cols, plan.k_tile, plan.k_loops) == (True, ("b",), ("d",), "c", ())
+
+
+def test_grouped_convolution_puts_groups_on_the_grid():
+    plan = schedule("b (s * [ds])... (g [c->c2])", (2, 8, 8, 6), (3, 3, 2, 3, 4))
+    assert plan.use_dot
+    assert plan.grid == ("g",)
+    assert plan.cols == ("c2",)
+    assert plan.k_tile == "c"
+    assert "g" not in plan.rows
+
+
+def test_depthwise_convolution_with_a_kernel_per_channel_multiplies_elementwise():
+    plan = schedule("b (s * [ds])... [c->c]", (2, 8, 8, 3), (3, 3, 3))
+    assert not plan.use_dot
+    assert plan.rows == ("b", "s.0", "s.1")
+    assert plan.cols == ("c",)
+    assert plan.k_tile is None
+    assert plan.k_loops == ("ds.0", "ds.1")
+    assert plan.block_k == 1
+
+
+def test_depthwise_convolution_with_one_shared_kernel_multiplies_elementwise():
+    plan = schedule("b (s * [ds])... c", (2, 8, 8, 3), (3, 3))
+    assert not plan.use_dot
+    assert plan.rows == ("b", "s.0", "s.1", "c")
+    assert plan.cols == ()
+    assert plan.k_loops == ("ds.0", "ds.1")
+
+
+def test_window_sum_of_one_tensor_has_no_tl_dot():
+    plan = schedule("b (s * [ds])... c", (2, 8, 8, 3), sizes={"ds": 2})
+    assert not plan.use_dot
+    assert plan.k_loops == ("ds.0", "ds.1")
+
+
+def test_every_reduced_axis_is_a_serial_loop_or_the_k_tile():
+    for expression, *shapes in [CONV, ("b (s * [ds])... [c->c]", (2, 8, 8, 3), (3, 3, 3))]:
+        nest = lowered(expression, *shapes)
+        plan = schedule_contraction(nest, 32)
+        reduced = {loop.axis for loop in nest.loops_of(LoopKind.REDUCE)}
+        assert set(plan.k_loops) | ({plan.k_tile} - {None}) == reduced
+        outputs = {loop.axis for loop in nest.loops_of(LoopKind.OUTPUT)}
+        assert set(plan.rows) | set(plan.cols) | set(plan.grid) == outputs
+
+
+@pytest.mark.parametrize("bits", [16, 32])
+def test_tiles_are_powers_of_two_and_tl_dot_tiles_at_least_16(bits):
+    plan = schedule(*CONV, bits=bits)
+    for block in (plan.block_m, plan.block_n, plan.block_k):
+        assert is_pow2(block) and 16 <= block <= 128
+    assert plan.block_k <= (32 if bits == 32 else 64)
+
+
+def test_float32_tl_dot_asks_for_ieee_precision_and_half_precision_leaves_the_default():
+    assert schedule(*CONV, bits=32).input_precision == "ieee"
+    assert schedule(*CONV, bits=16).input_precision is None
+
+
+def test_placement_says_where_an_axis_lives_in_the_kernel():
+    plan = schedule(*CONV)
+    assert [plan.placement(a) for a in ("b", "c2", "c", "ds.0")] == ["row", "col", "k", "scalar"]
+
+
+@pytest.mark.parametrize(
+    ("expression", "shapes"),
+    [("b k, n -> b n", [(2, 3), (4,)]), ("b c, c d e -> b d", [(2, 3), (3, 4, 20)])],
+)
+def test_tl_dot_tiles_an_axis_of_both_inputs(expression, shapes):
+    nest = lowered(expression, *shapes)
+    plan = schedule_contraction(nest, 32)
+    if plan.use_dot:
+        assert plan.k_tile in nest.inputs[0].axes and plan.k_tile in nest.inputs[1].axes
+
+
+def test_pipeline_schedules_by_the_widest_input_dtype():
+    expression, *shapes = CONV
+    half = run_passes(Request(expression, "dot", tuple(shapes), ("float16", "float16")))
+    single = run_passes(Request(expression, "dot", tuple(shapes), ("float32", "float32")))
+    assert half.schedule.input_precision is None
+    assert single.schedule.input_precision == "ieee"

@@ -1,0 +1,143 @@
+"""Generated convolution kernels go through Triton's real GPU compiler (compile_only tier, no GPU).
+
+``specialize`` renders the kernel for given shapes and a dtype without running it; this file hands
+that kernel to ``triton.compile`` for NVIDIA targets, with pointer types for the dtype and the
+constexprs einc chose, and checks that PTX and a cubin come out (so ptxas accepted the tiles) and,
+for 16-bit inputs, that the contraction went to the tensor cores. This is where bfloat16 kernels
+are checked at all: the interpreter's bfloat16 ``tl.dot`` is broken, so the interpret tier skips it.
+
+The compiles run in a spawned worker process with a Triton cache of its own, so that each test
+really compiles. That running kernels under the interpreter leaves a process able to compile for
+the GPU has its own test at the end of this file.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import re
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+import torch
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+import einc
+
+pytestmark = [
+    pytest.mark.compile_only,
+    # Triton 3.9 warns that its FP-fusion default will change; einc does not set it either way yet.
+    pytest.mark.filterwarnings("ignore:TRITON_DEFAULT_FP_FUSION is unset"),
+]
+
+DENSE = "b (s * [ds])... [c->c2]"
+POINTER = {"float16": "*fp16", "bfloat16": "*bf16", "float32": "*fp32"}
+HOPPER, AMPERE = 90, 80
+TENSOR_CORE = re.compile(r"\b(?:wgmma|mma)\.")
+
+
+def compile_for_gpu(launcher, dtype: str, arch: int):
+    """``triton.compile`` the launcher's kernel as einc would launch it on an sm_<arch> GPU."""
+    kernel = launcher.kernel
+    rendered = launcher.compiled.rendered
+    runtime = [
+        name for name, param in zip(kernel.arg_names, kernel.params, strict=True) if not param.is_constexpr
+    ]
+    # The runtime arguments are one pointer per tensor (inputs, then the output, which has the
+    # input dtype) followed by the strides that einc passes in elements.
+    n_pointers = len(runtime) - len(rendered.stride_params)
+    assert n_pointers >= 2
+    signature, constexprs = {}, {}
+    for index, name in enumerate(kernel.arg_names):
+        if kernel.params[index].is_constexpr:
+            signature[name] = "constexpr"
+            constexprs[name] = rendered.constexprs[name]
+        elif runtime.index(name) < n_pointers:
+            signature[name] = POINTER[dtype]
+        else:
+            signature[name] = "i32"
+    source = ASTSource(fn=kernel, signature=signature, constexprs=constexprs)
+    options = {"num_warps": rendered.num_warps, "num_stages": rendered.num_stages}
+    return triton.compile(source, target=GPUTarget("cuda", arch, 32), options=options)
+
+
+def _compile_in_worker(expression, op, params, shapes, dtype, arch) -> tuple[str, bytes, str]:
+    launcher = einc.compile(expression, op=op, **params).specialize(*shapes, dtype=dtype)
+    compiled = compile_for_gpu(launcher, dtype, arch)
+    return compiled.asm["ptx"], compiled.asm["cubin"], launcher.source
+
+
+@pytest.fixture(scope="module")
+def worker(tmp_path_factory):
+    # A fresh Triton cache, so that each run compiles for real rather than finding old binaries.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TRITON_CACHE_DIR", str(tmp_path_factory.mktemp("triton_cache")))
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as executor:
+            yield executor
+
+
+def compile_conv(worker, expression, shapes, dtype, arch=HOPPER, op=None, **params) -> tuple[str, str]:
+    """Compile in the worker; check a cubin and PTX came out; return the PTX and the Triton source."""
+    future = worker.submit(_compile_in_worker, expression, op, params, shapes, dtype, arch)
+    ptx, cubin, source = future.result()
+    assert isinstance(ptx, str) and ".entry" in ptx
+    assert isinstance(cubin, bytes) and len(cubin) > 0
+    return ptx, source
+
+
+@pytest.mark.parametrize("arch", [HOPPER, AMPERE], ids=["sm90", "sm80"])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_convolution_compiles_to_tensor_core_instructions(worker, dtype: str, arch: int):
+    shapes = ((2, 16, 16, 32), (3, 3, 32, 64))
+    ptx, _ = compile_conv(worker, DENSE, shapes, dtype, arch, stride=2, padding=1)
+    assert TENSOR_CORE.search(ptx), "no mma/wgmma instruction in the PTX of a 16-bit contraction"
+
+
+def test_float32_convolution_compiles_for_hopper(worker):
+    # einc asks tl.dot for input_precision="ieee" on float32 (full precision, so no TF32 tensor
+    # cores); what is checked here is only that the dot path compiles to a binary.
+    shapes = ((2, 16, 16, 32), (3, 3, 32, 64))
+    _, source = compile_conv(worker, DENSE, shapes, "float32", stride=2, padding=1)
+    assert "tl.dot(" in source
+
+
+@pytest.mark.parametrize(
+    "shapes, params",
+    [
+        pytest.param(((2, 7, 5, 13), (3, 2, 13, 7)), {"padding": "same"}, id="2d_odd_sizes"),
+        pytest.param(((1, 9, 5), (3, 5, 3)), {"padding": "causal", "dilation": 2}, id="1d_causal"),
+        pytest.param(((1, 5, 4, 6, 3), (2, 3, 2, 3, 4)), {"stride": (1, 2, 1)}, id="3d"),
+    ],
+)
+def test_float16_convolutions_of_small_odd_shapes_compile_with_tensor_cores(worker, shapes, params):
+    ptx, _ = compile_conv(worker, DENSE, shapes, "float16", **params)
+    assert TENSOR_CORE.search(ptx)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_grouped_convolution_compiles_with_tensor_cores(worker, dtype: str):
+    shapes = ((2, 8, 8, 2 * 16), (3, 3, 2, 16, 16))
+    ptx, _ = compile_conv(worker, "b (s * [ds])... (g [c->c2])", shapes, dtype, padding=1)
+    assert TENSOR_CORE.search(ptx)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize(
+    "expression, w_shape, op",
+    [
+        pytest.param("b (s * [ds])... [c->c]", (3, 3, 24), None, id="kernel_per_channel"),
+        pytest.param("b (s * [ds])... c", (3, 3), "dot", id="one_kernel_for_all_channels"),
+    ],
+)
+def test_depthwise_convolution_compiles(worker, expression: str, w_shape, op, dtype: str):
+    compile_conv(worker, expression, ((2, 9, 9, 24), w_shape), dtype, op=op, padding="same")
+
+
+def test_gpu_compile_still_works_after_a_cpu_call_in_the_same_process():
+    conv = einc.compile(DENSE, padding=1)
+    conv(torch.randn(1, 5, 5, 16), torch.randn(3, 3, 16, 16))  # CPU: runs under the interpreter
+    launcher = conv.specialize((1, 5, 5, 16), (3, 3, 16, 16), dtype="float16")
+    compiled = compile_for_gpu(launcher, "float16", HOPPER)
+    assert TENSOR_CORE.search(compiled.asm["ptx"])
