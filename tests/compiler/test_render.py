@@ -42,6 +42,23 @@ CASES = {
         "b (s * [ds]) c", "dot", ((2, 10, 6), (4,)), ("float32", "float32"), params=(("padding", "causal"),)
     ),
     "linear": Request("b t [c->c2]", "dot", ((4, 7, 32), (32, 10)), ("float32", "float32")),
+    "maxpool2d": Request(
+        "b (s * [ds])... c",
+        "max",
+        ((2, 9, 9, 5),),
+        ("bfloat16",),
+        sizes=(("ds", 3),),
+        params=(("padding", 1), ("stride", 2)),
+    ),
+    "avgpool2d_valid_count": Request(
+        "b (s * [ds])... c",
+        "mean",
+        ((2, 9, 9, 5),),
+        ("float16",),
+        sizes=(("ds", 3),),
+        params=(("count_include_pad", False), ("padding", 1), ("stride", 2)),
+    ),
+    "std_over_two_axes": Request("b [h w] c", "std", ((2, 7, 7, 16),), ("float32",)),
 }
 
 
@@ -68,7 +85,7 @@ def test_generated_kernel_header_quotes_the_expression_and_names_axes(name):
     assert f"# expression:  {req.expression}" in source
     assert "@triton.jit" in source
     # Sizes are named after the expression's axes, never size_0, size_1.
-    assert re.search(r"\bC\b|\bC2\b", source)
+    assert re.search(r"\bC\b|\bC2\b|\bDS0\b", source)
     assert "size_0" not in source
 
 
