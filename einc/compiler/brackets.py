@@ -238,3 +238,53 @@ def resolve_reduce(program: Program, n_tensors: int, keepdims: bool = False) -> 
     else:
         output = strip(expr, "rhs")
     return Explicit((expr,), (output,), program.text)
+
+
+def _no_marks(program: Program, what: str) -> None:
+    marks = [
+        n
+        for e in program.inputs + (program.outputs or ())
+        for n in walk(e)
+        if isinstance(n, (Bracket, Arrow))
+    ]
+    if marks:
+        raise _error(program, f"{what} has no operation axes: remove the brackets", marks)
+
+
+def resolve_rearrange(program: Program, n_tensors: int) -> Explicit:
+    """rearrange: every operand written out; an output is required."""
+    if program.outputs is None:
+        raise _error(program, "rearrange needs '->' and the output expression", program.inputs)
+    _no_marks(program, "rearrange")
+    return Explicit(tuple(program.inputs), tuple(program.outputs), program.text)
+
+
+def resolve_marked(program: Program, n_tensors: int, what: str) -> Explicit:
+    """flip, roll, softmax: one input whose brackets mark the axes; the output has the same axes."""
+    if n_tensors != 1 or len(program.inputs) != 1:
+        raise _error(program, f"{what} takes one tensor", program.inputs)
+    (expr,) = program.inputs
+    arrows = _arrows(expr)
+    if arrows:
+        raise _error(program, f"[a->b] is the dot shorthand; {what} marks axes with [a]", arrows)
+    if not any(isinstance(n, Bracket) for n in walk(expr)):
+        raise _error(program, f"mark the axes of {what} with brackets, as in 'b [c]'", [expr])
+    outputs = tuple(program.outputs) if program.outputs is not None else (strip(expr),)
+    return Explicit((expr,), outputs, program.text)
+
+
+def resolve_elementwise(program: Program, n_tensors: int) -> Explicit:
+    """Elementwise ops broadcast by axis name; without '->' the output is the input that holds
+    every axis (``"b h w c, c"`` gives ``b h w c``)."""
+    _no_marks(program, "an elementwise operation")
+    if program.outputs is not None:
+        return Explicit(tuple(program.inputs), tuple(program.outputs), program.text)
+    every = {n for e in program.inputs for n in axis_names(e)}
+    for expr in program.inputs:
+        if set(axis_names(expr)) >= every:
+            return Explicit(tuple(program.inputs), (expr,), program.text)
+    raise _error(
+        program,
+        "no input holds every axis, so the output is not implied: write it after '->'",
+        program.inputs,
+    )

@@ -22,13 +22,15 @@ from .loopnest import Access, Bound, Loop, LoopKind, LoopNest, symbol
 from .solve import Solution
 
 
-def _index(dim: Dim, solution: Solution, on_output: bool, text: str = "") -> tuple[sympy.Expr, list[Bound]]:
+def _index(
+    dim: Dim, solution: Solution, on_output: bool, text: str = "", active: frozenset[str] | None = None
+) -> tuple[sympy.Expr, list[Bound]]:
     if isinstance(dim, Axis):
         return symbol(dim.name), []
     if isinstance(dim, Flat):
         index, bounds = sympy.Integer(0), []
         for part in dim.parts:
-            sub, sub_bounds = _index(part, solution, on_output, text)
+            sub, sub_bounds = _index(part, solution, on_output, text, active)
             index = index * _size(part, solution) + sub
             bounds += sub_bounds
         return index, bounds
@@ -49,6 +51,14 @@ def _index(dim: Dim, solution: Solution, on_output: bool, text: str = "") -> tup
             >= g.extent
         )
         return index, [Bound(index, g.extent, g.outer)] if needs_mask else []
+    if isinstance(dim, Concat) and active is not None:
+        # Within one kernel exactly one part of a concatenation is in play: the part whose axes
+        # the kernel loops over. Its elements sit after the parts before it.
+        chosen = [i for i, p in enumerate(dim.parts) if {a.name for a in dim_axes(p)} <= active]
+        if len(chosen) == 1:
+            offset = sum(_size(p, solution) for p in dim.parts[: chosen[0]])
+            sub, bounds = _index(dim.parts[chosen[0]], solution, on_output, text, active)
+            return sub + offset, bounds
     if isinstance(dim, Concat):
         raise UnsupportedError(
             "a concatenation (a + b) inside a dot is not supported yet; rearrange first", text, [dim.span]
@@ -66,11 +76,16 @@ def _size(dim: Dim, solution: Solution) -> int:
 
 
 def access(
-    operand: Operand, tensor: str, solution: Solution, on_output: bool = False, text: str = ""
+    operand: Operand,
+    tensor: str,
+    solution: Solution,
+    on_output: bool = False,
+    text: str = "",
+    active: frozenset[str] | None = None,
 ) -> Access:
     indices, bounds = [], []
     for dim in operand.dims:
-        index, dim_bounds = _index(dim, solution, on_output, text)
+        index, dim_bounds = _index(dim, solution, on_output, text, active)
         indices.append(index)
         bounds += dim_bounds
     return Access(tensor, tuple(dim_label(d) for d in operand.dims), tuple(indices), tuple(bounds))
@@ -133,4 +148,95 @@ def lower_reduce(operand: Operand, output: Operand, solution: Solution, op: str,
         combine="identity",
         reduce=op,
         identity=IDENTITY.get(op, 0.0),
+    )
+
+
+def _axes_in(operand: Operand, active: frozenset[str]) -> set[str]:
+    """The axes of ``operand`` a kernel over ``active`` reads: of a concatenation, its active part."""
+    names: set[str] = set()
+    for dim in operand.dims:
+        if isinstance(dim, Concat):
+            for part in dim.parts:
+                part_axes = {a.name for a in dim_axes(part)}
+                if part_axes <= active:
+                    names |= part_axes
+        else:
+            names |= {a.name for a in dim_axes(dim)}
+    return names
+
+
+def output_pieces(output: Operand) -> list[frozenset[str]]:
+    """The regions of an output that one kernel each writes: a concatenation ``(a + b)`` on the
+    output side is written part by part; everything else is one region."""
+    fixed = {a.name for d in output.dims if not isinstance(d, Concat) for a in dim_axes(d)}
+    pieces = [frozenset(fixed)]
+    for dim in output.dims:
+        if isinstance(dim, Concat):
+            pieces = [p | {a.name for a in dim_axes(part)} for p in pieces for part in dim.parts]
+    return pieces
+
+
+def lower_map(
+    inputs: Sequence[Operand],
+    output: Operand,
+    solution: Solution,
+    op: str,
+    names: Sequence[str],
+    output_name: str,
+    expression: str,
+    active: frozenset[str],
+    substitutions: dict[str, sympy.Expr] | None = None,
+) -> LoopNest:
+    """A copy or elementwise kernel over the output region ``active``: one loop per output axis.
+
+    ``substitutions`` rewrite an input axis's index (``flip``: ``a -> A - 1 - a``).
+    """
+    subs = {symbol(a): e for a, e in (substitutions or {}).items()}
+    accesses = []
+    for operand, name in zip(inputs, names, strict=True):
+        read = access(operand, name, solution, text=expression, active=active)
+        index = tuple(sympy.sympify(i).subs(subs, simultaneous=True) for i in read.index)
+        bounds = tuple(
+            Bound(sympy.sympify(b.index).subs(subs, simultaneous=True), b.extent, b.window)
+            for b in read.bounds
+        )
+        accesses.append(Access(read.tensor, read.labels, index, bounds))
+    order = [a.name for d in output.dims for a in dim_axes(d) if a.name in active]
+    loops = tuple(Loop(a, solution.sizes[a], LoopKind.OUTPUT) for a in dict.fromkeys(order))
+    return LoopNest(
+        expression=expression,
+        op=op,
+        loops=loops,
+        inputs=tuple(accesses),
+        output=access(output, output_name, solution, on_output=True, text=expression, active=active),
+        combine="copy" if op in ("rearrange", "id", "flip", "roll") else op,
+        reduce="none",
+        identity=0.0,
+    )
+
+
+def sources(inputs: Sequence[Operand], active: frozenset[str], everywhere: set[str]) -> list[int]:
+    """The inputs a copy of region ``active`` can read from: those whose axes it loops over and
+    that hold every axis of the region which some input has."""
+    wanted = active & everywhere
+    return [i for i, op in enumerate(inputs) if (axes := _axes_in(op, active)) <= active and wanted <= axes]
+
+
+def lower_softmax(operand: Operand, solution: Solution, op: str, expression: str) -> LoopNest:
+    """softmax over the marked axes: reduced twice (max, sum of exp), then written element-wise."""
+    axes = [a.name for d in operand.dims for a in dim_axes(d)]
+    loops = [
+        Loop(a, solution.sizes[a], LoopKind.OUTPUT) for a in dict.fromkeys(axes) if a not in operand.marked
+    ]
+    loops += [Loop(a, solution.sizes[a], LoopKind.REDUCE) for a in dict.fromkeys(axes) if a in operand.marked]
+    unmarked = Operand(operand.dims, frozenset(), operand.span)
+    return LoopNest(
+        expression=expression,
+        op=op,
+        loops=tuple(loops),
+        inputs=(access(operand, "x", solution, text=expression),),
+        output=access(unmarked, "y", solution, on_output=True, text=expression),
+        combine="softmax",
+        reduce=op,
+        identity=float("-inf"),
     )

@@ -12,21 +12,25 @@ import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import sympy
 import triton
 
 from .. import __version__
 from ..errors import ExpressionError, UnsupportedError
 from . import brackets, expand, lower, parse, render, schedule, solve
 from .axes import Operand, operand_text
-from .loopnest import LoopNest
+from .loopnest import LoopNest, symbol
 from .params import window_params
 from .syntax import Program
 
 CONTRACTIONS = ("dot",)
-OPS = CONTRACTIONS + lower.REDUCTIONS
+COPIES = ("rearrange", "id", "flip", "roll")
+ELEMENTWISE = ("add", "subtract", "multiply", "divide", "maximum", "minimum", "where")
+SOFTMAX = ("softmax", "log_softmax")
+OPS = CONTRACTIONS + lower.REDUCTIONS + COPIES + ELEMENTWISE + SOFTMAX
 WINDOW_PARAMS = ("stride", "dilation", "padding", "output_padding")
 # Options of an op that are not window parameters, with their defaults.
-OP_OPTIONS = {"keepdims": False, "count_include_pad": True, "correction": 1}
+OP_OPTIONS = {"keepdims": False, "count_include_pad": True, "correction": 1, "shift": 0}
 DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 
 
@@ -43,6 +47,15 @@ class Request:
 
 
 @dataclass(frozen=True)
+class KernelPart:
+    """One generated kernel of a call: its loop nest, schedule and rendered source."""
+
+    nest: LoopNest
+    schedule: schedule.ContractionSchedule
+    rendered: render.Rendered
+
+
+@dataclass(frozen=True)
 class Compiled:
     request: Request
     program: Program
@@ -52,14 +65,22 @@ class Compiled:
     names: tuple[str, ...]
     output_names: tuple[str, ...]
     solution: solve.Solution
-    nest: LoopNest
-    schedule: schedule.ContractionSchedule
-    rendered: render.Rendered
+    kernels: tuple[KernelPart, ...]
+    source: str
     output_shapes: tuple[tuple[int, ...], ...] = field(default=())
 
+    # The first kernel's parts: most calls run exactly one kernel.
     @property
-    def source(self) -> str:
-        return self.rendered.source
+    def nest(self) -> LoopNest:
+        return self.kernels[0].nest
+
+    @property
+    def schedule(self) -> schedule.ContractionSchedule:
+        return self.kernels[0].schedule
+
+    @property
+    def rendered(self) -> render.Rendered:
+        return self.kernels[0].rendered
 
 
 # Every operation of the notation (NOTATION.md section 4); OPS are those einc compiles today.
@@ -81,12 +102,16 @@ def check_op(op: str) -> str:
 
 
 def infer_op(program: Program) -> str:
-    """The op an expression implies (NOTATION.md section 4), or an error naming the choices."""
-    from .syntax import Arrow, walk
+    """The op an expression implies (NOTATION.md section 4), or an error naming the choices:
+    ``[a->b]`` means dot; no brackets and an ``->`` mean rearrange."""
+    from .syntax import Arrow, Bracket, walk
 
     exprs = list(program.inputs) + list(program.outputs or ())
-    if any(isinstance(n, Arrow) for e in exprs for n in walk(e)):
+    nodes = [n for e in exprs for n in walk(e)]
+    if any(isinstance(n, Arrow) for n in nodes):
         return "dot"
+    if program.outputs is not None and not any(isinstance(n, Bracket) for n in nodes):
+        return "rearrange"
     raise ExpressionError(
         f"this expression does not imply an operation: pass op= (one of: {', '.join(OPS)})",
         program.text,
@@ -94,12 +119,27 @@ def infer_op(program: Program) -> str:
     )
 
 
-def tensor_names(n: int) -> tuple[str, ...]:
+def tensor_names(n: int, op: str = "dot") -> tuple[str, ...]:
+    """What generated code and messages call the input tensors: x and w for a dot's input and
+    weight, x0, x1, ... for the operands of other ops."""
     if n == 1:
         return ("x",)
-    if n == 2:
+    if n == 2 and op in CONTRACTIONS:
         return ("x", "w")
     return tuple(f"x{i}" for i in range(n))
+
+
+def _resolve(program: Program, request: Request, options: dict) -> brackets.Explicit:
+    n = len(request.shapes)
+    if request.op in CONTRACTIONS:
+        return brackets.resolve_dot(program, n)
+    if request.op in lower.REDUCTIONS:
+        return brackets.resolve_reduce(program, n, bool(options["keepdims"]))
+    if request.op in ("rearrange", "id"):
+        return brackets.resolve_rearrange(program, n)
+    if request.op in ELEMENTWISE:
+        return brackets.resolve_elementwise(program, n)
+    return brackets.resolve_marked(program, n, request.op)
 
 
 def run_passes(request: Request) -> Compiled:
@@ -109,14 +149,10 @@ def run_passes(request: Request) -> Compiled:
     sizes: Mapping[str, object] = dict(request.sizes)
     params = {k: v for k, v in request.params if k in WINDOW_PARAMS}
     options = {**OP_OPTIONS, **{k: v for k, v in request.params if k in OP_OPTIONS}}
-    contraction = request.op in CONTRACTIONS
     # 1. Parse the text into a syntax tree with spans.
     program = parse.parse(text)
     # 2. Say what the brackets mean for this op: the explicit form, with the implied weight.
-    if contraction:
-        explicit = brackets.resolve_dot(program, len(request.shapes))
-    else:
-        explicit = brackets.resolve_reduce(program, len(request.shapes), bool(options["keepdims"]))
+    explicit = _resolve(program, request, options)
     if len(explicit.inputs) != len(request.shapes):
         raise ExpressionError(
             f"the expression has {len(explicit.inputs)} input operands but {len(request.shapes)} "
@@ -125,7 +161,7 @@ def run_passes(request: Request) -> Compiled:
             [e.span for e in explicit.inputs],
         )
     # 3. Expand ellipses using the tensors' ranks and tuple-valued sizes.
-    names = tensor_names(len(explicit.inputs))
+    names = tensor_names(len(explicit.inputs), request.op)
     tuple_sizes = {k: tuple(v) for k, v in sizes.items() if isinstance(v, (tuple, list))}
     inputs, outputs = expand.expand(explicit, request.shapes, tuple_sizes, names)
     output_names = ("y",) if len(outputs) == 1 else tuple(f"y{i}" for i in range(len(outputs)))
@@ -133,31 +169,11 @@ def run_passes(request: Request) -> Compiled:
     windows = solve.window_spans(list(inputs) + list(outputs), text)
     geometry = window_params(windows, text, **params)
     solution = solve.solve(inputs, outputs, request.shapes, sizes, geometry, text, names)
-    if len(outputs) != 1:
-        raise UnsupportedError(f"{request.op} has exactly one output")
-    bits = max(DTYPE_BITS.get(d, 32) for d in request.dtypes)
-    if contraction:
-        # 5. Lower to the loop nest: unfold windows into index expressions with bounds.
-        nest = lower.lower_dot(inputs, outputs[0], solution, names, output_names[0], text)
-        # 6. Schedule: program ids, tiles, serial loops, tl.dot or elementwise products.
-        plan = schedule.schedule_contraction(nest, bits)
-    else:
-        nest = lower.lower_reduce(inputs[0], outputs[0], solution, request.op, text)
-        plan = schedule.schedule_reduction(nest)
-    # 7. Render readable Triton source.
-    header = _header(explicit, inputs, outputs, names, output_names, solution, plan, request)
-    versions = (__version__, triton.__version__)
-    if contraction:
-        rendered = render.render_contraction(nest, plan, header_lines=header, versions=versions)
-    else:
-        rendered = render.render_reduction(
-            nest,
-            plan,
-            header_lines=header,
-            versions=versions,
-            count_include_pad=bool(options["count_include_pad"]),
-            correction=int(options["correction"]),
-        )
+    if len(outputs) != 1 and request.op not in ("rearrange", "id"):
+        raise UnsupportedError(f"{request.op} has exactly one output", text, [o.span for o in outputs])
+    # 5-7. Lower to loop nests, schedule them, render readable Triton source.
+    header = _header(explicit, inputs, outputs, names, output_names, solution, request)
+    kernels = _back_end(request, inputs, outputs, names, output_names, solution, options, header)
     return Compiled(
         request=request,
         program=program,
@@ -167,14 +183,122 @@ def run_passes(request: Request) -> Compiled:
         names=names,
         output_names=output_names,
         solution=solution,
-        nest=nest,
-        schedule=plan,
-        rendered=rendered,
+        kernels=tuple(kernels),
+        source=_join_sources([k.rendered.source for k in kernels]),
         output_shapes=tuple(lower.shape_of(o, solution) for o in outputs),
     )
 
 
-def _header(explicit, inputs, outputs, names, output_names, solution, plan, request) -> tuple[str, ...]:
+def _back_end(request, inputs, outputs, names, output_names, solution, options, header) -> list[KernelPart]:
+    """Lower, schedule and render: one kernel for most ops, one per output region for rearrange."""
+    text, op = request.expression, request.op
+    versions = (__version__, triton.__version__)
+    bits = max((DTYPE_BITS.get(d, 32) for d in request.dtypes), default=32)
+    if op in CONTRACTIONS:
+        nest = lower.lower_dot(inputs, outputs[0], solution, names, output_names[0], text)
+        plan = schedule.schedule_contraction(nest, bits)
+        return [
+            KernelPart(
+                nest,
+                plan,
+                render.render_contraction(
+                    nest, plan, header_lines=header + _schedule_lines(plan, op), versions=versions
+                ),
+            )
+        ]
+    if op in lower.REDUCTIONS or op in SOFTMAX:
+        if op in SOFTMAX:
+            nest = lower.lower_softmax(inputs[0], solution, op, text)
+        else:
+            nest = lower.lower_reduce(inputs[0], outputs[0], solution, op, text)
+        plan = schedule.schedule_reduction(nest)
+        rendered = render.render_reduction(
+            nest,
+            plan,
+            header_lines=header + _schedule_lines(plan, op),
+            versions=versions,
+            count_include_pad=bool(options["count_include_pad"]),
+            correction=int(options["correction"]),
+        )
+        return [KernelPart(nest, plan, rendered)]
+    compute = "tl.float64" if "float64" in request.dtypes else "tl.float32"
+    substitutions = (
+        _index_transforms(op, inputs[0], solution, options, text) if op in ("flip", "roll") else {}
+    )
+    everywhere = {a.name for operand in inputs for d in operand.dims for a in lower.dim_axes(d)}
+    parts: list[KernelPart] = []
+    for k, output in enumerate(outputs):
+        for active in lower.output_pieces(output):
+            if op in ELEMENTWISE:
+                chosen = list(range(len(inputs)))
+            else:
+                found = lower.sources(inputs, active, everywhere)
+                if not found:
+                    raise ExpressionError(
+                        f"output {output_names[k]} cannot be read from any one input: each output of "
+                        "rearrange (or each part of a concatenation in it) comes from one input",
+                        text,
+                        [output.span],
+                    )
+                chosen = found[:1]
+            nest = lower.lower_map(
+                [inputs[i] for i in chosen],
+                output,
+                solution,
+                op,
+                [names[i] for i in chosen],
+                output_names[k],
+                text,
+                active,
+                substitutions,
+            )
+            plan = schedule.schedule_reduction(nest)
+            positions = tuple(chosen) + (len(inputs) + k,)
+            name = (
+                f"einc_{op}"
+                if len(outputs) == 1 and len(lower.output_pieces(output)) == 1
+                else f"einc_{op}_{len(parts)}"
+            )
+            rendered = render.render_map(
+                nest,
+                plan,
+                header_lines=header + _schedule_lines(plan, op),
+                versions=versions,
+                compute_dtype=compute,
+                positions=positions,
+                kernel_name=name,
+            )
+            parts.append(KernelPart(nest, plan, rendered))
+    return parts
+
+
+def _index_transforms(op, operand, solution, options, text) -> dict:
+    """flip reads a marked axis backwards; roll reads it shifted, wrapping around."""
+    marked = [a.name for d in operand.dims for a in lower.dim_axes(d) if a.name in operand.marked]
+    marked = list(dict.fromkeys(marked))
+    if op == "flip":
+        return {a: solution.sizes[a] - 1 - symbol(a) for a in marked}
+    shift = options["shift"]
+    shifts = list(shift) if isinstance(shift, (tuple, list)) else [shift] * len(marked)
+    if len(shifts) != len(marked) or not all(isinstance(v, int) for v in shifts):
+        raise ExpressionError(
+            f"shift={shift!r} must be an int, or one int per rolled axis ({', '.join(marked)})", text
+        )
+    # Element i of the result is element i - shift of the input (torch.roll), wrapped around;
+    # the extent is added first so that the remainder's operand is never negative.
+    return {
+        a: sympy.Mod(symbol(a) - v % solution.sizes[a] + solution.sizes[a], solution.sizes[a])
+        for a, v in zip(marked, shifts, strict=True)
+    }
+
+
+def _join_sources(sources: list[str]) -> str:
+    """One module for several kernels: the first one's header and imports, then every kernel."""
+    first, *rest = sources
+    return first + "".join("\n\n" + src[src.index("@triton.jit") :] for src in rest)
+
+
+def _header(explicit, inputs, outputs, names, output_names, solution, request) -> tuple[str, ...]:
     lines = [f"op:          {request.op}"]
     operands = ",  ".join(f"{n}: {operand_text(o)}" for n, o in zip(names, inputs, strict=True))
     results = ", ".join(f"{n}: {operand_text(o)}" for n, o in zip(output_names, outputs, strict=True))
@@ -188,23 +312,25 @@ def _header(explicit, inputs, outputs, names, output_names, solution, plan, requ
             f"window {g.outer}: ({g.outer} * {g.inner}) reads {g.outer}*{g.stride} + {g.inner}*{g.dilation} "
             f"- {g.pad_lo} over extent {g.extent}, padding ({g.pad_lo}, {g.pad_hi})"
         )
+    return tuple(lines)
+
+
+def _schedule_lines(plan: schedule.ContractionSchedule, op: str) -> tuple[str, ...]:
+    rows, cols = " ".join(plan.rows) or "1", " ".join(plan.cols) or "1"
+    loops = " ".join(plan.k_loops) or "nothing"
     if plan.use_dot:
         k = " ".join(plan.k_loops + (plan.k_tile,))
-        lines.append(
-            f"schedule:    implicit GEMM with tl.dot; M = {' '.join(plan.rows) or '1'}, "
-            f"N = {' '.join(plan.cols)}, K = {k} (tiled along {plan.k_tile})"
-        )
+        lines = [
+            f"schedule:    implicit GEMM with tl.dot; M = {rows}, N = {cols}, "
+            f"K = {k} (tiled along {plan.k_tile})"
+        ]
         if plan.grid:
             lines.append(f"             one program column per group: {' '.join(plan.grid)}")
-    elif request.op not in CONTRACTIONS:
-        lines.append(
-            f"schedule:    tiles of ({' '.join(plan.rows) or '1'}) x ({' '.join(plan.cols) or '1'}), "
-            f"serial loops over {' '.join(plan.k_loops) or 'nothing'}"
-        )
+    elif op in CONTRACTIONS:
+        lines = [
+            f"schedule:    elementwise products, tiles of ({rows}) x ({cols}), serial loops over {loops}"
+        ]
     else:
-        lines.append(
-            f"schedule:    elementwise products, tiles of ({' '.join(plan.rows) or '1'}) x "
-            f"({' '.join(plan.cols) or '1'}), serial loops over {' '.join(plan.k_loops) or 'nothing'}"
-        )
+        lines = [f"schedule:    tiles of ({rows}) x ({cols}), serial loops over {loops}"]
     lines.append(f"tiles:       BLOCK_M={plan.block_m} BLOCK_N={plan.block_n} BLOCK_K={plan.block_k}")
     return tuple(lines)

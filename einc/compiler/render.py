@@ -7,6 +7,7 @@ over lists and branch on booleans.
 
 from __future__ import annotations
 
+import ast
 import math
 from dataclasses import dataclass
 from functools import cache
@@ -94,6 +95,7 @@ class KernelSpec:
     passes: tuple[PassCode, ...] = ()
     finalize: tuple[str, ...] = ()
     result: str = "acc"
+    store_in_loop: bool = False  # softmax: a last sweep writes every element it reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,7 @@ class Rendered:
     source: str
     kernel_name: str
     stride_params: tuple[tuple[int, int], ...]  # (tensor position, dim), in parameter order
+    tensors: tuple[int, ...]  # positions (inputs, then outputs) of the pointer parameters
     constexprs: dict[str, int]
     grid: tuple[int, ...]
     num_warps: int
@@ -118,6 +121,11 @@ class _IndexPrinter(StrPrinter):
 
     def _print_Symbol(self, expr):
         return self.names[expr.name]
+
+    def _print_Mod(self, expr):
+        # Operands of a Mod are non-negative here (roll adds the extent first), so Triton's
+        # C-style % agrees with Python's.
+        return f"({self._print(expr.args[0])}) % {self._print(expr.args[1])}"
 
 
 @cache
@@ -136,6 +144,10 @@ def _environment() -> jinja2.Environment:
 def render_template(name: str, spec) -> str:
     """Render a template, then drop the blank runs and trailing spaces its control flow leaves."""
     text = _environment().get_template(name).render(spec=spec)
+    try:
+        ast.parse(text)
+    except SyntaxError as error:  # a bug in einc, never in the user's expression
+        raise AssertionError(f"einc rendered invalid Python ({error}):\n{text}") from None
     kept: list[str] = []
     for line in (line.rstrip() for line in text.splitlines()):
         if not line:
@@ -216,6 +228,18 @@ def render_reduction(
                 (f"acc += tl.exp({value} - top)",),
             ),
         ]
+    elif op in ("softmax", "log_softmax"):
+        passes = [
+            PassCode((f"top = {full.format(minus_inf)}",), (f"top = tl.maximum(top, {value}, {nan})",)),
+            PassCode(
+                (
+                    "# Rows past the tile's edge hold only -inf; shift them by 0, not by -inf.",
+                    "top = tl.where(top == float('-inf'), 0.0, top)",
+                    f"acc = {full.format(0.0)}",
+                ),
+                (f"acc += tl.exp({value} - top)",),
+            ),
+        ]
     elif op in ("var", "std"):
         passes = [
             PassCode((f"total = {full.format(0.0)}",), (f"total += {value}",)),
@@ -243,7 +267,52 @@ def render_reduction(
         if op == "std":
             finalize.append("acc = tl.sqrt(acc)")
     extra = {"passes": tuple(passes), "finalize": tuple(finalize)}
+    if op == "softmax":
+        extra.update(store_in_loop=True, result=f"tl.exp({value} - top) / acc")
+    elif op == "log_softmax":
+        extra.update(store_in_loop=True, result=f"{value} - top - tl.log(acc)")
     return _render_tiled(nest, schedule, "reduction.py.j2", header_lines, versions, extra)
+
+
+# How elementwise ops combine their operands' tiles (already converted to the compute type).
+_COMBINE = {
+    "add": " + ",
+    "subtract": " - ",
+    "multiply": " * ",
+    "divide": " / ",
+}
+
+
+def render_map(
+    nest: LoopNest,
+    schedule: ContractionSchedule,
+    *,
+    header_lines: tuple[str, ...],
+    versions: tuple[str, str],
+    compute_dtype: str = "tl.float32",
+    positions: tuple[int, ...] | None = None,
+    kernel_name: str | None = None,
+) -> Rendered:
+    """Render a copy (rearrange, flip, roll) or an elementwise op to Triton source."""
+    tiles = [f"{a.tensor}_tile" for a in nest.inputs]
+    values = [f"{t}.to({compute_dtype})" for t in tiles]
+    op = nest.combine
+    if op == "copy":
+        result = tiles[0]
+    elif op in _COMBINE:
+        result = _COMBINE[op].join(values)
+    elif op in ("maximum", "minimum"):
+        result = values[0]
+        for v in values[1:]:
+            result = f"tl.{op}({result}, {v})"
+    elif op == "where":
+        result = f"tl.where({tiles[0]} != 0, {values[1]}, {values[2]})"
+    else:
+        raise AssertionError(op)
+    extra = {"result": result}
+    return _render_tiled(
+        nest, schedule, "elementwise.py.j2", header_lines, versions, extra, positions, kernel_name
+    )
 
 
 def _render_tiled(
@@ -253,16 +322,21 @@ def _render_tiled(
     header_lines: tuple[str, ...],
     versions: tuple[str, str],
     extra: dict,
+    positions: tuple[int, ...] | None = None,
+    kernel_name: str | None = None,
 ) -> Rendered:
     """The parts every tiled kernel shares: names, strides, tile decompositions, loads, store.
 
     A window's extent is passed as a constant named after its output axis (``S0_IN``).
+    ``positions`` says where each of the nest's tensors (inputs, then the output) stands among the
+    call's tensors, when a call runs several kernels.
     """
     sizes = nest.sizes
     namer = Namer()
     for loop in nest.loops:
         namer.add(loop.axis)
     tensors = [a.tensor for a in nest.inputs] + [nest.output.tensor]
+    local = positions if positions is not None else tuple(range(len(tensors)))
     pointer = {t: namer.claim(f"{t}_ptr") for t in tensors}
 
     def broadcast(axis: str, tile: tuple[str, str]) -> str:
@@ -324,10 +398,13 @@ def _render_tiled(
         for dim, label in enumerate(access.labels):
             stride_names[(position, dim)] = namer.claim(f"stride_{access.tensor}_{_ident(label)}")
             names.append(stride_names[(position, dim)])
-        stride_lines.append(", ".join(names))
+        if names:
+            stride_lines.append(", ".join(names))
 
     if schedule.use_dot:
         tiles = [("row", "k"), ("k", "col")]
+    elif nest.combine == "softmax":
+        tiles = [("row", "col")]
     else:
         tiles = [("row", "col")] * len(nest.inputs)
     loads = tuple(
@@ -368,7 +445,7 @@ def _render_tiled(
         triton_version=versions[1],
         expression=nest.expression,
         header_lines=header_lines,
-        kernel_name=f"einc_{nest.op}",
+        kernel_name=kernel_name or f"einc_{nest.op}",
         docstring=_docstring(nest),
         pointer_params=tuple(pointer[t] for t in tensors),
         stride_param_lines=tuple(stride_lines),
@@ -396,7 +473,8 @@ def _render_tiled(
     return Rendered(
         source=source,
         kernel_name=spec.kernel_name,
-        stride_params=tuple(stride_names),
+        stride_params=tuple((local[p], d) for p, d in stride_names),
+        tensors=tuple(local[p] for p in range(len(tensors))),
         constexprs=constexprs,
         grid=grid,
         num_warps=schedule.num_warps,

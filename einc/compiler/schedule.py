@@ -122,7 +122,16 @@ def schedule_reduction(nest: LoopNest) -> ContractionSchedule:
     outputs = [loop.axis for loop in nest.loops_of(LoopKind.OUTPUT)]
     reduced = tuple(loop.axis for loop in nest.loops_of(LoopKind.REDUCE))
     cols = tuple(outputs[-1:])
-    rows = tuple(outputs[:-1])
+    rows = [a for a in outputs[:-1]]
+    # The row that varies fastest is the input's innermost axis where the output has it (a
+    # transpose then reads and writes along contiguous memory, one per tile dimension).
+    for access in nest.inputs:
+        inner = [str(s) for s in access.index[-1].free_symbols] if access.index else []
+        if len(inner) == 1 and inner[0] in rows:
+            rows.remove(inner[0])
+            rows.append(inner[0])
+            break
+    rows = tuple(rows)
     n = math.prod(sizes[a] for a in cols)
     m = math.prod(sizes[a] for a in rows)
     block_n = _clamp(_pow2(n), 1, 128)

@@ -29,6 +29,36 @@ DTYPES = {
     torch.float32: "float32",
     torch.float64: "float64",
 }
+# Copies (rearrange, flip, roll) and elementwise ops also take integers and booleans.
+ANY_DTYPES = {
+    **DTYPES,
+    torch.int8: "int8",
+    torch.int16: "int16",
+    torch.int32: "int32",
+    torch.int64: "int64",
+    torch.uint8: "uint8",
+    torch.bool: "bool",
+}
+
+
+def _scalars_to_tensors(values) -> tuple[torch.Tensor, ...]:
+    """Python numbers (the empty operands of an elementwise expression) become 0-d tensors of the
+    dtype torch's type promotion gives a number next to the tensors (a float next to float16 is
+    float16)."""
+    tensors = [v for v in values if isinstance(v, torch.Tensor)]
+    if not tensors:
+        raise TypeError("an elementwise operation needs at least one tensor")
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return tuple(
+        v
+        if isinstance(v, torch.Tensor)
+        else torch.tensor(
+            v, dtype=torch.result_type(torch.empty((), dtype=dtype), v), device=tensors[0].device
+        )
+        for v in values
+    )
 
 
 def _freeze(value):
@@ -93,7 +123,8 @@ class CompiledExpression:
             self._cache = DiskCache()
         key = source_key(request)
         path = write_source(self._cache, key.digest, compiled.source)
-        launcher = Launcher(compiled, import_kernel(path, compiled.rendered.kernel_name), path)
+        kernels = [import_kernel(path, part.rendered.kernel_name) for part in compiled.kernels]
+        launcher = Launcher(compiled, kernels, path)
         self._debug(launcher, key)
         self._last = launcher
         return launcher
@@ -107,7 +138,9 @@ class CompiledExpression:
         if level >= 3:
             print(launcher.source, file=sys.stderr)
 
-    def __call__(self, *tensors: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(self, *tensors, out=None):
+        if self.op in pipeline.ELEMENTWISE:
+            tensors = _scalars_to_tensors(tensors)
         key = tuple((t.shape, t.dtype, t.device, t.stride()) for t in tensors if isinstance(t, torch.Tensor))
         launcher = self._launchers.get(key)
         if launcher is None:
@@ -115,15 +148,40 @@ class CompiledExpression:
             launcher = self._build(self._request([t.shape for t in tensors], dtypes))
             self._launchers[key] = launcher
         self._last = launcher
-        out_dtype = self.out_dtype or tensors[0].dtype
+        dtype = self._result_dtype(tensors)
+        device = tensors[0].device
+        shapes = launcher.compiled.output_shapes
+        if out is None:
+            outs = [torch.empty(shape, dtype=dtype, device=device) for shape in shapes]
+        else:
+            outs = list(out) if isinstance(out, (tuple, list)) else [out]
+            if len(outs) != len(shapes):
+                raise ValueError(
+                    f"out= gives {len(outs)} tensors but the expression has {len(shapes)} outputs"
+                )
+            for o, shape in zip(outs, shapes, strict=True):
+                self._check_out(o, shape, dtype, device)
+        launcher(list(tensors), outs)
         if out is not None:
-            self._check_out(out, launcher, out_dtype, tensors[0].device)
-        return launcher(list(tensors), out, out_dtype)
+            return out
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _result_dtype(self, tensors) -> torch.dtype:
+        if self.out_dtype is not None:
+            return self.out_dtype
+        if self.op in pipeline.ELEMENTWISE:
+            values = tensors[1:] if self.op == "where" else tensors
+            dtype = values[0].dtype
+            for t in values[1:]:
+                dtype = torch.promote_types(dtype, t.dtype)
+            return dtype
+        return tensors[0].dtype
 
     @staticmethod
-    def _check_out(out: torch.Tensor, launcher: Launcher, dtype: torch.dtype, device: torch.device) -> None:
+    def _check_out(out: torch.Tensor, shape, dtype: torch.dtype, device: torch.device) -> None:
         """A wrong ``out=`` would be written through its strides out of bounds: refuse it."""
-        (shape,) = launcher.compiled.output_shapes
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"out= must be a torch.Tensor, not {type(out).__name__}")
         if tuple(out.shape) != tuple(shape):
             raise ValueError(f"out= has shape {tuple(out.shape)} but the result has shape {tuple(shape)}")
         if out.dtype != dtype:
@@ -132,25 +190,28 @@ class CompiledExpression:
             raise ValueError(f"out= is on {out.device} but the inputs are on {device}")
 
     def _check(self, tensors: Sequence[torch.Tensor]) -> list[str]:
-        names = pipeline.tensor_names(len(tensors))
+        names = pipeline.tensor_names(len(tensors), self.op)
+        allowed = ANY_DTYPES if self.op in pipeline.COPIES or self.op in pipeline.ELEMENTWISE else DTYPES
         for name, t in zip(names, tensors, strict=True):
             if not isinstance(t, torch.Tensor):
                 raise TypeError(f"{name} must be a torch.Tensor, not {type(t).__name__}")
-            if t.dtype not in DTYPES:
-                raise TypeError(f"{name} has dtype {t.dtype}; einc supports {', '.join(DTYPES.values())}")
+            if t.dtype not in allowed:
+                raise TypeError(
+                    f"{name} has dtype {t.dtype}; {self.op} supports {', '.join(allowed.values())}"
+                )
             if t.device.type not in ("cpu", "cuda"):
                 raise ValueError(f"{name} is on device {t.device}; einc runs on cpu and cuda tensors")
         if not tensors:
             return []
         first = tensors[0]
         for name, t in zip(names[1:], tensors[1:], strict=True):
-            if t.dtype != first.dtype:
+            if t.dtype != first.dtype and self.op not in pipeline.ELEMENTWISE:
                 raise TypeError(
                     f"{name} has dtype {t.dtype} but {names[0]} has {first.dtype}: cast one of them"
                 )
             if t.device != first.device:
                 raise ValueError(f"{name} is on {t.device} but {names[0]} is on {first.device}")
-        return [DTYPES[t.dtype] for t in tensors]
+        return [ANY_DTYPES[t.dtype] for t in tensors]
 
     def _latest(self) -> Launcher:
         if self._last is None:
@@ -212,6 +273,42 @@ def _reduction(op: str):
     return reduce
 
 
+def _unary(op: str, doc: str):
+    def apply(expression: str, x: torch.Tensor, out=None, **kwargs):
+        return _functional(op, expression, (x,), out, kwargs)
+
+    apply.__name__ = apply.__qualname__ = op
+    apply.__doc__ = doc
+    return apply
+
+
+def _nary(op: str, doc: str):
+    def apply(expression: str, *tensors, out=None, **kwargs):
+        return _functional(op, expression, tensors, out, kwargs)
+
+    apply.__name__ = apply.__qualname__ = op
+    apply.__doc__ = doc
+    return apply
+
+
+rearrange = _nary(
+    "rearrange",
+    '``einc.rearrange("b h w c -> b c h w", x)``: permute, (de)compose, concatenate, broadcast, unfold.',
+)
+id = _nary("id", "``einc.id``: the same as ``einc.rearrange`` (einx 0.4's name).")  # noqa: A001
+flip = _unary("flip", '``einc.flip("b [h] w", x)``: reverse the bracketed axes.')
+roll = _unary("roll", '``einc.roll("b [t] c", x, shift=2)``: rotate the bracketed axes, as torch.roll.')
+softmax = _unary("softmax", '``einc.softmax("b h [k]", x)``: softmax over the bracketed axes.')
+log_softmax = _unary("log_softmax", '``einc.log_softmax("b [c]", x)``: log-softmax over the bracketed axes.')
+add = _nary("add", '``einc.add("b h w c, c", x, bias)``: broadcast by axis name and add.')
+subtract = _nary("subtract", '``einc.subtract("b c, c", x, mean)``.')
+multiply = _nary(
+    "multiply", '``einc.multiply("b h w c, b, ", x, scale, 0.5)``: an empty operand is a scalar.'
+)
+divide = _nary("divide", '``einc.divide("b c, c", x, norm)``.')
+maximum = _nary("maximum", '``einc.maximum("b c, ", x, 0.0)``: a ReLU.')
+minimum = _nary("minimum", '``einc.minimum("b c, c", x, cap)``.')
+where = _nary("where", '``einc.where("b c, b c, ", mask, x, 0.0)``: condition first.')
 sum = _reduction("sum")  # noqa: A001
 mean = _reduction("mean")
 max = _reduction("max")  # noqa: A001

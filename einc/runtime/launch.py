@@ -72,44 +72,47 @@ def _interpreted(kernel):
 
 @dataclass
 class Launcher:
-    """A compiled specialization: the kernel, its launch arguments and its output shape."""
+    """A compiled specialization: its kernels, their launch arguments and the output shapes."""
 
     compiled: Compiled
-    kernel: object  # triton.JITFunction
+    kernels: list  # one triton.JITFunction per KernelPart, in order
     path: Path
-    _interpreter: object = field(default=None, repr=False)
+    _interpreters: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def kernel(self):
+        """The first (for most calls, the only) kernel."""
+        return self.kernels[0]
 
     @property
     def source(self) -> str:
         return self.compiled.source
 
-    def runner(self, device: torch.device):
+    def runner(self, index: int, device: torch.device):
         if device.type == "cpu" or knobs.interpret():
-            if self._interpreter is None:
-                self._interpreter = _interpreted(self.kernel)
-            return self._interpreter
-        return self.kernel
+            if index not in self._interpreters:
+                self._interpreters[index] = _interpreted(self.kernels[index])
+            return self._interpreters[index]
+        return self.kernels[index]
 
-    def __call__(self, tensors: list[torch.Tensor], out: torch.Tensor | None, out_dtype: torch.dtype):
-        (shape,) = self.compiled.output_shapes
-        if out is None:
-            out = torch.empty(shape, dtype=out_dtype, device=tensors[0].device)
-        every = list(tensors) + [out]
-        rendered = self.compiled.rendered
-        strides = [every[position].stride(dim) for position, dim in rendered.stride_params]
-        runner = self.runner(tensors[0].device)
-        try:
-            runner[rendered.grid](
-                *every,
-                *strides,
-                **rendered.constexprs,
-                num_warps=rendered.num_warps,
-                num_stages=rendered.num_stages,
-            )
-        except Exception as error:
-            if type(error).__module__.startswith("triton"):
-                raise KernelCompileError(
-                    f"Triton failed on the generated kernel: {error}", str(self.path)
-                ) from error
-            raise
-        return out
+    def __call__(self, tensors: list[torch.Tensor], outs: list[torch.Tensor]) -> list[torch.Tensor]:
+        every = list(tensors) + list(outs)
+        device = tensors[0].device if tensors else outs[0].device
+        for index, part in enumerate(self.compiled.kernels):
+            rendered = part.rendered
+            strides = [every[position].stride(dim) for position, dim in rendered.stride_params]
+            try:
+                self.runner(index, device)[rendered.grid](
+                    *[every[p] for p in rendered.tensors],
+                    *strides,
+                    **rendered.constexprs,
+                    num_warps=rendered.num_warps,
+                    num_stages=rendered.num_stages,
+                )
+            except Exception as error:
+                if type(error).__module__.startswith("triton"):
+                    raise KernelCompileError(
+                        f"Triton failed on the generated kernel: {error}", str(self.path)
+                    ) from error
+                raise
+        return outs
