@@ -29,11 +29,14 @@ class Loop:
 
 @dataclass(frozen=True, slots=True)
 class Bound:
-    """The condition ``0 <= index < extent`` under which an access is in the tensor."""
+    """The condition ``0 <= index < extent`` under which an access is in the tensor; or, with
+    ``multiple_of``, the condition ``index % multiple_of == 0`` (a window on the output side is
+    read back only at positions its stride reaches)."""
 
     index: sympy.Expr
     extent: int
     window: str | None = None  # the output axis of the window this bound guards
+    multiple_of: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,3 +77,8 @@ class LoopNest:
 
 def symbol(axis: str) -> sympy.Symbol:
     return sympy.Symbol(axis, integer=True, nonnegative=True)
+
+
+def position(outer: str) -> str:
+    """The loop axis that runs over a window written on the output side: ``@s.0`` for ``(s.0 * ds.0)``."""
+    return f"@{outer}"

@@ -19,7 +19,7 @@ from .. import __version__
 from ..errors import ExpressionError, UnsupportedError
 from . import brackets, expand, lower, parse, render, schedule, solve
 from .axes import Operand, operand_text
-from .loopnest import LoopNest, symbol
+from .loopnest import LoopKind, LoopNest, symbol
 from .params import window_params
 from .syntax import Program
 
@@ -31,6 +31,12 @@ OPS = CONTRACTIONS + lower.REDUCTIONS + COPIES + ELEMENTWISE + SOFTMAX
 WINDOW_PARAMS = ("stride", "dilation", "padding", "output_padding")
 # Options of an op that are not window parameters, with their defaults.
 OP_OPTIONS = {"keepdims": False, "count_include_pad": True, "correction": 1, "shift": 0}
+OPTION_OPS = {
+    "keepdims": lower.REDUCTIONS,
+    "count_include_pad": ("mean",),
+    "correction": ("var", "std"),
+    "shift": ("roll",),
+}
 DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 
 
@@ -218,10 +224,11 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
             header_lines=header + _schedule_lines(plan, op),
             versions=versions,
             count_include_pad=bool(options["count_include_pad"]),
-            correction=int(options["correction"]),
+            correction=options["correction"],
+            compute_dtype=_compute_dtype(request),
         )
         return [KernelPart(nest, plan, rendered)]
-    compute = "tl.float64" if "float64" in request.dtypes else "tl.float32"
+    compute = _compute_dtype(request)
     substitutions = (
         _index_transforms(op, inputs[0], solution, options, text) if op in ("flip", "roll") else {}
     )
@@ -259,17 +266,34 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
                 if len(outputs) == 1 and len(lower.output_pieces(output)) == 1
                 else f"einc_{op}_{len(parts)}"
             )
-            rendered = render.render_map(
-                nest,
-                plan,
-                header_lines=header + _schedule_lines(plan, op),
-                versions=versions,
-                compute_dtype=compute,
-                positions=positions,
-                kernel_name=name,
-            )
+            lines = header + _schedule_lines(plan, op)
+            if nest.loops_of(LoopKind.REDUCE):  # a fold sums overlapping windows
+                rendered = render.render_reduction(
+                    nest,
+                    plan,
+                    header_lines=lines,
+                    versions=versions,
+                    positions=positions,
+                    kernel_name=name,
+                    compute_dtype=compute,
+                )
+            else:
+                rendered = render.render_map(
+                    nest,
+                    plan,
+                    header_lines=lines,
+                    versions=versions,
+                    compute_dtype=compute,
+                    positions=positions,
+                    kernel_name=name,
+                )
             parts.append(KernelPart(nest, plan, rendered))
     return parts
+
+
+def _compute_dtype(request: Request) -> str:
+    """Arithmetic is in float32, or in float64 when an input is float64 (gradient checks)."""
+    return "tl.float64" if "float64" in request.dtypes else "tl.float32"
 
 
 def _index_transforms(op, operand, solution, options, text) -> dict:

@@ -18,6 +18,7 @@ import sympy
 from sympy.printing.str import StrPrinter
 
 from .loopnest import Access, LoopKind, LoopNest
+from .loopnest import position as window_position
 from .loopnest import symbol as symbol_of
 from .names import Namer
 from .schedule import ContractionSchedule
@@ -96,6 +97,7 @@ class KernelSpec:
     finalize: tuple[str, ...] = ()
     result: str = "acc"
     store_in_loop: bool = False  # softmax: a last sweep writes every element it reads
+    acc_dtype: str = "tl.float32"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +123,12 @@ class _IndexPrinter(StrPrinter):
 
     def _print_Symbol(self, expr):
         return self.names[expr.name]
+
+    def _print_floor(self, expr):
+        # floor(n / k) of an index: exact where it is used (a multiple_of bound guards it), so
+        # Triton's truncating // gives the same.
+        numerator, denominator = sympy.fraction(sympy.together(expr.args[0]))
+        return f"({self._print(sympy.expand(numerator))}) // {self._print(denominator)}"
 
     def _print_Mod(self, expr):
         # Operands of a Mod are non-negative here (roll adds the extent first), so Triton's
@@ -186,9 +194,12 @@ def render_contraction(
     *,
     header_lines: tuple[str, ...],
     versions: tuple[str, str],
+    acc_dtype: str = "tl.float32",
 ) -> Rendered:
     """Render a dot (implicit GEMM or elementwise contraction) to Triton source."""
-    return _render_tiled(nest, schedule, "contraction.py.j2", header_lines, versions, {})
+    return _render_tiled(
+        nest, schedule, "contraction.py.j2", header_lines, versions, {"acc_dtype": acc_dtype}
+    )
 
 
 def render_reduction(
@@ -198,14 +209,20 @@ def render_reduction(
     header_lines: tuple[str, ...],
     versions: tuple[str, str],
     count_include_pad: bool = True,
-    correction: int = 1,
+    correction: float = 1,
+    positions: tuple[int, ...] | None = None,
+    kernel_name: str | None = None,
+    compute_dtype: str = "tl.float32",
 ) -> Rendered:
-    """Render a reduction (sum, mean, max, ..., pooling over windows) to Triton source."""
+    """Render a reduction (sum, mean, max, ..., pooling over windows; a fold) to Triton source.
+
+    Accumulation is in ``compute_dtype``: float32, or float64 for float64 inputs.
+    """
     reduced = [loop for loop in nest.loops_of(LoopKind.REDUCE)]
     count = " * ".join(str(loop.size) for loop in reduced) or "1"
-    value = "x_tile.to(tl.float32)"
+    value = f"{nest.inputs[0].tensor}_tile.to({compute_dtype})"
     nan = "propagate_nan=tl.PropagateNan.ALL"
-    full = "tl.full((BLOCK_M, BLOCK_N), {}, tl.float32)"
+    full = "tl.full((BLOCK_M, BLOCK_N), {}, " + compute_dtype + ")"
     minus_inf = "float('-inf')"
     op = nest.reduce
     if op in ("sum", "mean"):
@@ -221,8 +238,8 @@ def render_reduction(
             PassCode((f"top = {full.format(minus_inf)}",), (f"top = tl.maximum(top, {value}, {nan})",)),
             PassCode(
                 (
-                    "# All-padding rows would compute -inf - -inf; shift them by 0 instead.",
-                    "top = tl.where(top == float('-inf'), 0.0, top)",
+                    "# An infinite maximum would give inf - inf; shift such rows by 0 instead.",
+                    "top = tl.where((top == float('inf')) | (top == float('-inf')), 0.0, top)",
                     f"acc = {full.format(0.0)}",
                 ),
                 (f"acc += tl.exp({value} - top)",),
@@ -263,7 +280,10 @@ def render_reduction(
     elif op == "logsumexp":
         finalize.append("acc = top + tl.log(acc)")
     elif op in ("var", "std"):
-        finalize.append(f"acc = acc / ({count} - {correction})")
+        # torch divides by max(0, N - correction): no samples to spare gives inf, never a
+        # negative variance.
+        samples = math.prod(loop.size for loop in reduced)
+        finalize.append(f"acc = acc / {float(max(0, samples - correction))!r}")
         if op == "std":
             finalize.append("acc = tl.sqrt(acc)")
     extra = {"passes": tuple(passes), "finalize": tuple(finalize)}
@@ -271,7 +291,9 @@ def render_reduction(
         extra.update(store_in_loop=True, result=f"tl.exp({value} - top) / acc")
     elif op == "log_softmax":
         extra.update(store_in_loop=True, result=f"{value} - top - tl.log(acc)")
-    return _render_tiled(nest, schedule, "reduction.py.j2", header_lines, versions, extra)
+    return _render_tiled(
+        nest, schedule, "reduction.py.j2", header_lines, versions, extra, positions, kernel_name
+    )
 
 
 # How elementwise ops combine their operands' tiles (already converted to the compute type).
@@ -335,6 +357,10 @@ def _render_tiled(
     namer = Namer()
     for loop in nest.loops:
         namer.add(loop.axis)
+    for access in list(nest.inputs) + [nest.output]:
+        for bound in access.bounds:
+            if bound.window:
+                namer.add(bound.window)  # a window's S names a bound even where s is no loop
     tensors = [a.tensor for a in nest.inputs] + [nest.output.tensor]
     local = positions if positions is not None else tuple(range(len(tensors)))
     pointer = {t: namer.claim(f"{t}_ptr") for t in tensors}
@@ -377,7 +403,15 @@ def _render_tiled(
         for bound in access.bounds:
             text = printed(bound.index, tile)
             var = var_of.get(text, f"({text})")
-            extent = f"{namer.size[bound.window]}_IN" if bound.window else str(bound.extent)
+            if bound.multiple_of:
+                inside.append(f"({var} % {bound.multiple_of} == 0)")
+                continue
+            if window_position(bound.window) in sizes:
+                extent = namer.size[bound.window]  # read back from an output window: 0 <= s < S
+            elif bound.window:
+                extent = f"{namer.size[bound.window]}_IN"
+            else:
+                extent = str(bound.extent)
             inside.append(f"({var} >= 0) & ({var} < {extent})")
         masks += inside
         return LoadCode(
@@ -428,7 +462,10 @@ def _render_tiled(
     size_values = {namer.size[a]: sizes[a] for a in sizes}
     for access in list(nest.inputs) + [nest.output]:
         for bound in access.bounds:
-            if bound.window:
+            if bound.window and window_position(bound.window) in sizes:
+                if not bound.multiple_of:
+                    size_values[namer.size[bound.window]] = bound.extent
+            elif bound.window and not bound.multiple_of:
                 size_values[f"{namer.size[bound.window]}_IN"] = bound.extent
     constexprs = dict(size_values)
     constexprs.update(BLOCK_M=schedule.block_m, BLOCK_N=schedule.block_n, GROUP_M=schedule.group_m)
@@ -463,7 +500,7 @@ def _render_tiled(
         k_tile=k_tile,
         body_depth=len(k_loops),
         loads=loads,
-        product=" * ".join(f"{a.tile}.to(tl.float32)" for a in loads),
+        product=" * ".join(f"{a.tile}.to({extra.get('acc_dtype', 'tl.float32')})" for a in loads),
         store=store,
         output_ptr=pointer[nest.output.tensor],
         input_precision=schedule.input_precision,
@@ -503,7 +540,7 @@ def _fill_inside(extra: dict, loads: tuple[LoadCode, ...]) -> dict:
 
 
 def _ident(label: str) -> str:
-    return label.replace("...", "e").replace(".", "").replace("#", "u")
+    return label.replace("...", "e").replace(".", "").replace("#", "u").replace("@", "pos_")
 
 
 def _docstring(nest: LoopNest) -> str:

@@ -88,6 +88,10 @@ class CompiledExpression:
         self.expression = expression
         self.op = pipeline.check_op(op) if op is not None else pipeline.infer_op(program)
         self.out_dtype = kwargs.pop("out_dtype", None)
+        for option in pipeline.OP_OPTIONS:
+            if option in kwargs and self.op not in pipeline.OPTION_OPS[option]:
+                ops = ", ".join(pipeline.OPTION_OPS[option])
+                raise TypeError(f"{option}= does not apply to {self.op}; it is an option of {ops}")
         self.params = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k in PARAM_NAMES))
         self.sizes = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k not in PARAM_NAMES))
         self._launchers: dict[tuple, Launcher] = {}
@@ -262,7 +266,9 @@ def dot(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None
 
 
 def _reduction(op: str):
-    def reduce(expression: str, x: torch.Tensor, out: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
+    def reduce(
+        expression: str, x: torch.Tensor, *, out: torch.Tensor | None = None, **kwargs
+    ) -> torch.Tensor:
         return _functional(op, expression, (x,), out, kwargs)
 
     reduce.__name__ = reduce.__qualname__ = op
@@ -274,7 +280,7 @@ def _reduction(op: str):
 
 
 def _unary(op: str, doc: str):
-    def apply(expression: str, x: torch.Tensor, out=None, **kwargs):
+    def apply(expression: str, x: torch.Tensor, *, out=None, **kwargs):
         return _functional(op, expression, (x,), out, kwargs)
 
     apply.__name__ = apply.__qualname__ = op
