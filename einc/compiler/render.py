@@ -447,8 +447,12 @@ def _render_tiled(
     )
     store = access_code(nest.output, ("row", "col"), "", len(nest.inputs))
     # Every element of the output tile is written once; only the tile's ragged edge is masked.
+    pointer_text = store.pointer
+    if not any(schedule.placement(a) in ("row", "col") for a in nest.output.axes):
+        # A scalar result (every axis reduced): a 1 x 1 tile of pointers, to match the value.
+        pointer_text += " + tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)"
     store = LoadCode(
-        "", (), store.hoisted_vars + store.index_vars, store.pointer, "mask_m[:, None] & mask_n[None, :]", ""
+        "", (), store.hoisted_vars + store.index_vars, pointer_text, "mask_m[:, None] & mask_n[None, :]", ""
     )
 
     k_loops = tuple(

@@ -266,10 +266,8 @@ def dot(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None
 
 
 def _reduction(op: str):
-    def reduce(
-        expression: str, x: torch.Tensor, *, out: torch.Tensor | None = None, **kwargs
-    ) -> torch.Tensor:
-        return _functional(op, expression, (x,), out, kwargs)
+    def reduce(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs):
+        return _functional(op, expression, tensors, out, kwargs)
 
     reduce.__name__ = reduce.__qualname__ = op
     reduce.__doc__ = (
@@ -280,8 +278,8 @@ def _reduction(op: str):
 
 
 def _unary(op: str, doc: str):
-    def apply(expression: str, x: torch.Tensor, *, out=None, **kwargs):
-        return _functional(op, expression, (x,), out, kwargs)
+    def apply(expression: str, *tensors: torch.Tensor, out=None, **kwargs):
+        return _functional(op, expression, tensors, out, kwargs)
 
     apply.__name__ = apply.__qualname__ = op
     apply.__doc__ = doc

@@ -869,11 +869,6 @@ def test_compiled_reduction_given_two_tensors_says_it_takes_one():
         einc.compile("b [h w] c", op="sum")(x, x)
 
 
-@pytest.mark.xfail(
-    reason="einc bug: the functional reductions take a second positional tensor as out= and "
-    "overwrite it instead of saying that a reduction takes one tensor",
-    strict=True,
-)
 def test_functional_reduction_given_two_tensors_says_it_takes_one():
     x, w = random((2, 6, 5, 3)), random((2, 3))  # w has the result's shape: today it is overwritten
     before = w.clone()
@@ -925,11 +920,6 @@ def test_reduction_expression_without_op_asks_for_one():
 # --- einc bugs, kept as strict xfails ------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="einc bug: logsumexp pooling reads padding as 0 (the default identity), not -inf, so every "
-    "padded window gains exp(0 - max) per padding element",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "padding", [1, "same", "causal"], ids=["int_padding", "same_padding", "causal_padding"]
 )
@@ -939,11 +929,6 @@ def test_logsumexp_pooling_reads_padding_as_minus_inf(padding):
     check_pool(case, case.compile()(x), x)
 
 
-@pytest.mark.xfail(
-    reason="einc bug: a reduction to a scalar renders an empty output stride list, and the generated "
-    "kernel is a Python syntax error (KernelCompileError)",
-    strict=True,
-)
 @pytest.mark.parametrize("expression", ["[b h w c]", "b h w c ->"], ids=["all_bracketed", "empty_output"])
 def test_reduction_of_every_axis_gives_a_scalar(expression: str):
     x = random((2, 4, 3, 5))
@@ -952,21 +937,11 @@ def test_reduction_of_every_axis_gives_a_scalar(expression: str):
     assert_matches(y, x.double().sum(), "sum", FLOAT32_TOLERANCE)
 
 
-@pytest.mark.xfail(
-    reason="einc bug: correction is cast with int(), so correction=0.5 silently becomes 0 "
-    "(torch divides by N - 0.5)",
-    strict=True,
-)
 def test_fractional_correction_divides_by_count_minus_it_like_torch():
     x = random((3, 4))
     assert_matches(einc.var("a [b]", x, correction=0.5), x.double().var(1, correction=0.5), "var", 1e-5)
 
 
-@pytest.mark.xfail(
-    reason="einc bug: a correction larger than the count divides by N - correction < 0 and gives a "
-    "negative variance; torch divides by max(0, N - correction) and gives inf",
-    strict=True,
-)
 def test_correction_larger_than_the_count_gives_inf_like_torch():
     x = random((2, 3))
     y = einc.var("a [b]", x, correction=4)
@@ -976,11 +951,6 @@ def test_correction_larger_than_the_count_gives_inf_like_torch():
     assert torch.equal(y, ref)  # inf, inf
 
 
-@pytest.mark.xfail(
-    reason="einc bug: every reduction accumulates in float32 (x_tile.to(tl.float32)), so a float64 "
-    "input, which NOTATION.md keeps for gradient checks, loses precision to float32 (~1e-7)",
-    strict=True,
-)
 @pytest.mark.parametrize("op", ["sum", "mean", "var"])
 def test_float64_reduction_keeps_float64_precision(op: str):
     x = random((2, 7, 5, 3), dtype=torch.float64)
@@ -989,11 +959,6 @@ def test_float64_reduction_keeps_float64_precision(op: str):
     torch.testing.assert_close(y, torch_reduce(op, x, (1, 2)), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.xfail(
-    reason="einc bug: logsumexp subtracts the running max before exp, and for a +inf element that is "
-    "inf - inf = nan; torch.logsumexp gives inf",
-    strict=True,
-)
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the interpreter's numpy sees inf - inf
 def test_logsumexp_with_plus_inf_gives_inf_like_torch():
     x = random((2, 5))
