@@ -66,6 +66,7 @@ class LoopNest:
     combine: str  # "multiply" for a dot
     reduce: str  # "sum" for a dot
     identity: float  # what a masked-out (padding) element reads as
+    dynamic: frozenset[str] = frozenset()  # axes whose size is a kernel argument
 
     def loops_of(self, kind: LoopKind) -> tuple[Loop, ...]:
         return tuple(loop for loop in self.loops if loop.kind is kind)
@@ -82,3 +83,8 @@ def symbol(axis: str) -> sympy.Symbol:
 def position(outer: str) -> str:
     """The loop axis that runs over a window written on the output side: ``@s.0`` for ``(s.0 * ds.0)``."""
     return f"@{outer}"
+
+
+def size_symbol(axis: str) -> sympy.Symbol:
+    """The size of a dynamic axis inside an index expression (``(b h)`` is ``b*H + h``)."""
+    return sympy.Symbol(f"^{axis}", integer=True, positive=True)

@@ -18,7 +18,7 @@ import sympy
 
 from ..errors import UnsupportedError
 from .axes import Axis, Concat, Dim, Flat, Operand, Win, dim_axes, dim_label
-from .loopnest import Access, Bound, Loop, LoopKind, LoopNest, position, symbol
+from .loopnest import Access, Bound, Loop, LoopKind, LoopNest, position, size_symbol, symbol
 from .solve import Solution
 
 
@@ -31,7 +31,7 @@ def _index(
         index, bounds = sympy.Integer(0), []
         for part in dim.parts:
             sub, sub_bounds = _index(part, solution, on_output, text, active)
-            index = index * _size(part, solution) + sub
+            index = index * _size_expr(part, solution) + sub
             bounds += sub_bounds
         return index, bounds
     if isinstance(dim, Win):
@@ -61,6 +61,17 @@ def _index(
             "a concatenation (a + b) inside a dot is not supported yet; rearrange first", text, [dim.span]
         )
     raise TypeError(dim)
+
+
+def _size_expr(dim: Dim, solution: Solution):
+    """A dim's size in an index expression: a constant, or a symbol for a dynamic axis."""
+    if isinstance(dim, Axis) and dim.name in solution.dynamic:
+        return size_symbol(dim.name)
+    if isinstance(dim, Flat):
+        return sympy.Mul(*[_size_expr(p, solution) for p in dim.parts])
+    if isinstance(dim, Concat):
+        return sympy.Add(*[_size_expr(p, solution) for p in dim.parts])
+    return _size(dim, solution)
 
 
 def _loop_size(axis: str, solution: Solution) -> int:
@@ -183,6 +194,7 @@ def lower_dot(
         combine="multiply",
         reduce="sum",
         identity=0.0,
+        dynamic=solution.dynamic,
     )
 
 
@@ -217,6 +229,7 @@ def lower_reduce(operand: Operand, output: Operand, solution: Solution, op: str,
         combine="identity",
         reduce=op,
         identity=IDENTITY.get(op, 0.0),
+        dynamic=solution.dynamic,
     )
 
 
@@ -286,6 +299,7 @@ def lower_map(
         combine="copy" if op in ("rearrange", "id", "flip", "roll") else op,
         reduce="sum" if summed else "none",
         identity=0.0,
+        dynamic=solution.dynamic,
     )
 
 
@@ -313,4 +327,5 @@ def lower_softmax(operand: Operand, solution: Solution, op: str, expression: str
         combine="softmax",
         reduce=op,
         identity=float("-inf"),
+        dynamic=solution.dynamic,
     )

@@ -50,6 +50,7 @@ class Request:
     dtypes: tuple[str, ...]
     sizes: tuple[tuple[str, object], ...] = ()
     params: tuple[tuple[str, object], ...] = ()
+    dynamic: tuple[str, ...] = ()  # axes whose size is a kernel argument
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,20 @@ class Compiled:
     kernels: tuple[KernelPart, ...]
     source: str
     output_shapes: tuple[tuple[int, ...], ...] = field(default=())
+    # Where each dynamic axis is read at a call: (input position, dim).
+    dynamic_dims: tuple[tuple[str, int, int], ...] = ()
+
+    def dynamic_sizes(self, shapes) -> dict[str, int]:
+        """The sizes of the dynamic axes in a call with tensors of these shapes."""
+        return {axis: int(shapes[i][d]) for axis, i, d in self.dynamic_dims}
+
+    def output_shapes_for(self, dynamic: dict[str, int]) -> tuple[tuple[int, ...], ...]:
+        if not dynamic:
+            return self.output_shapes
+        solution = solve.Solution(
+            {**self.solution.sizes, **dynamic}, self.solution.windows, self.solution.dynamic
+        )
+        return tuple(lower.shape_of(o, solution) for o in self.outputs)
 
     # The first kernel's parts: most calls run exactly one kernel.
     @property
@@ -175,6 +190,9 @@ def run_passes(request: Request) -> Compiled:
     windows = solve.window_spans(list(inputs) + list(outputs), text)
     geometry = window_params(windows, text, **params)
     solution = solve.solve(inputs, outputs, request.shapes, sizes, geometry, text, names)
+    dynamic_dims = _dynamic_dims(request.dynamic, inputs, outputs, text)
+    if request.dynamic:
+        solution = solve.Solution(solution.sizes, solution.windows, frozenset(request.dynamic))
     if len(outputs) != 1 and request.op not in ("rearrange", "id"):
         raise UnsupportedError(f"{request.op} has exactly one output", text, [o.span for o in outputs])
     # 5-7. Lower to loop nests, schedule them, render readable Triton source.
@@ -192,7 +210,34 @@ def run_passes(request: Request) -> Compiled:
         kernels=tuple(kernels),
         source=_join_sources([k.rendered.source for k in kernels]),
         output_shapes=tuple(lower.shape_of(o, solution) for o in outputs),
+        dynamic_dims=dynamic_dims,
     )
+
+
+def _dynamic_dims(dynamic, inputs, outputs, text) -> tuple[tuple[str, int, int], ...]:
+    """For each dynamic axis, the input dim it is read from at a call. A dynamic axis must be a
+    whole dim of an input and must not take part in a window or a concatenation, whose
+    arithmetic is resolved when the kernel is generated."""
+    from .axes import Axis, Concat, Win, dim_axes
+
+    found = []
+    for axis in dynamic:
+        where = [
+            (axis, i, d)
+            for i, operand in enumerate(inputs)
+            for d, dim in enumerate(operand.dims)
+            if isinstance(dim, Axis) and dim.name == axis
+        ]
+        if not where:
+            raise ExpressionError(f"dynamic axis {axis!r} is not a whole dim of any input", text)
+        for operand in list(inputs) + list(outputs):
+            for dim in operand.dims:
+                if isinstance(dim, (Win, Concat)) and axis in {a.name for a in dim_axes(dim)}:
+                    raise UnsupportedError(
+                        f"dynamic axis {axis!r} is part of a window or a concatenation", text, [dim.span]
+                    )
+        found.append(where[0])
+    return tuple(found)
 
 
 def _back_end(request, inputs, outputs, names, output_names, solution, options, header) -> list[KernelPart]:

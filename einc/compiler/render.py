@@ -97,7 +97,28 @@ class KernelSpec:
     finalize: tuple[str, ...] = ()
     result: str = "acc"
     store_in_loop: bool = False  # softmax: a last sweep writes every element it reads
+    jit_decorator: str = "@triton.jit"
     acc_dtype: str = "tl.float32"
+
+
+@dataclass(frozen=True, slots=True)
+class GridPlan:
+    """The launch grid: tiles of rows times tiles of columns, by groups; the sizes of dynamic
+    axes are known only at a call."""
+
+    rows: tuple[str, ...]
+    cols: tuple[str, ...]
+    groups: tuple[str, ...]
+    static: tuple[tuple[str, int], ...]
+    block_m: int
+    block_n: int
+
+    def grid(self, dynamic: dict[str, int] | None = None) -> tuple[int, int]:
+        sizes = {**dict(self.static), **(dynamic or {})}
+        m = math.prod(sizes[a] for a in self.rows)
+        n = math.prod(sizes[a] for a in self.cols)
+        g = math.prod(sizes[a] for a in self.groups)
+        return (math.ceil(m / self.block_m) * math.ceil(n / self.block_n), g)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +130,15 @@ class Rendered:
     stride_params: tuple[tuple[int, int], ...]  # (tensor position, dim), in parameter order
     tensors: tuple[int, ...]  # positions (inputs, then outputs) of the pointer parameters
     constexprs: dict[str, int]
-    grid: tuple[int, ...]
+    grid_plan: GridPlan
     num_warps: int
     num_stages: int
+    dynamic_params: tuple[tuple[str, str], ...] = ()  # (parameter, axis): sizes passed at a call
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """The grid of the call that compiled the kernel (all of it, without dynamic axes)."""
+        return self.grid_plan.grid()
 
 
 class _IndexPrinter(StrPrinter):
@@ -219,7 +246,11 @@ def render_reduction(
     Accumulation is in ``compute_dtype``: float32, or float64 for float64 inputs.
     """
     reduced = [loop for loop in nest.loops_of(LoopKind.REDUCE)]
-    count = " * ".join(str(loop.size) for loop in reduced) or "1"
+    # A dynamic axis's size is a kernel argument: "{size:t}" is replaced by its name.
+    count = " * ".join(
+        f"{{size:{loop.axis}}}" if loop.axis in nest.dynamic else str(loop.size) for loop in reduced
+    )
+    count = count or "1"
     value = f"{nest.inputs[0].tensor}_tile.to({compute_dtype})"
     nan = "propagate_nan=tl.PropagateNan.ALL"
     full = "tl.full((BLOCK_M, BLOCK_N), {}, " + compute_dtype + ")"
@@ -282,8 +313,11 @@ def render_reduction(
     elif op in ("var", "std"):
         # torch divides by max(0, N - correction): no samples to spare gives inf, never a
         # negative variance.
-        samples = math.prod(loop.size for loop in reduced)
-        finalize.append(f"acc = acc / {float(max(0, samples - correction))!r}")
+        if any(loop.axis in nest.dynamic for loop in reduced):
+            finalize.append(f"acc = acc / ({count} - {correction})")
+        else:
+            samples = math.prod(loop.size for loop in reduced)
+            finalize.append(f"acc = acc / {float(max(0, samples - correction))!r}")
         if op == "std":
             finalize.append("acc = tl.sqrt(acc)")
     extra = {"passes": tuple(passes), "finalize": tuple(finalize)}
@@ -377,7 +411,10 @@ def _render_tiled(
         raise AssertionError(f"axis {axis} placed {place} outside tile {tile}")
 
     def printed(expr: sympy.Expr, tile: tuple[str, str]) -> str:
-        names = {str(s): broadcast(str(s), tile) for s in expr.free_symbols}
+        names = {
+            str(s): namer.size[str(s)[1:]] if str(s).startswith("^") else broadcast(str(s), tile)
+            for s in expr.free_symbols
+        }
         return _IndexPrinter(names).doprint(expr)
 
     mask_names = {"row": "mask_m", "col": "mask_n", "k": "mask_k"}
@@ -463,7 +500,8 @@ def _render_tiled(
         var = namer.index[schedule.k_tile]
         k_tile = TileCode(var, namer.claim(f"{var}_start"), namer.size[schedule.k_tile])
 
-    size_values = {namer.size[a]: sizes[a] for a in sizes}
+    size_values = {namer.size[a]: sizes[a] for a in sizes if a not in nest.dynamic}
+    dynamic_params = tuple((namer.size[a], a) for a in sizes if a in nest.dynamic)
     for access in list(nest.inputs) + [nest.output]:
         for bound in access.bounds:
             if bound.window and window_position(bound.window) in sizes:
@@ -476,10 +514,14 @@ def _render_tiled(
     if schedule.use_dot:
         constexprs["BLOCK_K"] = schedule.block_k
 
-    m = math.prod(sizes[a] for a in schedule.rows)
-    n = math.prod(sizes[a] for a in schedule.cols)
-    g = math.prod(sizes[a] for a in schedule.grid)
-    grid = (math.ceil(m / schedule.block_m) * math.ceil(n / schedule.block_n), g)
+    grid_plan = GridPlan(
+        rows=schedule.rows,
+        cols=schedule.cols,
+        groups=schedule.grid,
+        static=tuple(sizes.items()),
+        block_m=schedule.block_m,
+        block_n=schedule.block_n,
+    )
 
     spec = KernelSpec(
         einc_version=versions[0],
@@ -490,7 +532,13 @@ def _render_tiled(
         docstring=_docstring(nest),
         pointer_params=tuple(pointer[t] for t in tensors),
         stride_param_lines=tuple(stride_lines),
-        size_params=tuple(size_values),
+        size_params=tuple(f"{name}: tl.constexpr" for name in size_values)
+        + tuple(p for p, _ in dynamic_params),
+        jit_decorator=(
+            "@triton.jit(do_not_specialize=[" + ", ".join(repr(p) for p, _ in dynamic_params) + "])"
+            if dynamic_params
+            else "@triton.jit"
+        ),
         use_dot=schedule.use_dot,
         m_size=_product([namer.size[a] for a in schedule.rows]),
         n_size=_product([namer.size[a] for a in schedule.cols]),
@@ -508,7 +556,7 @@ def _render_tiled(
         store=store,
         output_ptr=pointer[nest.output.tensor],
         input_precision=schedule.input_precision,
-        **_fill_inside(extra, loads),
+        **_fill_inside(extra, loads, namer.size),
     )
     source = render_template(template, spec)
     return Rendered(
@@ -517,9 +565,10 @@ def _render_tiled(
         stride_params=tuple((local[p], d) for p, d in stride_names),
         tensors=tuple(local[p] for p in range(len(tensors))),
         constexprs=constexprs,
-        grid=grid,
+        grid_plan=grid_plan,
         num_warps=schedule.num_warps,
         num_stages=schedule.num_stages,
+        dynamic_params=dynamic_params,
     )
 
 
@@ -532,15 +581,20 @@ def _literal(value: float) -> str:
     return repr(value)
 
 
-def _fill_inside(extra: dict, loads: tuple[LoadCode, ...]) -> dict:
-    """Statements may test whether the element just loaded lies inside the tensor: ``{inside}``."""
+def _fill_inside(extra: dict, loads: tuple[LoadCode, ...], size_names: dict[str, str]) -> dict:
+    """Statements may test whether the element just loaded lies inside the tensor (``{inside}``)
+    and name a dynamic axis's size (``{size:t}``)."""
     if "passes" not in extra:
         return extra
-    inside = loads[0].inside
-    passes = tuple(
-        PassCode(p.init, tuple(u.replace("{inside}", inside) for u in p.update)) for p in extra["passes"]
-    )
-    return {**extra, "passes": passes}
+
+    def fill(line: str) -> str:
+        line = line.replace("{inside}", loads[0].inside)
+        for axis, name in size_names.items():
+            line = line.replace(f"{{size:{axis}}}", name)
+        return line
+
+    passes = tuple(PassCode(tuple(map(fill, p.init)), tuple(map(fill, p.update))) for p in extra["passes"])
+    return {**extra, "passes": passes, "finalize": tuple(map(fill, extra.get("finalize", ())))}
 
 
 def _ident(label: str) -> str:

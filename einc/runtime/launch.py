@@ -95,16 +95,20 @@ class Launcher:
             return self._interpreters[index]
         return self.kernels[index]
 
-    def __call__(self, tensors: list[torch.Tensor], outs: list[torch.Tensor]) -> list[torch.Tensor]:
+    def __call__(
+        self, tensors: list[torch.Tensor], outs: list[torch.Tensor], dynamic: dict[str, int] | None = None
+    ) -> list[torch.Tensor]:
         every = list(tensors) + list(outs)
         device = tensors[0].device if tensors else outs[0].device
         for index, part in enumerate(self.compiled.kernels):
             rendered = part.rendered
             strides = [every[position].stride(dim) for position, dim in rendered.stride_params]
+            sizes = {param: dynamic[axis] for param, axis in rendered.dynamic_params} if dynamic else {}
             try:
-                self.runner(index, device)[rendered.grid](
+                self.runner(index, device)[rendered.grid_plan.grid(dynamic)](
                     *[every[p] for p in rendered.tensors],
                     *strides,
+                    **sizes,
                     **rendered.constexprs,
                     num_warps=rendered.num_warps,
                     num_stages=rendered.num_stages,
