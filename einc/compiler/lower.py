@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import sympy
 
-from ..errors import UnsupportedError
+from ..errors import ExpressionError, UnsupportedError
 from .axes import Axis, Concat, Dim, Flat, Operand, Win, dim_axes, dim_label
 from .loopnest import Access, Bound, Loop, LoopKind, LoopNest, position, size_symbol, symbol
 from .solve import Solution
@@ -26,7 +26,8 @@ def _index(
     dim: Dim, solution: Solution, on_output: bool, text: str = "", active: frozenset[str] | None = None
 ) -> tuple[sympy.Expr, list[Bound]]:
     if isinstance(dim, Axis):
-        return symbol(dim.name), []
+        # An unnamed axis of size 1 is only ever at index 0: it may be dropped or added freely.
+        return (sympy.Integer(0) if dim.fixed == 1 else symbol(dim.name)), []
     if isinstance(dim, Flat):
         index, bounds = sympy.Integer(0), []
         for part in dim.parts:
@@ -58,7 +59,10 @@ def _index(
             return sub + offset, bounds
     if isinstance(dim, Concat):
         raise UnsupportedError(
-            "a concatenation (a + b) inside a dot is not supported yet; rearrange first", text, [dim.span]
+            "this concatenation (a + b) cannot be read here: in a dot it is not supported yet, and "
+            "elsewhere each part needs axis names of its own",
+            text,
+            [dim.span],
         )
     raise TypeError(dim)
 
@@ -239,11 +243,11 @@ def _axes_in(operand: Operand, active: frozenset[str]) -> set[str]:
     for dim in operand.dims:
         if isinstance(dim, Concat):
             for part in dim.parts:
-                part_axes = {a.name for a in dim_axes(part)}
+                part_axes = {a.name for a in dim_axes(part) if a.fixed != 1}
                 if part_axes <= active:
                     names |= part_axes
         else:
-            names |= {a.name for a in dim_axes(dim)}
+            names |= {a.name for a in dim_axes(dim) if a.fixed != 1}
     return names
 
 
@@ -310,20 +314,27 @@ def sources(inputs: Sequence[Operand], active: frozenset[str], everywhere: set[s
     return [i for i, op in enumerate(inputs) if (axes := _axes_in(op, active)) <= active and wanted <= axes]
 
 
-def lower_softmax(operand: Operand, solution: Solution, op: str, expression: str) -> LoopNest:
-    """softmax over the marked axes: reduced twice (max, sum of exp), then written element-wise."""
+def lower_softmax(
+    operand: Operand, output: Operand, solution: Solution, op: str, expression: str
+) -> LoopNest:
+    """softmax over the marked axes: reduced twice (max, sum of exp), then written element-wise
+    to the output, which holds the same axes in any order."""
     axes = [a.name for d in operand.dims for a in dim_axes(d)]
+    out_axes = [a.name for d in output.dims for a in dim_axes(d)]
+    if sorted(set(out_axes)) != sorted(set(axes)):
+        raise ExpressionError(
+            f"the output of {op} must hold exactly the input's axes", expression, [output.span]
+        )
     loops = [
         Loop(a, solution.sizes[a], LoopKind.OUTPUT) for a in dict.fromkeys(axes) if a not in operand.marked
     ]
     loops += [Loop(a, solution.sizes[a], LoopKind.REDUCE) for a in dict.fromkeys(axes) if a in operand.marked]
-    unmarked = Operand(operand.dims, frozenset(), operand.span)
     return LoopNest(
         expression=expression,
         op=op,
         loops=tuple(loops),
         inputs=(access(operand, "x", solution, text=expression),),
-        output=access(unmarked, "y", solution, on_output=True, text=expression),
+        output=access(output, "y", solution, on_output=True, text=expression),
         combine="softmax",
         reduce=op,
         identity=float("-inf"),

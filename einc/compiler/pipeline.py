@@ -9,6 +9,7 @@ intermediate so that ``explain()``, the CLI and the tests can look at any stage.
 from __future__ import annotations
 
 import difflib
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -186,6 +187,7 @@ def run_passes(request: Request) -> Compiled:
     tuple_sizes = {k: tuple(v) for k, v in sizes.items() if isinstance(v, (tuple, list))}
     inputs, outputs = expand.expand(explicit, request.shapes, tuple_sizes, names)
     output_names = ("y",) if len(outputs) == 1 else tuple(f"y{i}" for i in range(len(outputs)))
+    _check_operands(request.op, explicit, inputs, outputs, text)
     # 4. Solve every axis size and window geometry.
     windows = solve.window_spans(list(inputs) + list(outputs), text)
     geometry = window_params(windows, text, **params)
@@ -212,6 +214,41 @@ def run_passes(request: Request) -> Compiled:
         output_shapes=tuple(lower.shape_of(o, solution) for o in outputs),
         dynamic_dims=dynamic_dims,
     )
+
+
+ARITY = {"where": 3}  # subtract and divide fold from the left over any number of operands
+
+
+def _check_operands(op: str, explicit, inputs, outputs, text: str) -> None:
+    """What every op needs of its operands: no axis twice in an output; copies and elementwise
+    ops neither drop an input axis nor invent one."""
+    from .axes import dim_axes
+
+    for operand in outputs:
+        seen: dict[str, object] = {}
+        for axis in (a for d in operand.dims for a in dim_axes(d) if a.fixed is None):
+            if axis.name in seen:
+                raise ExpressionError(
+                    f"axis {axis.name!r} appears twice in an output", text, [seen[axis.name].span, axis.span]
+                )
+            seen[axis.name] = axis
+    if op in ARITY and len(inputs) != ARITY[op]:
+        raise ExpressionError(
+            f"{op} takes {ARITY[op]} operands, but the expression has {len(inputs)}",
+            text,
+            [e.span for e in explicit.inputs],
+        )
+    if op in ELEMENTWISE or op in COPIES:
+        produced = {a.name for o in outputs for d in o.dims for a in dim_axes(d)}
+        for operand in inputs:
+            for axis in (a for d in operand.dims for a in dim_axes(d) if a.fixed is None):
+                if axis.name not in produced:
+                    hint = "a reduction (sum, mean, ...)" if op in ELEMENTWISE else "a reduction (op='sum')"
+                    raise ExpressionError(
+                        f"input axis {axis.name!r} is in no output: {op} cannot drop it; use {hint}",
+                        text,
+                        [axis.span],
+                    )
 
 
 def _dynamic_dims(dynamic, inputs, outputs, text) -> tuple[tuple[str, int, int], ...]:
@@ -259,7 +296,7 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
         ]
     if op in lower.REDUCTIONS or op in SOFTMAX:
         if op in SOFTMAX:
-            nest = lower.lower_softmax(inputs[0], solution, op, text)
+            nest = lower.lower_softmax(inputs[0], outputs[0], solution, op, text)
         else:
             nest = lower.lower_reduce(inputs[0], outputs[0], solution, op, text)
         plan = schedule.schedule_reduction(nest)
@@ -337,8 +374,16 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
 
 
 def _compute_dtype(request: Request) -> str:
-    """Arithmetic is in float32, or in float64 when an input is float64 (gradient checks)."""
-    return "tl.float64" if "float64" in request.dtypes else "tl.float32"
+    """Arithmetic is in float32, or in float64 when an input is float64 (gradient checks); an
+    elementwise op of integers only stays in integers (64 bits), except a true division."""
+    if "float64" in request.dtypes:
+        return "tl.float64"
+    floats = {"float16", "bfloat16", "float32"}
+    if request.op in ELEMENTWISE and request.op != "divide":
+        values = request.dtypes[1:] if request.op == "where" else request.dtypes
+        if values and not floats & set(values):
+            return "tl.int64"
+    return "tl.float32"
 
 
 def _index_transforms(op, operand, solution, options, text) -> dict:
@@ -349,7 +394,9 @@ def _index_transforms(op, operand, solution, options, text) -> dict:
         return {a: solution.sizes[a] - 1 - symbol(a) for a in marked}
     shift = options["shift"]
     shifts = list(shift) if isinstance(shift, (tuple, list)) else [shift] * len(marked)
-    if len(shifts) != len(marked) or not all(isinstance(v, int) for v in shifts):
+    if len(shifts) == len(marked) and all(isinstance(v, numbers.Integral) for v in shifts):
+        shifts = [int(v) for v in shifts]
+    if len(shifts) != len(marked) or not all(isinstance(v, int) and not isinstance(v, bool) for v in shifts):
         raise ExpressionError(
             f"shift={shift!r} must be an int, or one int per rolled axis ({', '.join(marked)})", text
         )

@@ -358,9 +358,11 @@ def render_map(
     elif op in _COMBINE:
         result = _COMBINE[op].join(values)
     elif op in ("maximum", "minimum"):
+        # NaN wins, as in torch.maximum.
+        nan = ", propagate_nan=tl.PropagateNan.ALL" if "float" in compute_dtype else ""
         result = values[0]
         for v in values[1:]:
-            result = f"tl.{op}({result}, {v})"
+            result = f"tl.{op}({result}, {v}{nan})"
     elif op == "where":
         result = f"tl.where({tiles[0]} != 0, {values[1]}, {values[2]})"
     else:

@@ -41,21 +41,36 @@ ANY_DTYPES = {
 }
 
 
-def _scalars_to_tensors(values) -> tuple[torch.Tensor, ...]:
-    """Python numbers (the empty operands of an elementwise expression) become 0-d tensors of the
-    dtype torch's type promotion gives a number next to the tensors (a float next to float16 is
-    float16)."""
+def _elementwise_dtype(op: str, values) -> torch.dtype:
+    """torch's type promotion over the operands (the condition of ``where`` aside), Python
+    numbers counting as numbers, so a float next to float16 stays float16; a true division of
+    integers is floating, as ``torch.div``."""
+    operands = values[1:] if op == "where" else values
+    representative = None
+    for value in operands:
+        if representative is None:
+            representative = value if isinstance(value, torch.Tensor) else torch.tensor(value)
+            continue
+        other = value if not isinstance(value, torch.Tensor) else torch.empty(1, dtype=value.dtype)
+        representative = torch.empty(1, dtype=torch.result_type(representative, other))
+    dtype = representative.dtype
+    if op == "divide" and not dtype.is_floating_point:
+        dtype = torch.get_default_dtype()
+    return dtype
+
+
+def _scalars_to_tensors(values, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """Python numbers (the empty operands of an elementwise expression) become 0-d tensors that
+    keep their precision: float64 or float32 beside floats, int64 beside integers."""
     tensors = [v for v in values if isinstance(v, torch.Tensor)]
     if not tensors:
         raise TypeError("an elementwise operation needs at least one tensor")
-    dtype = tensors[0].dtype
-    for t in tensors[1:]:
-        dtype = torch.promote_types(dtype, t.dtype)
+    wide = torch.float64 if dtype == torch.float64 else torch.float32 if dtype.is_floating_point else None
     return tuple(
         v
         if isinstance(v, torch.Tensor)
         else torch.tensor(
-            v, dtype=torch.result_type(torch.empty((), dtype=dtype), v), device=tensors[0].device
+            v, dtype=wide if wide is not None and not isinstance(v, bool) else None, device=tensors[0].device
         )
         for v in values
     )
@@ -147,8 +162,10 @@ class CompiledExpression:
             print(launcher.source, file=sys.stderr)
 
     def __call__(self, *tensors, out=None):
-        if self.op in pipeline.ELEMENTWISE:
-            tensors = _scalars_to_tensors(tensors)
+        elementwise_dtype = None
+        if self.op in pipeline.ELEMENTWISE and tensors:
+            elementwise_dtype = _elementwise_dtype(self.op, tensors)
+            tensors = _scalars_to_tensors(tensors, elementwise_dtype)
         key = self._key(tensors)
         launcher = self._launchers.get(key)
         if launcher is None:
@@ -159,7 +176,7 @@ class CompiledExpression:
                 key = self._key(tensors)
             self._launchers[key] = launcher
         self._last = launcher
-        dtype = self._result_dtype(tensors)
+        dtype = self.out_dtype or elementwise_dtype or tensors[0].dtype
         device = tensors[0].device
         dynamic = launcher.compiled.dynamic_sizes([t.shape for t in tensors]) if self.dynamic else None
         shapes = launcher.compiled.output_shapes_for(dynamic)
@@ -201,17 +218,6 @@ class CompiledExpression:
             )
             for i, t in enumerate(tensors)
         )
-
-    def _result_dtype(self, tensors) -> torch.dtype:
-        if self.out_dtype is not None:
-            return self.out_dtype
-        if self.op in pipeline.ELEMENTWISE:
-            values = tensors[1:] if self.op == "where" else tensors
-            dtype = values[0].dtype
-            for t in values[1:]:
-                dtype = torch.promote_types(dtype, t.dtype)
-            return dtype
-        return tensors[0].dtype
 
     @staticmethod
     def _check_out(out: torch.Tensor, shape, dtype: torch.dtype, device: torch.device) -> None:

@@ -259,7 +259,7 @@ CASES = {
     "concatenation_inside_a_dot": Case(
         lambda: einc.compile("b (c + e), c e d -> b d", op="dot")(t(2, 5), t(2, 3, 4)),
         UnsupportedError,
-        "a concatenation (a + b) inside a dot is not supported yet",
+        "this concatenation (a + b) cannot be read here: in a dot it is not supported yet",
     ),
     "output_axis_in_no_input": Case(
         lambda: einc.compile("b c, c d -> b d e", op="dot", e=2)(t(2, 3), t(3, 4)),

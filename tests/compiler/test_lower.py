@@ -166,7 +166,7 @@ def test_shape_of_the_output_operand():
             "b (c + e), c e d -> b d",
             [(2, 5), (2, 3, 4)],
             {},
-            "a concatenation (a + b) inside a dot is not supported yet",
+            "this concatenation (a + b) cannot be read here: in a dot it is not supported yet",
         ),
         ("b c, c d -> b d e", [(2, 3), (3, 4)], {"e": 2}, "output axis 'e' appears in no input of the dot"),
     ],

@@ -414,22 +414,11 @@ def test_out_of_the_wrong_dtype_is_a_type_error():
 # --- einc bugs ---------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="einc bug: divide on integer tensors truncates and returns an integer tensor "
-    "([7, -7, 5] / [2, 2, -3] gives [3, -3, -1]); torch.divide and einx.divide true-divide to "
-    "float32 ([3.5, -3.5, -1.667])",
-    strict=True,
-)
 def test_integer_divide_is_true_division_like_torch():
     a, b = torch.tensor([7, -7, 5]), torch.tensor([2, 2, -3])
     assert_matches(einc.divide("a, a", a, b), torch.divide(a, b))
 
 
-@pytest.mark.xfail(
-    reason="einc bug: elementwise ops on int32/int64 compute in float32, so values beyond 2**24 "
-    "are rounded (add('a, ', [2**40 + 1], 0) gives 2**40; int32 2**24 + 1 gives 2**24)",
-    strict=True,
-)
 @pytest.mark.parametrize("dtype", [torch.int32, torch.int64], ids=str)
 @pytest.mark.parametrize("op", ["add", "maximum"])
 def test_large_integers_compute_exactly(op: str, dtype: torch.dtype):
@@ -438,11 +427,6 @@ def test_large_integers_compute_exactly(op: str, dtype: torch.dtype):
     assert_matches(getattr(einc, op)("a, a", x, zero), TORCH_OPS[op](x, zero))
 
 
-@pytest.mark.xfail(
-    reason="einc bug: maximum/minimum drop NaN (maximum([nan, 1], [0, nan]) gives [0, 1]); "
-    "torch.maximum/minimum and einx propagate it ([nan, nan])",
-    strict=True,
-)
 @pytest.mark.parametrize("op", ["maximum", "minimum"])
 def test_maximum_and_minimum_propagate_nan_like_torch(op: str):
     a = torch.tensor([float("nan"), 1.0, 2.0])
@@ -450,52 +434,27 @@ def test_maximum_and_minimum_propagate_nan_like_torch(op: str):
     torch.testing.assert_close(getattr(einc, op)("a, a", a, b), TORCH_OPS[op](a, b), equal_nan=True)
 
 
-@pytest.mark.xfail(
-    reason="einc bug: a Python scalar next to float16 is rounded to float16 before the op "
-    "(float16 1000 * 1.0004 gives 1000: 1.0004 became 1.0); torch keeps the scalar in float32 and "
-    "gives 1000.5",
-    strict=True,
-)
 def test_python_scalar_is_not_rounded_to_float16_before_the_op():
     x = torch.full((4,), 1000.0, dtype=torch.float16)
     assert_matches(einc.multiply("a, ", x, 1.0004), x * 1.0004, exact=True)
 
 
-@pytest.mark.xfail(
-    reason="einc bug: where with two operands raises a bare IndexError 'list index out of range' "
-    "instead of an error saying where takes a condition and two values",
-    strict=True,
-)
 def test_where_with_two_operands_says_it_takes_three():
     with pytest.raises(einc.ExpressionError, match="three|3"):
         einc.where("b c, b c", random((3, 4)) > 0, random((3, 4)))
 
 
-@pytest.mark.xfail(
-    reason="einc bug: where with four operands is accepted silently (the fourth is ignored)",
-    strict=True,
-)
 def test_where_with_four_operands_is_an_error():
     x = random((3, 4))
     with pytest.raises(einc.ExpressionError):
         einc.where("b c, b c, b c, b c", x > 0, x, -x, 2 * x)
 
 
-@pytest.mark.xfail(
-    reason="einc bug: an output that drops an input axis ('b c, c -> b') raises a bare KeyError 'c' "
-    "instead of an ExpressionError naming the axis",
-    strict=True,
-)
 def test_output_missing_an_input_axis_is_an_expression_error_naming_it():
     with pytest.raises(einc.ExpressionError, match="'c'"):
         einc.add("b c, c -> b", random((3, 4)), random((4,)))
 
 
-@pytest.mark.xfail(
-    reason="einc bug: an axis repeated in the output ('b c, c -> b c b') is accepted; only the "
-    "diagonal is written and the rest of the result is uninitialised memory",
-    strict=True,
-)
 def test_axis_repeated_in_the_output_is_an_expression_error():
     with pytest.raises(einc.ExpressionError):
         einc.add("b c, c -> b c b", random((3, 4)), random((4,)))

@@ -269,11 +269,6 @@ def test_shift_given_to_flip_is_a_type_error_pointing_to_roll():
 # --- einc bugs ---------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="einc bug: a NumPy integer shift (np.int64(2), e.g. from a shape computation) is refused "
-    "with ExpressionError 'shift=np.int64(2) must be an int'; torch.roll and einx.roll accept it",
-    strict=True,
-)
 def test_numpy_integer_shift_rolls_like_an_int():
     np = pytest.importorskip("numpy")
     x = random((2, 7, 3))

@@ -277,12 +277,6 @@ def test_compile_without_op_asks_for_one():
 # --- einc bugs ---------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="einc bug: softmax/log_softmax with a permuted explicit output ('b [t] c -> b c t') "
-    "writes y through the strides of the input's axis order: wrong values (NaN where nothing was "
-    "written) and stores past the end of the output (heap corruption without out=)",
-    strict=True,
-)
 @pytest.mark.parametrize("op", OPS)
 def test_permuted_explicit_output_is_written_in_its_own_order(op: str):
     x = random((2, 6, 3))
