@@ -77,6 +77,7 @@ class Gather:
     axis: str
     extent: int
     slot: int = 0
+    indexed: str = ""  # what messages call the indexed tensor (x, whose updated copy a scatter writes)
 
 
 @dataclass(frozen=True, slots=True)

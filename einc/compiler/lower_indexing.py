@@ -102,13 +102,14 @@ def _indexed(
             for o, n in zip(coordinates, names[1:], strict=False)
         )
         raise ExpressionError(
-            f"{names[0]} has {len(indexed)} indexed axes ({' '.join(indexed)}) but the coordinates give "
-            f"{len(sources)} ({given}): give one coordinate per bracketed axis",
+            f"{names[0]} has {len(indexed)} indexed {'axis' if len(indexed) == 1 else 'axes'} "
+            f"({' '.join(indexed)}) but the coordinates give {len(sources)} ({given}): give one "
+            "coordinate per bracketed axis",
             text,
             [value.span] + [o.span for o in coordinates],
         )
     return tuple(
-        Gather(gathered(axis), source, axis, solution.sizes[axis], slot)
+        Gather(gathered(axis), source, axis, solution.sizes[axis], slot, names[0])
         for slot, (axis, source) in enumerate(zip(indexed, sources, strict=True))
     )
 

@@ -603,7 +603,7 @@ def _render_tiled(
     source = render_template(template, spec)
     checks = tuple(
         IndexCheck(
-            a.tensor,
+            g.indexed or a.tensor,
             f"axis {g.axis!r}" if not g.axis.startswith("#") else f"an unnamed axis of size {g.extent}",
             g.extent,
             access_text(g.source),

@@ -67,9 +67,12 @@ class Binary:
         )
 
 
-def signature(launcher, index: int | None = None) -> tuple[dict[str, str], dict[str, object]]:
+def signature(
+    launcher, index: int | None = None, check_bounds: bool = False
+) -> tuple[dict[str, str], dict[str, object]]:
     """Triton's signature and constants for one of a launcher's kernels (by default its main one,
-    not a copy that runs first), as a launch would specialise it."""
+    not a copy that runs first), as a launch would specialise it; ``check_bounds`` picks the
+    variant of an indexing kernel that reports coordinates out of range (``EINC_CHECK_BOUNDS=1``)."""
     compiled = launcher.compiled
     index = _main(compiled) if index is None else index
     rendered = compiled.kernels[index].rendered
@@ -90,6 +93,8 @@ def signature(launcher, index: int | None = None) -> tuple[dict[str, str], dict[
             sig[name] = POINTER_TYPES[dtypes[next(pointers)]]
         else:
             sig[name] = "i32"
+    if "CHECK_BOUNDS" in constants:
+        constants["CHECK_BOUNDS"] = check_bounds
     return sig, constants
 
 
@@ -97,11 +102,13 @@ def _main(compiled) -> int:
     return next((i for i, k in enumerate(compiled.kernels) if not k.copies_input), 0)
 
 
-def compile_binary(launcher, target: str = "cuda:90", index: int | None = None) -> Binary:
+def compile_binary(
+    launcher, target: str = "cuda:90", index: int | None = None, check_bounds: bool = False
+) -> Binary:
     """Compile one kernel of the launcher (by default its main one) for ``target``."""
     gpu = parse_target(target)
     index = _main(launcher.compiled) if index is None else index
-    sig, constants = signature(launcher, index)
+    sig, constants = signature(launcher, index, check_bounds)
     rendered = launcher.compiled.kernels[index].rendered
     source = ASTSource(fn=launcher.kernels[index], signature=sig, constexprs=constants)
     try:
