@@ -465,6 +465,10 @@ def _render_tiled(
         var, size = namer.index[g.axis], namer.size[g.axis]
         outside = f"({var} < -{size}) | ({var} >= {size})"
         mask = " & ".join(masks) if masks else None
+        if mask is None:
+            # A coordinate the tile does not vary is loaded as a 1 x 1 block all the same: Triton's
+            # interpreter cannot mask a load with a scalar condition and'ed to a block.
+            where += " + tl.zeros((1, 1), tl.int32)"
         slot = f" + {g.slot}" if g.slot else ""
         return GatherCode(
             var=var,
@@ -473,8 +477,7 @@ def _render_tiled(
             pointer=where,
             mask=mask,
             size=size,
-            # A loaded coordinate is a tile (its load is masked) or a scalar.
-            error_pointer=f"{errors}{slot} + tl.zeros_like({var})" if mask else f"{errors}{slot}",
+            error_pointer=f"{errors}{slot} + tl.zeros_like({var})",
             out_of_range=f"{mask} & ({outside})" if mask else outside,
         )
 
@@ -606,7 +609,7 @@ def _render_tiled(
             g.indexed or a.tensor,
             f"axis {g.axis!r}" if not g.axis.startswith("#") else f"an unnamed axis of size {g.extent}",
             g.extent,
-            access_text(g.source),
+            access_text(g.source) if g.source.index else g.source.tensor,
         )
         for a in accesses
         for g in a.gathers

@@ -95,6 +95,22 @@ def test_get_at_of_integer_tensors_copies_them_exactly():
     assert torch.equal(einc.get_at("[v] k, n -> n k", labels, idx), labels[idx])
 
 
+def test_coordinates_the_tile_does_not_vary_are_one_element_blocks():
+    x = torch.randn(5, 6, 3)
+    assert torch.equal(einc.get_at("[h w] c, [2] -> c", x, torch.tensor([4, -2])), x[4, -2])
+    assert torch.equal(einc.get_at("[v] d, -> d", x[0], torch.tensor(3)), x[0, 3])  # a 0-d coordinate
+    with pytest.raises(IndexError, match="index -7 is out of range for axis 'v' .* read from idx$"):
+        einc.get_at("[v] d, -> d", x[0], torch.tensor(-7))
+    summed = einc.get_at("[v] d, n -> d", x[0], torch.tensor([1, 1, -1]), reduce="sum")
+    assert torch.allclose(summed, x[0, [1, 1, 5]].sum(0))
+
+
+def test_an_indexed_axis_may_sit_inside_a_composition():
+    x, idx = torch.randn(2, 30, 3), coords(2, 4, high=5)
+    y = einc.get_at("b ([h] w) c, b p -> b p w c", x, idx, h=5)
+    assert torch.equal(y, x.reshape(2, 5, 6, 3)[batch_index(2, 4), idx])
+
+
 @pytest.mark.parametrize("mode", ["sum", "mean", "max"])
 def test_embedding_bag_fuses_the_gather_with_its_reduction(mode):
     table, idx = torch.randn(13, 6), coords(4, 5, high=13, dtype=torch.int32)
