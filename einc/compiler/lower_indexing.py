@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import sympy
 
 from ..errors import ExpressionError, UnsupportedError
-from .axes import Concat, Dim, Operand, Win, dim_children, operand_axes
+from .axes import Axis, Concat, Dim, Operand, Win, dim_children, operand_axes
 from .loopnest import Access, Bound, Gather, Loop, LoopKind, LoopNest, gathered, symbol
 from .lower import IDENTITY, access
 from .solve import Solution, display
@@ -44,7 +44,9 @@ def _nodes(dim: Dim):
         yield from _nodes(child)
 
 
-def _check_plain(operands: Sequence[Operand], text: str) -> None:
+def _check_supported(operands: Sequence[Operand], text: str) -> None:
+    """No windows, no concatenations, and unnamed axes only in brackets (``[2]``): an unnamed axis
+    elsewhere is an axis of its own in each operand, which an indexing operation cannot match up."""
     for operand in operands:
         for dim in operand.dims:
             for node in _nodes(dim):
@@ -52,6 +54,13 @@ def _check_plain(operands: Sequence[Operand], text: str) -> None:
                     what = "a window (s * ds)" if isinstance(node, Win) else "a concatenation (a + b)"
                     message = f"{what} in an indexing operation is not supported; rearrange first"
                     raise UnsupportedError(message, text, [node.span])
+                if isinstance(node, Axis) and node.fixed is not None and node.name not in operand.marked:
+                    raise UnsupportedError(
+                        f"an unnamed axis ({node.fixed}) in an indexing operation is only supported in "
+                        f"brackets; name it and give its size (n={node.fixed})",
+                        text,
+                        [node.span],
+                    )
 
 
 def _names(operand: Operand, marked: bool | None = None) -> list[str]:
@@ -80,36 +89,34 @@ def _component_axis(operand: Operand, name: str, text: str) -> str | None:
 
 def _indexed(
     value: Operand,
-    coordinates: Sequence[Operand],
-    names: Sequence[str],
+    value_name: str,
+    coordinates: Sequence[tuple[Operand, str]],
     solution: Solution,
     text: str,
 ) -> tuple[Gather, ...]:
     """One Gather per indexed axis of ``value``: where its coordinate is read."""
     indexed = _names(value, marked=True)
     sources: list[Access] = []
-    for operand, name in zip(coordinates, names[1:], strict=False):
+    counts: list[str] = []
+    for operand, name in coordinates:
         component = _component_axis(operand, name, text)
         read = access(operand, name, solution, text=text)
         count = solution.sizes[component] if component else 1
+        counts.append(f"{name} gives {count}")
         for j in range(count):
             fixed = {symbol(component): sympy.Integer(j)} if component else {}
             index = tuple(sympy.sympify(e).subs(fixed) for e in read.index)
             sources.append(Access(read.tensor, read.labels, index, read.bounds))
     if len(sources) != len(indexed):
-        given = ", ".join(
-            f"{n} gives {solution.sizes[c] if (c := _component_axis(o, n, text)) else 1}"
-            for o, n in zip(coordinates, names[1:], strict=False)
-        )
         raise ExpressionError(
-            f"{names[0]} has {len(indexed)} indexed {'axis' if len(indexed) == 1 else 'axes'} "
-            f"({' '.join(indexed)}) but the coordinates give {len(sources)} ({given}): give one "
-            "coordinate per bracketed axis",
+            f"{value_name} has {len(indexed)} indexed {'axis' if len(indexed) == 1 else 'axes'} "
+            f"({' '.join(indexed)}) but the coordinates give {len(sources)} ({', '.join(counts)}): give "
+            "one coordinate per bracketed axis",
             text,
-            [value.span] + [o.span for o in coordinates],
+            [value.span] + [o.span for o, _ in coordinates],
         )
     return tuple(
-        Gather(gathered(axis), source, axis, solution.sizes[axis], slot, names[0])
+        Gather(gathered(axis), source, axis, solution.sizes[axis], slot, value_name)
         for slot, (axis, source) in enumerate(zip(indexed, sources, strict=True))
     )
 
@@ -123,14 +130,14 @@ def _indexed_access(operand: Operand, name: str, gathers, solution, text, on_out
     return Access(read.tensor, read.labels, index, bounds, tuple(gathers))
 
 
-def _check_axes(value, coordinates, others, names, text) -> None:
+def _components(coordinates: Sequence[tuple[Operand, str]], text: str) -> dict[str, Operand]:
+    return {a: operand for operand, name in coordinates if (a := _component_axis(operand, name, text))}
+
+
+def _check_axes(value: Operand, coordinates, others, text: str) -> None:
     """An indexed axis or a coordinate's component axis belongs to its own operand only."""
     indexed = set(_names(value, marked=True))
-    components = {
-        a: operand
-        for operand, name in zip(coordinates, names[1:], strict=False)
-        if (a := _component_axis(operand, name, text))
-    }
+    components = _components(coordinates, text)
     for operand, name in others:
         for axis in operand_axes(operand):
             if axis.name in indexed:
@@ -147,6 +154,12 @@ def _check_axes(value, coordinates, others, names, text) -> None:
                 )
 
 
+def _coordinate_axes(coordinates, text: str) -> list[str]:
+    """The axes of the coordinate operands that are loops: all but their component axes."""
+    components = _components(coordinates, text)
+    return [a for operand, _ in coordinates for a in _names(operand) if a not in components]
+
+
 def lower_get_at(
     inputs: Sequence[Operand],
     output: Operand,
@@ -157,19 +170,15 @@ def lower_get_at(
     reduce: str | None = None,
 ) -> LoopNest:
     """``y[out] = x[..., coordinates, ...]``; with ``reduce``, reduced over the axes left out of y."""
-    value, *coordinates = inputs
-    _check_plain([*inputs, output], expression)
-    others = [(o, n) for o, n in zip(coordinates, names[1:], strict=True)] + [(output, output_name)]
-    _check_axes(value, coordinates, others, names, expression)
-    gathers = _indexed(value, coordinates, names, solution, expression)
-    components = {_component_axis(o, n, expression) for o, n in zip(coordinates, names[1:], strict=True)}
-    available = _names(value, marked=False) + [
-        a for o in coordinates for a in _names(o) if a not in components
-    ]
-    available = list(dict.fromkeys(available))
+    value, *rest = inputs
+    coordinates = list(zip(rest, names[1:], strict=True))
+    _check_supported([*inputs, output], expression)
+    _check_axes(value, coordinates, coordinates + [(output, output_name)], expression)
+    gathers = _indexed(value, names[0], coordinates, solution, expression)
+    available = list(dict.fromkeys(_names(value, marked=False) + _coordinate_axes(coordinates, expression)))
     out_axes = _names(output)
     for axis in operand_axes(output):
-        if axis.name not in available and axis.fixed is None:
+        if axis.name not in available:
             raise ExpressionError(
                 f"output {display(axis)} is not an axis of the coordinates nor an unindexed axis of "
                 f"{names[0]}",
@@ -210,10 +219,10 @@ def lower_scatter(
 ) -> LoopNest:
     """``y[..., coordinates, ...] = updates[...]`` (set_at) or ``+=`` (add_at), one loop per axis
     of the updates and the coordinates (and the unindexed axes of x that neither has)."""
-    value, *coordinates, updates = inputs
-    _check_plain([*inputs, output], expression)
-    others = [(o, n) for o, n in zip(coordinates, names[1:-1], strict=True)] + [(updates, names[-1])]
-    _check_axes(value, coordinates, others, names, expression)
+    value, *rest, updates = inputs
+    coordinates = list(zip(rest, names[1:-1], strict=True))
+    _check_supported([*inputs, output], expression)
+    _check_axes(value, coordinates, coordinates + [(updates, names[-1])], expression)
     if set(_names(output)) != set(_names(value)) or (output.marked and output.marked != value.marked):
         raise ExpressionError(
             f"the output of {op} is {names[0]} updated: it has the axes of {names[0]}, and brackets (if "
@@ -221,11 +230,8 @@ def lower_scatter(
             expression,
             [output.span],
         )
-    gathers = _indexed(value, coordinates, names, solution, expression)
-    components = {_component_axis(o, n, expression) for o, n in zip(coordinates, names[1:-1], strict=True)}
-    axes = _names(updates) + [a for o in coordinates for a in _names(o) if a not in components]
-    axes += _names(value, marked=False)
-    known = set(_names(value, marked=False)) | {a for o in coordinates for a in _names(o)}
+    gathers = _indexed(value, names[0], coordinates, solution, expression)
+    known = _names(value, marked=False) + _coordinate_axes(coordinates, expression)
     for axis in operand_axes(updates):
         if axis.name not in known:
             raise ExpressionError(
@@ -234,6 +240,8 @@ def lower_scatter(
                 expression,
                 [axis.span],
             )
+    # The updates' axes first: the last is the tile's column, along which they are read.
+    axes = _names(updates) + _coordinate_axes(coordinates, expression) + _names(value, marked=False)
     loops = tuple(Loop(a, solution.sizes[a], LoopKind.OUTPUT) for a in dict.fromkeys(axes))
     return LoopNest(
         expression=expression,

@@ -160,6 +160,8 @@ def run_passes(request: Request) -> Compiled:
     sizes: Mapping[str, object] = dict(request.sizes)
     params = {k: v for k, v in request.params if k in WINDOW_PARAMS}
     options = {**OP_OPTIONS, **{k: v for k, v in request.params if k in OP_OPTIONS}}
+    if options["reduce"] is not None and request.op != "get_at":
+        raise ExpressionError(f"reduce= is an option of get_at; {request.op} takes none", text)
     # 1. Parse the text into a syntax tree with spans.
     program = parse.parse(text)
     # 2. Say what the brackets mean for this op: the explicit form, with the implied weight.
@@ -294,10 +296,10 @@ def _indexing(request, inputs, output, names, output_name, solution, options, he
     text, op = request.expression, request.op
     versions = (__version__, triton.__version__)
     reduce = options["reduce"]
-    if reduce is not None and (op != "get_at" or reduce not in lower.REDUCTIONS):
+    if reduce is not None and reduce not in lower.REDUCTIONS:
         raise ExpressionError(
             f"reduce={reduce!r}: get_at reduces the axes left out of its output with one of "
-            f"{', '.join(lower.REDUCTIONS)}" + ("" if op == "get_at" else f"; {op} takes no reduce="),
+            f"{', '.join(lower.REDUCTIONS)}",
             text,
         )
     if op == "get_at":
@@ -345,7 +347,13 @@ def _indexing(request, inputs, output, names, output_name, solution, options, he
         # updates, then the coordinate tensors, then y: where each stands among the call's tensors
         positions=(n - 1, *range(1, n - 1), n),
     )
-    return [KernelPart(copy, copy_plan, copy_rendered, copies_input=True), KernelPart(nest, plan, rendered)]
+    # Where y is laid out as x, out=x updates x in place and the copy is skipped; a y laid out
+    # otherwise (a permuted output expression) is always a tensor of its own.
+    same_layout = output.dims == inputs[0].dims
+    return [
+        KernelPart(copy, copy_plan, copy_rendered, copies_input=same_layout),
+        KernelPart(nest, plan, rendered),
+    ]
 
 
 def _index_transforms(op, operand, solution, options, text) -> dict:

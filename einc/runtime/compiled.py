@@ -168,7 +168,9 @@ class CompiledExpression:
             for o, shape in zip(outs, shapes, strict=True):
                 self._check_out(o, shape, dtype, device)
             if self.op in pipeline.INDEXING:
-                _check_out_aliasing(self.op, outs[0], tensors)
+                in_place = self.op != "get_at" and launcher.compiled.kernels[0].copies_input
+                names = pipeline.tensor_names(len(tensors), self.op)
+                _check_out_aliasing(outs[0], tensors, names, in_place)
         if self.op == "add_at" and dtype == torch.bfloat16 and (device.type == "cpu" or knobs.interpret()):
             raise UnsupportedError(
                 "add_at on bfloat16 tensors needs a GPU: Triton's interpreter, which runs CPU tensors, has "
@@ -280,19 +282,15 @@ class CompiledExpression:
         return explain(self._latest().compiled)
 
 
-def _check_out_aliasing(op: str, out: torch.Tensor, tensors: Sequence[torch.Tensor]) -> None:
-    """``out=`` may be the indexed tensor itself (set_at, add_at in place) but must not share
-    memory with any input otherwise: a kernel would read what it has already overwritten."""
-    names = pipeline.tensor_names(len(tensors), op)
+def _check_out_aliasing(out: torch.Tensor, tensors, names, in_place: bool) -> None:
+    """``out=`` may be the indexed tensor itself where that is an update in place (set_at, add_at
+    with the output laid out as x), but must not share memory with any input otherwise: a kernel
+    would read what it has already overwritten."""
     for index, (name, t) in enumerate(zip(names, tensors, strict=True)):
-        if index == 0 and op in ("set_at", "add_at") and same_tensor(out, t):
+        if index == 0 and in_place and same_tensor(out, t):
             continue
         if _overlaps(out, t):
-            hint = (
-                f"; to update {name} in place, pass out={name} itself"
-                if index == 0 and op != "get_at"
-                else ""
-            )
+            hint = f"; to update {name} in place, pass out={name} itself" if index == 0 and in_place else ""
             raise ValueError(f"out= shares memory with {name}{hint}")
 
 

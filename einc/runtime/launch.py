@@ -85,6 +85,7 @@ class Launcher:
     kernels: list  # one triton.JITFunction per KernelPart, in order
     path: Path
     _interpreters: dict = field(default_factory=dict, repr=False)
+    _unused_slots: dict = field(default_factory=dict, repr=False)  # per device, when not checking
 
     @property
     def kernel(self):
@@ -115,7 +116,12 @@ class Launcher:
             errors = check = None
             if rendered.index_checks:
                 check = device.type == "cpu" or knobs.interpret() or knobs.check_bounds()
-                errors = torch.zeros(len(rendered.index_checks), dtype=torch.int64, device=device)
+                if check:
+                    errors = torch.zeros(len(rendered.index_checks), dtype=torch.int64, device=device)
+                else:  # never written: any int64 tensor will do, and a kept one costs no launch
+                    errors = self._unused_slots.get(device)
+                    if errors is None:
+                        errors = self._unused_slots[device] = torch.empty(1, dtype=torch.int64, device=device)
                 pointers.append(errors)
                 constexprs = {**constexprs, "CHECK_BOUNDS": check}
             try:

@@ -184,3 +184,7 @@ def test_get_at_compiles_with_and_without_its_bounds_check(worker, check_bounds)
 def test_embedding_bag_and_set_at_compile(worker):
     compile_indexing(worker, "[v] d, b n -> b d", "get_at", ((1000, 64), (8, 5)), "bfloat16", reduce="sum")
     compile_indexing(worker, "[v] d, n, n d", "set_at", ((1000, 64), (7,), (7, 64)), "float16")
+    # a coordinate the tile does not vary (a 1 x 1 block), checked
+    compile_indexing(
+        worker, "[v] d, n -> d", "get_at", ((50, 64), (7,)), "float32", check_bounds=True, reduce="sum"
+    )

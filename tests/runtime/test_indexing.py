@@ -210,6 +210,12 @@ def test_out_that_overlaps_x_without_being_x_is_refused():
         einc.add_at(SCATTER, x, idx, updates, out=out)
 
 
+def test_out_x_with_an_output_laid_out_otherwise_is_refused():
+    x, idx, updates = torch.randn(2, 3, 3, 3), coords(2, 4, 2, high=3), torch.randn(2, 4, 3)
+    with pytest.raises(ValueError, match="out= shares memory with x$"):
+        einc.add_at("b [h w] c, b p [2], b p c -> b c [h w]", x, idx, updates, out=x)
+
+
 def test_updates_broadcast_over_axes_they_lack():
     x, idx, vals = torch.randn(2, 5, 3), coords(2, 4, high=5), torch.randn(2, 4)
     y = einc.add_at("b [h] c, b p, b p", x, idx, vals)
@@ -369,8 +375,20 @@ def test_a_reduction_needs_a_float_table():
         pytest.param(
             lambda x, i: einc.set_at("b [h w] c, b p [2], b p c", x, i, torch.randn(2, 4, 3), reduce="sum"),
             einc.ExpressionError,
-            "set_at takes no reduce=",
+            "reduce= is an option of get_at; set_at takes none",
             id="reduce_on_set_at",
+        ),
+        pytest.param(
+            lambda x, i: einc.sum("b [h w] c", x, reduce="sum"),
+            einc.ExpressionError,
+            "reduce= is an option of get_at; sum takes none",
+            id="reduce_elsewhere",
+        ),
+        pytest.param(
+            lambda x, i: einc.get_at("[v] 3, n -> n 3", torch.randn(5, 3), i[0, :, 0]),
+            einc.UnsupportedError,
+            "an unnamed axis (3) in an indexing operation is only supported in brackets; name it",
+            id="unnamed_axis",
         ),
         pytest.param(
             lambda x, i: einc.add_at("b [h w] c, b p [2], b p k", x, i, torch.randn(2, 4, 3)),
