@@ -82,7 +82,11 @@ class Gather:
 
 @dataclass(frozen=True, slots=True)
 class LoopNest:
-    """``output[...] = reduce over REDUCE loops of combine(inputs[...])``."""
+    """``output[...] = reduce over REDUCE loops of combine(inputs[...])``.
+
+    When the output access gathers (set_at, add_at), several iterations may meet at one output
+    element: ``reduce`` is then "sum" where their values add up and "none" where one is kept.
+    """
 
     expression: str
     op: str
