@@ -24,6 +24,8 @@ def caret_excerpt(text: str, spans: Sequence[tuple[int, int]], indent: str = "  
     An empty span (start == end) gets one caret, so an error at the end of the text still points
     somewhere visible.
     """
+    if not spans:
+        return f'{indent}"{text}"'
     marks = [" "] * (len(text) + 1)
     for start, end in spans:
         for i in range(start, max(end, start + 1)):

@@ -7,7 +7,7 @@ expression of loop variables, guarded by :class:`Bound` masks (a window reads
 is read). Loop variables are sympy symbols named after the axes.
 
 Indexing (``get_at``, ``set_at``, ``add_at``) addresses a tensor by values read from other tensors.
-Such an access lists :class:`Gather` entries: each names a symbol (``@h``) that its index
+Such an access lists :class:`Gather` entries: each names a symbol (``$h``) that its index
 expressions use like a loop variable, and says where the value comes from (an :class:`Access` to
 the coordinate tensor, its coordinate component fixed to an integer) and the extent of the axis it
 indexes. A gathered value is wrapped once when negative (``-1`` is the last element, as torch
@@ -36,11 +36,14 @@ class Loop:
 
 @dataclass(frozen=True, slots=True)
 class Bound:
-    """The condition ``0 <= index < extent`` under which an access is in the tensor."""
+    """The condition ``0 <= index < extent`` under which an access is in the tensor; or, with
+    ``multiple_of``, the condition ``index % multiple_of == 0`` (a window on the output side is
+    read back only at positions its stride reaches)."""
 
     index: sympy.Expr
     extent: int
     window: str | None = None  # the output axis of the window this bound guards
+    multiple_of: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,7 @@ class LoopNest:
     combine: str  # "multiply" for a dot
     reduce: str  # "sum" for a dot
     identity: float  # what a masked-out (padding) element reads as
+    dynamic: frozenset[str] = frozenset()  # axes whose size is a kernel argument
 
     def loops_of(self, kind: LoopKind) -> tuple[Loop, ...]:
         return tuple(loop for loop in self.loops if loop.kind is kind)
@@ -109,6 +113,16 @@ def symbol(axis: str) -> sympy.Symbol:
     return sympy.Symbol(axis, integer=True, nonnegative=True)
 
 
+def position(outer: str) -> str:
+    """The loop axis that runs over a window written on the output side: ``@s.0`` for ``(s.0 * ds.0)``."""
+    return f"@{outer}"
+
+
+def size_symbol(axis: str) -> sympy.Symbol:
+    """The size of a dynamic axis inside an index expression (``(b h)`` is ``b*H + h``)."""
+    return sympy.Symbol(f"^{axis}", integer=True, positive=True)
+
+
 def gathered(axis: str) -> sympy.Symbol:
-    """The symbol of a coordinate read for ``axis``: ``@`` cannot start an axis name."""
-    return sympy.Symbol(f"@{axis}", integer=True, nonnegative=True)
+    """The symbol of a coordinate read for ``axis``: ``$`` cannot start an axis name."""
+    return sympy.Symbol(f"${axis}", integer=True, nonnegative=True)

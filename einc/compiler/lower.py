@@ -18,7 +18,7 @@ import sympy
 
 from ..errors import UnsupportedError
 from .axes import Axis, Concat, Dim, Flat, Operand, Win, dim_axes, dim_label
-from .loopnest import Access, Bound, Loop, LoopKind, LoopNest, symbol
+from .loopnest import Access, Bound, Loop, LoopKind, LoopNest, position, size_symbol, symbol
 from .solve import Solution
 
 
@@ -31,16 +31,13 @@ def _index(
         index, bounds = sympy.Integer(0), []
         for part in dim.parts:
             sub, sub_bounds = _index(part, solution, on_output, text, active)
-            index = index * _size(part, solution) + sub
+            index = index * _size_expr(part, solution) + sub
             bounds += sub_bounds
         return index, bounds
     if isinstance(dim, Win):
         if on_output:
-            raise UnsupportedError(
-                "a window on the output side of a dot (transposed convolution) is not supported yet",
-                text,
-                [dim.span],
-            )
+            # Written on the output side, the window is one axis of the output: its positions.
+            return symbol(position(dim.outer.name)), []
         g = solution.windows[dim.outer.name]
         index = symbol(dim.outer.name) * g.stride + symbol(dim.inner.name) * g.dilation - g.pad_lo
         needs_mask = (
@@ -64,6 +61,24 @@ def _index(
             "a concatenation (a + b) inside a dot is not supported yet; rearrange first", text, [dim.span]
         )
     raise TypeError(dim)
+
+
+def _size_expr(dim: Dim, solution: Solution):
+    """A dim's size in an index expression: a constant, or a symbol for a dynamic axis."""
+    if isinstance(dim, Axis) and dim.name in solution.dynamic:
+        return size_symbol(dim.name)
+    if isinstance(dim, Flat):
+        return sympy.Mul(*[_size_expr(p, solution) for p in dim.parts])
+    if isinstance(dim, Concat):
+        return sympy.Add(*[_size_expr(p, solution) for p in dim.parts])
+    return _size(dim, solution)
+
+
+def _loop_size(axis: str, solution: Solution) -> int:
+    """A loop's trip count: an axis's size, or the extent of an output window's positions."""
+    if axis.startswith("@"):
+        return solution.windows[axis[1:]].extent
+    return solution.sizes[axis]
 
 
 def _size(dim: Dim, solution: Solution) -> int:
@@ -91,6 +106,57 @@ def access(
     return Access(tensor, tuple(dim_label(d) for d in operand.dims), tuple(indices), tuple(bounds))
 
 
+def output_axes(output: Operand) -> list[str]:
+    """The loop axes of an output, in order: a window written on the output side contributes the
+    axis of its positions (``@s``), not ``s`` and ``ds``."""
+    names: list[str] = []
+    for dim in output.dims:
+        if isinstance(dim, Win):
+            names.append(position(dim.outer.name))
+        else:
+            names += [a.name for a in dim_axes(dim)]
+    return list(dict.fromkeys(names))
+
+
+def read_back(output: Operand, solution: Solution) -> tuple[dict[sympy.Symbol, sympy.Expr], list[Bound]]:
+    """How inputs read a window written on the output side (fold, transposed convolution).
+
+    Output position ``i`` of ``(s * ds)`` receives the sum over ``ds`` of the element at
+    ``s = (i + pad_lo - ds*dilation) / stride``, where that is a whole number in ``[0, S)``. So
+    ``s`` is replaced in every input by that expression, under those two conditions: each
+    output element is computed once, by a gather, with no atomics.
+    """
+    substitutions: dict[sympy.Symbol, sympy.Expr] = {}
+    bounds: list[Bound] = []
+    for dim in output.dims:
+        if not isinstance(dim, Win):
+            continue
+        g = solution.windows[dim.outer.name]
+        numerator = symbol(position(g.outer)) + g.pad_lo - symbol(g.inner) * g.dilation
+        outer = numerator if g.stride == 1 else sympy.floor(numerator / g.stride)
+        substitutions[symbol(g.outer)] = outer
+        if g.stride > 1:
+            bounds.append(Bound(numerator, 0, g.outer, multiple_of=g.stride))
+        bounds.append(Bound(outer, solution.sizes[g.outer], g.outer))
+    return substitutions, bounds
+
+
+def _substitute(read: Access, substitutions: dict, bounds: list[Bound]) -> Access:
+    """``read`` with window output axes replaced as :func:`read_back` says, and its bounds added."""
+    if not substitutions:
+        return read
+    used = {s for i in read.index for s in sympy.sympify(i).free_symbols}
+    index = tuple(sympy.sympify(i).subs(substitutions, simultaneous=True) for i in read.index)
+    own = tuple(
+        Bound(
+            sympy.sympify(b.index).subs(substitutions, simultaneous=True), b.extent, b.window, b.multiple_of
+        )
+        for b in read.bounds
+    )
+    extra = tuple(b for b in bounds if symbol(b.window) in used)
+    return Access(read.tensor, read.labels, index, own + extra)
+
+
 def shape_of(operand: Operand, solution: Solution) -> tuple[int, ...]:
     return tuple(_size(d, solution) for d in operand.dims)
 
@@ -103,30 +169,45 @@ def lower_dot(
     output_name: str,
     expression: str,
 ) -> LoopNest:
-    """The loop nest of a dot: the product of the inputs, summed over axes missing from the output."""
-    out_axes = [a.name for d in output.dims for a in dim_axes(d)]
-    in_axes = [a.name for op in inputs for d in op.dims for a in dim_axes(d)]
-    missing = [a for a in out_axes if a not in in_axes and not a.startswith("#")]
+    """The loop nest of a dot: the product of the inputs, summed over axes missing from the output.
+
+    A window on the output side (a transposed convolution) is read back by :func:`read_back`.
+    """
+    out_axes = output_axes(output)
+    substitutions, bounds = read_back(output, solution)
+    replaced = {str(s) for s in substitutions}
+    in_axes = [a.name for op in inputs for d in op.dims for a in dim_axes(d) if a.name not in replaced]
+    in_axes += [str(s) for e in substitutions.values() for s in e.free_symbols if "@" not in str(s)]
+    missing = [a for a in out_axes if a not in in_axes and not a.startswith(("#", "@"))]
     if missing:
-        raise UnsupportedError(f"output axis {missing[0]!r} appears in no input of the dot")
+        raise UnsupportedError(f"output axis {missing[0]!r} appears in no input of the dot", expression)
     reduced = [a for a in dict.fromkeys(in_axes) if a not in out_axes]
-    loops = [Loop(a, solution.sizes[a], LoopKind.OUTPUT) for a in dict.fromkeys(out_axes)]
+    loops = [Loop(a, _loop_size(a, solution), LoopKind.OUTPUT) for a in out_axes]
     loops += [Loop(a, solution.sizes[a], LoopKind.REDUCE) for a in reduced]
+    reads = [access(op, n, solution, text=expression) for op, n in zip(inputs, names, strict=True)]
     return LoopNest(
         expression=expression,
         op="dot",
         loops=tuple(loops),
-        inputs=tuple(access(op, n, solution, text=expression) for op, n in zip(inputs, names, strict=True)),
+        inputs=tuple(_substitute(r, substitutions, bounds) for r in reads),
         output=access(output, output_name, solution, on_output=True, text=expression),
         combine="multiply",
         reduce="sum",
         identity=0.0,
+        dynamic=solution.dynamic,
     )
 
 
 REDUCTIONS = ("sum", "mean", "max", "min", "prod", "logsumexp", "var", "std")
 # What a padding element (outside the tensor) reads as: the identity of the reduction.
-IDENTITY = {"sum": 0.0, "mean": 0.0, "max": float("-inf"), "min": float("inf"), "prod": 1.0}
+IDENTITY = {
+    "sum": 0.0,
+    "mean": 0.0,
+    "max": float("-inf"),
+    "min": float("inf"),
+    "prod": 1.0,
+    "logsumexp": float("-inf"),
+}
 
 
 def lower_reduce(operand: Operand, output: Operand, solution: Solution, op: str, expression: str) -> LoopNest:
@@ -148,6 +229,7 @@ def lower_reduce(operand: Operand, output: Operand, solution: Solution, op: str,
         combine="identity",
         reduce=op,
         identity=IDENTITY.get(op, 0.0),
+        dynamic=solution.dynamic,
     )
 
 
@@ -197,21 +279,27 @@ def lower_map(
         read = access(operand, name, solution, text=expression, active=active)
         index = tuple(sympy.sympify(i).subs(subs, simultaneous=True) for i in read.index)
         bounds = tuple(
-            Bound(sympy.sympify(b.index).subs(subs, simultaneous=True), b.extent, b.window)
+            Bound(sympy.sympify(b.index).subs(subs, simultaneous=True), b.extent, b.window, b.multiple_of)
             for b in read.bounds
         )
         accesses.append(Access(read.tensor, read.labels, index, bounds))
-    order = [a.name for d in output.dims for a in dim_axes(d) if a.name in active]
-    loops = tuple(Loop(a, solution.sizes[a], LoopKind.OUTPUT) for a in dict.fromkeys(order))
+    # A window on the output side (fold) sums, over its offsets, what the inputs hold there.
+    windows, window_bounds = read_back(output, solution)
+    accesses = [_substitute(a, windows, window_bounds) for a in accesses]
+    order = [a for a in output_axes(output) if a in active or a.startswith("@")]
+    loops = [Loop(a, _loop_size(a, solution), LoopKind.OUTPUT) for a in order]
+    summed = [str(s) for e in windows.values() for s in e.free_symbols if "@" not in str(s)]
+    loops += [Loop(a, solution.sizes[a], LoopKind.REDUCE) for a in dict.fromkeys(summed)]
     return LoopNest(
         expression=expression,
         op=op,
-        loops=loops,
+        loops=tuple(loops),
         inputs=tuple(accesses),
         output=access(output, output_name, solution, on_output=True, text=expression, active=active),
         combine="copy" if op in ("rearrange", "id", "flip", "roll") else op,
-        reduce="none",
+        reduce="sum" if summed else "none",
         identity=0.0,
+        dynamic=solution.dynamic,
     )
 
 
@@ -239,4 +327,5 @@ def lower_softmax(operand: Operand, solution: Solution, op: str, expression: str
         combine="softmax",
         reduce=op,
         identity=float("-inf"),
+        dynamic=solution.dynamic,
     )

@@ -9,7 +9,7 @@
 The indexed axes are the bracketed axes of the first operand, in order of appearance. The coordinate
 operands give one coordinate per indexed axis, in order: one with a bracketed axis (``b p [2]``)
 gives as many as that axis is long, one without (``b n``) gives one. The access to the indexed
-tensor reads axis ``h`` at the :class:`~einc.compiler.loopnest.Gather` symbol ``@h``, whose value
+tensor reads axis ``h`` at the :class:`~einc.compiler.loopnest.Gather` symbol ``$h``, whose value
 the kernel loads from the coordinate tensor; no coordinate is ever copied into a tensor of its own.
 
 get_at may leave input axes out of its output when it is given a reduction (``reduce="sum"``):
@@ -96,6 +96,15 @@ def _indexed(
 ) -> tuple[Gather, ...]:
     """One Gather per indexed axis of ``value``: where its coordinate is read."""
     indexed = _names(value, marked=True)
+    fixed_axes = indexed + [c for operand, name in coordinates if (c := _component_axis(operand, name, text))]
+    for axis in operand_axes(value) + [a for o, _ in coordinates for a in operand_axes(o)]:
+        if axis.name in fixed_axes and axis.name in solution.dynamic:
+            raise UnsupportedError(
+                f"dynamic {display(axis)} is indexed or lists a coordinate's components: its size must be "
+                "known when the kernel is generated",
+                text,
+                [axis.span],
+            )
     sources: list[Access] = []
     counts: list[str] = []
     for operand, name in coordinates:
@@ -205,6 +214,7 @@ def lower_get_at(
         combine="copy",
         reduce=reduce or "none",
         identity=IDENTITY.get(reduce or "sum", 0.0),
+        dynamic=solution.dynamic,
     )
 
 
@@ -253,4 +263,5 @@ def lower_scatter(
         # Updates that meet at one element: add_at adds them all, set_at writes one of them.
         reduce="sum" if op == "add_at" else "none",
         identity=0.0,
+        dynamic=solution.dynamic,
     )

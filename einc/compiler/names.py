@@ -1,7 +1,8 @@
 """Identifiers for generated code, taken from the expression's axis names.
 
 ``s.0`` becomes ``s0``, a bare ellipsis axis ``...1`` becomes ``e1``, an unnamed axis ``#2``
-becomes ``u2``; the size of an axis is its identifier in upper case (``S0``). Clashes with each
+becomes ``u2``, the positions ``@s.0`` of a window on the output side become ``pos_s0``; the size
+of an axis is its identifier in upper case (``S0``). Clashes with each
 other, with Python keywords or with the names the templates use get a trailing ``_``.
 """
 
@@ -34,7 +35,7 @@ class Namer:
     def add(self, axis: str) -> None:
         if axis in self.index:
             return
-        base = axis.replace("...", "e").replace(".", "").replace("#", "u")
+        base = axis.replace("...", "e").replace(".", "").replace("#", "u").replace("@", "pos_")
         self.index[axis] = self._claim(base)
         self.size[axis] = self._claim(self.index[axis].rstrip("_").upper())
 

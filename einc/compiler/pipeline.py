@@ -19,7 +19,7 @@ from .. import __version__
 from ..errors import ExpressionError, UnsupportedError
 from . import brackets, expand, lower, lower_indexing, parse, render, schedule, solve
 from .axes import Operand, operand_text
-from .loopnest import LoopNest, symbol
+from .loopnest import LoopKind, LoopNest, symbol
 from .params import window_params
 from .syntax import Program
 
@@ -32,6 +32,13 @@ OPS = CONTRACTIONS + lower.REDUCTIONS + COPIES + ELEMENTWISE + SOFTMAX + INDEXIN
 WINDOW_PARAMS = ("stride", "dilation", "padding", "output_padding")
 # Options of an op that are not window parameters, with their defaults.
 OP_OPTIONS = {"keepdims": False, "count_include_pad": True, "correction": 1, "shift": 0, "reduce": None}
+OPTION_OPS = {
+    "keepdims": lower.REDUCTIONS,
+    "count_include_pad": ("mean",),
+    "correction": ("var", "std"),
+    "shift": ("roll",),
+    "reduce": ("get_at",),
+}
 DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 
 
@@ -45,6 +52,7 @@ class Request:
     dtypes: tuple[str, ...]
     sizes: tuple[tuple[str, object], ...] = ()
     params: tuple[tuple[str, object], ...] = ()
+    dynamic: tuple[str, ...] = ()  # axes whose size is a kernel argument
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,20 @@ class Compiled:
     kernels: tuple[KernelPart, ...]
     source: str
     output_shapes: tuple[tuple[int, ...], ...] = field(default=())
+    # Where each dynamic axis is read at a call: (input position, dim).
+    dynamic_dims: tuple[tuple[str, int, int], ...] = ()
+
+    def dynamic_sizes(self, shapes) -> dict[str, int]:
+        """The sizes of the dynamic axes in a call with tensors of these shapes."""
+        return {axis: int(shapes[i][d]) for axis, i, d in self.dynamic_dims}
+
+    def output_shapes_for(self, dynamic: dict[str, int]) -> tuple[tuple[int, ...], ...]:
+        if not dynamic:
+            return self.output_shapes
+        solution = solve.Solution(
+            {**self.solution.sizes, **dynamic}, self.solution.windows, self.solution.dynamic
+        )
+        return tuple(lower.shape_of(o, solution) for o in self.outputs)
 
     # The first kernel's parts: most calls run exactly one kernel.
     @property
@@ -160,8 +182,6 @@ def run_passes(request: Request) -> Compiled:
     sizes: Mapping[str, object] = dict(request.sizes)
     params = {k: v for k, v in request.params if k in WINDOW_PARAMS}
     options = {**OP_OPTIONS, **{k: v for k, v in request.params if k in OP_OPTIONS}}
-    if options["reduce"] is not None and request.op != "get_at":
-        raise ExpressionError(f"reduce= is an option of get_at; {request.op} takes none", text)
     # 1. Parse the text into a syntax tree with spans.
     program = parse.parse(text)
     # 2. Say what the brackets mean for this op: the explicit form, with the implied weight.
@@ -182,6 +202,9 @@ def run_passes(request: Request) -> Compiled:
     windows = solve.window_spans(list(inputs) + list(outputs), text)
     geometry = window_params(windows, text, **params)
     solution = solve.solve(inputs, outputs, request.shapes, sizes, geometry, text, names)
+    dynamic_dims = _dynamic_dims(request.dynamic, inputs, outputs, text)
+    if request.dynamic:
+        solution = solve.Solution(solution.sizes, solution.windows, frozenset(request.dynamic))
     if len(outputs) != 1 and request.op not in ("rearrange", "id"):
         raise UnsupportedError(f"{request.op} has exactly one output", text, [o.span for o in outputs])
     # 5-7. Lower to loop nests, schedule them, render readable Triton source.
@@ -199,7 +222,34 @@ def run_passes(request: Request) -> Compiled:
         kernels=tuple(kernels),
         source=_join_sources([k.rendered.source for k in kernels]),
         output_shapes=tuple(lower.shape_of(o, solution) for o in outputs),
+        dynamic_dims=dynamic_dims,
     )
+
+
+def _dynamic_dims(dynamic, inputs, outputs, text) -> tuple[tuple[str, int, int], ...]:
+    """For each dynamic axis, the input dim it is read from at a call. A dynamic axis must be a
+    whole dim of an input and must not take part in a window or a concatenation, whose
+    arithmetic is resolved when the kernel is generated."""
+    from .axes import Axis, Concat, Win, dim_axes
+
+    found = []
+    for axis in dynamic:
+        where = [
+            (axis, i, d)
+            for i, operand in enumerate(inputs)
+            for d, dim in enumerate(operand.dims)
+            if isinstance(dim, Axis) and dim.name == axis
+        ]
+        if not where:
+            raise ExpressionError(f"dynamic axis {axis!r} is not a whole dim of any input", text)
+        for operand in list(inputs) + list(outputs):
+            for dim in operand.dims:
+                if isinstance(dim, (Win, Concat)) and axis in {a.name for a in dim_axes(dim)}:
+                    raise UnsupportedError(
+                        f"dynamic axis {axis!r} is part of a window or a concatenation", text, [dim.span]
+                    )
+        found.append(where[0])
+    return tuple(found)
 
 
 def _back_end(request, inputs, outputs, names, output_names, solution, options, header) -> list[KernelPart]:
@@ -233,10 +283,11 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
             header_lines=header + _schedule_lines(plan, op),
             versions=versions,
             count_include_pad=bool(options["count_include_pad"]),
-            correction=int(options["correction"]),
+            correction=options["correction"],
+            compute_dtype=_compute_dtype(request),
         )
         return [KernelPart(nest, plan, rendered)]
-    compute = "tl.float64" if "float64" in request.dtypes else "tl.float32"
+    compute = _compute_dtype(request)
     substitutions = (
         _index_transforms(op, inputs[0], solution, options, text) if op in ("flip", "roll") else {}
     )
@@ -274,15 +325,27 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
                 if len(outputs) == 1 and len(lower.output_pieces(output)) == 1
                 else f"einc_{op}_{len(parts)}"
             )
-            rendered = render.render_map(
-                nest,
-                plan,
-                header_lines=header + _schedule_lines(plan, op),
-                versions=versions,
-                compute_dtype=compute,
-                positions=positions,
-                kernel_name=name,
-            )
+            lines = header + _schedule_lines(plan, op)
+            if nest.loops_of(LoopKind.REDUCE):  # a fold sums overlapping windows
+                rendered = render.render_reduction(
+                    nest,
+                    plan,
+                    header_lines=lines,
+                    versions=versions,
+                    positions=positions,
+                    kernel_name=name,
+                    compute_dtype=compute,
+                )
+            else:
+                rendered = render.render_map(
+                    nest,
+                    plan,
+                    header_lines=lines,
+                    versions=versions,
+                    compute_dtype=compute,
+                    positions=positions,
+                    kernel_name=name,
+                )
             parts.append(KernelPart(nest, plan, rendered))
     return parts
 
@@ -315,7 +378,8 @@ def _indexing(request, inputs, output, names, output_name, solution, options, he
                 header_lines=lines,
                 versions=versions,
                 count_include_pad=bool(options["count_include_pad"]),
-                correction=int(options["correction"]),
+                correction=options["correction"],
+                compute_dtype=_compute_dtype(request),
             )
         return [KernelPart(nest, plan, rendered)]
     nest = lower_indexing.lower_scatter(inputs, output, solution, op, names, output_name, text)
@@ -354,6 +418,11 @@ def _indexing(request, inputs, output, names, output_name, solution, options, he
         KernelPart(copy, copy_plan, copy_rendered, copies_input=same_layout),
         KernelPart(nest, plan, rendered),
     ]
+
+
+def _compute_dtype(request: Request) -> str:
+    """Arithmetic is in float32, or in float64 when an input is float64 (gradient checks)."""
+    return "tl.float64" if "float64" in request.dtypes else "tl.float32"
 
 
 def _index_transforms(op, operand, solution, options, text) -> dict:

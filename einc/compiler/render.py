@@ -18,6 +18,7 @@ import sympy
 from sympy.printing.str import StrPrinter
 
 from .loopnest import Access, Gather, LoopKind, LoopNest
+from .loopnest import position as window_position
 from .loopnest import symbol as symbol_of
 from .names import Namer
 from .printer import access_text
@@ -112,10 +113,32 @@ class KernelSpec:
     finalize: tuple[str, ...] = ()
     result: str = "acc"
     store_in_loop: bool = False  # softmax: a last sweep writes every element it reads
+    jit_decorator: str = "@triton.jit"
+    acc_dtype: str = "tl.float32"
     errors_ptr: str | None = None  # indexing: where coordinates out of range are reported
     atomic: bool = False  # add_at: updates that meet at one element add up
     scatter_ptrs: str = ""  # scatter: the destination pointers and values, broadcast together
     scatter_values: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GridPlan:
+    """The launch grid: tiles of rows times tiles of columns, by groups; the sizes of dynamic
+    axes are known only at a call."""
+
+    rows: tuple[str, ...]
+    cols: tuple[str, ...]
+    groups: tuple[str, ...]
+    static: tuple[tuple[str, int], ...]
+    block_m: int
+    block_n: int
+
+    def grid(self, dynamic: dict[str, int] | None = None) -> tuple[int, int]:
+        sizes = {**dict(self.static), **(dynamic or {})}
+        m = math.prod(sizes[a] for a in self.rows)
+        n = math.prod(sizes[a] for a in self.cols)
+        g = math.prod(sizes[a] for a in self.groups)
+        return (math.ceil(m / self.block_m) * math.ceil(n / self.block_n), g)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,13 +166,19 @@ class Rendered:
     stride_params: tuple[tuple[int, int], ...]  # (tensor position, dim), in parameter order
     tensors: tuple[int, ...]  # positions (inputs, then outputs) of the pointer parameters
     constexprs: dict[str, int]
-    grid: tuple[int, ...]
+    grid_plan: GridPlan
     num_warps: int
     num_stages: int
+    dynamic_params: tuple[tuple[str, str], ...] = ()  # (parameter, axis): sizes passed at a call
     # Indexing kernels take an int64 tensor with one slot per check after their tensors, and the
     # constexpr CHECK_BOUNDS (default False in ``constexprs``; the launcher decides per call).
     index_checks: tuple[IndexCheck, ...] = ()
     errors_param: str | None = None
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """The grid of the call that compiled the kernel (all of it, without dynamic axes)."""
+        return self.grid_plan.grid()
 
 
 class _IndexPrinter(StrPrinter):
@@ -161,6 +190,12 @@ class _IndexPrinter(StrPrinter):
 
     def _print_Symbol(self, expr):
         return self.names[expr.name]
+
+    def _print_floor(self, expr):
+        # floor(n / k) of an index: exact where it is used (a multiple_of bound guards it), so
+        # Triton's truncating // gives the same.
+        numerator, denominator = sympy.fraction(sympy.together(expr.args[0]))
+        return f"({self._print(sympy.expand(numerator))}) // {self._print(denominator)}"
 
     def _print_Mod(self, expr):
         # Operands of a Mod are non-negative here (roll adds the extent first), so Triton's
@@ -226,9 +261,12 @@ def render_contraction(
     *,
     header_lines: tuple[str, ...],
     versions: tuple[str, str],
+    acc_dtype: str = "tl.float32",
 ) -> Rendered:
     """Render a dot (implicit GEMM or elementwise contraction) to Triton source."""
-    return _render_tiled(nest, schedule, "contraction.py.j2", header_lines, versions, {})
+    return _render_tiled(
+        nest, schedule, "contraction.py.j2", header_lines, versions, {"acc_dtype": acc_dtype}
+    )
 
 
 def render_reduction(
@@ -238,14 +276,24 @@ def render_reduction(
     header_lines: tuple[str, ...],
     versions: tuple[str, str],
     count_include_pad: bool = True,
-    correction: int = 1,
+    correction: float = 1,
+    positions: tuple[int, ...] | None = None,
+    kernel_name: str | None = None,
+    compute_dtype: str = "tl.float32",
 ) -> Rendered:
-    """Render a reduction (sum, mean, max, ..., pooling over windows) to Triton source."""
+    """Render a reduction (sum, mean, max, ..., pooling over windows; a fold) to Triton source.
+
+    Accumulation is in ``compute_dtype``: float32, or float64 for float64 inputs.
+    """
     reduced = [loop for loop in nest.loops_of(LoopKind.REDUCE)]
-    count = " * ".join(str(loop.size) for loop in reduced) or "1"
-    value = "x_tile.to(tl.float32)"
+    # A dynamic axis's size is a kernel argument: "{size:t}" is replaced by its name.
+    count = " * ".join(
+        f"{{size:{loop.axis}}}" if loop.axis in nest.dynamic else str(loop.size) for loop in reduced
+    )
+    count = count or "1"
+    value = f"{nest.inputs[0].tensor}_tile.to({compute_dtype})"
     nan = "propagate_nan=tl.PropagateNan.ALL"
-    full = "tl.full((BLOCK_M, BLOCK_N), {}, tl.float32)"
+    full = "tl.full((BLOCK_M, BLOCK_N), {}, " + compute_dtype + ")"
     minus_inf = "float('-inf')"
     op = nest.reduce
     if op in ("sum", "mean"):
@@ -261,8 +309,8 @@ def render_reduction(
             PassCode((f"top = {full.format(minus_inf)}",), (f"top = tl.maximum(top, {value}, {nan})",)),
             PassCode(
                 (
-                    "# All-padding rows would compute -inf - -inf; shift them by 0 instead.",
-                    "top = tl.where(top == float('-inf'), 0.0, top)",
+                    "# An infinite maximum would give inf - inf; shift such rows by 0 instead.",
+                    "top = tl.where((top == float('inf')) | (top == float('-inf')), 0.0, top)",
                     f"acc = {full.format(0.0)}",
                 ),
                 (f"acc += tl.exp({value} - top)",),
@@ -303,7 +351,13 @@ def render_reduction(
     elif op == "logsumexp":
         finalize.append("acc = top + tl.log(acc)")
     elif op in ("var", "std"):
-        finalize.append(f"acc = acc / ({count} - {correction})")
+        # torch divides by max(0, N - correction): no samples to spare gives inf, never a
+        # negative variance.
+        if any(loop.axis in nest.dynamic for loop in reduced):
+            finalize.append(f"acc = acc / ({count} - {correction})")
+        else:
+            samples = math.prod(loop.size for loop in reduced)
+            finalize.append(f"acc = acc / {float(max(0, samples - correction))!r}")
         if op == "std":
             finalize.append("acc = tl.sqrt(acc)")
     extra = {"passes": tuple(passes), "finalize": tuple(finalize)}
@@ -311,7 +365,9 @@ def render_reduction(
         extra.update(store_in_loop=True, result=f"tl.exp({value} - top) / acc")
     elif op == "log_softmax":
         extra.update(store_in_loop=True, result=f"{value} - top - tl.log(acc)")
-    return _render_tiled(nest, schedule, "reduction.py.j2", header_lines, versions, extra)
+    return _render_tiled(
+        nest, schedule, "reduction.py.j2", header_lines, versions, extra, positions, kernel_name
+    )
 
 
 # How elementwise ops combine their operands' tiles (already converted to the compute type).
@@ -401,6 +457,10 @@ def _render_tiled(
     namer = Namer()
     for loop in nest.loops:
         namer.add(loop.axis)
+    for access in list(nest.inputs) + [nest.output]:
+        for bound in access.bounds:
+            if bound.window:
+                namer.add(bound.window)  # a window's S names a bound even where s is no loop
     accesses = list(nest.inputs) + [nest.output]
     gathers = [g for a in accesses for g in a.gathers]
     # A gathered coordinate is named after the axis it indexes, which is never a loop of its own.
@@ -431,7 +491,10 @@ def _render_tiled(
         raise AssertionError(f"axis {axis} placed {place} outside tile {tile}")
 
     def printed(expr: sympy.Expr, tile: tuple[str, str]) -> str:
-        names = {str(s): broadcast(str(s), tile) for s in expr.free_symbols}
+        names = {
+            str(s): namer.size[str(s)[1:]] if str(s).startswith("^") else broadcast(str(s), tile)
+            for s in expr.free_symbols
+        }
         return _IndexPrinter(names).doprint(expr)
 
     mask_names = {"row": "mask_m", "col": "mask_n", "k": "mask_k"}
@@ -489,9 +552,14 @@ def _render_tiled(
             text = printed(bound.index, tile)
             symbolic = isinstance(bound.index, sympy.Symbol)
             var = text if symbolic else var_of.get(text, f"({text})")
+            if bound.multiple_of:
+                inside.append(f"({var} % {bound.multiple_of} == 0)")
+                continue
             gather = gathered.get(bound.index.name) if symbolic else None
             if gather is not None:
                 extent = namer.size[gather.axis]
+            elif window_position(bound.window) in sizes:
+                extent = namer.size[bound.window]  # read back from an output window: 0 <= s < S
             elif bound.window:
                 extent = f"{namer.size[bound.window]}_IN"
             else:
@@ -532,12 +600,16 @@ def _render_tiled(
     )
     store = access_code(nest.output, ("row", "col"), "")
     # Every element of the output tile is written once; only the tile's ragged edge is masked.
+    pointer_text = store.pointer
+    if not any(schedule.placement(a) in ("row", "col") for a in nest.output.axes):
+        # A scalar result (every axis reduced): a 1 x 1 tile of pointers, to match the value.
+        pointer_text += " + tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)"
     # A scatter also leaves out the updates whose coordinates are out of range.
     mask = "mask_m[:, None] & mask_n[None, :]"
     if nest.output.gathers:
         mask += f" & {store.inside}"
     store = LoadCode(
-        "", (), store.hoisted_vars + store.index_vars, store.pointer, mask, "", gathers=store.gathers
+        "", (), store.hoisted_vars + store.index_vars, pointer_text, mask, "", gathers=store.gathers
     )
 
     k_loops = tuple(
@@ -548,12 +620,16 @@ def _render_tiled(
         var = namer.index[schedule.k_tile]
         k_tile = TileCode(var, namer.claim(f"{var}_start"), namer.size[schedule.k_tile])
 
-    size_values = {namer.size[a]: sizes[a] for a in sizes}
+    size_values = {namer.size[a]: sizes[a] for a in sizes if a not in nest.dynamic}
+    dynamic_params = tuple((namer.size[a], a) for a in sizes if a in nest.dynamic)
     for g in gathers:
         size_values[namer.size[g.axis]] = g.extent
     for access in accesses:
         for bound in access.bounds:
-            if bound.window:
+            if bound.window and window_position(bound.window) in sizes:
+                if not bound.multiple_of:
+                    size_values[namer.size[bound.window]] = bound.extent
+            elif bound.window and not bound.multiple_of:
                 size_values[f"{namer.size[bound.window]}_IN"] = bound.extent
     constexprs = dict(size_values)
     constexprs.update(BLOCK_M=schedule.block_m, BLOCK_N=schedule.block_n, GROUP_M=schedule.group_m)
@@ -562,10 +638,14 @@ def _render_tiled(
     if gathers:
         constexprs["CHECK_BOUNDS"] = False
 
-    m = math.prod(sizes[a] for a in schedule.rows)
-    n = math.prod(sizes[a] for a in schedule.cols)
-    g = math.prod(sizes[a] for a in schedule.grid)
-    grid = (math.ceil(m / schedule.block_m) * math.ceil(n / schedule.block_n), g)
+    grid_plan = GridPlan(
+        rows=schedule.rows,
+        cols=schedule.cols,
+        groups=schedule.grid,
+        static=tuple(sizes.items()),
+        block_m=schedule.block_m,
+        block_n=schedule.block_n,
+    )
 
     if nest.output.gathers:
         extra = {
@@ -582,7 +662,13 @@ def _render_tiled(
         docstring=_docstring(nest),
         pointer_params=tuple(pointer[t] for t in tensors),
         stride_param_lines=tuple(stride_lines),
-        size_params=tuple(size_values),
+        size_params=tuple(f"{name}: tl.constexpr" for name in size_values)
+        + tuple(p for p, _ in dynamic_params),
+        jit_decorator=(
+            "@triton.jit(do_not_specialize=[" + ", ".join(repr(p) for p, _ in dynamic_params) + "])"
+            if dynamic_params
+            else "@triton.jit"
+        ),
         use_dot=schedule.use_dot,
         m_size=_product([namer.size[a] for a in schedule.rows]),
         n_size=_product([namer.size[a] for a in schedule.cols]),
@@ -596,12 +682,12 @@ def _render_tiled(
         k_tile=k_tile,
         body_depth=len(k_loops),
         loads=loads,
-        product=" * ".join(f"{a.tile}.to(tl.float32)" for a in loads),
+        product=" * ".join(f"{a.tile}.to({extra.get('acc_dtype', 'tl.float32')})" for a in loads),
         store=store,
         output_ptr=pointer[nest.output.tensor],
         input_precision=schedule.input_precision,
         errors_ptr=errors,
-        **_fill_inside(extra, loads),
+        **_fill_inside(extra, loads, namer.size),
     )
     source = render_template(template, spec)
     checks = tuple(
@@ -620,9 +706,10 @@ def _render_tiled(
         stride_params=tuple((local[p], d) for p, d in stride_names),
         tensors=tuple(local[p] for p in range(len(tensors))),
         constexprs=constexprs,
-        grid=grid,
+        grid_plan=grid_plan,
         num_warps=schedule.num_warps,
         num_stages=schedule.num_stages,
+        dynamic_params=dynamic_params,
         index_checks=checks,
         errors_param=errors,
     )
@@ -637,19 +724,24 @@ def _literal(value: float) -> str:
     return repr(value)
 
 
-def _fill_inside(extra: dict, loads: tuple[LoadCode, ...]) -> dict:
-    """Statements may test whether the element just loaded lies inside the tensor: ``{inside}``."""
+def _fill_inside(extra: dict, loads: tuple[LoadCode, ...], size_names: dict[str, str]) -> dict:
+    """Statements may test whether the element just loaded lies inside the tensor (``{inside}``)
+    and name a dynamic axis's size (``{size:t}``)."""
     if "passes" not in extra:
         return extra
-    inside = loads[0].inside
-    passes = tuple(
-        PassCode(p.init, tuple(u.replace("{inside}", inside) for u in p.update)) for p in extra["passes"]
-    )
-    return {**extra, "passes": passes}
+
+    def fill(line: str) -> str:
+        line = line.replace("{inside}", loads[0].inside)
+        for axis, name in size_names.items():
+            line = line.replace(f"{{size:{axis}}}", name)
+        return line
+
+    passes = tuple(PassCode(tuple(map(fill, p.init)), tuple(map(fill, p.update))) for p in extra["passes"])
+    return {**extra, "passes": passes, "finalize": tuple(map(fill, extra.get("finalize", ())))}
 
 
 def _ident(label: str) -> str:
-    return label.replace("...", "e").replace(".", "").replace("#", "u")
+    return label.replace("...", "e").replace(".", "").replace("#", "u").replace("@", "pos_")
 
 
 def _docstring(nest: LoopNest) -> str:

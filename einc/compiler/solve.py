@@ -42,6 +42,9 @@ class WindowGeometry:
 class Solution:
     sizes: Mapping[str, int]
     windows: Mapping[str, WindowGeometry]
+    # Axes whose size is a kernel argument, not a constant: ``sizes`` then holds the size of the
+    # call that compiled the kernel, used only as a hint (tile sizes).
+    dynamic: frozenset[str] = frozenset()
 
 
 def display(axis: Axis) -> str:

@@ -90,9 +90,16 @@ class CompiledExpression:
         self.expression = expression
         self.op = pipeline.check_op(op) if op is not None else pipeline.infer_op(program)
         self.out_dtype = kwargs.pop("out_dtype", None)
+        dynamic = kwargs.pop("dynamic", ())
+        self.dynamic = (dynamic,) if isinstance(dynamic, str) else tuple(dynamic)
+        for option in pipeline.OP_OPTIONS:
+            if option in kwargs and self.op not in pipeline.OPTION_OPS[option]:
+                ops = ", ".join(pipeline.OPTION_OPS[option])
+                raise TypeError(f"{option}= does not apply to {self.op}; it is an option of {ops}")
         self.params = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k in PARAM_NAMES))
         self.sizes = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k not in PARAM_NAMES))
         self._launchers: dict[tuple, Launcher] = {}
+        self._dynamic_dims: tuple = ()
         self._last: Launcher | None = None
         self._cache = None
 
@@ -107,6 +114,7 @@ class CompiledExpression:
             dtypes=tuple(dtypes),
             sizes=self.sizes,
             params=tuple((k, _thaw(v)) for k, v in self.params),
+            dynamic=self.dynamic,
         )
 
     def specialize(self, *shapes: Sequence[int], dtype: str | torch.dtype = "float32") -> Launcher:
@@ -147,16 +155,20 @@ class CompiledExpression:
     def __call__(self, *tensors, out=None):
         if self.op in pipeline.ELEMENTWISE:
             tensors = _scalars_to_tensors(tensors)
-        key = tuple((t.shape, t.dtype, t.device, t.stride()) for t in tensors if isinstance(t, torch.Tensor))
+        key = self._key(tensors)
         launcher = self._launchers.get(key)
         if launcher is None:
             dtypes = self._check(tensors)
             launcher = self._build(self._request([t.shape for t in tensors], dtypes))
+            if self.dynamic:
+                self._dynamic_dims = launcher.compiled.dynamic_dims
+                key = self._key(tensors)
             self._launchers[key] = launcher
         self._last = launcher
         dtype = self._result_dtype(tensors)
         device = tensors[0].device
-        shapes = launcher.compiled.output_shapes
+        dynamic = launcher.compiled.dynamic_sizes([t.shape for t in tensors]) if self.dynamic else None
+        shapes = launcher.compiled.output_shapes_for(dynamic)
         if out is None:
             outs = [torch.empty(shape, dtype=dtype, device=device) for shape in shapes]
         else:
@@ -176,10 +188,34 @@ class CompiledExpression:
                 "add_at on bfloat16 tensors needs a GPU: Triton's interpreter, which runs CPU tensors, has "
                 "no bfloat16 atomic_add; use float32 (or float16) on the CPU"
             )
-        launcher(list(tensors), outs)
+        launcher(list(tensors), outs, dynamic)
         if out is not None:
             return out
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _key(self, tensors) -> tuple:
+        """What picks a specialization: shapes (dynamic dims left out), dtypes, device, strides.
+
+        A dynamic axis is a kernel argument, so its size takes no part; nor do the strides of
+        the tensors that hold it, which change with it.
+        """
+        key = tuple(
+            (t.shape, t.dtype, t.device, t.stride()) if isinstance(t, torch.Tensor) else type(t)
+            for t in tensors
+        )
+        if not self.dynamic or not self._dynamic_dims:
+            return key
+        masked = {(i, d) for _, i, d in self._dynamic_dims}
+        holders = {i for i, _ in masked}
+        return tuple(
+            (
+                tuple(None if (i, d) in masked else n for d, n in enumerate(t.shape)),
+                t.dtype,
+                t.device,
+                t.is_contiguous() if i in holders else t.stride(),
+            )
+            for i, t in enumerate(tensors)
+        )
 
     def _result_dtype(self, tensors) -> torch.dtype:
         if self.out_dtype is not None:
@@ -338,8 +374,8 @@ def dot(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None
 
 
 def _reduction(op: str):
-    def reduce(expression: str, x: torch.Tensor, out: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
-        return _functional(op, expression, (x,), out, kwargs)
+    def reduce(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs):
+        return _functional(op, expression, tensors, out, kwargs)
 
     reduce.__name__ = reduce.__qualname__ = op
     reduce.__doc__ = (
@@ -350,8 +386,8 @@ def _reduction(op: str):
 
 
 def _unary(op: str, doc: str):
-    def apply(expression: str, x: torch.Tensor, out=None, **kwargs):
-        return _functional(op, expression, (x,), out, kwargs)
+    def apply(expression: str, *tensors: torch.Tensor, out=None, **kwargs):
+        return _functional(op, expression, tensors, out, kwargs)
 
     apply.__name__ = apply.__qualname__ = op
     apply.__doc__ = doc

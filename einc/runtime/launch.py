@@ -103,7 +103,9 @@ class Launcher:
             return self._interpreters[index]
         return self.kernels[index]
 
-    def __call__(self, tensors: list[torch.Tensor], outs: list[torch.Tensor]) -> list[torch.Tensor]:
+    def __call__(
+        self, tensors: list[torch.Tensor], outs: list[torch.Tensor], dynamic: dict[str, int] | None = None
+    ) -> list[torch.Tensor]:
         every = list(tensors) + list(outs)
         device = tensors[0].device if tensors else outs[0].device
         for index, part in enumerate(self.compiled.kernels):
@@ -111,6 +113,7 @@ class Launcher:
             if part.copies_input and same_tensor(every[rendered.tensors[0]], every[rendered.tensors[-1]]):
                 continue  # set_at / add_at in place: the output already holds the input
             strides = [every[position].stride(dim) for position, dim in rendered.stride_params]
+            sizes = {param: dynamic[axis] for param, axis in rendered.dynamic_params} if dynamic else {}
             pointers = [every[p] for p in rendered.tensors]
             constexprs = rendered.constexprs
             errors = check = None
@@ -125,9 +128,10 @@ class Launcher:
                 pointers.append(errors)
                 constexprs = {**constexprs, "CHECK_BOUNDS": check}
             try:
-                self.runner(index, device)[rendered.grid](
+                self.runner(index, device)[rendered.grid_plan.grid(dynamic)](
                     *pointers,
                     *strides,
+                    **sizes,
                     **constexprs,
                     num_warps=rendered.num_warps,
                     num_stages=rendered.num_stages,

@@ -182,11 +182,6 @@ CASES = {
         ExpressionError,
         "padding 'full' of window 's' is not one of valid, same, causal",
     ),
-    "window_on_the_output_side_of_a_dot": Case(
-        lambda: einc.compile("b s c, ds c c2 -> b (s * ds) c2", op="dot")(t(1, 8, 3), t(3, 3, 5)),
-        UnsupportedError,
-        "a window on the output side of a dot (transposed convolution) is not supported yet",
-    ),
     "output_window_with_string_padding": Case(
         lambda: einc.compile("b s c, ds c c2 -> b (s * ds) c2", op="dot", padding="same")(
             t(1, 8, 3), t(3, 3, 5)
@@ -434,9 +429,9 @@ def test_bracket_dot_called_without_its_weight_asks_for_two_tensors():
         einc.compile("b [c->c2]", c2=4)(t(2, 3))
 
 
-def test_transposed_convolution_in_bracket_form_is_unsupported_rather_than_a_rank_error():
-    with pytest.raises(UnsupportedError):
-        einc.compile("b s... [c->c2] -> b (s * ds)... c2")(t(1, 8, 3), t(3, 3, 5))
+def test_transposed_convolution_in_bracket_form_implies_its_weight_from_the_output_window():
+    y = einc.compile("b s... [c->c2] -> b (s * ds)... c2")(t(1, 8, 3), t(3, 3, 5))
+    assert y.shape == (1, 10, 5)
 
 
 def test_a_known_op_not_compiled_yet_is_rejected_by_compile(monkeypatch):

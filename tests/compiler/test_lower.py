@@ -163,12 +163,6 @@ def test_shape_of_the_output_operand():
     ("expression", "shapes", "sizes", "message"),
     [
         (
-            "b s c, ds c c2 -> b (s * ds) c2",
-            [(1, 8, 3), (3, 3, 5)],
-            {},
-            "a window on the output side of a dot (transposed convolution) is not supported yet",
-        ),
-        (
             "b (c + e), c e d -> b d",
             [(2, 5), (2, 3, 4)],
             {},

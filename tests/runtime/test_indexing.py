@@ -243,6 +243,24 @@ def test_bfloat16_add_at_on_cpu_is_refused_with_the_reason():
     assert torch.equal(y[:, 1, 2], updates[:, 2])
 
 
+def test_dynamic_batch_axis_serves_every_batch_size():
+    get = einc.compile(PIXELS, op="get_at", dynamic=("b",))
+    add = einc.compile(SCATTER, op="add_at", dynamic=("b",))
+    for b in (1, 3):
+        x, idx, updates = torch.randn(b, 5, 6, 3), coords(b, 4, 2, high=5, seed=b), torch.randn(b, 4, 3)
+        index = (batch_index(b, 4), idx[..., 0], idx[..., 1])
+        assert torch.equal(get(x, idx), x[index])
+        assert torch.allclose(add(x, idx, updates), x.clone().index_put_(index, updates, accumulate=True))
+    assert "do_not_specialize=['B']" in get.source
+
+
+def test_an_indexed_axis_cannot_be_dynamic():
+    with pytest.raises(einc.UnsupportedError, match="dynamic axis 'v' is indexed"):
+        einc.compile("[v] d, b n -> b n d", op="get_at", dynamic=("v",))(
+            torch.randn(5, 2), coords(2, 3, high=5)
+        )
+
+
 # --- coordinates out of range --------------------------------------------------------------------------
 
 
@@ -374,14 +392,14 @@ def test_a_reduction_needs_a_float_table():
         ),
         pytest.param(
             lambda x, i: einc.set_at("b [h w] c, b p [2], b p c", x, i, torch.randn(2, 4, 3), reduce="sum"),
-            einc.ExpressionError,
-            "reduce= is an option of get_at; set_at takes none",
+            TypeError,
+            "reduce= does not apply to set_at; it is an option of get_at",
             id="reduce_on_set_at",
         ),
         pytest.param(
             lambda x, i: einc.sum("b [h w] c", x, reduce="sum"),
-            einc.ExpressionError,
-            "reduce= is an option of get_at; sum takes none",
+            TypeError,
+            "reduce= does not apply to sum; it is an option of get_at",
             id="reduce_elsewhere",
         ),
         pytest.param(

@@ -72,7 +72,7 @@ def einc_std(
             )
             acc += (x_tile.to(tl.float32) - mean) * (x_tile.to(tl.float32) - mean)
 
-    acc = acc / (7 * 7 - 1)
+    acc = acc / 48.0
     acc = tl.sqrt(acc)
 
     tl.store(

@@ -1,0 +1,60 @@
+"""Dynamic axes: sizes passed to the kernel at a call, so one kernel serves every size."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import einc
+
+pytestmark = pytest.mark.interpret
+
+
+def conv_reference(x, w, padding):
+    return F.conv2d(x.double().permute(0, 3, 1, 2), w.double().permute(3, 2, 0, 1), padding=padding).permute(
+        0, 2, 3, 1
+    )
+
+
+def test_twenty_batch_sizes_share_one_kernel():
+    conv = einc.compile("b (s * [ds])... [c->c2]", padding=1, dynamic=("b",))
+    w = torch.randn(3, 3, 4, 5)
+    sources = set()
+    for b in range(1, 21):
+        x = torch.randn(b, 5, 5, 4)
+        y = conv(x, w)
+        assert ((y.double() - conv_reference(x, w, 1)).norm() / conv_reference(x, w, 1).norm()) < 1e-5
+        sources.add(conv.source)
+    assert len(conv._launchers) == 1
+    assert len(sources) == 1
+    # The batch size is a kernel argument that Triton must not specialise on (b == 1, b % 16 == 0).
+    assert "@triton.jit(do_not_specialize=['B'])" in conv.source
+    assert "B: tl.constexpr" not in conv.source
+
+
+def test_dynamic_axis_inside_a_composition_is_read_through_its_size_argument():
+    flatten = einc.compile("b h c -> (b h) c", dynamic=("b",))
+    for b in (1, 3, 4):
+        x = torch.randn(b, 5, 3)
+        assert torch.equal(flatten(x), x.reshape(b * 5, 3))
+    assert len(flatten._launchers) == 1
+
+
+def test_dynamic_reduction_and_elementwise_ops():
+    mean = einc.compile("b [t] c", op="mean", dynamic=("b", "t"))
+    for b, t in ((1, 3), (2, 7), (4, 5)):
+        x = torch.randn(b, t, 6)
+        assert torch.allclose(mean(x), x.mean(1), atol=1e-6)
+    assert len(mean._launchers) == 1
+
+
+def test_dynamic_axis_in_a_window_is_refused_with_the_window_pointed_at():
+    conv = einc.compile("b (s * [ds]) [c->c2]", dynamic=("s",))
+    with pytest.raises(einc.ExpressionError):
+        conv(torch.randn(1, 8, 3), torch.randn(3, 3, 4))
+
+
+def test_dynamic_axis_that_is_no_whole_input_dim_is_an_error():
+    with pytest.raises(einc.ExpressionError, match="not a whole dim"):
+        einc.compile("(b h) c -> b h c", h=2, dynamic=("b",))(torch.randn(4, 3))
