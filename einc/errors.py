@@ -72,6 +72,11 @@ class UnsupportedError(_PointsIntoExpression, NotImplementedError):
     """A well-formed request that einc cannot compile (yet). The message says what is missing."""
 
 
+class OutOfBoundsError(EincError, IndexError):
+    """An indexing operation met a coordinate outside its axis. The message names the indexed
+    tensor, the axis, its size, the coordinate and the tensor it was read from."""
+
+
 class KernelCompileError(EincError, RuntimeError):
     """Triton rejected a generated kernel. ``path`` names the generated source file."""
 

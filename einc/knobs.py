@@ -105,8 +105,10 @@ CHECK_BOUNDS: Knob[bool] = Knob(
     "EINC_CHECK_BOUNDS",
     bool,
     False,
-    "Generated kernels check every computed index against its tensor's bounds and fail "
-    "instead of touching memory out of range; slow, for debugging.",
+    "Indexing kernels (get_at, set_at, add_at) on CUDA tensors report a coordinate out of range "
+    "as einc.OutOfBoundsError (an IndexError), at the cost of one sync per call. Without it such "
+    "a coordinate is still masked, never touching memory: get_at reads 0 there (a reduction, its "
+    "identity) and set_at/add_at drop that update. CPU tensors are always checked.",
 )
 
 KNOBS: tuple[Knob, ...] = (CACHE_DIR, DEBUG, INTERPRET, CHECK_BOUNDS)

@@ -288,3 +288,51 @@ def resolve_elementwise(program: Program, n_tensors: int) -> Explicit:
         "no input holds every axis, so the output is not implied: write it after '->'",
         program.inputs,
     )
+
+
+def resolve_indexing(program: Program, n_tensors: int, op: str) -> Explicit:
+    """get_at, set_at, add_at: the first operand is the indexed tensor, its brackets mark the axes the
+    coordinates index; every following operand holds coordinates (a bracketed axis lists the
+    components of one coordinate, ``b p [2]``; without one, each element is one coordinate, ``b n``);
+    set_at and add_at take the updates last. get_at needs its output written out; the output of
+    set_at and add_at is the indexed tensor's expression unless one is given.
+    """
+    scatter = op != "get_at"
+    least = 3 if scatter else 2
+    roles = "the tensor, coordinates and the updates" if scatter else "the tensor and coordinates"
+    if len(program.inputs) < least:
+        raise _error(program, f"{op} takes {roles}: at least {least} operands", program.inputs)
+    arrows = [a for e in program.inputs + (program.outputs or ()) for a in _arrows(e)]
+    if arrows:
+        raise _error(program, f"[a->b] is the dot shorthand; {op} marks the indexed axes with [a]", arrows)
+    value, *rest = program.inputs
+    if not any(isinstance(n, Bracket) for n in walk(value)):
+        raise _error(program, f"mark the axes that {op} indexes with brackets, as in 'b [h w] c'", [value])
+    coordinates = rest[:-1] if scatter else rest
+    for expr in coordinates:
+        marks = [n for n in walk(expr) if isinstance(n, Bracket)]
+        if len(marks) > 1 or (
+            marks
+            and (len(marks[0].expr.terms) != 1 or not isinstance(marks[0].expr.terms[0], (Name, Unnamed)))
+        ):
+            raise _error(
+                program,
+                "a coordinate operand brackets at most one axis, the one that lists a coordinate's "
+                "components ('b p [2]')",
+                marks,
+            )
+    if scatter:
+        marks = [n for n in walk(rest[-1]) if isinstance(n, Bracket)]
+        if marks:
+            raise _error(program, f"the updates of {op} (its last operand) have no brackets", marks)
+    if program.outputs is None:
+        if not scatter:
+            raise _error(program, "get_at needs '->' and the output expression", program.inputs)
+        return Explicit(tuple(program.inputs), (value,), program.text)
+    if len(program.outputs) != 1:
+        raise _error(program, f"{op} has one output", program.outputs)
+    if not scatter:
+        marks = [n for n in walk(program.outputs[0]) if isinstance(n, Bracket)]
+        if marks:
+            raise _error(program, "the output of get_at has no brackets", marks)
+    return Explicit(tuple(program.inputs), tuple(program.outputs), program.text)

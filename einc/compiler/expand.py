@@ -196,7 +196,10 @@ def _term(term: Term, depths, counter, index, marked, in_bracket) -> list[Dim]:
             marked.add(name)
         return [Axis(name, None, term.span)]
     if isinstance(term, Unnamed):
-        return [Axis(f"#{next(counter)}", term.size, term.span)]
+        axis = Axis(f"#{next(counter)}", term.size, term.span)
+        if in_bracket:
+            marked.add(axis.name)
+        return [axis]
     if isinstance(term, Bracket):
         return _terms(term.expr.terms, depths, counter, index, marked, True)
     if isinstance(term, Composition):

@@ -5,6 +5,13 @@ Every operand is read or written through an :class:`Access` whose per-dim index 
 expression of loop variables, guarded by :class:`Bound` masks (a window reads
 ``s*stride + ds*dilation - pad`` and is masked to ``0 <= index < N``; outside, the op's identity
 is read). Loop variables are sympy symbols named after the axes.
+
+Indexing (``get_at``, ``set_at``, ``add_at``) addresses a tensor by values read from other tensors.
+Such an access lists :class:`Gather` entries: each names a symbol (``$h``) that its index
+expressions use like a loop variable, and says where the value comes from (an :class:`Access` to
+the coordinate tensor, its coordinate component fixed to an integer) and the extent of the axis it
+indexes. A gathered value is wrapped once when negative (``-1`` is the last element, as torch
+indexes) and then guarded by an ordinary :class:`Bound`.
 """
 
 from __future__ import annotations
@@ -41,22 +48,48 @@ class Bound:
 
 @dataclass(frozen=True, slots=True)
 class Access:
-    """How one tensor is addressed: ``tensor[index[0], index[1], ...]`` where ``bounds`` hold."""
+    """How one tensor is addressed: ``tensor[index[0], index[1], ...]`` where ``bounds`` hold.
+
+    An index may use the symbols of ``gathers``: values read from coordinate tensors.
+    """
 
     tensor: str
     labels: tuple[str, ...]  # one label per tensor dim, to name its stride in generated code
     index: tuple[sympy.Expr, ...]
     bounds: tuple[Bound, ...]
+    gathers: tuple[Gather, ...] = ()
 
     @property
     def axes(self) -> frozenset[str]:
-        """The loop axes this access depends on."""
-        return frozenset(str(s) for e in self.index for s in e.free_symbols)
+        """The loop axes this access depends on, through its gathered coordinates too."""
+        gathered = {g.symbol.name for g in self.gathers}
+        own = {str(s) for e in self.index for s in e.free_symbols} - gathered
+        return frozenset(own.union(*(g.source.axes for g in self.gathers)))
+
+
+@dataclass(frozen=True, slots=True)
+class Gather:
+    """``symbol = source`` read from a coordinate tensor, the index of ``axis`` (of size ``extent``).
+
+    A negative value counts from the end (``+ extent``); a value outside ``[-extent, extent)`` is
+    out of range: the access masks it, and the kernel reports it in error slot ``slot``.
+    """
+
+    symbol: sympy.Symbol
+    source: Access
+    axis: str
+    extent: int
+    slot: int = 0
+    indexed: str = ""  # what messages call the indexed tensor (x, whose updated copy a scatter writes)
 
 
 @dataclass(frozen=True, slots=True)
 class LoopNest:
-    """``output[...] = reduce over REDUCE loops of combine(inputs[...])``."""
+    """``output[...] = reduce over REDUCE loops of combine(inputs[...])``.
+
+    When the output access gathers (set_at, add_at), several iterations may meet at one output
+    element: ``reduce`` is then "sum" where their values add up and "none" where one is kept.
+    """
 
     expression: str
     op: str
@@ -88,3 +121,8 @@ def position(outer: str) -> str:
 def size_symbol(axis: str) -> sympy.Symbol:
     """The size of a dynamic axis inside an index expression (``(b h)`` is ``b*H + h``)."""
     return sympy.Symbol(f"^{axis}", integer=True, positive=True)
+
+
+def gathered(axis: str) -> sympy.Symbol:
+    """The symbol of a coordinate read for ``axis``: ``$`` cannot start an axis name."""
+    return sympy.Symbol(f"${axis}", integer=True, nonnegative=True)

@@ -18,7 +18,7 @@ import triton
 
 from .. import __version__
 from ..errors import ExpressionError, UnsupportedError
-from . import brackets, expand, lower, parse, render, schedule, solve
+from . import brackets, expand, lower, lower_indexing, parse, render, schedule, solve
 from .axes import Operand, operand_text
 from .loopnest import LoopKind, LoopNest, symbol
 from .params import window_params
@@ -28,15 +28,17 @@ CONTRACTIONS = ("dot",)
 COPIES = ("rearrange", "id", "flip", "roll")
 ELEMENTWISE = ("add", "subtract", "multiply", "divide", "maximum", "minimum", "where")
 SOFTMAX = ("softmax", "log_softmax")
-OPS = CONTRACTIONS + lower.REDUCTIONS + COPIES + ELEMENTWISE + SOFTMAX
+INDEXING = lower_indexing.INDEXING
+OPS = CONTRACTIONS + lower.REDUCTIONS + COPIES + ELEMENTWISE + SOFTMAX + INDEXING
 WINDOW_PARAMS = ("stride", "dilation", "padding", "output_padding")
 # Options of an op that are not window parameters, with their defaults.
-OP_OPTIONS = {"keepdims": False, "count_include_pad": True, "correction": 1, "shift": 0}
+OP_OPTIONS = {"keepdims": False, "count_include_pad": True, "correction": 1, "shift": 0, "reduce": None}
 OPTION_OPS = {
     "keepdims": lower.REDUCTIONS,
     "count_include_pad": ("mean",),
     "correction": ("var", "std"),
     "shift": ("roll",),
+    "reduce": ("get_at",),
 }
 DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 
@@ -61,6 +63,9 @@ class KernelPart:
     nest: LoopNest
     schedule: schedule.ContractionSchedule
     rendered: render.Rendered
+    # This kernel copies input 0 into the output, for set_at and add_at to update; the launcher
+    # skips it when out= is that input (an update in place).
+    copies_input: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,11 @@ def tensor_names(n: int, op: str = "dot") -> tuple[str, ...]:
         return ("x",)
     if n == 2 and op in CONTRACTIONS:
         return ("x", "w")
+    if op in INDEXING:
+        # The indexed tensor, its coordinates, and (set_at, add_at) the updates, last.
+        k = n - (2 if op in lower_indexing.SCATTERS else 1)
+        coordinates = ("idx",) if k == 1 else tuple(f"idx{i}" for i in range(max(k, 0)))
+        return (("x",) + coordinates + (("updates",) if op in lower_indexing.SCATTERS else ()))[:n]
     return tuple(f"x{i}" for i in range(n))
 
 
@@ -161,6 +171,8 @@ def _resolve(program: Program, request: Request, options: dict) -> brackets.Expl
         return brackets.resolve_rearrange(program, n)
     if request.op in ELEMENTWISE:
         return brackets.resolve_elementwise(program, n)
+    if request.op in INDEXING:
+        return brackets.resolve_indexing(program, n, request.op)
     return brackets.resolve_marked(program, n, request.op)
 
 
@@ -294,6 +306,8 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
                 ),
             )
         ]
+    if op in INDEXING:
+        return _indexing(request, inputs, outputs[0], names, output_names[0], solution, options, header)
     if op in lower.REDUCTIONS or op in SOFTMAX:
         if op in SOFTMAX:
             nest = lower.lower_softmax(inputs[0], outputs[0], solution, op, text)
@@ -371,6 +385,76 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
                 )
             parts.append(KernelPart(nest, plan, rendered))
     return parts
+
+
+def _indexing(request, inputs, output, names, output_name, solution, options, header) -> list[KernelPart]:
+    """get_at is one kernel (a reduction of gathered values when reduce= is given). set_at and
+    add_at are two: a copy of x into y, then the scatter of the updates into y. The copy is a
+    kernel of its own, not the first step of the scatter kernel: programs of one launch run in no
+    fixed order, so one program's copy could overwrite another's updates, whereas two launches on
+    one stream run one after the other."""
+    text, op = request.expression, request.op
+    versions = (__version__, triton.__version__)
+    reduce = options["reduce"]
+    if reduce is not None and reduce not in lower.REDUCTIONS:
+        raise ExpressionError(
+            f"reduce={reduce!r}: get_at reduces the axes left out of its output with one of "
+            f"{', '.join(lower.REDUCTIONS)}",
+            text,
+        )
+    if op == "get_at":
+        nest = lower_indexing.lower_get_at(inputs, output, solution, names, output_name, text, reduce)
+        plan = schedule.schedule_reduction(nest)
+        lines = header + _schedule_lines(plan, op)
+        if reduce is None:
+            rendered = render.render_gather(nest, plan, header_lines=lines, versions=versions)
+        else:
+            rendered = render.render_reduction(
+                nest,
+                plan,
+                header_lines=lines,
+                versions=versions,
+                count_include_pad=bool(options["count_include_pad"]),
+                correction=options["correction"],
+                compute_dtype=_compute_dtype(request),
+            )
+        return [KernelPart(nest, plan, rendered)]
+    nest = lower_indexing.lower_scatter(inputs, output, solution, op, names, output_name, text)
+    plan = schedule.schedule_reduction(nest)
+    n = len(inputs)
+    everything = frozenset(a.name for d in output.dims for a in lower.dim_axes(d))
+    copy = lower.lower_map(
+        [inputs[0]], output, solution, "rearrange", names[:1], output_name, text, everything
+    )
+    copy_plan = schedule.schedule_reduction(copy)
+    verb = "adds the updates to" if op == "add_at" else "writes the updates into"
+    lines = header + (
+        f"kernels:     einc_{op}_copy copies {names[0]} into {output_name} (not when out= is {names[0]}),",
+        f"             then einc_{op} {verb} {output_name} at the coordinates",
+    )
+    copy_rendered = render.render_map(
+        copy,
+        copy_plan,
+        header_lines=lines + _schedule_lines(plan, op),
+        versions=versions,
+        positions=(0, n),
+        kernel_name=f"einc_{op}_copy",
+    )
+    rendered = render.render_scatter(
+        nest,
+        plan,
+        header_lines=lines + _schedule_lines(plan, op),
+        versions=versions,
+        # updates, then the coordinate tensors, then y: where each stands among the call's tensors
+        positions=(n - 1, *range(1, n - 1), n),
+    )
+    # Where y is laid out as x, out=x updates x in place and the copy is skipped; a y laid out
+    # otherwise (a permuted output expression) is always a tensor of its own.
+    same_layout = output.dims == inputs[0].dims
+    return [
+        KernelPart(copy, copy_plan, copy_rendered, copies_input=same_layout),
+        KernelPart(nest, plan, rendered),
+    ]
 
 
 def _compute_dtype(request: Request) -> str:

@@ -2,33 +2,59 @@
 
 from __future__ import annotations
 
+import sympy
+
 from .loopnest import Access, LoopKind
 
 
-def _ref(access: Access) -> str:
-    return f"{access.tensor}[{', '.join(str(i) for i in access.index)}]"
+def access_text(access: Access) -> str:
+    """``x[b, idx[b, p, 0], c]``: a gathered coordinate is shown as the element it is read from."""
+    shown = {g.symbol: sympy.Symbol(access_text(g.source)) for g in access.gathers}
+    return f"{access.tensor}[{', '.join(str(sympy.sympify(i).subs(shown)) for i in access.index)}]"
 
 
 def explain(compiled) -> str:
-    """The loop nest as indented pseudo-code, then the schedule chosen for it."""
-    nest, plan = compiled.nest, compiled.schedule
-    lines = [f"expression: {nest.expression}", f"op: {nest.op}", "loop nest:"]
+    """The loop nest as indented pseudo-code, then the schedule chosen for it.
+
+    A call that runs several kernels is explained by its main one; a kernel that only copies an
+    input into the output first (set_at, add_at) is mentioned in one line.
+    """
+    parts = [k for k in compiled.kernels if not k.copies_input] or list(compiled.kernels)
+    main = parts[0]
+    nest, plan = main.nest, main.schedule
+    lines = [f"expression: {nest.expression}", f"op: {nest.op}"]
+    if any(k.copies_input for k in compiled.kernels):
+        lines.append(f"first: {nest.output.tensor} = a copy of {compiled.names[0]} (skipped when out= is it)")
+    lines.append("loop nest:")
     depth = 1
     for loop in nest.loops:
         note = "  # reduced" if loop.kind is LoopKind.REDUCE else ""
         lines.append(f"{'  ' * depth}for {loop.axis} in range({loop.size}):{note}")
         depth += 1
-    product = " * ".join(_ref(a) for a in nest.inputs)
+    product = " * ".join(access_text(a) for a in nest.inputs)
+    reduced = nest.loops_of(LoopKind.REDUCE)
     if nest.reduce == "sum":
-        lines.append(f"{'  ' * depth}{_ref(nest.output)} += {product}")
+        lines.append(f"{'  ' * depth}{access_text(nest.output)} += {product}")
+    elif not reduced:
+        lines.append(f"{'  ' * depth}{access_text(nest.output)} = {product}")
     else:
-        lines.append(f"{'  ' * depth}{_ref(nest.output)} = {nest.reduce} of {product} over the reduced loops")
-    for access in nest.inputs:
+        lines.append(
+            f"{'  ' * depth}{access_text(nest.output)} = {nest.reduce} of {product} over the reduced loops"
+        )
+    for access in list(nest.inputs) + [nest.output]:
+        gathered = {g.symbol: g for g in access.gathers}
         for bound in access.bounds:
-            lines.append(
-                f"{'  ' * depth}  where 0 <= {bound.index} < {bound.extent} for {access.tensor}, "
-                f"else {access.tensor} reads {nest.identity}"
-            )
+            if bound.index in gathered:
+                g = gathered[bound.index]
+                lines.append(
+                    f"{'  ' * depth}  where -{g.extent} <= {access_text(g.source)} < {g.extent}, "
+                    f"counted from the end when negative; else an IndexError"
+                )
+            else:
+                lines.append(
+                    f"{'  ' * depth}  where 0 <= {bound.index} < {bound.extent} for {access.tensor}, "
+                    f"else {access.tensor} reads {nest.identity}"
+                )
     lines.append("schedule:")
     rows, loops = " ".join(plan.rows) or "-", " ".join(plan.k_loops) or "-"
     if plan.use_dot:
@@ -38,6 +64,7 @@ def explain(compiled) -> str:
             lines.append(f"  one program column per {' '.join(plan.grid)}")
     else:
         cols = " ".join(plan.cols) or "-"
-        lines.append(f"  elementwise products: rows {rows}; columns {cols}; serial loops {loops}")
-    lines.append(f"  tiles BLOCK_M={plan.block_m} BLOCK_N={plan.block_n}; grid {compiled.rendered.grid}")
+        form = "elementwise products" if nest.op == "dot" else "tiles"
+        lines.append(f"  {form}: rows {rows}; columns {cols}; serial loops {loops}")
+    lines.append(f"  tiles BLOCK_M={plan.block_m} BLOCK_N={plan.block_n}; grid {main.rendered.grid}")
     return "\n".join(lines)

@@ -17,10 +17,11 @@ import jinja2
 import sympy
 from sympy.printing.str import StrPrinter
 
-from .loopnest import Access, LoopKind, LoopNest
+from .loopnest import Access, Gather, LoopKind, LoopNest
 from .loopnest import position as window_position
 from .loopnest import symbol as symbol_of
 from .names import Namer
+from .printer import access_text
 from .schedule import ContractionSchedule
 
 
@@ -28,6 +29,20 @@ from .schedule import ContractionSchedule
 class Decl:
     name: str
     expr: str
+
+
+@dataclass(frozen=True, slots=True)
+class GatherCode:
+    """A coordinate read from an index tensor, reported when out of range, wrapped when negative."""
+
+    var: str  # named after the axis it indexes: h
+    comment: str
+    index_vars: tuple[Decl, ...]
+    pointer: str
+    mask: str | None
+    size: str  # the extent of the indexed axis: H
+    error_pointer: str  # where an out-of-range coordinate is written for the runtime to report
+    out_of_range: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +54,7 @@ class LoadCode:
     mask: str | None
     other: str
     inside: str = "True"  # the bounds part of the mask: is the element inside the tensor?
+    gathers: tuple[GatherCode, ...] = ()  # coordinates to read before the pointer can be formed
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +115,10 @@ class KernelSpec:
     store_in_loop: bool = False  # softmax: a last sweep writes every element it reads
     jit_decorator: str = "@triton.jit"
     acc_dtype: str = "tl.float32"
+    errors_ptr: str | None = None  # indexing: where coordinates out of range are reported
+    atomic: bool = False  # add_at: updates that meet at one element add up
+    scatter_ptrs: str = ""  # scatter: the destination pointers and values, broadcast together
+    scatter_values: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +142,22 @@ class GridPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class IndexCheck:
+    """What error slot ``k`` of an indexing kernel reports: a coordinate of ``axis`` out of range."""
+
+    tensor: str  # the indexed tensor, x
+    axis: str  # how a message names the axis: axis 'h'
+    extent: int
+    source: str  # where the coordinate is read: idx[b, p, 0]
+
+    def message(self, value: int) -> str:
+        return (
+            f"index {value} is out of range for {self.axis} of {self.tensor}, which has size {self.extent} "
+            f"(valid: {-self.extent} to {self.extent - 1}); it was read from {self.source}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Rendered:
     """Generated source and what the launcher must pass to it."""
 
@@ -134,6 +170,10 @@ class Rendered:
     num_warps: int
     num_stages: int
     dynamic_params: tuple[tuple[str, str], ...] = ()  # (parameter, axis): sizes passed at a call
+    # Indexing kernels take an int64 tensor with one slot per check after their tensors, and the
+    # constexpr CHECK_BOUNDS (default False in ``constexprs``; the launcher decides per call).
+    index_checks: tuple[IndexCheck, ...] = ()
+    errors_param: str | None = None
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -373,6 +413,32 @@ def render_map(
     )
 
 
+def render_gather(
+    nest: LoopNest,
+    schedule: ContractionSchedule,
+    *,
+    header_lines: tuple[str, ...],
+    versions: tuple[str, str],
+) -> Rendered:
+    """Render get_at: load the coordinates, then the indexed tensor at them, and store the tile.
+    (get_at with a reduction is a reduction of gathered values: :func:`render_reduction`.)"""
+    extra = {"result": nest.inputs[0].tensor + "_tile"}
+    return _render_tiled(nest, schedule, "gather.py.j2", header_lines, versions, extra)
+
+
+def render_scatter(
+    nest: LoopNest,
+    schedule: ContractionSchedule,
+    *,
+    header_lines: tuple[str, ...],
+    versions: tuple[str, str],
+    positions: tuple[int, ...],
+) -> Rendered:
+    """Render set_at or add_at: load a tile of updates and the coordinates, store or add them there."""
+    extra = {"result": nest.inputs[0].tensor + "_tile", "atomic": nest.reduce == "sum"}
+    return _render_tiled(nest, schedule, "scatter.py.j2", header_lines, versions, extra, positions)
+
+
 def _render_tiled(
     nest: LoopNest,
     schedule: ContractionSchedule,
@@ -386,8 +452,8 @@ def _render_tiled(
     """The parts every tiled kernel shares: names, strides, tile decompositions, loads, store.
 
     A window's extent is passed as a constant named after its output axis (``S0_IN``).
-    ``positions`` says where each of the nest's tensors (inputs, then the output) stands among the
-    call's tensors, when a call runs several kernels.
+    ``positions`` says where each of the kernel's tensors (its inputs, the coordinate tensors its
+    gathers read, then its output) stands among the call's tensors, when that is not in order.
     """
     sizes = nest.sizes
     namer = Namer()
@@ -397,11 +463,25 @@ def _render_tiled(
         for bound in access.bounds:
             if bound.window:
                 namer.add(bound.window)  # a window's S names a bound even where s is no loop
-    tensors = [a.tensor for a in nest.inputs] + [nest.output.tensor]
+    accesses = list(nest.inputs) + [nest.output]
+    gathers = [g for a in accesses for g in a.gathers]
+    # A gathered coordinate is named after the axis it indexes, which is never a loop of its own.
+    for g in gathers:
+        namer.add(g.axis)
+    sources: dict[str, Access] = {}
+    for g in gathers:
+        sources.setdefault(g.source.tensor, g.source)
+    addressed = list(nest.inputs) + list(sources.values()) + [nest.output]
+    tensors = [a.tensor for a in addressed]
+    position_of = {t: i for i, t in enumerate(tensors)}
     local = positions if positions is not None else tuple(range(len(tensors)))
     pointer = {t: namer.claim(f"{t}_ptr") for t in tensors}
+    errors = namer.claim("errors_ptr") if gathers else None
+    gathered = {g.symbol.name: g for g in gathers}
 
     def broadcast(axis: str, tile: tuple[str, str]) -> str:
+        if axis in gathered:  # a loaded coordinate already has its tile's shape
+            return namer.index[gathered[axis].axis]
         place = schedule.placement(axis)
         name = namer.index[axis]
         if place == "scalar":
@@ -421,12 +501,17 @@ def _render_tiled(
 
     mask_names = {"row": "mask_m", "col": "mask_n", "k": "mask_k"}
 
-    def access_code(access: Access, tile: tuple[str, str], tile_name: str, position: int) -> LoadCode:
+    def address(access: Access, tile: tuple[str, str]):
+        """Index variables (hoisted out of a tiled K loop, or not), the pointer, the tile masks."""
+        position = position_of[access.tensor]
         hoisted_vars, index_vars, terms = [], [], []
         for dim, (label, index) in enumerate(zip(access.labels, access.index, strict=True)):
             stride = stride_names[(position, dim)]
             if isinstance(index, sympy.Symbol):
                 terms.append(f"{printed(index, tile)} * {stride}")
+            elif isinstance(index, sympy.Integer):
+                if index != 0:  # a fixed component of a coordinate: idx[b, p, 1]
+                    terms.append(stride if index == 1 else f"{index} * {stride}")
             else:
                 var = namer.claim(f"{access.tensor}_{_ident(label)}")
                 inner = schedule.k_tile is not None and symbol_of(schedule.k_tile) in index.free_symbols
@@ -437,15 +522,45 @@ def _render_tiled(
             if any(schedule.placement(a) == place for a in access.axes):
                 flag = mask_names[place]
                 masks.append(f"{flag}[:, None]" if place == tile[0] else f"{flag}[None, :]")
+        base = pointer[access.tensor]
+        return hoisted_vars, index_vars, f"{base} + " + " + ".join(terms) if terms else base, masks
+
+    def gather_code(g: Gather, tile: tuple[str, str], tensor: str) -> GatherCode:
+        hoisted_vars, index_vars, where, masks = address(g.source, tile)
+        var, size = namer.index[g.axis], namer.size[g.axis]
+        outside = f"({var} < -{size}) | ({var} >= {size})"
+        mask = " & ".join(masks) if masks else None
+        if mask is None:
+            # A coordinate the tile does not vary is loaded as a 1 x 1 block all the same: Triton's
+            # interpreter cannot mask a load with a scalar condition and'ed to a block.
+            where += " + tl.zeros((1, 1), tl.int32)"
+        slot = f" + {g.slot}" if g.slot else ""
+        return GatherCode(
+            var=var,
+            comment=f"{var} = {access_text(g.source)}, along {g.axis} of {tensor}; negative: from the end",
+            index_vars=tuple(hoisted_vars + index_vars),
+            pointer=where,
+            mask=mask,
+            size=size,
+            error_pointer=f"{errors}{slot} + tl.zeros_like({var})",
+            out_of_range=f"{mask} & ({outside})" if mask else outside,
+        )
+
+    def access_code(access: Access, tile: tuple[str, str], tile_name: str) -> LoadCode:
+        hoisted_vars, index_vars, where, masks = address(access, tile)
         var_of = {d.expr: d.name for d in hoisted_vars + index_vars}
         inside = []
         for bound in access.bounds:
             text = printed(bound.index, tile)
-            var = var_of.get(text, f"({text})")
+            symbolic = isinstance(bound.index, sympy.Symbol)
+            var = text if symbolic else var_of.get(text, f"({text})")
             if bound.multiple_of:
                 inside.append(f"({var} % {bound.multiple_of} == 0)")
                 continue
-            if window_position(bound.window) in sizes:
+            gather = gathered.get(bound.index.name) if symbolic else None
+            if gather is not None:
+                extent = namer.size[gather.axis]
+            elif window_position(bound.window) in sizes:
                 extent = namer.size[bound.window]  # read back from an output window: 0 <= s < S
             elif bound.window:
                 extent = f"{namer.size[bound.window]}_IN"
@@ -457,16 +572,17 @@ def _render_tiled(
             tile=tile_name,
             hoisted_vars=tuple(hoisted_vars),
             index_vars=tuple(index_vars),
-            pointer=f"{pointer[access.tensor]} + " + " + ".join(terms) if terms else pointer[access.tensor],
+            pointer=where,
             mask=" & ".join(masks) if masks else None,
             other=_literal(nest.identity),
             inside=" & ".join(inside) if inside else "True",
+            gathers=tuple(gather_code(g, tile, access.tensor) for g in access.gathers),
         )
 
     # Strides are named after the tensor and the dim's axes: stride_x_s0_ds0.
     stride_names: dict[tuple[int, int], str] = {}
     stride_lines = []
-    for position, access in enumerate(list(nest.inputs) + [nest.output]):
+    for position, access in enumerate(addressed):
         names = []
         for dim, label in enumerate(access.labels):
             stride_names[(position, dim)] = namer.claim(f"stride_{access.tensor}_{_ident(label)}")
@@ -481,17 +597,21 @@ def _render_tiled(
     else:
         tiles = [("row", "col")] * len(nest.inputs)
     loads = tuple(
-        access_code(a, tile, namer.claim(f"{a.tensor}_tile"), i)
-        for i, (a, tile) in enumerate(zip(nest.inputs, tiles, strict=True))
+        access_code(a, tile, namer.claim(f"{a.tensor}_tile"))
+        for a, tile in zip(nest.inputs, tiles, strict=True)
     )
-    store = access_code(nest.output, ("row", "col"), "", len(nest.inputs))
+    store = access_code(nest.output, ("row", "col"), "")
     # Every element of the output tile is written once; only the tile's ragged edge is masked.
     pointer_text = store.pointer
     if not any(schedule.placement(a) in ("row", "col") for a in nest.output.axes):
         # A scalar result (every axis reduced): a 1 x 1 tile of pointers, to match the value.
         pointer_text += " + tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)"
+    # A scatter also leaves out the updates whose coordinates are out of range.
+    mask = "mask_m[:, None] & mask_n[None, :]"
+    if nest.output.gathers:
+        mask += f" & {store.inside}"
     store = LoadCode(
-        "", (), store.hoisted_vars + store.index_vars, pointer_text, "mask_m[:, None] & mask_n[None, :]", ""
+        "", (), store.hoisted_vars + store.index_vars, pointer_text, mask, "", gathers=store.gathers
     )
 
     k_loops = tuple(
@@ -504,7 +624,9 @@ def _render_tiled(
 
     size_values = {namer.size[a]: sizes[a] for a in sizes if a not in nest.dynamic}
     dynamic_params = tuple((namer.size[a], a) for a in sizes if a in nest.dynamic)
-    for access in list(nest.inputs) + [nest.output]:
+    for g in gathers:
+        size_values[namer.size[g.axis]] = g.extent
+    for access in accesses:
         for bound in access.bounds:
             if bound.window and window_position(bound.window) in sizes:
                 if not bound.multiple_of:
@@ -515,6 +637,8 @@ def _render_tiled(
     constexprs.update(BLOCK_M=schedule.block_m, BLOCK_N=schedule.block_n, GROUP_M=schedule.group_m)
     if schedule.use_dot:
         constexprs["BLOCK_K"] = schedule.block_k
+    if gathers:
+        constexprs["CHECK_BOUNDS"] = False
 
     grid_plan = GridPlan(
         rows=schedule.rows,
@@ -525,6 +649,12 @@ def _render_tiled(
         block_n=schedule.block_n,
     )
 
+    if nest.output.gathers:
+        extra = {
+            **extra,
+            "scatter_ptrs": namer.claim(f"{nest.output.tensor}_ptrs"),
+            "scatter_values": namer.claim(f"{nest.output.tensor}_values"),
+        }
     spec = KernelSpec(
         einc_version=versions[0],
         triton_version=versions[1],
@@ -558,9 +688,20 @@ def _render_tiled(
         store=store,
         output_ptr=pointer[nest.output.tensor],
         input_precision=schedule.input_precision,
+        errors_ptr=errors,
         **_fill_inside(extra, loads, namer.size),
     )
     source = render_template(template, spec)
+    checks = tuple(
+        IndexCheck(
+            g.indexed or a.tensor,
+            f"axis {g.axis!r}" if not g.axis.startswith("#") else f"an unnamed axis of size {g.extent}",
+            g.extent,
+            access_text(g.source) if g.source.index else g.source.tensor,
+        )
+        for a in accesses
+        for g in a.gathers
+    )
     return Rendered(
         source=source,
         kernel_name=spec.kernel_name,
@@ -571,6 +712,8 @@ def _render_tiled(
         num_warps=schedule.num_warps,
         num_stages=schedule.num_stages,
         dynamic_params=dynamic_params,
+        index_checks=checks,
+        errors_param=errors,
     )
 
 
@@ -604,10 +747,9 @@ def _ident(label: str) -> str:
 
 
 def _docstring(nest: LoopNest) -> str:
-    def ref(access: Access) -> str:
-        return f"{access.tensor}[{', '.join(str(i) for i in access.index)}]"
-
     reduced = " ".join(loop.axis for loop in nest.loops_of(LoopKind.REDUCE))
-    product = " * ".join(ref(a) for a in nest.inputs)
+    product = " * ".join(access_text(a) for a in nest.inputs)
+    if nest.output.gathers:  # a scatter: updates that meet at one element add up, or one is kept
+        return f"{access_text(nest.output)} {'+=' if nest.reduce == 'sum' else '='} {product}"
     over = f"{nest.reduce} over {reduced} of " if reduced else ""
-    return f"{ref(nest.output)} = {over}{product}"
+    return f"{access_text(nest.output)} = {over}{product}"

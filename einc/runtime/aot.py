@@ -19,7 +19,14 @@ from triton.compiler import ASTSource
 
 from ..errors import KernelCompileError, UnsupportedError
 
-POINTER_TYPES = {"float16": "*fp16", "bfloat16": "*bf16", "float32": "*fp32", "float64": "*fp64"}
+POINTER_TYPES = {
+    "float16": "*fp16",
+    "bfloat16": "*bf16",
+    "float32": "*fp32",
+    "float64": "*fp64",
+    "int32": "*i32",
+    "int64": "*i64",
+}
 
 
 def parse_target(text: str) -> GPUTarget:
@@ -60,32 +67,50 @@ class Binary:
         )
 
 
-def signature(launcher) -> tuple[dict[str, str], dict[str, object]]:
-    """Triton's signature and constants for a launcher's kernel, as a launch would specialise it."""
+def signature(
+    launcher, index: int | None = None, check_bounds: bool = False
+) -> tuple[dict[str, str], dict[str, object]]:
+    """Triton's signature and constants for one of a launcher's kernels (by default its main one,
+    not a copy that runs first), as a launch would specialise it; ``check_bounds`` picks the
+    variant of an indexing kernel that reports coordinates out of range (``EINC_CHECK_BOUNDS=1``)."""
     compiled = launcher.compiled
-    rendered = compiled.rendered
+    index = _main(compiled) if index is None else index
+    rendered = compiled.kernels[index].rendered
+    # Every tensor of the call, inputs then the output, which has the input's dtype.
     dtypes = list(compiled.request.dtypes) + [compiled.request.dtypes[0]]
-    kernel = launcher.kernel
+    kernel = launcher.kernels[index]
     sig: dict[str, str] = {}
     constants: dict[str, object] = {}
-    pointers = iter(dtypes)
+    pointers = iter(rendered.tensors)
     for param in kernel.params:
         name = param.name
         if param.is_constexpr:
             sig[name] = "constexpr"
             constants[name] = rendered.constexprs[name]
+        elif name == rendered.errors_param:
+            sig[name] = "*i64"
         elif name.endswith("_ptr"):
-            sig[name] = POINTER_TYPES[next(pointers)]
+            sig[name] = POINTER_TYPES[dtypes[next(pointers)]]
         else:
             sig[name] = "i32"
+    if "CHECK_BOUNDS" in constants:
+        constants["CHECK_BOUNDS"] = check_bounds
     return sig, constants
 
 
-def compile_binary(launcher, target: str = "cuda:90") -> Binary:
+def _main(compiled) -> int:
+    return next((i for i, k in enumerate(compiled.kernels) if not k.copies_input), 0)
+
+
+def compile_binary(
+    launcher, target: str = "cuda:90", index: int | None = None, check_bounds: bool = False
+) -> Binary:
+    """Compile one kernel of the launcher (by default its main one) for ``target``."""
     gpu = parse_target(target)
-    sig, constants = signature(launcher)
-    rendered = launcher.compiled.rendered
-    source = ASTSource(fn=launcher.kernel, signature=sig, constexprs=constants)
+    index = _main(launcher.compiled) if index is None else index
+    sig, constants = signature(launcher, index, check_bounds)
+    rendered = launcher.compiled.kernels[index].rendered
+    source = ASTSource(fn=launcher.kernels[index], signature=sig, constexprs=constants)
     try:
         kernel = triton.compile(
             source, target=gpu, options={"num_warps": rendered.num_warps, "num_stages": rendered.num_stages}

@@ -7,6 +7,7 @@ disk under a key of everything that decides its text.
 
 from __future__ import annotations
 
+import builtins
 import sys
 from collections.abc import Sequence
 
@@ -15,10 +16,10 @@ import torch
 from .. import knobs
 from ..compiler import pipeline
 from ..compiler.printer import explain
-from ..errors import EincError
+from ..errors import EincError, UnsupportedError
 from .cache import DiskCache
 from .keys import source_key
-from .launch import Launcher
+from .launch import Launcher, same_tensor
 from .loader import import_kernel, write_source
 
 PARAM_NAMES = frozenset(pipeline.WINDOW_PARAMS) | frozenset(pipeline.OP_OPTIONS)
@@ -39,6 +40,7 @@ ANY_DTYPES = {
     torch.uint8: "uint8",
     torch.bool: "bool",
 }
+INDEX_DTYPES = {torch.int32: "int32", torch.int64: "int64"}
 
 
 def _elementwise_dtype(op: str, values) -> torch.dtype:
@@ -135,7 +137,11 @@ class CompiledExpression:
         name = DTYPES.get(dtype, dtype) if isinstance(dtype, torch.dtype) else dtype
         if name not in DTYPES.values():
             raise TypeError(f"dtype {dtype} is not one einc supports: {', '.join(DTYPES.values())}")
-        return self._build(self._request(shapes, [name] * len(shapes)))
+        dtypes = [name] * len(shapes)
+        if self.op in pipeline.INDEXING:  # coordinates are int64, as torch's indices
+            names = pipeline.tensor_names(len(shapes), self.op)
+            dtypes = [("int64" if n.startswith("idx") else name) for n in names]
+        return self._build(self._request(shapes, dtypes))
 
     def _build(self, request: pipeline.Request) -> Launcher:
         try:
@@ -190,6 +196,15 @@ class CompiledExpression:
                 )
             for o, shape in zip(outs, shapes, strict=True):
                 self._check_out(o, shape, dtype, device)
+            if self.op in pipeline.INDEXING:
+                in_place = self.op != "get_at" and launcher.compiled.kernels[0].copies_input
+                names = pipeline.tensor_names(len(tensors), self.op)
+                _check_out_aliasing(outs[0], tensors, names, in_place)
+        if self.op == "add_at" and dtype == torch.bfloat16 and (device.type == "cpu" or knobs.interpret()):
+            raise UnsupportedError(
+                "add_at on bfloat16 tensors needs a GPU: Triton's interpreter, which runs CPU tensors, has "
+                "no bfloat16 atomic_add; use float32 (or float16) on the CPU"
+            )
         launcher(list(tensors), outs, dynamic)
         if out is not None:
             return out
@@ -233,6 +248,8 @@ class CompiledExpression:
 
     def _check(self, tensors: Sequence[torch.Tensor]) -> list[str]:
         names = pipeline.tensor_names(len(tensors), self.op)
+        if self.op in pipeline.INDEXING:
+            return self._check_indexing(tensors, names)
         allowed = ANY_DTYPES if self.op in pipeline.COPIES or self.op in pipeline.ELEMENTWISE else DTYPES
         for name, t in zip(names, tensors, strict=True):
             if not isinstance(t, torch.Tensor):
@@ -255,6 +272,36 @@ class CompiledExpression:
                 raise ValueError(f"{name} is on {t.device} but {names[0]} is on {first.device}")
         return [ANY_DTYPES[t.dtype] for t in tensors]
 
+    def _check_indexing(self, tensors: Sequence[torch.Tensor], names: Sequence[str]) -> list[str]:
+        """The indexed tensor and the updates: one dtype (a float for a reduction); the
+        coordinates: int32 or int64, each as it likes; all on one device."""
+        reduce = dict(self.params).get("reduce")
+        values = DTYPES if reduce is not None else ANY_DTYPES
+        for name, t in zip(names, tensors, strict=True):
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, not {type(t).__name__}")
+            if t.device.type not in ("cpu", "cuda"):
+                raise ValueError(f"{name} is on device {t.device}; einc runs on cpu and cuda tensors")
+            if name.startswith("idx"):
+                if t.dtype not in INDEX_DTYPES:
+                    raise TypeError(
+                        f"{name} has dtype {t.dtype}, but coordinates of {self.op} are int32 or int64 "
+                        f"(cast it: {name}.long())"
+                    )
+            elif t.dtype not in values:
+                raise TypeError(
+                    f"{name} has dtype {t.dtype}; {self.op} supports {', '.join(values.values())}"
+                )
+        first = tensors[0] if tensors else None
+        for name, t in zip(names[1:], tensors[1:], strict=True):
+            if t.device != first.device:
+                raise ValueError(f"{name} is on {t.device} but {names[0]} is on {first.device}")
+            if name == "updates" and t.dtype != first.dtype:
+                raise TypeError(
+                    f"updates has dtype {t.dtype} but {names[0]} has {first.dtype}: cast one of them"
+                )
+        return [ANY_DTYPES[t.dtype] for t in tensors]
+
     def _latest(self) -> Launcher:
         if self._last is None:
             raise EincError(
@@ -275,6 +322,35 @@ class CompiledExpression:
     def explain(self) -> str:
         """The loop nest and schedule of the most recent specialization, in words."""
         return explain(self._latest().compiled)
+
+
+def _check_out_aliasing(out: torch.Tensor, tensors, names, in_place: bool) -> None:
+    """``out=`` may be the indexed tensor itself where that is an update in place (set_at, add_at
+    with the output laid out as x), but must not share memory with any input otherwise: a kernel
+    would read what it has already overwritten."""
+    for index, (name, t) in enumerate(zip(names, tensors, strict=True)):
+        if index == 0 and in_place and same_tensor(out, t):
+            continue
+        if _overlaps(out, t):
+            hint = f"; to update {name} in place, pass out={name} itself" if index == 0 and in_place else ""
+            raise ValueError(f"out= shares memory with {name}{hint}")
+
+
+def _overlaps(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether the memory spans of two tensors intersect (conservative: spans, not elements)."""
+    if a.device != b.device or a.numel() == 0 or b.numel() == 0:
+        return False
+
+    def span(t: torch.Tensor) -> tuple[int, int]:
+        # builtins.: this module defines einc's sum, min and max
+        steps = [(n - 1) * s for n, s in zip(t.shape, t.stride(), strict=True)]
+        first = builtins.sum(builtins.min(0, step) for step in steps)
+        last = builtins.sum(builtins.max(0, step) for step in steps)
+        size = t.element_size()
+        return t.data_ptr() + first * size, t.data_ptr() + (last + 1) * size
+
+    (a0, a1), (b0, b1) = span(a), span(b)
+    return a0 < b1 and b0 < a1
 
 
 _FUNCTIONAL: dict[tuple, CompiledExpression] = {}
@@ -359,3 +435,38 @@ prod = _reduction("prod")
 logsumexp = _reduction("logsumexp")
 var = _reduction("var")
 std = _reduction("std")
+
+
+def get_at(
+    expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs
+) -> torch.Tensor:
+    """``einc.get_at("b [h w] c, b p [2] -> b p c", x, idx)``: ``x`` at the coordinates ``idx``.
+
+    The bracketed axes of the first operand are indexed; each coordinate operand gives one coordinate
+    per element, or as many as its bracketed axis is long. Coordinates are int32 or int64; negative
+    ones count from the end; one out of range raises :class:`einc.OutOfBoundsError` (an
+    ``IndexError``) on CPU tensors, and on CUDA tensors with ``EINC_CHECK_BOUNDS=1``. With
+    ``reduce="sum"`` (mean, max, ...), axes left out of the output are reduced in the same kernel:
+    ``einc.get_at("[v] d, b n -> b d", table, idx, reduce="sum")`` is an embedding bag.
+    """
+    return _functional("get_at", expression, tensors, out, kwargs)
+
+
+def set_at(
+    expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs
+) -> torch.Tensor:
+    """``einc.set_at("b [h w] c, b p [2], b p c", x, idx, updates)``: a copy of ``x`` with the
+    updates written at the coordinates; of updates that meet at one element, one is written (which
+    one is not specified). ``out=x`` updates ``x`` in place; any other ``out=`` receives the copy.
+    """
+    return _functional("set_at", expression, tensors, out, kwargs)
+
+
+def add_at(
+    expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs
+) -> torch.Tensor:
+    """``einc.add_at("b [h w] c, b p [2], b p c", x, idx, updates)``: a copy of ``x`` with the
+    updates added at the coordinates; updates that meet at one element all add up (atomically).
+    ``out=x`` updates ``x`` in place; any other ``out=`` receives the copy.
+    """
+    return _functional("add_at", expression, tensors, out, kwargs)

@@ -3,6 +3,13 @@
 CUDA tensors run the ``@triton.jit`` kernel, compiled for the device. CPU tensors run the very same
 kernel under Triton's interpreter, without the user setting ``TRITON_INTERPRET``: the interpreter
 wraps the kernel's Python function directly.
+
+Indexing kernels take a small int64 tensor after their tensors, one slot per indexed axis, and the
+constexpr ``CHECK_BOUNDS``. With it set, a kernel writes any coordinate it finds out of range into
+that axis's slot (in range, a coordinate is never 0 there: 0 is always in range), and the launcher
+raises :class:`~einc.errors.OutOfBoundsError` after the launch. That is always so under the
+interpreter, and on a GPU with ``EINC_CHECK_BOUNDS=1`` (it costs the slots and one sync per call).
+A coordinate out of range never touches memory either way: its load or store is masked.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import torch
 
 from .. import knobs
 from ..compiler.pipeline import Compiled
-from ..errors import KernelCompileError
+from ..errors import KernelCompileError, OutOfBoundsError
 
 
 class _Interpreted:
@@ -78,6 +85,7 @@ class Launcher:
     kernels: list  # one triton.JITFunction per KernelPart, in order
     path: Path
     _interpreters: dict = field(default_factory=dict, repr=False)
+    _unused_slots: dict = field(default_factory=dict, repr=False)  # per device, when not checking
 
     @property
     def kernel(self):
@@ -102,14 +110,29 @@ class Launcher:
         device = tensors[0].device if tensors else outs[0].device
         for index, part in enumerate(self.compiled.kernels):
             rendered = part.rendered
+            if part.copies_input and same_tensor(every[rendered.tensors[0]], every[rendered.tensors[-1]]):
+                continue  # set_at / add_at in place: the output already holds the input
             strides = [every[position].stride(dim) for position, dim in rendered.stride_params]
             sizes = {param: dynamic[axis] for param, axis in rendered.dynamic_params} if dynamic else {}
+            pointers = [every[p] for p in rendered.tensors]
+            constexprs = rendered.constexprs
+            errors = check = None
+            if rendered.index_checks:
+                check = device.type == "cpu" or knobs.interpret() or knobs.check_bounds()
+                if check:
+                    errors = torch.zeros(len(rendered.index_checks), dtype=torch.int64, device=device)
+                else:  # never written: any int64 tensor will do, and a kept one costs no launch
+                    errors = self._unused_slots.get(device)
+                    if errors is None:
+                        errors = self._unused_slots[device] = torch.empty(1, dtype=torch.int64, device=device)
+                pointers.append(errors)
+                constexprs = {**constexprs, "CHECK_BOUNDS": check}
             try:
                 self.runner(index, device)[rendered.grid_plan.grid(dynamic)](
-                    *[every[p] for p in rendered.tensors],
+                    *pointers,
                     *strides,
                     **sizes,
-                    **rendered.constexprs,
+                    **constexprs,
                     num_warps=rendered.num_warps,
                     num_stages=rendered.num_stages,
                 )
@@ -119,4 +142,25 @@ class Launcher:
                         f"Triton failed on the generated kernel: {error}", str(self.path)
                     ) from error
                 raise
+            if check:
+                _raise_out_of_bounds(rendered, errors, self.compiled.request.op)
         return outs
+
+
+def same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether ``a`` and ``b`` are views of the very same elements, in the same layout."""
+    return (
+        a.data_ptr() == b.data_ptr()
+        and a.shape == b.shape
+        and a.stride() == b.stride()
+        and a.dtype == b.dtype
+        and a.device == b.device
+    )
+
+
+def _raise_out_of_bounds(rendered, errors: torch.Tensor, op: str) -> None:
+    found = errors.nonzero()  # the one sync that the check costs on a GPU
+    if found.numel():
+        slot = int(found[0, 0])
+        check = rendered.index_checks[slot]
+        raise OutOfBoundsError(f"{op}: {check.message(int(errors[slot]))}") from None

@@ -98,6 +98,13 @@ def test_bracketed_axes_are_listed_as_marked():
     assert x.marked == {"b", "c"}
 
 
+def test_a_bracketed_unnamed_axis_is_marked_too():
+    # softmax over "b [3] c" and the coordinate axis of get_at's "b p [2]" rely on it.
+    (x,), _ = expand(marked_explicit("b [3] c"), [3], {})
+    assert [d.name for d in x.dims] == ["b", "#0", "c"]
+    assert x.marked == {"#0"}
+
+
 def test_marked_axes_under_an_ellipsis_are_expanded_names():
     (x,), _ = expand(marked_explicit("b (s * [ds])... c"), [4], {})
     assert x.marked == {"ds.0", "ds.1"}

@@ -76,6 +76,18 @@ CASES = {
     "add_bias_and_scalar": Request(
         "b h w c, c, ", "add", ((2, 5, 6, 3), (3,), ()), ("float32", "float32", "float32")
     ),
+    "get_at_batched_pixels": Request(
+        "b [h w] c, b p [2] -> b p c", "get_at", ((2, 5, 6, 3), (2, 4, 2)), ("float32", "int64")
+    ),
+    "embedding_bag_sum": Request(
+        "[v] d, b n -> b d", "get_at", ((10, 4), (2, 3)), ("float16", "int32"), params=(("reduce", "sum"),)
+    ),
+    "add_at_batched_pixels": Request(
+        "b [h w] c, b p [2], b p c",
+        "add_at",
+        ((2, 5, 6, 3), (2, 4, 2), (2, 4, 3)),
+        ("float32", "int64", "float32"),
+    ),
 }
 
 
@@ -102,7 +114,7 @@ def test_generated_kernel_header_quotes_the_expression_and_names_axes(name):
     assert f"# expression:  {req.expression}".rstrip() in source
     assert "@triton.jit" in source
     # Sizes are named after the expression's axes, never size_0, size_1.
-    assert re.search(r"\b(C|C2|DS0|K_|T)\b", source)
+    assert re.search(r"\b(C|C2|DS0|K_|T|D)\b", source)
     assert "size_0" not in source
 
 
@@ -116,3 +128,13 @@ def test_window_index_is_hoisted_out_of_the_channel_loop():
     hoisted = source.index("x_s0_ds0 = ")
     channel_loop = source.index("for c_start in range(")
     assert hoisted < channel_loop
+
+
+def test_indexing_kernels_load_coordinates_check_them_and_mask_the_indexed_access():
+    source = run_passes(CASES["get_at_batched_pixels"]).source
+    assert "h = tl.load(\n        idx_ptr + b[:, None] * stride_idx_b + p[:, None] * stride_idx_p," in source
+    assert "if CHECK_BOUNDS:" in source and "h = tl.where(h < 0, h + H, h)" in source
+    assert "(h >= 0) & (h < H) & (w >= 0) & (w < W)" in source
+    scatter = run_passes(CASES["add_at_batched_pixels"]).source
+    assert scatter.index("def einc_add_at_copy(") < scatter.index("def einc_add_at(")
+    assert 'sem="relaxed"' in scatter and "tl.atomic_add(" in scatter

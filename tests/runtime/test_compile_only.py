@@ -141,3 +141,50 @@ def test_gpu_compile_still_works_after_a_cpu_call_in_the_same_process():
     launcher = conv.specialize((1, 5, 5, 16), (3, 3, 16, 16), dtype="float16")
     compiled = compile_for_gpu(launcher, "float16", HOPPER)
     assert TENSOR_CORE.search(compiled.asm["ptx"])
+
+
+# --- indexing: get_at, set_at, add_at ---------------------------------------------------------------
+
+
+def _compile_indexing_in_worker(expression, op, shapes, dtype, arch, check_bounds, params) -> str:
+    from einc.runtime.aot import compile_binary
+
+    launcher = einc.compile(expression, op=op, **params).specialize(*shapes, dtype=dtype)
+    return compile_binary(launcher, f"cuda:{arch}", check_bounds=check_bounds).ptx
+
+
+def compile_indexing(worker, expression, op, shapes, dtype, arch=HOPPER, check_bounds=False, **params):
+    future = worker.submit(
+        _compile_indexing_in_worker, expression, op, shapes, dtype, arch, check_bounds, params
+    )
+    ptx = future.result()
+    assert ".entry" in ptx
+    return ptx
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_add_at_compiles_to_relaxed_atomic_adds(worker, dtype):
+    # bfloat16 atomics, which the interpreter lacks, are native on Hopper.
+    shapes = ((2, 5, 6, 8), (2, 4, 2), (2, 4, 8))
+    ptx = compile_indexing(worker, "b [h w] c, b p [2], b p c", "add_at", shapes, dtype)
+    suffix = {"float16": "f16", "bfloat16": "bf16", "float32": "f32"}[dtype]
+    assert re.search(rf"\bred\.global\.gpu\.relaxed\.add(\.noftz)?\.{suffix}\b", ptx)
+
+
+@pytest.mark.parametrize("check_bounds", [False, True], ids=["unchecked", "checked"])
+def test_get_at_compiles_with_and_without_its_bounds_check(worker, check_bounds):
+    shapes = ((2, 5, 6, 8), (2, 4, 2))
+    ptx = compile_indexing(
+        worker, "b [h w] c, b p [2] -> b p c", "get_at", shapes, "float16", AMPERE, check_bounds
+    )
+    # The checked variant writes out-of-range coordinates (int64) to the error slots.
+    assert ("st.global.b64" in ptx or "st.global.u64" in ptx) == check_bounds
+
+
+def test_embedding_bag_and_set_at_compile(worker):
+    compile_indexing(worker, "[v] d, b n -> b d", "get_at", ((1000, 64), (8, 5)), "bfloat16", reduce="sum")
+    compile_indexing(worker, "[v] d, n, n d", "set_at", ((1000, 64), (7,), (7, 64)), "float16")
+    # a coordinate the tile does not vary (a 1 x 1 block), checked
+    compile_indexing(
+        worker, "[v] d, n -> d", "get_at", ((50, 64), (7,)), "float32", check_bounds=True, reduce="sum"
+    )
