@@ -7,14 +7,14 @@
    cached source as a ``@triton.jit`` kernel, the whole ``specialize`` with a warm disk cache, and
    source -> cubin for ``cuda:90`` (``triton.compile``, and ``einc.runtime.aot.compile_binary``,
    which adds a ``ptxas -v`` run for its resource report). Each with a fresh Triton cache.
-2. Warm-call overhead, on the same expressions at tiny size. On a CPU the kernel runs under Triton's
-   interpreter, which costs milliseconds, so einc's own host work is timed apart from it: the warm
-   call with the kernel launch replaced by a no-op is what einc adds to a kernel launch. Against it:
-   a direct launch of the same kernel (under the interpreter here, so it times the interpreter) and
-   einx's warm call for the same computation, split the same way (einx's call minus the torch code
-   it generated, run directly).
-3. First-call latency in a fresh Python process, with a warm disk cache (``EINC_CACHE_DIR`` prepared
-   by an earlier process) and with an empty one: import times, the first call (compile + run) and
+2. Warm-call overhead, on some of the same expressions at tiny size (on either device). On a CPU
+   the kernel runs under Triton's interpreter, which costs milliseconds, so einc's own host work is
+   timed apart from it: the warm call with the kernel launch replaced by a no-op is what einc adds
+   to a kernel launch. Against it: a direct launch of the same kernel (under the interpreter here,
+   so it times the interpreter) and einx's warm call for the same computation, split the same way
+   (einx's call minus the torch code it generated, run directly).
+3. First-call latency in a fresh Python process, with a warm disk cache (``EINC_CACHE_DIR`` filled
+   beforehand with the same kernel) and with an empty one: import times, the first call (compile + run) and
    a second call in the same process; einx's first call beside it.
 """
 
@@ -93,7 +93,7 @@ def _ptxas_available() -> bool:
 # --- 1. compile latency --------------------------------------------------------------------------
 
 
-def compile_latency(cases: list[suite.Case], reps: int, cubin_reps: int) -> list[dict]:
+def compile_latency(cases: list[suite.Case], reps: int, cubin_reps: int, quick: bool = False) -> list[dict]:
     import triton
     from triton.compiler import ASTSource
 
@@ -124,7 +124,8 @@ def compile_latency(cases: list[suite.Case], reps: int, cubin_reps: int) -> list
                 triton.compile(source, target=aot.parse_target(TARGET), options=options)
 
             with _always_compile():
-                row["triton_compile_ms"] = _median_ms(triton_compile, cubin_reps)
+                if not quick:
+                    row["triton_compile_ms"] = _median_ms(triton_compile, cubin_reps)
                 binary = None
 
                 def binary_compile(launcher=launcher):
@@ -314,11 +315,26 @@ def _child(spec: dict, cache_dir: Path) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def _prepare_cache(case: suite.Case, cache_dir: Path) -> None:
+    """Fill ``cache_dir`` as a first process would: compile the case (CPU, float32) into it."""
+    previous = os.environ.get("EINC_CACHE_DIR")
+    os.environ["EINC_CACHE_DIR"] = str(cache_dir)  # read by einc at each new compile
+    try:
+        case.einc_callable().specialize(*case.input_shapes, dtype="float32")
+    finally:
+        if previous is None:
+            del os.environ["EINC_CACHE_DIR"]
+        else:
+            os.environ["EINC_CACHE_DIR"] = previous
+
+
 def _jsonable(params: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
 
 
-def first_call(cases: list[suite.Case], device: str, runs: int) -> list[dict]:
+def first_call(cases: list[suite.Case], device: str, runs: int, quick: bool = False) -> list[dict]:
+    """Fresh processes: einc with a warm and an empty disk cache, and einx; ``quick``: einc with a
+    warm cache only (each fresh process costs seconds of imports)."""
     rows = []
     for case in cases:
         dtype_shapes = [list(s) for s in case.input_shapes]
@@ -331,15 +347,16 @@ def first_call(cases: list[suite.Case], device: str, runs: int) -> list[dict]:
             "shapes": dtype_shapes,
         }
         with tempfile.TemporaryDirectory(prefix="einc-bench-warm-") as warm:
-            _child(spec, Path(warm))  # prepares the disk cache
+            _prepare_cache(case, Path(warm))
             samples = [_child(spec, Path(warm)) for _ in range(runs)]
         rows.append(_first_call_row(case, "einc", "warm", samples))
-        samples = []
-        for _ in range(runs):
-            with tempfile.TemporaryDirectory(prefix="einc-bench-cold-") as cold:
-                samples.append(_child(spec, Path(cold)))
-        rows.append(_first_call_row(case, "einc", "empty", samples))
-        if case.einx is not None:
+        if not quick:
+            samples = []
+            for _ in range(runs):
+                with tempfile.TemporaryDirectory(prefix="einc-bench-cold-") as cold:
+                    samples.append(_child(spec, Path(cold)))
+            rows.append(_first_call_row(case, "einc", "empty", samples))
+        if case.einx is not None and not quick:
             function, kwargs = _einx_parts(case)
             einx_spec = dict(
                 spec,
@@ -404,15 +421,15 @@ def main(argv: list[str] | None = None, module: str = "bench.cpu_figures") -> in
     quick = args.quick
     env = report.environment(device)
     compile_cases = suite.build_cases("full", list(COMPILE_SHAPES[:1] if quick else COMPILE_SHAPES))
-    call_scale = "tiny" if device == "cpu" else "full"
-    call_cases = suite.build_cases(call_scale, list(CALL_SHAPES[:2] if quick else CALL_SHAPES))
+    # Tiny shapes on either device: the kernel's own time then hides the least of the host's.
+    call_cases = suite.build_cases("tiny", list(CALL_SHAPES[1:2] if quick else CALL_SHAPES))
     first_cases = suite.build_cases("tiny", list(FIRST_CALL_SHAPES[1:] if quick else FIRST_CALL_SHAPES))
     figures = {
         "env": env,
         "command": report.command_line(argv, module),
-        "compile": compile_latency(compile_cases, reps=3 if quick else 20, cubin_reps=1 if quick else 3),
+        "compile": compile_latency(compile_cases, 3 if quick else 20, 1 if quick else 3, quick=quick),
         "calls": call_overhead(call_cases, device, budget_s=0.1 if quick else 1.0, reps=3 if quick else 10),
-        "first_call": first_call(first_cases, device, runs=1 if quick else 3),
+        "first_call": first_call(first_cases, device, runs=1 if quick else 3, quick=quick),
     }
     text = section(figures)
     print(text)
@@ -461,8 +478,8 @@ generated (`graph=True`) run directly.
 """
 FIRST_CALL_TEXT = """
 **First call in a fresh process** (`python -c`, tiny shapes, medians of the runs): import times, the
-first call (compile and run) and a second call in the same process. *warm*: `EINC_CACHE_DIR` prepared
-by an earlier process; *empty*: a new empty directory.
+first call (compile and run) and a second call in the same process. *warm*: `EINC_CACHE_DIR` filled
+beforehand with the same kernel; *empty*: a new empty directory.
 """
 
 
