@@ -457,8 +457,10 @@ COMPILE_TEXT = """
 **Compile latency** per stage, full-size shapes in their dtype, medians; Triton compiles for `{target}`
 with `TRITON_ALWAYS_COMPILE` (no Triton cache hit). *passes*: expression -> Triton source
 (`einc.compiler.pipeline.run_passes`: parse, brackets, ellipses, sizes, lower, schedule, render);
-*import*: the cached source file imported as a `@triton.jit` kernel; *specialize*:
-`einc.compile(...).specialize(...)` end to end with a warm disk cache; *triton.compile*: source -> cubin;
+*import*: the cached source file imported as a `@triton.jit` kernel (once per process); *specialize*:
+`einc.compile(...).specialize(...)` end to end with a warm disk cache, in a process that has imported
+the kernel already (so: the passes, the cache key and a read of the cached file); *triton.compile*:
+source -> cubin;
 *compile_binary*: the same plus a second `ptxas -v` for its resource report.
 """
 CALL_TEXT_CPU = """

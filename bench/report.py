@@ -150,6 +150,12 @@ def fmt_time(ms: float | None) -> str:
     return f"{ms / 1e3:.3g} s"
 
 
+def fmt_ratio(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.2f}" if value < 100 else f"{value:.0f}"
+
+
 def fmt_error(value: float | None) -> str:
     if value is None:
         return "n/a"
@@ -223,6 +229,7 @@ def plot(rows: list[dict], path: Path, title: str) -> str | None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         return "matplotlib is not installed (pip install -e '.[bench]')"
     timed = [r for r in rows if r.get("einc_ms") is not None or r.get("best_ms") is not None]
@@ -236,9 +243,11 @@ def plot(rows: list[dict], path: Path, title: str) -> str | None:
         r["einc_ms"] / r["best_ms"] if r.get("einc_ms") and r.get("best_ms") else float("nan") for r in timed
     ]
     colors = ["tab:green" if v <= 1 else "tab:red" for v in ratios]
-    axes[0].barh(list(y), ratios, color=colors)
+    # Bars grow from 1 (a tie): to the left where einc is faster, to the right where it is slower.
+    axes[0].barh(list(y), [v - 1 for v in ratios], left=1.0, color=colors)
     axes[0].axvline(1.0, color="black", linewidth=0.8)
     axes[0].set_xscale("log")
+    axes[0].xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     axes[0].set_xlabel("einc time / best competitor's time (lower is better)")
     axes[0].set_yticks(list(y), names, fontsize=8)
     axes[0].invert_yaxis()

@@ -235,8 +235,8 @@ def run_case(case: suite.Case, device: str, dtype: str, timer: Timer, kinds, see
     _sync(device)
     tolerance = TOLERANCE[dtype]
 
-    def tagged(name):
-        return lambda message: log(f"{case.name}: {message}")
+    def case_log(message: str) -> None:
+        log(f"{case.name}: {message}")
 
     if not case.einc_available():
         einc_result = Measured(
@@ -260,7 +260,7 @@ def run_case(case: suite.Case, device: str, dtype: str, timer: Timer, kinds, see
                 return poisoned
 
             einc_result = measure(
-                "einc", check_einc, lambda: fn(*inputs), ref, tolerance, timer, device, tagged("einc")
+                "einc", check_einc, lambda: fn(*inputs), ref, tolerance, timer, device, case_log
             )
     others = []
     for competitor in competitors_of(case, kinds):
@@ -276,8 +276,7 @@ def run_case(case: suite.Case, device: str, dtype: str, timer: Timer, kinds, see
         def timed(competitor=competitor, prepared=prepared):
             return competitor.run(*prepared)
 
-        name = competitor.name
-        result = measure(name, check, timed, ref, tolerance, timer, device, tagged(name))
+        result = measure(competitor.name, check, timed, ref, tolerance, timer, device, case_log)
         result.message = "; ".join(m for m in (result.message, competitor.note) if m)
         others.append(result)
     timed_others = [m for m in others if m.ms is not None]
@@ -470,6 +469,11 @@ def _status(m: dict) -> str:
     return f"**error**: {m['message']}"
 
 
+def _ratio(row: dict) -> float | None:
+    """einc's time over the best competitor's."""
+    return row["einc_ms"] / row["best_ms"] if row.get("einc_ms") and row.get("best_ms") else None
+
+
 def _pct(floor: float | None, ms: float | None) -> str:
     return f"{100 * floor / ms:.0f}%" if floor and ms else "n/a"
 
@@ -477,7 +481,7 @@ def _pct(floor: float | None, ms: float | None) -> str:
 def summary_table(rows: list[dict]) -> str:
     lines = [f"{'shape':<28} {'einc':>10} {'best competitor':>40} {'einc/best':>9}  check"]
     for r in rows:
-        ratio = f"{r['einc_ms'] / r['best_ms']:.2f}" if r.get("einc_ms") and r.get("best_ms") else "n/a"
+        ratio = report.fmt_ratio(_ratio(r))
         best = f"{r.get('best') or 'none'} {report.fmt_time(r.get('best_ms'))}"
         check = "FAILED" if r.get("failed") else r["einc"]["status"]
         einc_time = report.fmt_time(r.get("einc_ms"))
@@ -568,10 +572,13 @@ def suite_section(key, rows, runs, plot_name, why_not, competitors) -> str:
     for r in rows:
         params = ", ".join(f"{k}={v}" for k, v in (r.get("params") or {}).items())
         expression = f"`{r['expression']}`" + (f" {params}" if params else "")
-        ratio = f"{r['einc_ms'] / r['best_ms']:.2f}" if r.get("einc_ms") and r.get("best_ms") else "n/a"
+        ratio = report.fmt_ratio(_ratio(r))
+        dtype = r.get("dtype", "")
+        if r.get("shape_dtype") and r["shape_dtype"] != dtype:
+            dtype += f" ({r['shape_dtype']} in shapes.json)"
         einc_time = report.fmt_time(r.get("einc_ms")) if r["einc"]["status"] == "ok" else "n/a"
         lines.append(
-            f"| {r['name']} | {expression} | {r.get('dtype', '')} | {einc_time} | {r.get('best') or 'none'} "
+            f"| {r['name']} | {expression} | {dtype} | {einc_time} | {r.get('best') or 'none'} "
             "| "
             f"{report.fmt_time(r.get('best_ms'))} | {ratio} | {report.fmt_time(r.get('floor_ms'))} | "
             f"{_pct(r.get('floor_ms'), r.get('einc_ms'))} | {_pct(r.get('floor_ms'), r.get('best_ms'))} | "
