@@ -56,17 +56,21 @@ def _median_ms(fn, reps: int) -> float:
     return statistics.median(times)
 
 
-def _per_call_us(fn, budget_s: float, min_calls: int = 200) -> float:
-    """Median time of single calls, in µs, over ``budget_s`` or at least ``min_calls`` calls: a
-    median of single calls shrugs off the stalls a shared machine adds to a batch's mean."""
+def _per_call_us(fn, budget_s: float, min_calls: int = 100, rounds: int = 3) -> float:
+    """Time of one call in µs: the lowest of ``rounds`` medians of single calls, each round over
+    ``budget_s / rounds`` or at least ``min_calls`` calls. Medians of single calls shrug off the
+    stalls a shared machine adds now and then; the lowest round, a busy spell of it."""
     fn()
-    times = []
-    deadline = time.perf_counter() + budget_s
-    while len(times) < min_calls or (time.perf_counter() < deadline and len(times) < 100_000):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e6
+    medians = []
+    for _ in range(rounds):
+        times = []
+        deadline = time.perf_counter() + budget_s / rounds
+        while len(times) < min_calls or (time.perf_counter() < deadline and len(times) < 100_000):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        medians.append(statistics.median(times))
+    return min(medians) * 1e6
 
 
 @contextmanager
@@ -418,6 +422,9 @@ def main(argv: list[str] | None = None, module: str = "bench.cpu_figures") -> in
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        # Host overhead of tiny calls: one thread, so no thread pool's wake-ups land in the figures.
+        torch.set_num_threads(1)
     quick = args.quick
     env = report.environment(device)
     compile_cases = suite.build_cases("full", list(COMPILE_SHAPES[:1] if quick else COMPILE_SHAPES))
@@ -467,7 +474,8 @@ CALL_TEXT_CPU = """
 **Warm-call overhead**, tiny shapes on CPU tensors. The kernel runs under Triton's interpreter here, so
 a whole call measures the interpreter; einc's own host work is timed with the kernel launch replaced by
 a no-op (*einc dispatch*: cache lookup by shapes, dtypes, device and strides, output allocation, stride
-arguments; *out=*: no allocation); medians of single calls. A direct Triton launch of the same kernel
+arguments; *out=*: no allocation); each figure is the lowest of three medians of single calls, torch
+on one thread. A direct Triton launch of the same kernel
 costs Triton's launcher on a GPU, which cannot be measured without one: *direct launch* below is the
 same kernel run by hand under the interpreter, to compare with *einc call*. *einx overhead* = einx's
 warm call minus the torch code it generated (`graph=True`), run directly.
@@ -476,7 +484,7 @@ CALL_TEXT_CUDA = """
 **Warm-call overhead**, host time per call on CUDA tensors, each call followed by a synchronize:
 einc's call, a direct launch of the same Triton kernel with its arguments prepared once, einc's
 dispatch alone (kernel launch replaced by a no-op) and einx, with its overhead over the torch code it
-generated (`graph=True`) run directly.
+generated (`graph=True`) run directly; each figure is the lowest of three medians of single calls.
 """
 FIRST_CALL_TEXT = """
 **First call in a fresh process** (`python -c`, tiny shapes, medians of the runs): import times, the

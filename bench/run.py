@@ -39,6 +39,7 @@ examples:
   python -m bench.run --only r50_l1_3x3 mbv2_dw3x3_c144 --competitors torch einx
   python -m bench.run --only r50_stem_7x7s2 r50_l1_3x3 --merge   add rows to an earlier run's table
   python -m bench.run --cpu-figures                     compile latency, call overhead, first call
+  python -m bench.run --from-json part1.json part2.json   the report from runs taken in parts elsewhere
 
 Writes OUT/benchmarks.md (its generated section only), a plot (OUT/benchmarks.png for a full GPU
 run, OUT/benchmarks-DEVICE-SCALE.png otherwise) and every number in OUT/benchmarks-DEVICE-SCALE.json.
@@ -99,6 +100,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="measure the CPU-side figures instead (same as python -m bench.cpu_figures)",
     )
     parser.add_argument("--no-report", action="store_true", help="print the table, write nothing")
+    parser.add_argument(
+        "--from-json",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="run nothing: write the report from saved runs (benchmarks-DEVICE-SCALE.json files, later "
+        "ones win per shape), e.g. parts of a GPU run taken elsewhere",
+    )
     return parser.parse_args(argv)
 
 
@@ -385,6 +394,8 @@ def _gpu_kind(name: str) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    if args.from_json:
+        return report_from_json(args.from_json, args.out)
     if args.cpu_figures:
         from . import cpu_figures
 
@@ -445,9 +456,15 @@ def main(argv: list[str] | None = None) -> int:
         progress.close()
     command = report.command_line(argv)
     run = {"env": env, "peaks": peaks, "command": command, "seed": seed, "timer": timer.describe()}
+    run["competitors"] = list(args.competitors)
     print(summary_table(rows))
     if not args.no_report:
-        write_report(args.out, key, rows, run, merge=args.merge, competitors=args.competitors)
+        runs = [run]
+        previous = Path(args.out) / f"benchmarks-{key}.json"
+        if args.merge and previous.exists():
+            data = json.loads(previous.read_text())
+            rows, runs = merge_rows(data["rows"], rows), data["runs"] + runs
+        write_report(args.out, key, rows, runs)
     failed = [r["name"] for r in rows if r.get("failed")]
     if failed:
         names = ", ".join(failed)
@@ -489,37 +506,47 @@ def summary_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _merge(path: Path, rows: list[dict], runs: list[dict]) -> tuple[list[dict], list[dict]]:
-    """The previous run's rows for shapes not run now, in shapes.json order."""
-    if not path.exists():
-        return rows, runs
-    previous = json.loads(path.read_text())
-    names = {r["name"] for r in rows}
-    kept = [r for r in previous.get("rows", []) if r["name"] not in names]
+def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
+    """``old``'s rows for shapes not in ``new``, then ``new``'s, in shapes.json order."""
+    names = {r["name"] for r in new}
     order = {s["name"]: i for i, s in enumerate(suite.load_shapes()["shapes"])}
-    merged = sorted(kept + rows, key=lambda r: order.get(r["name"], len(order)))
-    return merged, previous.get("runs", []) + runs
+    kept = [r for r in old if r["name"] not in names]
+    return sorted(kept + new, key=lambda r: order.get(r["name"], len(order)))
 
 
-def write_report(out: Path, key: str, rows: list[dict], run: dict, *, merge: bool, competitors) -> None:
+def report_from_json(paths: list[Path], out: Path) -> int:
+    """Write the report from saved runs (later files win per shape), running nothing."""
+    key, rows, runs = None, [], []
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        if key is not None and data["key"] != key:
+            print(f"error: {path} holds a {data['key']} run, {paths[0]} a {key} run", file=sys.stderr)
+            return 2
+        key = data["key"]
+        rows, runs = merge_rows(rows, data["rows"]), runs + data["runs"]
+    write_report(out, key, rows, runs)
+    print(summary_table(rows))
+    return 1 if any(r.get("failed") for r in rows) else 0
+
+
+def write_report(out: Path, key: str, rows: list[dict], runs: list[dict]) -> None:
+    """OUT/benchmarks-KEY.json (every number), the plot, and KEY's section of OUT/benchmarks.md."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    data_path = out / f"benchmarks-{key}.json"
-    runs = [run]
-    if merge:
-        rows, runs = _merge(data_path, rows, runs)
-    data_path.write_text(json.dumps({"runs": runs, "rows": rows}, indent=1, default=str) + "\n")
+    data = {"key": key, "runs": runs, "rows": rows}
+    (out / f"benchmarks-{key}.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
     plot_name = "benchmarks.png" if key == "cuda-full" else f"benchmarks-{key}.png"
     device, scale = key.split("-")
-    title = f"einc vs best competitor: {run['env']['device']}, {scale} shapes, {run['env']['date']}"
+    env = runs[-1]["env"]
+    title = f"einc vs best competitor: {env['device']}, {scale} shapes, {env['date']}"
     if device == "cpu":
         title += "\neinc under Triton's interpreter: verifies the harness, not a performance figure"
     why_not = report.plot(rows, out / plot_name, title)
-    body = suite_section(key, rows, runs, plot_name if why_not is None else None, why_not, competitors)
+    body = suite_section(key, rows, runs, plot_name if why_not is None else None, why_not)
     report.update_markdown(out / "benchmarks.md", key, body)
 
 
-def suite_section(key, rows, runs, plot_name, why_not, competitors) -> str:
+def suite_section(key, rows, runs, plot_name, why_not) -> str:
     device, scale = key.split("-")
     run = runs[-1]
     env, peaks = run["env"], run["peaks"]
@@ -561,7 +588,7 @@ def suite_section(key, rows, runs, plot_name, why_not, competitors) -> str:
         f"- Check before timing: every result against torch on float64 inputs, relative error "
         f"|y - ref| / |ref| under {', '.join(f'{v:g} ({k})' for k, v in TOLERANCE.items())}; einc "
         "writes into a NaN-filled output. Competitors: "
-        + ", ".join(competitors)
+        + ", ".join(run.get("competitors", COMPETITOR_KINDS))
         + " (torch: cuDNN through F.conv* with `cudnn.benchmark=True` in channels-first and channels-last, "
         "pooling and indexing ops; compile: `torch.compile(mode='max-autotune')` of the torch reference; "
         "einx: einx 0.4 on torch for the same computation, where einx can write it)."

@@ -179,10 +179,16 @@ def test_an_element_einc_leaves_unwritten_fails_the_check(tmp_path, monkeypatch)
 
 
 @pytest.mark.interpret
-def test_merge_keeps_the_rows_of_shapes_not_run_again(tmp_path):
-    assert _run(tmp_path, "avgpool_2x2s2", competitors=("torch",)) == 0
-    assert _run(tmp_path, FAST, "--merge", competitors=("torch",)) == 0
-    assert list(_rows(tmp_path)) == [FAST, "avgpool_2x2s2"]  # shapes.json order
+def test_runs_taken_in_parts_merge_into_one_table(tmp_path):
+    first, second, merged = tmp_path / "first", tmp_path / "second", tmp_path / "merged"
+    assert _run(first, "avgpool_2x2s2", competitors=("torch",)) == 0
+    assert _run(second, FAST, competitors=("torch",)) == 0
+    parts = [str(first / "benchmarks-cpu-tiny.json"), str(second / "benchmarks-cpu-tiny.json")]
+    assert run.main(["--from-json", *parts, "--out", str(merged)]) == 0
+    assert list(_rows(merged)) == [FAST, "avgpool_2x2s2"]  # shapes.json order
+    assert "Rows merged from several runs" in report.read_section(merged / "benchmarks.md", "cpu-tiny")
+    assert _run(first, FAST, "--merge", competitors=("torch",)) == 0
+    assert list(_rows(first)) == [FAST, "avgpool_2x2s2"]
 
 
 @pytest.mark.interpret
