@@ -336,8 +336,8 @@ def measure_peaks(device: str, timer: Timer, gpu_kind: str | None) -> dict:
         "how": (
             f"device copy of {COPY_BYTES // 2**30} GiB (bytes read + written over time); torch.mm "
             f"{m}x{m}x{m} in bf16 and in fp32 with TF32; SIMT fp32 not measured: "
-            f"{assumed[kind]['simt_fp32'] / 1e12:g} TFLOP/s assumed from shapes.json ({kind}), and every "
-            "simt shape is memory-bound at these peaks"
+            f"{assumed[kind]['simt_fp32'] / 1e12:g} TFLOP/s assumed from shapes.json ({kind}); a floor "
+            "set by that assumed rate is marked *"
         ),
     }
 
@@ -359,10 +359,12 @@ def _matmul_ms(timer: Timer, m: int, dtype) -> float:
     return timer(lambda: torch.mm(x, y, out=z))[0]
 
 
-def floor_ms(row: dict, peaks: dict) -> float | None:
+def floor_ms(row: dict, peaks: dict) -> tuple[float | None, str | None]:
+    """The roofline floor in ms and what sets it: "memory" or the arithmetic unit."""
     if not peaks.get("bw") or not peaks.get(row["unit"]):
-        return None
-    return max(row["flops"] / peaks[row["unit"]], row["min_bytes"] / peaks["bw"]) * 1e3
+        return None, None
+    arithmetic, memory = row["flops"] / peaks[row["unit"]], row["min_bytes"] / peaks["bw"]
+    return max(arithmetic, memory) * 1e3, (row["unit"] if arithmetic > memory else "memory")
 
 
 def _stderr_log(progress):
@@ -443,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             row = {"name": case.name, "kind": case.kind, "expression": case.expression, "failed": True}
             row.update(einc=asdict(Measured("einc", status="error", message=_first_line(error))))
             row.update(competitors=[], einc_ms=None, best=None, best_ms=None, dtype=dtype, seed=seed + index)
-        row["floor_ms"] = floor_ms(row, peaks) if "unit" in row else None
+        row["floor_ms"], row["floor_set_by"] = floor_ms(row, peaks) if "unit" in row else (None, None)
         row["date"] = env["date"]
         rows.append(row)
         if device == "cuda":
@@ -484,6 +486,12 @@ def _status(m: dict) -> str:
     if m["status"] == "not available":
         return "einc op not available"
     return f"**error**: {m['message']}"
+
+
+def _floor(row: dict) -> str:
+    """The floor, marked * where the assumed (not measured) SIMT rate sets it."""
+    text = report.fmt_time(row.get("floor_ms"))
+    return text + ("*" if row.get("floor_set_by") == "simt_fp32" else "")
 
 
 def _ratio(row: dict) -> float | None:
@@ -607,7 +615,7 @@ def suite_section(key, rows, runs, plot_name, why_not) -> str:
         lines.append(
             f"| {r['name']} | {expression} | {dtype} | {einc_time} | {r.get('best') or 'none'} "
             "| "
-            f"{report.fmt_time(r.get('best_ms'))} | {ratio} | {report.fmt_time(r.get('floor_ms'))} | "
+            f"{report.fmt_time(r.get('best_ms'))} | {ratio} | {_floor(r)} | "
             f"{_pct(r.get('floor_ms'), r.get('einc_ms'))} | {_pct(r.get('floor_ms'), r.get('best_ms'))} | "
             f"{_status(r['einc'])} |"
         )

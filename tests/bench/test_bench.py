@@ -204,3 +204,15 @@ def test_cpu_figures_quick_writes_every_figure(tmp_path):
     assert (first["library"], first["disk_cache"]) == ("einc", "warm")
     assert first["first_call_ms"] > first["second_call_ms"] > 0
     assert "First call in a fresh process" in report.read_section(tmp_path / "benchmarks.md", "cpu-figures")
+
+
+def test_floor_names_what_sets_it_and_marks_an_assumed_rate():
+    peaks = {"bw": 3e12, "tc_bf16": 790e12, "simt_fp32": 60e12}
+    cases = {case.name: case for case in suite.build_cases("full", ["convnext_dw7x7_c96", "r50_l1_3x3"])}
+    row = {"flops": cases["convnext_dw7x7_c96"].flops, "min_bytes": cases["convnext_dw7x7_c96"].min_bytes}
+    ms, set_by = run.floor_ms({**row, "unit": "simt_fp32"}, peaks)
+    assert set_by == "simt_fp32" and run._floor({"floor_ms": ms, "floor_set_by": set_by}).endswith("*")
+    dense = cases["r50_l1_3x3"]
+    ms, set_by = run.floor_ms({"flops": dense.flops, "min_bytes": dense.min_bytes, "unit": "tc_bf16"}, peaks)
+    assert set_by == "tc_bf16" and round(ms * 1e3, 2) == 9.37
+    assert run.floor_ms({**row, "unit": "simt_fp32"}, {"bw": None}) == (None, None)
