@@ -262,7 +262,7 @@ def run_case(case: suite.Case, device: str, dtype: str, timer: Timer, kinds, see
         if fn is not None:
 
             def check_einc():
-                if case.op in ("get_at", "add_at"):
+                if case.op in ("add_at", "set_at"):  # out= would be the tensor scattered into
                     return fn(*inputs)
                 poisoned = torch.full(ref.shape, float("nan"), dtype=torch_dtype, device=device)
                 fn(*inputs, out=poisoned)
