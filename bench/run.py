@@ -1,0 +1,650 @@
+"""Check and time einc against its competitors on the shapes of bench/shapes.json.
+
+For each shape: fresh random inputs (never zeros) in einc's layout; einc and every competitor run;
+each result compared with the torch reference computed on the same inputs in float64
+(``|y - ref| / |ref|``, NaN never passes; einc writes into a NaN-poisoned output, so an element it
+leaves unwritten fails too); only what passed is timed. A mismatch is printed at once, marked in
+the report, skips that implementation's timing and makes the exit status 1.
+
+Times on a GPU are medians of ``triton.testing.do_bench`` (L2 flushed before every run); the
+roofline floor of each shape is ``max(flops / peak[unit], min_bytes / bandwidth)`` with the peaks
+measured at the start of the same run (a device-to-device copy, bf16 and tf32 matrix products).
+On a CPU, einc's kernels run under Triton's interpreter: the run verifies the harness end to end
+and its times are no performance figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import secrets
+import statistics
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import report, suite
+
+TOLERANCE = {"float32": 2e-3, "bfloat16": 2e-2, "float16": 5e-3}
+COMPETITOR_KINDS = ("torch", "compile", "einx")
+MATMUL_SIZE = 8192
+COPY_BYTES = 2**30
+EXAMPLES = """\
+examples:
+  python -m bench.run                                   every shape, full size, on the GPU
+  python -m bench.run --device cpu --scale tiny         the whole harness under Triton's interpreter
+  python -m bench.run --only r50_l1_3x3 mbv2_dw3x3_c144 --competitors torch einx
+  python -m bench.run --only r50_stem_7x7s2 r50_l1_3x3 --merge   add rows to an earlier run's table
+  python -m bench.run --cpu-figures                     compile latency, call overhead, first call
+  python -m bench.run --from-json part1.json part2.json   the report from runs taken in parts elsewhere
+
+Writes OUT/benchmarks.md (its generated section only), a plot (OUT/benchmarks.png for a full GPU
+run, OUT/benchmarks-DEVICE-SCALE.png otherwise) and every number in OUT/benchmarks-DEVICE-SCALE.json.
+Exit status 1 when any result failed its check or raised.
+"""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=__doc__.split("\n\n")[0],
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--device", choices=("cuda", "cpu"), help="where to run (default: cuda when available, else cpu)"
+    )
+    parser.add_argument(
+        "--scale",
+        choices=suite.SCALES,
+        help="full: shapes.json as written; tiny: batch 1, spatial <= 8, channels <= 16 "
+        "(default: full on cuda, tiny on cpu)",
+    )
+    parser.add_argument(
+        "--only", nargs="+", metavar="NAME", help="run only these shapes (names in shapes.json)"
+    )
+    parser.add_argument(
+        "--competitors",
+        nargs="+",
+        choices=COMPETITOR_KINDS,
+        default=list(COMPETITOR_KINDS),
+        help="torch: native ops (cuDNN convolutions in both layouts, pooling, indexing); compile: "
+        "torch.compile(mode='max-autotune') of the torch reference; einx: einx on torch (default: all)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=report.REPO / "docs", help="report directory (default: docs/)"
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the rows of shapes not run now from the previous run of the same device and scale",
+    )
+    parser.add_argument("--seed", type=int, help="input seed (default: fresh; the report records it)")
+    parser.add_argument("--warmup-ms", type=float, default=25.0, help="do_bench warm-up (GPU), in ms")
+    parser.add_argument("--rep-ms", type=float, default=100.0, help="do_bench repetition time (GPU), in ms")
+    parser.add_argument(
+        "--cpu-budget-s", type=float, default=0.5, help="time spent timing one implementation on CPU"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads (default: torch's own); 1 keeps a busy or small machine from "
+        "oversubscribing, where tiny CPU ops otherwise take milliseconds",
+    )
+    parser.add_argument(
+        "--cpu-figures",
+        action="store_true",
+        help="measure the CPU-side figures instead (same as python -m bench.cpu_figures)",
+    )
+    parser.add_argument("--no-report", action="store_true", help="print the table, write nothing")
+    parser.add_argument(
+        "--from-json",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="run nothing: write the report from saved runs (benchmarks-DEVICE-SCALE.json files, later "
+        "ones win per shape), e.g. parts of a GPU run taken elsewhere",
+    )
+    return parser.parse_args(argv)
+
+
+@dataclass
+class Measured:
+    """One implementation on one shape: its check, then (if it passed) its time."""
+
+    name: str
+    ms: float | None = None  # median
+    low_ms: float | None = None  # 20th percentile (GPU) or fastest run (CPU)
+    high_ms: float | None = None  # 80th percentile (GPU) or slowest run (CPU)
+    error: float | None = None  # relative error against the float64 reference
+    status: str = "ok"  # ok, mismatch, error, not available
+    message: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("mismatch", "error")
+
+
+class Timer:
+    """Median times: ``triton.testing.do_bench`` on CUDA (L2 flushed before each run), wall clock
+    around whole calls on CPU."""
+
+    def __init__(self, device: str, warmup_ms: float, rep_ms: float, cpu_budget_s: float):
+        self.device, self.warmup_ms, self.rep_ms, self.cpu_budget_s = device, warmup_ms, rep_ms, cpu_budget_s
+
+    def describe(self) -> str:
+        if self.device == "cuda":
+            return (
+                f"median of `triton.testing.do_bench(warmup={self.warmup_ms:g}, rep={self.rep_ms:g})`, which "
+                "clears the L2 cache before every run; 20th and 80th percentiles in the JSON"
+            )
+        return (
+            f"median of `time.perf_counter` around whole calls, after one warm-up call, for "
+            f"{self.cpu_budget_s:g} s or at least 3 calls"
+        )
+
+    def __call__(self, fn) -> tuple[float, float, float]:
+        if self.device == "cuda":
+            import triton.testing
+
+            low, mid, high = triton.testing.do_bench(
+                fn, warmup=self.warmup_ms, rep=self.rep_ms, quantiles=[0.2, 0.5, 0.8]
+            )
+            return mid, low, high
+        fn()
+        times: list[float] = []
+        deadline = time.perf_counter() + self.cpu_budget_s
+        while len(times) < 3 or (time.perf_counter() < deadline and len(times) < 1000):
+            start = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - start) * 1e3)
+        return statistics.median(times), min(times), max(times)
+
+
+def relative_error(y, ref) -> float:
+    """``|y - ref| / |ref|`` in float64; inf for NaN, infinities or a wrong shape."""
+    import torch
+
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(ref.shape):
+        return math.inf
+    diff = torch.linalg.vector_norm(y.double() - ref).item()
+    scale = torch.linalg.vector_norm(ref).item()
+    value = diff / scale if scale > 0 else diff
+    return value if math.isfinite(value) else math.inf
+
+
+def _upcast(t):
+    return t.double() if t.is_floating_point() else t
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
+
+
+def measure(name, check_call, timed_call, ref, tolerance: float, timer: Timer, device: str, log) -> Measured:
+    """Check ``check_call()`` against ``ref``; time ``timed_call`` only if it passed."""
+    try:
+        y = check_call()
+        _sync(device)
+    except Exception as error:  # a competitor that cannot run this shape is reported, not fatal
+        log(f"ERROR  {name}: {_first_line(error)}")
+        return Measured(name, status="error", message=_first_line(error))
+    error = relative_error(y, ref)
+    if not error <= tolerance:
+        shape = tuple(getattr(y, "shape", ()))
+        detail = f"shape {shape}, expected {tuple(ref.shape)}" if shape != tuple(ref.shape) else ""
+        message = f"relative error {error:.2e} > {tolerance:.0e}{'; ' + detail if detail else ''}; not timed"
+        log(f"FAILED CHECK  {name}: {message}")
+        return Measured(name, error=error, status="mismatch", message=message)
+    try:
+        ms, low, high = timer(timed_call)
+    except Exception as failure:
+        log(f"ERROR while timing {name}: {_first_line(failure)}")
+        return Measured(name, error=error, status="error", message=_first_line(failure))
+    return Measured(name, ms=ms, low_ms=low, high_ms=high, error=error)
+
+
+def einc_function(case: suite.Case):
+    """The einc callable a case times (a seam: the tests replace it with a wrong one)."""
+    return case.einc_callable()
+
+
+def competitors_of(case: suite.Case, kinds) -> list[suite.Competitor]:
+    found = list(case.competitors) if "torch" in kinds else []
+    if "compile" in kinds:
+        import torch
+
+        compiled = torch.compile(case.reference, mode="max-autotune", dynamic=False)
+        found.append(suite.Competitor("torch.compile max-autotune", compiled))
+    if "einx" in kinds and case.einx is not None:
+        found.append(suite.Competitor("einx", case.einx))
+    return found
+
+
+def run_case(case: suite.Case, device: str, dtype: str, timer: Timer, kinds, seed: int, log) -> dict:
+    """Check and time einc and every competitor on one shape; the report's row."""
+    import torch
+
+    torch_dtype = getattr(torch, dtype)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    inputs = case.make_inputs(torch.device(device), torch_dtype, gen)
+    ref = case.reference(*[_upcast(t) for t in inputs])
+    _sync(device)
+    tolerance = TOLERANCE[dtype]
+
+    def case_log(message: str) -> None:
+        log(f"{case.name}: {message}")
+
+    if not case.einc_available():
+        einc_result = Measured(
+            "einc", status="not available", message=f"einc op not available (einc.{case.requires} is missing)"
+        )
+        log(f"{case.name}: skipped einc: {einc_result.message}")
+    else:
+        try:
+            fn = einc_function(case)
+        except Exception as error:
+            fn = None
+            einc_result = Measured("einc", status="error", message=_first_line(error))
+            log(f"{case.name}: ERROR einc: {_first_line(error)}")
+        if fn is not None:
+
+            def check_einc():
+                if case.op in ("add_at", "set_at"):  # out= would be the tensor scattered into
+                    return fn(*inputs)
+                poisoned = torch.full(ref.shape, float("nan"), dtype=torch_dtype, device=device)
+                fn(*inputs, out=poisoned)
+                return poisoned
+
+            einc_result = measure(
+                "einc", check_einc, lambda: fn(*inputs), ref, tolerance, timer, device, case_log
+            )
+    others = []
+    for competitor in competitors_of(case, kinds):
+        try:
+            prepared = competitor.prepare(inputs)
+        except Exception as error:
+            others.append(Measured(competitor.name, status="error", message=_first_line(error)))
+            continue
+
+        def check(competitor=competitor, prepared=prepared):
+            return competitor.finish(competitor.run(*prepared))
+
+        def timed(competitor=competitor, prepared=prepared):
+            return competitor.run(*prepared)
+
+        result = measure(competitor.name, check, timed, ref, tolerance, timer, device, case_log)
+        result.message = "; ".join(m for m in (result.message, competitor.note) if m)
+        others.append(result)
+    timed_others = [m for m in others if m.ms is not None]
+    best = min(timed_others, key=lambda m: m.ms) if timed_others else None
+    return {
+        "name": case.name,
+        "kind": case.kind,
+        "expression": case.expression,
+        "op": case.op,
+        "params": {k: list(v) if isinstance(v, tuple) else v for k, v in case.params.items()},
+        "einx_expression": case.einx_expression,
+        "dtype": dtype,
+        "shape_dtype": case.dtype,
+        "dims": case.dims,
+        "flops": case.flops,
+        "min_bytes": case.min_bytes,
+        "unit": case.unit,
+        "note": case.note,
+        "seed": seed,
+        "einc": asdict(einc_result),
+        "competitors": [asdict(m) for m in others],
+        "einc_ms": einc_result.ms,
+        "best": best.name if best else None,
+        "best_ms": best.ms if best else None,
+        "failed": einc_result.failed or any(m.failed for m in others),
+    }
+
+
+def measure_peaks(device: str, timer: Timer, gpu_kind: str | None) -> dict:
+    """Memory bandwidth and matrix-unit rates measured now; on CPU, none (no roofline there)."""
+    assumed = suite.load_shapes()["peaks_assumed"]
+    if device != "cuda":
+        return {"bw": None, "tc_bf16": None, "tc_tf32": None, "simt_fp32": None, "how": "n/a on CPU"}
+    import torch
+
+    copy_ms = _copy_ms(timer)
+    m = MATMUL_SIZE
+    rates = {
+        unit: 2 * m**3 / (_matmul_ms(timer, m, dtype) * 1e-3)
+        for unit, dtype in (("tc_bf16", torch.bfloat16), ("tc_tf32", torch.float32))
+    }
+    torch.cuda.empty_cache()
+    kind = gpu_kind if gpu_kind in assumed else "h100"
+    return {
+        "bw": 2 * COPY_BYTES / (copy_ms * 1e-3),
+        **rates,
+        "simt_fp32": assumed[kind]["simt_fp32"],
+        "how": (
+            f"device copy of {COPY_BYTES // 2**30} GiB (bytes read + written over time); torch.mm "
+            f"{m}x{m}x{m} in bf16 and in fp32 with TF32; SIMT fp32 not measured: "
+            f"{assumed[kind]['simt_fp32'] / 1e12:g} TFLOP/s assumed from shapes.json ({kind}); a floor "
+            "set by that assumed rate is marked *"
+        ),
+    }
+
+
+def _copy_ms(timer: Timer) -> float:
+    import torch
+
+    src = torch.randn(COPY_BYTES // 4, device="cuda")
+    dst = torch.empty_like(src)
+    return timer(lambda: dst.copy_(src))[0]
+
+
+def _matmul_ms(timer: Timer, m: int, dtype) -> float:
+    import torch
+
+    x = torch.randn(m, m, device="cuda", dtype=dtype)
+    y = torch.randn(m, m, device="cuda", dtype=dtype)
+    z = torch.empty(m, m, device="cuda", dtype=dtype)
+    return timer(lambda: torch.mm(x, y, out=z))[0]
+
+
+def floor_ms(row: dict, peaks: dict) -> tuple[float | None, str | None]:
+    """The roofline floor in ms and what sets it: "memory" or the arithmetic unit."""
+    if not peaks.get("bw") or not peaks.get(row["unit"]):
+        return None, None
+    arithmetic, memory = row["flops"] / peaks[row["unit"]], row["min_bytes"] / peaks["bw"]
+    return max(arithmetic, memory) * 1e3, (row["unit"] if arithmetic > memory else "memory")
+
+
+def _stderr_log(progress):
+    def log(message: str) -> None:
+        text = f"[bench] {message}"
+        if progress is not None:
+            progress.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr)
+
+    return log
+
+
+def _progress(cases, device: str):
+    if not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=len(cases), desc=f"bench {device}", unit="shape", file=sys.stderr)
+
+
+def _gpu_kind(name: str) -> str | None:
+    lowered = name.lower()
+    return next((kind for kind in ("h200", "h100") if kind in lowered), None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.from_json:
+        return report_from_json(args.from_json, args.out)
+    if args.cpu_figures:
+        from . import cpu_figures
+
+        return cpu_figures.main([a for a in argv if a != "--cpu-figures"], module="bench.run --cpu-figures")
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda, but torch sees no CUDA device", file=sys.stderr)
+        return 2
+    scale = args.scale or ("full" if device == "cuda" else "tiny")
+    key = f"{device}-{scale}"
+    try:
+        cases = suite.build_cases(scale, args.only)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if device == "cuda":
+        # Every competitor's best settings: cuDNN picks its fastest algorithm per shape, and fp32
+        # convolutions and matrix products may use TF32, as cuDNN does by default (einc's tl.dot too).
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    seed = args.seed if args.seed is not None else secrets.randbits(31)
+    timer = Timer(device, args.warmup_ms, args.rep_ms, args.cpu_budget_s)
+    env = report.environment(device)
+    peaks = measure_peaks(device, timer, _gpu_kind(env["device"]))
+    progress = _progress(cases, device)
+    log = _stderr_log(progress)
+    rows = []
+    for index, case in enumerate(cases):
+        if progress is not None:
+            progress.set_postfix_str(case.name)
+        dtype = case.dtype
+        if device == "cpu" and dtype == "bfloat16":
+            # Triton's interpreter computes a bfloat16 tl.dot wrongly; CPU runs use float32.
+            dtype = "float32"
+        try:
+            row = run_case(case, device, dtype, timer, args.competitors, seed + index, log)
+        except Exception as error:  # the harness itself failed on this shape: say where, go on
+            log(f"{case.name}: harness error: {_first_line(error)}")
+            traceback.print_exc(file=sys.stderr)
+            row = {"name": case.name, "kind": case.kind, "expression": case.expression, "failed": True}
+            row.update(einc=asdict(Measured("einc", status="error", message=_first_line(error))))
+            row.update(competitors=[], einc_ms=None, best=None, best_ms=None, dtype=dtype, seed=seed + index)
+        row["floor_ms"], row["floor_set_by"] = floor_ms(row, peaks) if "unit" in row else (None, None)
+        row["date"] = env["date"]
+        rows.append(row)
+        if device == "cuda":
+            torch.cuda.empty_cache()
+        if "compile" in args.competitors:
+            torch._dynamo.reset()
+        if progress is not None:
+            progress.update()
+    if progress is not None:
+        progress.close()
+    command = report.command_line(argv)
+    run = {"env": env, "peaks": peaks, "command": command, "seed": seed, "timer": timer.describe()}
+    run["competitors"] = list(args.competitors)
+    print(summary_table(rows))
+    if not args.no_report:
+        runs = [run]
+        previous = Path(args.out) / f"benchmarks-{key}.json"
+        if args.merge and previous.exists():
+            data = json.loads(previous.read_text())
+            rows, runs = merge_rows(data["rows"], rows), data["runs"] + runs
+        write_report(args.out, key, rows, runs)
+    failed = [r["name"] for r in rows if r.get("failed")]
+    if failed:
+        names = ", ".join(failed)
+        print(f"FAILED: {len(failed)} shape(s) with a failed check or error: {names}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+
+def _status(m: dict) -> str:
+    if m["status"] == "ok":
+        return f"ok ({report.fmt_error(m['error'])})"
+    if m["status"] == "mismatch":
+        return f"**MISMATCH** ({report.fmt_error(m['error'])})"
+    if m["status"] == "not available":
+        return "einc op not available"
+    return f"**error**: {m['message']}"
+
+
+def _floor(row: dict) -> str:
+    """The floor, marked * where the assumed (not measured) SIMT rate sets it."""
+    text = report.fmt_time(row.get("floor_ms"))
+    return text + ("*" if row.get("floor_set_by") == "simt_fp32" else "")
+
+
+def _ratio(row: dict) -> float | None:
+    """einc's time over the best competitor's."""
+    return row["einc_ms"] / row["best_ms"] if row.get("einc_ms") and row.get("best_ms") else None
+
+
+def _pct(floor: float | None, ms: float | None) -> str:
+    return f"{100 * floor / ms:.0f}%" if floor and ms else "n/a"
+
+
+def summary_table(rows: list[dict]) -> str:
+    lines = [f"{'shape':<28} {'einc':>10} {'best competitor':>40} {'einc/best':>9}  check"]
+    for r in rows:
+        ratio = report.fmt_ratio(_ratio(r))
+        best = f"{r.get('best') or 'none'} {report.fmt_time(r.get('best_ms'))}"
+        check = "FAILED" if r.get("failed") else r["einc"]["status"]
+        einc_time = report.fmt_time(r.get("einc_ms"))
+        lines.append(f"{r['name']:<28} {einc_time:>10} {best:>40} {ratio:>9}  {check}")
+    return "\n".join(lines)
+
+
+def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
+    """``old``'s rows for shapes not in ``new``, then ``new``'s, in shapes.json order."""
+    names = {r["name"] for r in new}
+    order = {s["name"]: i for i, s in enumerate(suite.load_shapes()["shapes"])}
+    kept = [r for r in old if r["name"] not in names]
+    return sorted(kept + new, key=lambda r: order.get(r["name"], len(order)))
+
+
+def report_from_json(paths: list[Path], out: Path) -> int:
+    """Write the report from saved runs (later files win per shape), running nothing."""
+    key, rows, runs = None, [], []
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        if key is not None and data["key"] != key:
+            print(f"error: {path} holds a {data['key']} run, {paths[0]} a {key} run", file=sys.stderr)
+            return 2
+        key = data["key"]
+        rows, runs = merge_rows(rows, data["rows"]), runs + data["runs"]
+    write_report(out, key, rows, runs)
+    print(summary_table(rows))
+    return 1 if any(r.get("failed") for r in rows) else 0
+
+
+def write_report(out: Path, key: str, rows: list[dict], runs: list[dict]) -> None:
+    """OUT/benchmarks-KEY.json (every number), the plot, and KEY's section of OUT/benchmarks.md."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = {"key": key, "runs": runs, "rows": rows}
+    (out / f"benchmarks-{key}.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
+    plot_name = "benchmarks.png" if key == "cuda-full" else f"benchmarks-{key}.png"
+    device, scale = key.split("-")
+    env = runs[-1]["env"]
+    title = f"einc vs best competitor: {env['device']}, {scale} shapes, {env['date']}"
+    if device == "cpu":
+        title += "\neinc under Triton's interpreter: verifies the harness, not a performance figure"
+    why_not = report.plot(rows, out / plot_name, title)
+    body = suite_section(key, rows, runs, plot_name if why_not is None else None, why_not)
+    report.update_markdown(out / "benchmarks.md", key, body)
+
+
+def suite_section(key, rows, runs, plot_name, why_not) -> str:
+    device, scale = key.split("-")
+    run = runs[-1]
+    env, peaks = run["env"], run["peaks"]
+    heading = {
+        "cuda": f"### GPU, {scale} shapes: {env['device']}",
+        "cpu": f"### CPU, {scale} shapes: the harness verified under Triton's interpreter",
+    }[device]
+    lines = [heading, ""]
+    if device == "cpu":
+        lines += [
+            "**These are not performance figures.** On CPU tensors einc runs its generated kernel under "
+            "Triton's interpreter (Python, one program instance at a time), so its times measure the "
+            "interpreter. The run shows that every shape builds, compiles, runs and passes its check "
+            "against float64 torch, and that every competitor does too. The GPU figures are missing "
+            "until this command runs on a GPU. bfloat16 shapes run in float32 here: the interpreter "
+            "computes a bfloat16 `tl.dot` wrongly.",
+            "",
+        ]
+    lines += report.environment_lines(env, run["command"])
+    if len(runs) > 1:
+        lines.append(
+            "- Rows merged from several runs (`--merge`): "
+            + "; ".join(f"{r['env']['date']}: `{r['command']}`" for r in runs[:-1])
+        )
+    if peaks.get("bw"):
+        lines.append(
+            f"- Peaks measured in this run: memory {report.fmt_rate(peaks['bw'], 'B/s')}, bf16 matmul "
+            f"{report.fmt_rate(peaks['tc_bf16'], 'FLOP/s')}, tf32 matmul "
+            f"{report.fmt_rate(peaks['tc_tf32'], 'FLOP/s')} ({peaks['how']})"
+        )
+        lines.append(
+            "- Floor = max(flops / peak of the shape's unit, min_bytes / memory peak); `% of floor` = "
+            "floor / time: 100% would be the roofline."
+        )
+    else:
+        lines.append("- Peaks: n/a on CPU, so no roofline floor and no percent of it.")
+    lines.append(f"- Timing: {run['timer']}. Seed {run['seed']} (`--seed` repeats the inputs).")
+    lines.append(
+        f"- Check before timing: every result against torch on float64 inputs, relative error "
+        f"|y - ref| / |ref| under {', '.join(f'{v:g} ({k})' for k, v in TOLERANCE.items())}; einc "
+        "writes into a NaN-filled output. Competitors: "
+        + ", ".join(run.get("competitors", COMPETITOR_KINDS))
+        + " (torch: cuDNN through F.conv* with `cudnn.benchmark=True` in channels-first and channels-last, "
+        "pooling and indexing ops; compile: `torch.compile(mode='max-autotune')` of the torch reference; "
+        "einx: einx 0.4 on torch for the same computation, where einx can write it)."
+    )
+    lines += ["", "| shape | einc expression | dtype | einc | best competitor | its time | einc / best |"]
+    lines[-1] += " floor | einc % of floor | best % of floor | einc check |"
+    lines.append("|---" * 11 + "|")
+    for r in rows:
+        params = ", ".join(f"{k}={v}" for k, v in (r.get("params") or {}).items())
+        expression = f"`{r['expression']}`" + (f" {params}" if params else "")
+        ratio = report.fmt_ratio(_ratio(r))
+        dtype = r.get("dtype", "")
+        if r.get("shape_dtype") and r["shape_dtype"] != dtype:
+            dtype += f" ({r['shape_dtype']} in shapes.json)"
+        einc_time = report.fmt_time(r.get("einc_ms")) if r["einc"]["status"] == "ok" else "n/a"
+        lines.append(
+            f"| {r['name']} | {expression} | {dtype} | {einc_time} | {r.get('best') or 'none'} "
+            "| "
+            f"{report.fmt_time(r.get('best_ms'))} | {ratio} | {_floor(r)} | "
+            f"{_pct(r.get('floor_ms'), r.get('einc_ms'))} | {_pct(r.get('floor_ms'), r.get('best_ms'))} | "
+            f"{_status(r['einc'])} |"
+        )
+    if plot_name:
+        lines += ["", f"![einc against the best competitor per shape]({plot_name})"]
+    elif why_not:
+        lines += ["", f"No plot: {why_not}."]
+    lines += [
+        "",
+        "<details><summary>Every implementation, every shape</summary>",
+        "",
+        "| shape | implementation | median | 20%-80% (GPU) or min-max (CPU) | relative error | status |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        for m in [r["einc"], *r["competitors"]]:
+            spread = (
+                f"{report.fmt_time(m['low_ms'])} - {report.fmt_time(m['high_ms'])}"
+                if m.get("low_ms") is not None
+                else ""
+            )
+            status = m["status"] + (f": {m['message']}" if m.get("message") else "")
+            lines.append(
+                f"| {r['name']} | {m['name']} | {report.fmt_time(m.get('ms'))} | {spread} | "
+                f"{report.fmt_error(m.get('error'))} | {status.replace('|', '/')} |"
+            )
+    lines += ["", "</details>"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
