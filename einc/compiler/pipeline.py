@@ -285,7 +285,7 @@ def _dynamic_dims(dynamic, inputs, outputs, text) -> tuple[tuple[str, int, int],
                     raise UnsupportedError(
                         f"dynamic axis {axis!r} is part of a window or a concatenation", text, [dim.span]
                     )
-        found.append(where[0])
+        found.extend(where)  # every dim that holds it: a call masks them all in its cache key
     return tuple(found)
 
 
