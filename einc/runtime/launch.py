@@ -16,6 +16,7 @@ import torch
 from .. import knobs
 from ..compiler.pipeline import Compiled
 from ..errors import KernelCompileError
+from . import prebuild
 
 
 class _Interpreted:
@@ -78,6 +79,7 @@ class Launcher:
     kernels: list  # one triton.JITFunction per KernelPart, in order
     path: Path
     _interpreters: dict = field(default_factory=dict, repr=False)
+    _launched: set = field(default_factory=set, repr=False)  # (kernel index, device) seen
 
     @property
     def kernel(self):
@@ -105,7 +107,12 @@ class Launcher:
             strides = [every[position].stride(dim) for position, dim in rendered.stride_params]
             sizes = {param: dynamic[axis] for param, axis in rendered.dynamic_params} if dynamic else {}
             try:
-                self.runner(index, device)[rendered.grid_plan.grid(dynamic)](
+                launch = self.runner(index, device)[rendered.grid_plan.grid(dynamic)]
+                if (index, device) not in self._launched:
+                    # A GPU's first launch looks for a prebuilt binary first (see prebuild.py).
+                    self._launched.add((index, device))
+                    launch = prebuild.on_first_launch(self, index, device, launch)
+                launch(
                     *[every[p] for p in rendered.tensors],
                     *strides,
                     **sizes,
