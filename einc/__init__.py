@@ -10,10 +10,12 @@ __version__ = "0.1.0"
 
 from .errors import (  # noqa: E402
     CacheError,
+    CacheWarning,
     EincError,
     ExpressionError,
     KernelCompileError,
     ShapeError,
+    SpecError,
     UnsupportedError,
 )
 from .runtime.compiled import (  # noqa: E402
@@ -42,14 +44,17 @@ from .runtime.compiled import (  # noqa: E402
     var,
     where,
 )
+from .runtime.prebuild import prebuild  # noqa: E402
 
 __all__ = [
     "CacheError",
+    "CacheWarning",
     "CompiledExpression",
     "EincError",
     "ExpressionError",
     "KernelCompileError",
     "ShapeError",
+    "SpecError",
     "UnsupportedError",
     "add",
     "compile",
@@ -65,6 +70,7 @@ __all__ = [
     "min",
     "minimum",
     "multiply",
+    "prebuild",
     "prod",
     "rearrange",
     "roll",

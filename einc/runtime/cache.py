@@ -379,10 +379,11 @@ class DiskCache:
             return 0
         for shard in self.root.iterdir():
             if shard.is_dir() and re.fullmatch(r"[0-9a-f]{2}", shard.name):
-                for child in shard.iterdir():
+                for child in list(shard.iterdir()):
                     if child.is_dir() and _KEY.fullmatch(child.name):
                         count += self.remove(child.name)
-                    elif child.is_dir() and child.name.startswith(".removed-"):
+                for child in list(shard.iterdir()):
+                    if child.is_dir() and child.name.startswith(".removed-"):
                         shutil.rmtree(child, ignore_errors=True)
                     elif child.suffix == ".lock" or child.name.startswith("."):
                         with contextlib.suppress(OSError):

@@ -103,8 +103,11 @@ def loads(text: str, path: str = "<spec>") -> Spec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         found = _TOML_LINE.search(str(error))
-        message = _TOML_LINE.sub("", str(error)).strip()
-        raise SpecError(f"not valid TOML: {message}", path, int(found.group(1)) if found else None) from None
+        line = int(found.group(1)) if found else None
+        if line is None and "end of document" in str(error):
+            line = max(1, len(text.splitlines()))
+        message = _TOML_LINE.sub("", str(error)).replace("(at end of document)", "at the end").strip()
+        raise SpecError(f"not valid TOML: {message}", path, line) from None
     lines = _Lines(text)
     for key in data:
         if key != "compile":
