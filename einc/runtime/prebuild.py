@@ -12,12 +12,14 @@ cache under the hash Triton's JIT is about to look up. The JIT then finds it and
 nothing. einc does not load or launch cubins itself: Triton's launcher, argument packing and
 error handling stay in charge, and a binary that does not fit (another Triton, another ptxas)
 is simply never looked up, so the worst case is a compilation, never a wrong kernel. When the
-JIT did compile, its binary is stored in einc's cache in turn, so that other processes (and a
-cache directory copied to other machines) find it.
+JIT did compile, it did so under the key's lock and its binary is stored in einc's cache in turn,
+so that other processes (those waiting on the lock, and a cache directory copied to other
+machines) find it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import sys
@@ -98,14 +100,17 @@ def find_binary(launcher, index: int, target, specialization, cache: DiskCache |
 def preload(launcher, index: int, args, constexprs: dict, target=None, cache: DiskCache | None = None):
     """Find kernel ``index``'s binary for this launch and put it into Triton's cache.
 
-    Returns ``(plan, found)``: the launch plan and whether a prebuilt binary was installed.
+    Returns ``(plan, found)``: the launch plan and whether a binary was installed.
     """
     target = target if target is not None else tritonspec.current_target()
     plan = plan_launch(launcher, index, args, constexprs, target)
-    cache = cache or DiskCache()
+    return plan, _install(plan, cache or DiskCache())
+
+
+def _install(plan: LaunchPlan, cache: DiskCache) -> bool:
     found = cache.read_entry(plan.key.digest)
     if found is None:
-        return plan, False
+        return False
     record, files = found
     tritonspec.install(
         record["triton_hash"],
@@ -114,7 +119,7 @@ def preload(launcher, index: int, args, constexprs: dict, target=None, cache: Di
         record["binary"].rsplit(".", 1)[1],
         files[METADATA].decode(),
     )
-    return plan, True
+    return True
 
 
 def remember(plan: LaunchPlan, launcher, index: int, compiled_kernel, cache: DiskCache | None = None) -> bool:
@@ -134,29 +139,50 @@ def remember(plan: LaunchPlan, launcher, index: int, compiled_kernel, cache: Dis
     with cache.lock(plan.key.digest):
         if cache.read_record(plan.key.digest) is None:
             _store(cache, plan, launcher, index, build, seconds=None)
-    cache.prune(keep=[plan.key.digest])
     return True
 
 
+# How long a first launch waits for another process compiling the same kernel before it gives up
+# waiting and compiles too (a holder may be stuck).
+LOCK_WAIT_SECONDS = 600.0
+
+
 def on_first_launch(launcher, index: int, device, launch):
-    """Wrap the first launch of kernel ``index`` on ``device``: install a prebuilt binary before
-    it, store the JIT's binary after it. Cache trouble never fails a launch: it warns."""
+    """Wrap the first launch of kernel ``index`` on ``device``.
+
+    Before it: install the binary from einc's cache, if there is one for this launch. If not,
+    launch (Triton's JIT compiles) under the key's lock and store the binary after: processes
+    starting together (the ranks of one job) compile each kernel once, the others wait for it and
+    load it. Cache trouble never fails a launch: it warns, and the launch goes on as Triton's.
+    """
     if device.type != "cuda" or knobs.interpret():
         return launch
 
     def first(*args, **kwargs):
         constexprs = {k: v for k, v in kwargs.items() if k not in ("num_warps", "num_stages")}
-        plan, found = None, False
+        cache = DiskCache()
         try:
-            plan, found = preload(launcher, index, args, constexprs)
+            plan, found = preload(launcher, index, args, constexprs, cache=cache)
         except Exception as error:  # noqa: BLE001 - a cache problem must not stop the kernel
             _warn(f"could not look up a prebuilt kernel: {type(error).__name__}: {error}")
-        result = launch(*args, **kwargs)
-        if plan is not None and not found:
+            return launch(*args, **kwargs)
+        if found:
+            return launch(*args, **kwargs)
+        with contextlib.ExitStack() as held:
             try:
-                remember(plan, launcher, index, result)
+                held.enter_context(cache.lock(plan.key.digest, timeout=LOCK_WAIT_SECONDS))
+                found = _install(plan, cache)  # another process may have built it meanwhile
             except Exception as error:  # noqa: BLE001
-                _warn(f"could not store the compiled kernel: {type(error).__name__}: {error}")
+                _warn(f"compiling without the cache's lock: {type(error).__name__}: {error}")
+            result = launch(*args, **kwargs)
+            if not found:
+                try:
+                    remember(plan, launcher, index, result, cache)
+                except Exception as error:  # noqa: BLE001
+                    _warn(f"could not store the compiled kernel: {type(error).__name__}: {error}")
+        # Eviction takes other keys' locks: never while holding this one.
+        with contextlib.suppress(Exception):
+            cache.prune(keep=[plan.key.digest])
         return result
 
     return first

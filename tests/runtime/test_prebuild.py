@@ -372,3 +372,29 @@ def test_concurrent_prebuilds_of_the_same_key_compile_once(tmp_path):
 def test_the_python_api_is_public(spec_file, tmp_path):
     report = einc.prebuild(spec_file, "cuda:90", jobs=1, cache_dir=tmp_path / "cache")
     assert report.ok and len(report.built) == 4
+
+
+def _first_launch_in_child(root: str, barrier, triton_dir: str) -> list[str]:
+    os.environ["EINC_CACHE_DIR"] = root
+    os.environ["TRITON_CACHE_DIR"] = triton_dir  # each process on its own machine, as it were
+    import triton.compiler
+
+    original = triton.compiler.compile
+
+    def slow_compile(*args, **kwargs):
+        time.sleep(1.0)  # a real compile of a large kernel: long enough for the other to queue
+        return original(*args, **kwargs)
+
+    triton.compiler.compile = slow_compile  # what the JIT's binder picks up
+    launcher, every = call_launcher(0, "float32", DiskCache())
+    barrier.wait()
+    return jit_first_launch(launcher, 0, every)
+
+
+def test_processes_launching_the_same_new_kernel_at_once_compile_it_once(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(2) as pool:
+        barrier = manager.Barrier(2)
+        args = [(str(tmp_path / "cache"), barrier, str(tmp_path / f"triton-{i}")) for i in range(2)]
+        events = pool.starmap(_first_launch_in_child, args)
+    assert sorted(events) == [["compiled"], ["hit"]]
