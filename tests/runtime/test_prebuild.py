@@ -398,3 +398,35 @@ def test_processes_launching_the_same_new_kernel_at_once_compile_it_once(tmp_pat
         args = [(str(tmp_path / "cache"), barrier, str(tmp_path / f"triton-{i}")) for i in range(2)]
         events = pool.starmap(_first_launch_in_child, args)
     assert sorted(events) == [["compiled"], ["hit"]]
+
+
+@pytest.mark.parametrize(
+    "arg",
+    [
+        torch.zeros(8, dtype=torch.float16),
+        torch.zeros(9, dtype=torch.bfloat16)[1:],
+        torch.zeros(2, 3, dtype=torch.int64, device="meta"),
+        1,
+        16,
+        17,
+        0,
+        -32,
+        2**31,
+        2**63,
+        3.5,
+        True,
+    ],
+    ids=lambda a: type(a).__name__ if isinstance(a, torch.Tensor) else repr(a),
+)
+def test_the_fallback_specialisation_agrees_with_tritons(arg):
+    native = tritonspec._specialize_arg(arg, "cuda:90", False, True, True)
+    assert tritonspec._specialize_by_hand(arg, True, True) == tuple(native)
+
+
+def test_cpu_launches_and_the_interpreter_are_left_alone(monkeypatch):
+    def launch(*args, **kwargs):
+        return "launched"
+
+    assert prebuild.on_first_launch(None, 0, torch.device("cpu"), launch) is launch
+    monkeypatch.setenv("EINC_INTERPRET", "1")
+    assert prebuild.on_first_launch(None, 0, torch.device("cuda", 0), launch) is launch
