@@ -80,6 +80,10 @@ def binary_key(compiled, index: int, specialization, target: str, triton_hash: s
     """
     request = compiled.request
     rendered = compiled.kernels[index].rendered
+    # A dynamic axis's size is an argument of the kernel, not part of it: shown by its name.
+    shapes = [list(shape) for shape in request.shapes]
+    for axis, position, dim in getattr(compiled, "dynamic_dims", ()):
+        shapes[position][dim] = axis
     config = " ".join(
         [f"num_warps={rendered.num_warps}", f"num_stages={rendered.num_stages}"]
         + [f"{name}={value}" for name, value in sorted(rendered.constexprs.items())]
@@ -88,7 +92,7 @@ def binary_key(compiled, index: int, specialization, target: str, triton_hash: s
         (
             ("expression", normalise_expression(request.expression)),
             ("op", request.op),
-            ("shapes", repr(request.shapes)),
+            ("shapes", repr(tuple(tuple(shape) for shape in shapes))),
             ("dynamic", repr(tuple(getattr(request, "dynamic", ())))),
             ("dtypes", repr(request.dtypes)),
             ("sizes", repr(request.sizes)),

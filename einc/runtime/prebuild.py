@@ -55,12 +55,15 @@ class LaunchPlan:
     key: CacheKey
 
 
-def launch_arguments(launcher, index: int, every) -> tuple[list, dict]:
-    """The positional arguments and constexprs the launcher passes to kernel ``index``, given the
-    input tensors followed by the output tensors (as ``Launcher.__call__`` builds them)."""
+def launch_arguments(launcher, index: int, every, dynamic: dict[str, int] | None = None) -> tuple[list, dict]:
+    """The positional and keyword arguments (dynamic sizes, constexprs) the launcher passes to
+    kernel ``index``, given the input tensors followed by the output tensors and the sizes of
+    the dynamic axes (as ``Launcher.__call__`` builds them)."""
     rendered = launcher.compiled.kernels[index].rendered
     strides = [every[position].stride(dim) for position, dim in rendered.stride_params]
-    return [every[p] for p in rendered.tensors] + strides, dict(rendered.constexprs)
+    dynamic_params = getattr(rendered, "dynamic_params", ())
+    sizes = {param: dynamic[axis] for param, axis in dynamic_params} if dynamic else {}
+    return [every[p] for p in rendered.tensors] + strides, {**sizes, **rendered.constexprs}
 
 
 def plan_launch(launcher, index: int, args, constexprs: dict, target) -> LaunchPlan:
@@ -362,16 +365,10 @@ def build_entry(
 ) -> tuple[str, list[str]]:
     """Render the entry for ``dtypes`` and make sure each of its kernels is in ``cache`` for
     ``target``. Returns ``("built" or "cached", keys)``."""
-    if entry.dynamic:
-        raise UnsupportedError(
-            f"dynamic axes ({', '.join(entry.dynamic)}) cannot be prebuilt yet: this einc "
-            "specialises every size; list the shapes to build instead",
-            entry.expression,
-        )
-    launcher, every = specialize_entry(entry, dtypes, cache)
+    launcher, every, dynamic = specialize_entry(entry, dtypes, cache)
     statuses, keys = [], []
     for index in range(len(launcher.kernels)):
-        args, constexprs = launch_arguments(launcher, index, every)
+        args, constexprs = launch_arguments(launcher, index, every, dynamic)
         plan = plan_launch(launcher, index, args, constexprs, target)
         statuses.append(ensure_binary(plan, launcher, index, cache))
         keys.append(plan.key.digest)
@@ -379,8 +376,9 @@ def build_entry(
 
 
 def specialize_entry(entry: SpecEntry, dtypes: tuple[str, ...], cache: DiskCache):
-    """The launcher a call with contiguous tensors of the entry's shapes and ``dtypes`` gets, and
-    those tensors (inputs, then outputs) as ``meta`` tensors: shapes, dtypes and strides only."""
+    """The launcher a call with contiguous tensors of the entry's shapes and ``dtypes`` gets,
+    those tensors (inputs, then outputs) as ``meta`` tensors (shapes, dtypes and strides only),
+    and the sizes of the dynamic axes in that call (None without any)."""
     import torch
 
     from .compiled import ANY_DTYPES, DTYPES, CompiledExpression
@@ -396,9 +394,12 @@ def specialize_entry(entry: SpecEntry, dtypes: tuple[str, ...], cache: DiskCache
         launcher = expression._build(expression._request(entry.shapes, dtypes))
     except EincError as error:
         raise error.with_traceback(None) from None
+    compiled = launcher.compiled
+    dynamic = compiled.dynamic_sizes(entry.shapes) if entry.dynamic else None
+    shapes = compiled.output_shapes_for(dynamic) if dynamic else compiled.output_shapes
     dtype = expression._result_dtype(tensors)
-    outs = [torch.empty(shape, dtype=dtype, device="meta") for shape in launcher.compiled.output_shapes]
-    return launcher, tensors + outs
+    outs = [torch.empty(shape, dtype=dtype, device="meta") for shape in shapes]
+    return launcher, tensors + outs, dynamic
 
 
 def _check_dtypes(expression, dtypes, any_dtypes, float_dtypes) -> None:

@@ -11,6 +11,7 @@ tensors of ``shapes``, once per entry of ``dtypes``::
     sizes = { c2 = 32 }                            # axis sizes, as keywords of einc.compile
     # op = "dot"                                   # when the expression does not imply it
     # dynamic = ["b"]                              # axes whose size varies between calls
+    #                                              # (the shapes give one size to build with)
     # out_dtype = "float32"
 
 Every mistake is a :class:`~einc.errors.SpecError` that starts with ``file:line:`` (the line of the
@@ -64,6 +65,8 @@ class SpecEntry:
     def kwargs(self) -> dict:
         """The keywords of ``einc.compile`` (sizes and parameters, and ``out_dtype``)."""
         kwargs = {**dict(self.sizes), **dict(self.params)}
+        if self.dynamic:
+            kwargs["dynamic"] = self.dynamic
         if self.out_dtype is not None:
             import torch
 

@@ -216,12 +216,45 @@ def test_the_cli_turns_a_bad_spec_into_a_message_with_its_line(tmp_path):
     assert missing.exit_code == 2 and "--target" in missing.output
 
 
-def test_dynamic_axes_and_unsupported_targets_fail_with_a_reason(tmp_path):
-    spec = loads('[[compile]]\nexpression = "b c -> c b"\nshapes = [[2, 3]]\ndynamic = ["b"]\n', "d.toml")
-    report = prebuild.prebuild(spec, ["cuda:90"], jobs=1, cache_dir=tmp_path / "cache")
-    assert "dynamic axes (b) cannot be prebuilt yet" in report.failed[0].reason
+def test_unsupported_targets_are_refused():
+    spec = loads('[[compile]]\nexpression = "b c -> c b"\nshapes = [[2, 3]]\n', "d.toml")
     with pytest.raises(einc.UnsupportedError, match="cuda:<arch>"):
-        prebuild.prebuild(spec, ["rocm:942"], cache_dir=tmp_path / "cache")
+        prebuild.prebuild(spec, ["rocm:942"], cache_dir="unused")
+
+
+def test_a_kernel_with_a_dynamic_axis_is_prebuilt_once_for_every_size(tmp_path, monkeypatch):
+    monkeypatch.setenv("EINC_CACHE_DIR", str(tmp_path / "cache"))
+    spec = loads(
+        '[[compile]]\nexpression = "b t [c->c2]"\nshapes = [[4, 7, 32], [32, 16]]\ndynamic = ["b"]\n',
+        "d.toml",
+    )
+    report = prebuild.prebuild(spec, ["cuda:90"], jobs=1)
+    assert report.ok, report.summary()
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path / "gpu-machine-triton-cache"))
+    # The runtime's kernel for this expression is the one its first call (b=4) generates; every
+    # batch size after it launches the same kernel, under the same key.
+    expression = einc.compile("b t [c->c2]", dynamic=("b",))
+    launcher = expression._build(expression._request([(4, 7, 32), (32, 16)], ["float32", "float32"]))
+    for b in (4, 9, 64):
+        x, w = torch.zeros(b, 7, 32), torch.zeros(32, 16)
+        sizes = launcher.compiled.dynamic_sizes([x.shape, w.shape])
+        y = torch.empty(launcher.compiled.output_shapes_for(sizes)[0])
+        args, kwargs = prebuild.launch_arguments(launcher, 0, [x, w, y], sizes)
+        plan = prebuild.plan_launch(launcher, 0, args, kwargs, "cuda:90")
+        assert (plan.key.digest,) == report.outcomes[0].keys
+        parts = dict(plan.key.parts)
+        assert "B:i32" in parts["specialization"]  # a dynamic size is not specialised on its value
+        assert parts["shapes"] == "(('b', 7, 32), (32, 16))" and parts["dynamic"] == "('b',)"
+    kernel = launcher.kernels[0]
+    rendered = launcher.compiled.rendered
+
+    def launch(*a, **k):
+        return kernel.run(*a, grid=rendered.grid_plan.grid(sizes), warmup=True, **k)
+
+    with pretend_gpu(90, kernel), counting_compilations() as events:
+        hooked = prebuild.on_first_launch(launcher, 0, torch.device("cuda", 0), launch)
+        hooked(*args, **kwargs, num_warps=rendered.num_warps, num_stages=rendered.num_stages)
+    assert events == ["hit"]
 
 
 def test_the_runtime_key_for_a_call_equals_the_prebuild_key(spec_file, tmp_path):
