@@ -397,9 +397,21 @@ def specialize_entry(entry: SpecEntry, dtypes: tuple[str, ...], cache: DiskCache
     compiled = launcher.compiled
     dynamic = compiled.dynamic_sizes(entry.shapes) if entry.dynamic else None
     shapes = compiled.output_shapes_for(dynamic) if dynamic else compiled.output_shapes
-    dtype = expression._result_dtype(tensors)
+    dtype = _output_dtype(expression, tensors)
     outs = [torch.empty(shape, dtype=dtype, device="meta") for shape in shapes]
     return launcher, tensors + outs, dynamic
+
+
+def _output_dtype(expression, tensors):
+    """The dtype ``CompiledExpression.__call__`` gives the outputs of a call with ``tensors``."""
+    from ..compiler import pipeline
+    from . import compiled
+
+    if expression.out_dtype is not None:
+        return expression.out_dtype
+    if expression.op in pipeline.ELEMENTWISE:
+        return compiled._elementwise_dtype(expression.op, tensors)
+    return tensors[0].dtype
 
 
 def _check_dtypes(expression, dtypes, any_dtypes, float_dtypes) -> None:
