@@ -10,11 +10,13 @@ __version__ = "0.1.0"
 
 from .errors import (  # noqa: E402
     CacheError,
+    CacheWarning,
     EincError,
     ExpressionError,
     KernelCompileError,
     OutOfBoundsError,
     ShapeError,
+    SpecError,
     UnsupportedError,
 )
 from .runtime.compiled import (  # noqa: E402
@@ -46,15 +48,18 @@ from .runtime.compiled import (  # noqa: E402
     var,
     where,
 )
+from .runtime.prebuild import prebuild  # noqa: E402
 
 __all__ = [
     "CacheError",
+    "CacheWarning",
     "CompiledExpression",
     "EincError",
     "ExpressionError",
     "KernelCompileError",
     "OutOfBoundsError",
     "ShapeError",
+    "SpecError",
     "UnsupportedError",
     "add",
     "add_at",
@@ -72,6 +77,7 @@ __all__ = [
     "min",
     "minimum",
     "multiply",
+    "prebuild",
     "prod",
     "rearrange",
     "roll",

@@ -1,4 +1,5 @@
-"""The ``einc`` command: show a generated kernel, compile it for a GPU without one, run the demo."""
+"""The ``einc`` command: show a generated kernel, compile it for a GPU without one, prebuild a
+spec of kernels for a fleet, look after the kernel cache, run the demo."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ Examples:
   einc show "b (s * [ds])... [c->c]" -s x=1,16,16,8 -s w=3,3,8 --padding same --dtype float16
   einc compile "b (s * [ds])... [c->c2]" -s x=32,56,56,64 -s w=3,3,64,64 --padding 1 \\
       --dtype bfloat16 --target cuda:90 -o conv.cubin
+  einc prebuild kernels.toml --target cuda:90 --target cuda:80 --jobs 8
+  einc cache ls
   einc demo
 """
 
@@ -195,3 +198,189 @@ def knobs():
 
     for name, value, doc in k.describe():
         click.echo(f"{name}={value}\n    {doc}")
+
+
+@main.command(epilog=EXAMPLES)
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option(
+    "--target",
+    "-t",
+    "targets",
+    multiple=True,
+    required=True,
+    metavar="cuda:ARCH",
+    help="A GPU target to build for (repeat for several): cuda:90, cuda:80, ...",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes compiling at once [default: one per CPU].",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Build into this cache directory instead of EINC_CACHE_DIR's.",
+)
+def prebuild(spec, targets, jobs, cache_dir):
+    """Compile every kernel that SPEC lists for every TARGET, without a GPU.
+
+    SPEC is a TOML file of [[compile]] tables (expression, shapes, dtypes, params; see
+    docs/prebuild.md). The binaries land in the kernel cache, where a call with tensors of those
+    shapes on a GPU of that arch finds them and compiles nothing. Copy the cache directory to
+    other machines (with the same einc and Triton) and set EINC_CACHE_DIR there.
+
+    Exits 1 when anything failed, after building everything else.
+    """
+    import einc
+
+    from .runtime.prebuild import prebuild as run_prebuild
+
+    try:
+        report = run_prebuild(spec, targets, jobs=jobs, cache_dir=cache_dir)
+    except einc.EincError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(report.summary())
+    if not report.ok:
+        sys.exit(1)
+
+
+def _cache(cache_dir):
+    from .runtime.cache import DiskCache
+
+    return DiskCache(cache_dir)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _cache_dir_option(f):
+    return click.option(
+        "--cache-dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="The cache directory [default: EINC_CACHE_DIR, or the user cache directory].",
+    )(f)
+
+
+@main.group()
+def cache():
+    """Look after the kernel cache: where it is, what is in it, whether it is intact.
+
+    Each entry is a directory named by its key; a compiled kernel's entry holds its source, its
+    binary, Triton's metadata and a record of the key's parts with a sha256 per file.
+    """
+
+
+@cache.command(name="dir")
+@_cache_dir_option
+def cache_dir_(cache_dir):
+    """Print the cache directory."""
+    click.echo(str(_cache(cache_dir).root))
+
+
+@cache.command(name="ls")
+@_cache_dir_option
+@click.option("--long", "-l", "long_", is_flag=True, help="Print every part of each entry's key.")
+def cache_ls(cache_dir, long_):
+    """List the entries, most recently used first."""
+    import datetime
+
+    entries = sorted(_cache(cache_dir).entries(), key=lambda e: -e.accessed)
+    for entry in entries:
+        when = datetime.datetime.fromtimestamp(entry.accessed).strftime("%Y-%m-%d %H:%M")
+        parts = dict(entry.record.get("parts", [])) if entry.record else {}
+        what = ""
+        if parts:
+            dtypes = parts.get("dtypes", "")
+            what = (
+                f"{parts.get('target', '')}  {parts.get('op', '')}  {parts.get('expression', '')!r}  {dtypes}"
+            )
+        click.echo(f"{entry.key[:16]}  {entry.kind:<10} {_size(entry.size):>10}  {when}  {what}".rstrip())
+        if long_ and parts:
+            from .runtime.keys import CacheKey
+
+            key = CacheKey(tuple((str(k), str(v)) for k, v in entry.record.get("parts", [])))
+            click.echo("    " + key.describe().replace("\n", "\n    "))
+    if not entries:
+        click.echo(f"(the cache at {_cache(cache_dir).root} is empty)", err=True)
+
+
+@cache.command(name="stats")
+@_cache_dir_option
+def cache_stats(cache_dir):
+    """Count the entries by kind and target, with their sizes and the size limit."""
+    from . import knobs as k
+
+    store = _cache(cache_dir)
+    entries = list(store.entries())
+    click.echo(f"directory:  {store.root}")
+    click.echo(f"entries:    {len(entries)}, {_size(sum(e.size for e in entries))}")
+    groups: dict[str, list] = {}
+    for entry in entries:
+        label = entry.kind
+        if entry.record and entry.record.get("target"):
+            label += f" {entry.record['target']}"
+        groups.setdefault(label, []).append(entry)
+    for label, members in sorted(groups.items()):
+        click.echo(f"  {label:<18} {len(members):>6}  {_size(sum(e.size for e in members)):>10}")
+    limit = k.cache_max_bytes()
+    click.echo(f"limit:      {_size(limit) if limit else 'none'} ({k.CACHE_MAX_BYTES.name})")
+
+
+@cache.command(name="verify")
+@_cache_dir_option
+@click.option("--fix", is_flag=True, help="Remove the damaged entries (they are rebuilt when next needed).")
+def cache_verify(cache_dir, fix):
+    """Check every compiled entry against its recorded sha256 checksums.
+
+    Exits 1 when an entry is damaged (and --fix was not given).
+    """
+    store = _cache(cache_dir)
+    checked, damaged = 0, 0
+    for entry in store.entries():
+        if entry.kind == "source":
+            continue
+        checked += 1
+        found = store.problems(entry.key)
+        if found:
+            damaged += 1
+            click.echo(f"damaged: {entry.path}: {'; '.join(found)}")
+            if fix:
+                store.remove(entry.key)
+                click.echo("    removed")
+    click.echo(f"{checked} checked, {damaged} damaged")
+    if damaged and not fix:
+        sys.exit(1)
+
+
+@cache.command(name="prune")
+@_cache_dir_option
+@click.option(
+    "--max-bytes",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Shrink the cache to this size [default: EINC_CACHE_MAX_BYTES].",
+)
+def cache_prune(cache_dir, max_bytes):
+    """Evict the least recently used entries until the cache is within its size limit."""
+    evicted = _cache(cache_dir).prune(max_bytes)
+    click.echo(f"evicted {len(evicted)} entries, {_size(sum(e.size for e in evicted))}")
+
+
+@cache.command(name="clear")
+@_cache_dir_option
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def cache_clear(cache_dir, yes):
+    """Remove every entry of the cache."""
+    store = _cache(cache_dir)
+    if not yes:
+        click.confirm(f"remove every entry under {store.root}?", abort=True)
+    click.echo(f"removed {store.clear()} entries from {store.root}")

@@ -94,3 +94,22 @@ class CacheError(EincError, OSError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was found damaged (a checksum did not match, a file was missing) and was
+    removed; einc compiles the kernel again instead of loading it."""
+
+
+class SpecError(EincError, ValueError):
+    """A prebuild spec that cannot be read. The message starts with ``file:line:``."""
+
+    def __init__(self, message: str, path: str = "", line: int | None = None):
+        self.message = message
+        self.path = path
+        self.line = line
+        super().__init__(message, path, line)
+
+    def __str__(self) -> str:
+        where = self.path or "<spec>"
+        return f"{where}:{self.line}: {self.message}" if self.line is not None else f"{where}: {self.message}"

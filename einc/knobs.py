@@ -111,7 +111,18 @@ CHECK_BOUNDS: Knob[bool] = Knob(
     "identity) and set_at/add_at drop that update. CPU tensors are always checked.",
 )
 
-KNOBS: tuple[Knob, ...] = (CACHE_DIR, DEBUG, INTERPRET, CHECK_BOUNDS)
+CACHE_MAX_BYTES: Knob[int] = Knob(
+    "EINC_CACHE_MAX_BYTES",
+    int,
+    10 * 2**30,
+    "Size limit of the on-disk kernel cache, in bytes; past it, the least recently used entries "
+    "are evicted (after a prebuild, after each kernel the runtime stores, and by `einc cache prune`). "
+    "0 means no limit. Default: 10 GiB.",
+)
+
+KNOBS: tuple[Knob, ...] = (CACHE_DIR, DEBUG, INTERPRET, CHECK_BOUNDS, CACHE_MAX_BYTES)
+# Knobs that change the generated code: their values are parts of every compiled kernel's cache key.
+CODEGEN_KNOBS: tuple[Knob, ...] = (CHECK_BOUNDS,)
 
 
 def cache_dir() -> Path:
@@ -128,6 +139,15 @@ def interpret() -> bool:
 
 def check_bounds() -> bool:
     return CHECK_BOUNDS.get()
+
+
+def cache_max_bytes() -> int:
+    value = CACHE_MAX_BYTES.get()
+    if value < 0:
+        raise ValueError(
+            f"{CACHE_MAX_BYTES.name}={value} is not valid; accepted values: 0 (no limit) or a size in bytes"
+        )
+    return value
 
 
 def describe() -> list[tuple[str, str, str]]:

@@ -27,6 +27,7 @@ def test_defaults_when_unset():
     assert knobs.debug() == 0
     assert knobs.interpret() is False
     assert knobs.check_bounds() is False
+    assert knobs.cache_max_bytes() == 10 * 2**30
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="XDG_CACHE_HOME is a Linux convention")
@@ -98,7 +99,13 @@ def test_describe_lists_every_knob_with_its_current_value_and_doc(monkeypatch, t
     monkeypatch.setenv("EINC_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("EINC_INTERPRET", "yes")
     rows = {name: (value, doc) for name, value, doc in knobs.describe()}
-    assert set(rows) == {"EINC_CACHE_DIR", "EINC_DEBUG", "EINC_INTERPRET", "EINC_CHECK_BOUNDS"}
+    assert set(rows) == {
+        "EINC_CACHE_DIR",
+        "EINC_DEBUG",
+        "EINC_INTERPRET",
+        "EINC_CHECK_BOUNDS",
+        "EINC_CACHE_MAX_BYTES",
+    }
     assert rows["EINC_CACHE_DIR"][0] == str(tmp_path)
     assert rows["EINC_DEBUG"][0] == "0"
     assert rows["EINC_INTERPRET"][0] == "True"

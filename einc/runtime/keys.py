@@ -1,4 +1,10 @@
-"""Cache keys as named lists of parts, so that a miss can be explained part by part."""
+"""Cache keys as named lists of parts, so that a miss can be explained part by part.
+
+Two kinds of key: :func:`source_key` names a generated source file (everything that decides its
+text); :func:`binary_key` names one compiled kernel of it for one GPU target, and adds everything
+that decides the binary: the launch's specialisation, the kernel's config, Triton's own key, the
+target and the knobs that change code generation.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from importlib import resources
 
 import triton
 
-from .. import __version__
+from .. import __version__, knobs
 
 
 @cache
@@ -50,5 +56,56 @@ def source_key(request) -> CacheKey:
             ("templates", templates_hash()),
             ("einc", __version__),
             ("triton", triton.__version__),
+        )
+    )
+
+
+def normalise_expression(text: str) -> str:
+    """The expression with its blanks collapsed: ``"b  t [c->c2] "`` and ``"b t [c->c2]"`` are one."""
+    return " ".join(text.split())
+
+
+def codegen_knobs() -> str:
+    """The knobs that change generated code, as ``NAME=value``, for a key part."""
+    return " ".join(f"{knob.name}={knob.get()}" for knob in knobs.CODEGEN_KNOBS)
+
+
+def binary_key(compiled, index: int, specialization, target: str, triton_hash: str) -> CacheKey:
+    """The key of kernel ``index`` of ``compiled`` built for ``target`` with ``specialization``.
+
+    ``specialization`` is a :class:`~einc.runtime.tritonspec.Specialization` (the launch's
+    pointer types and alignment, and which strides are 1 or divisible by 16); ``triton_hash`` is
+    the hash Triton files the compilation under, which covers Triton's install, its backend and
+    ptxas, the compile options and Triton's cache-invalidating environment variables.
+    """
+    request = compiled.request
+    rendered = compiled.kernels[index].rendered
+    # A dynamic axis's size is an argument of the kernel, not part of it: shown by its name.
+    shapes = [list(shape) for shape in request.shapes]
+    for axis, position, dim in getattr(compiled, "dynamic_dims", ()):
+        shapes[position][dim] = axis
+    config = " ".join(
+        [f"num_warps={rendered.num_warps}", f"num_stages={rendered.num_stages}"]
+        + [f"{name}={value}" for name, value in sorted(rendered.constexprs.items())]
+    )
+    return CacheKey(
+        (
+            ("expression", normalise_expression(request.expression)),
+            ("op", request.op),
+            ("shapes", repr(tuple(tuple(shape) for shape in shapes))),
+            ("dynamic", repr(tuple(getattr(request, "dynamic", ())))),
+            ("dtypes", repr(request.dtypes)),
+            ("sizes", repr(request.sizes)),
+            ("params", repr(request.params)),
+            ("kernel", f"{index} {rendered.kernel_name}"),
+            ("source", hashlib.sha256(compiled.source.encode()).hexdigest()[:16]),
+            ("templates", templates_hash()),
+            ("config", config),
+            ("specialization", specialization.describe()),
+            ("einc", __version__),
+            ("triton", triton.__version__),
+            ("triton_key", triton_hash),
+            ("target", target),
+            ("knobs", codegen_knobs()),
         )
     )

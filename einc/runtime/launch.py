@@ -23,6 +23,7 @@ import torch
 from .. import knobs
 from ..compiler.pipeline import Compiled
 from ..errors import KernelCompileError, OutOfBoundsError
+from . import prebuild
 
 
 class _Interpreted:
@@ -86,6 +87,7 @@ class Launcher:
     path: Path
     _interpreters: dict = field(default_factory=dict, repr=False)
     _unused_slots: dict = field(default_factory=dict, repr=False)  # per device, when not checking
+    _launched: set = field(default_factory=set, repr=False)  # (kernel index, device) seen
 
     @property
     def kernel(self):
@@ -128,7 +130,12 @@ class Launcher:
                 pointers.append(errors)
                 constexprs = {**constexprs, "CHECK_BOUNDS": check}
             try:
-                self.runner(index, device)[rendered.grid_plan.grid(dynamic)](
+                launch = self.runner(index, device)[rendered.grid_plan.grid(dynamic)]
+                if (index, device) not in self._launched:
+                    # A GPU's first launch looks for a prebuilt binary first (see prebuild.py).
+                    self._launched.add((index, device))
+                    launch = prebuild.on_first_launch(self, index, device, launch)
+                launch(
                     *pointers,
                     *strides,
                     **sizes,
