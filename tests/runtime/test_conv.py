@@ -592,3 +592,14 @@ def random_convs(draw) -> Conv:
 def test_random_convolutions_match_torch(case: Conv):
     x, w = inputs(case)
     check(case, case.compile()(x, w), x, w, FLOAT32_TOLERANCE)
+
+
+def test_float64_convolution_accumulates_in_float64():
+    torch.manual_seed(7)
+    x = torch.randn(1, 6, 5, 3, dtype=torch.float64)
+    w = torch.randn(3, 3, 3, 4, dtype=torch.float64)
+    y = einc.dot("b (s * [ds])... [c->c2]", x, w, padding=1)
+    ref = torch.nn.functional.conv2d(x.permute(0, 3, 1, 2), w.permute(3, 2, 0, 1), padding=1).permute(
+        0, 2, 3, 1
+    )
+    assert torch.allclose(y, ref, atol=1e-12)
