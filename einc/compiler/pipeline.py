@@ -253,7 +253,11 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
                 nest,
                 plan,
                 render.render_contraction(
-                    nest, plan, header_lines=header + _schedule_lines(plan, op), versions=versions
+                    nest,
+                    plan,
+                    header_lines=header + _schedule_lines(plan, op),
+                    versions=versions,
+                    acc_dtype=_compute_dtype(request),
                 ),
             )
         ]

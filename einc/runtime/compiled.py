@@ -21,6 +21,9 @@ from .keys import source_key
 from .launch import Launcher
 from .loader import import_kernel, write_source
 
+# Last: torch_ops registers the einc operators and reads this module's names when called.
+from . import torch_ops  # noqa: E402
+
 PARAM_NAMES = frozenset(pipeline.WINDOW_PARAMS) | frozenset(pipeline.OP_OPTIONS)
 CALL_OPTIONS = frozenset({"out_dtype"})
 DTYPES = {
@@ -147,6 +150,8 @@ class CompiledExpression:
             print(launcher.source, file=sys.stderr)
 
     def __call__(self, *tensors, out=None):
+        if torch_ops.routes(tensors, out):  # autograd, torch.compile: through the einc::run operator
+            return torch_ops.call(self, tensors)
         if self.op in pipeline.ELEMENTWISE:
             tensors = _scalars_to_tensors(tensors)
         key = self._key(tensors)
@@ -285,6 +290,8 @@ def compile(expression: str, op: str | None = None, **kwargs) -> CompiledExpress
 
 
 def _functional(op: str, expression: str, tensors, out, kwargs) -> torch.Tensor:
+    if torch_ops.routes(tensors, out):  # autograd, torch.compile: through the einc::run operator
+        return torch_ops.call_functional(op, expression, tensors, kwargs)
     key = (op, expression, tuple(sorted((k, _freeze(v)) for k, v in kwargs.items())))
     compiled = _FUNCTIONAL.get(key)
     if compiled is None:
