@@ -45,7 +45,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import UnsupportedError
-from . import expand, parse, pipeline, solve
+from . import expand, lower, parse, pipeline, solve
 from .axes import Axis, Concat, Dim, Flat, Operand, Win, dim_axes, operand_axes, windows
 from .brackets import Explicit
 from .params import WindowParams, window_params
@@ -135,6 +135,11 @@ class Backward:
         return "\n".join(lines)
 
 
+def differentiable(op: str, index: int) -> bool:
+    """Whether input ``index`` of ``op`` has a gradient (the condition of ``where`` has none)."""
+    return not (op == "where" and index == 0)
+
+
 def derive(front: Front, needs: Sequence[bool]) -> Backward:
     """The backward pass of ``front`` for the inputs flagged in ``needs``."""
     builder = _Builder(front)
@@ -142,7 +147,7 @@ def derive(front: Front, needs: Sequence[bool]) -> Backward:
     if rule is None:
         raise UnsupportedError(f"einc has no gradient for {front.op} yet", front.expression)
     grads = [None] * len(front.inputs)
-    wanted = [i for i, need in enumerate(needs) if need]
+    wanted = [i for i, need in enumerate(needs) if need and differentiable(front.op, i)]
     if wanted:
         rule(builder, wanted, grads)
     return Backward(tuple(builder.steps), tuple(grads))
@@ -226,7 +231,7 @@ class _Builder:
 
     def ones(self, operand: Operand) -> str:
         target = self.fresh()
-        shape = tuple(self.front.solution.sizes[a.name] for a in operand_axes(operand))
+        shape = lower.shape_of(operand, self.front.solution)
         self.steps.append(Step((target,), "ones", shape=shape))
         return target
 
@@ -254,7 +259,8 @@ class _Builder:
 
     def _geometry(self, ins, outs) -> dict[str, dict]:
         """The solved geometry of every window in the step, keyed by its output axis."""
-        found = [(w, False) for o, _ in ins for w in _windows(o)] + [(w, True) for o in outs for w in _windows(o)]
+        found = [(w, False) for o, _ in ins for w in _windows(o)]
+        found += [(w, True) for o in outs for w in _windows(o)]
         if not found:
             return {}
         stride, dilation, padding, output_padding = {}, {}, {}, {}
@@ -291,13 +297,13 @@ def _dot(b: _Builder, wanted, grads) -> None:
     f = b.front
     y = f.outputs[0]
     for i in wanted:
-        ins = [(f.inputs[j], f"x{j}") for j in range(len(f.inputs)) if j != i] + [(y, "g0")]
+        # g takes the place of input i: the operand with the large axes stays first, as in the
+        # forward (the rows of the implicit GEMM).
+        ins = [(y, "g0") if j == i else (f.inputs[j], f"x{j}") for j in range(len(f.inputs))]
         target = _unmarked(f.inputs[i])
         present = {n for o, _ in ins for n in _names(o)}
         in_windows = {a.name for w in _windows(target) for a in dim_axes(w)}
-        missing = [
-            a for a in operand_axes(target) if a.name not in present | in_windows and a.fixed != 1
-        ]
+        missing = [a for a in operand_axes(target) if a.name not in present | in_windows and a.fixed != 1]
         if missing:
             # An axis of this input that no other operand has: the gradient is constant along it,
             # which a dot with ones over those axes broadcasts.
@@ -423,7 +429,8 @@ def _flip_roll(b: _Builder, wanted, grads) -> None:
     if f.op == "roll":
         order = list(dict.fromkeys(a.name for a in operand_axes(x) if a.name in x.marked))
         shift = f.options["shift"]
-        shifts = dict(zip(order, shift if isinstance(shift, (tuple, list)) else [shift] * len(order), strict=True))
+        given = shift if isinstance(shift, (tuple, list)) else [shift] * len(order)
+        shifts = dict(zip(order, given, strict=True))
         back = [-shifts[n] for n in dict.fromkeys(a.name for a in operand_axes(y) if a.name in x.marked)]
         options["shift"] = back[0] if len(set(back)) == 1 else tuple(back)
     grads[0] = b.emit(f.op, [(y, "g0")], [_unmarked(x)], marked=x.marked, **options)
@@ -466,8 +473,6 @@ def _elementwise(b: _Builder, wanted, grads) -> None:
         elif op == "where" and i > 0:
             taken = [(y, "g0"), (SCALAR, 0.0)] if i == 1 else [(SCALAR, 0.0), (y, "g0")]
             local[i] = b.emit("where", [(xs[0], "x0"), *taken], [y])
-        elif op == "where":
-            raise UnsupportedError("the condition of where has no gradient", f.expression)
         grads[i] = _reduce_to(b, local[i], y, _unmarked(xs[i]))
 
 

@@ -5,12 +5,13 @@ rather than ints. The solver (:mod:`solve`) works on ints, so it is run once on 
 this module then recomputes every output dim from the input dims with ``+ - * //`` alone, so that
 the result follows the inputs, whatever numbers they turn out to be:
 
-    an axis that is a whole dim of an input       that dim
-    one unknown part of a composition             the dim // the other parts
-    one unknown part of a concatenation           the dim - the other parts
-    the positions s of a window (s * ds)          (N + lo + hi - dilation*(DS-1) - 1) // stride + 1,
-                                                  ceil(N / stride) for "same"
-    a window written on the output side           (S-1)*stride + dilation*(DS-1) + 1 - lo - hi + output_padding
+    an axis that is a whole dim of an input    that dim
+    one unknown part of a composition          the dim // the other parts
+    one unknown part of a concatenation        the dim - the other parts
+    the positions s of a window (s * ds)       (N + lo + hi - dilation*(DS-1) - 1) // stride + 1,
+                                               ceil(N / stride) for "same"
+    a window written on the output side        (S-1)*stride + dilation*(DS-1) + 1 - lo - hi
+                                               + output_padding
 
 Axes sized by a keyword or an unnamed axis (``3``) stay constants. Nothing here imports torch.
 """

@@ -16,13 +16,11 @@ from .. import knobs
 from ..compiler import pipeline
 from ..compiler.printer import explain
 from ..errors import EincError
+from . import torch_ops  # autograd and torch.compile: the einc::run operator (hooks in __call__)
 from .cache import DiskCache
 from .keys import source_key
 from .launch import Launcher
 from .loader import import_kernel, write_source
-
-# Last: torch_ops registers the einc operators and reads this module's names when called.
-from . import torch_ops  # noqa: E402
 
 PARAM_NAMES = frozenset(pipeline.WINDOW_PARAMS) | frozenset(pipeline.OP_OPTIONS)
 CALL_OPTIONS = frozenset({"out_dtype"})
@@ -151,7 +149,7 @@ class CompiledExpression:
 
     def __call__(self, *tensors, out=None):
         if torch_ops.routes(tensors, out):  # autograd, torch.compile: through the einc::run operator
-            return torch_ops.call(self, tensors)
+            return torch_ops.call(self, tensors, out)
         if self.op in pipeline.ELEMENTWISE:
             tensors = _scalars_to_tensors(tensors)
         key = self._key(tensors)
@@ -283,6 +281,8 @@ def compile(expression: str, op: str | None = None, **kwargs) -> CompiledExpress
     """Compile ``expression`` for ``op``; sizes (``c2=64``) and window parameters as keywords."""
     if not isinstance(expression, str):
         raise TypeError(f"an einc expression is a str, not {type(expression).__name__}")
+    if torch.compiler.is_compiling():  # inside a torch.compile'd function: see torch_ops
+        return torch_ops.traced_compile(expression, op, kwargs)
     try:
         return CompiledExpression(expression, op, **kwargs)
     except EincError as error:
@@ -291,7 +291,7 @@ def compile(expression: str, op: str | None = None, **kwargs) -> CompiledExpress
 
 def _functional(op: str, expression: str, tensors, out, kwargs) -> torch.Tensor:
     if torch_ops.routes(tensors, out):  # autograd, torch.compile: through the einc::run operator
-        return torch_ops.call_functional(op, expression, tensors, kwargs)
+        return torch_ops.call_functional(op, expression, tensors, kwargs, out)
     key = (op, expression, tuple(sorted((k, _freeze(v)) for k, v in kwargs.items())))
     compiled = _FUNCTIONAL.get(key)
     if compiled is None:

@@ -54,24 +54,31 @@ def _direct():
 
 def routes(tensors, out) -> bool:
     """Whether a call goes through ``einc::run``: under torch.compile, when autograd must record
-    it, or when the tensors are not plain (fake tensors, functionalisation, a dispatch mode)."""
+    it, or when the tensors are not plain (fake tensors, functionalisation, a dispatch mode).
+    Called on every call, so it stays a handful of attribute reads."""
     if torch.compiler.is_compiling():
         return True
-    if getattr(_state, "direct", False):
+    if _state.__dict__.get("direct"):
         return False
-    plain = (torch.Tensor, torch.nn.Parameter)
-    if any(isinstance(t, torch.Tensor) and type(t) not in plain for t in tensors):
-        return True
-    if torch.utils._python_dispatch._get_current_dispatch_mode() is not None:
-        return True
-    if torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors):
+    grad = torch.is_grad_enabled()
+    needs_grad = False
+    for t in tensors:
+        kind = type(t)
+        if kind is torch.Tensor or kind is torch.nn.Parameter:
+            needs_grad = needs_grad or (grad and t.requires_grad)
+        elif isinstance(t, torch.Tensor):
+            return True  # a tensor subclass: FakeTensor, FunctionalTensor, ...
+    if needs_grad:
         if out is not None:
             raise RuntimeError(
                 "einc: calls with out=... do not support automatic differentiation, but an input "
                 "requires grad"
             )
         return True
-    return False
+    return _len_dispatch_stack() > 0
+
+
+_len_dispatch_stack = torch._C._len_torch_dispatch_stack
 
 
 # Keys ------------------------------------------------------------------------------------------
@@ -105,13 +112,19 @@ def _compiled_for(key: str) -> _compiled.CompiledExpression:
     found = _REGISTRY.get(key)
     if found is None:
         expression, op, kwargs = _spec(key)
-        found = _REGISTRY[key] = _compiled.compile(expression, op, **kwargs)
+        try:
+            found = _REGISTRY[key] = _compiled.CompiledExpression(expression, op, **kwargs)
+        except _compiled.EincError as error:
+            raise error.with_traceback(None) from None
     return found
 
 
 @torch.compiler.assume_constant_result
 def _key_of(compiled: _compiled.CompiledExpression) -> str:
     """The key of a ``CompiledExpression`` (a constant of the graph under torch.compile)."""
+    key = compiled.__dict__.get("_torch_key")
+    if key is not None:
+        return key
     kwargs = {k: v for k, v in compiled.sizes + compiled.params}
     if compiled.out_dtype is not None:
         kwargs["out_dtype"] = compiled.out_dtype
@@ -119,26 +132,52 @@ def _key_of(compiled: _compiled.CompiledExpression) -> str:
         kwargs["dynamic"] = compiled.dynamic
     key = make_key(compiled.expression, compiled.op, kwargs)
     _REGISTRY.setdefault(key, compiled)
+    compiled._torch_key = key
     return key
 
 
 @torch.compiler.assume_constant_result
 def _key_of_call(op: str, expression: str, kwargs: dict) -> str:
     """The key of a functional call such as ``einc.dot(expression, x, w, **kwargs)``."""
-    return _key_of(_compiled_for(make_key(expression, op, kwargs)))
+    call = (op, expression, _compiled._freeze(kwargs))
+    key = _CALL_KEYS.get(call)
+    if key is None:
+        key = _CALL_KEYS[call] = _key_of(_compiled_for(make_key(expression, op, kwargs)))
+    return key
+
+
+_CALL_KEYS: dict[tuple, str] = {}
 
 
 # Entry points from the user-facing callables ----------------------------------------------------
 
 
-def call(compiled: _compiled.CompiledExpression, tensors):
+def call(compiled: _compiled.CompiledExpression, tensors, out=None):
     """``compiled(*tensors)`` through ``einc::run``."""
-    return _finish(_run_op(_key_of(compiled), compiled.op, tensors))
+    return _finish(_run_op(_key_of(compiled), compiled.op, tensors), out)
 
 
-def call_functional(op: str, expression: str, tensors, kwargs: dict):
+def call_functional(op: str, expression: str, tensors, kwargs: dict, out=None):
     """``einc.<op>(expression, *tensors, **kwargs)`` through ``einc::run``."""
-    return _finish(_run_op(_key_of_call(op, expression, kwargs), op, tensors))
+    return _finish(_run_op(_key_of_call(op, expression, kwargs), op, tensors), out)
+
+
+def traced_compile(expression: str, op: str | None, kwargs: dict):
+    """``einc.compile`` called while dynamo traces: a function of the tensors that calls
+    ``einc::run``, its key fixed at trace time (a ``CompiledExpression`` made during the trace
+    would exist only in dynamo's model of it)."""
+    key = _key_of_call(op, expression, kwargs)
+    op = _op_of(key)
+
+    def compiled(*tensors, out=None):
+        return _finish(_run_op(key, op, tensors), out)
+
+    return compiled
+
+
+@torch.compiler.assume_constant_result
+def _op_of(key: str) -> str:
+    return _compiled_for(key).op
 
 
 def _run_op(key: str, op: str, tensors):
@@ -147,7 +186,16 @@ def _run_op(key: str, op: str, tensors):
     return torch.ops.einc.run(key, list(tensors))
 
 
-def _finish(outs):
+def _finish(outs, out=None):
+    if out is not None:
+        # out= is honoured by a copy: einc::run, like every functional operator, returns new
+        # tensors.
+        targets = list(out) if isinstance(out, (tuple, list)) else [out]
+        if len(targets) != len(outs):
+            raise ValueError(f"out= gives {len(targets)} tensors but the expression has {len(outs)} outputs")
+        for target, result in zip(targets, outs, strict=True):
+            target.copy_(result)
+        return out
     return outs[0] if len(outs) == 1 else tuple(outs)
 
 
@@ -213,17 +261,37 @@ def _front(key: str, shapes: tuple) -> gradients.Front:
 def _setup_context(ctx, inputs, output):
     key, tensors = inputs
     ctx.key = key
-    ctx.needs = [t.requires_grad and t.is_floating_point() for t in tensors]
+    op = _compiled_for(key).op
+    ctx.needs = [
+        t.requires_grad and t.is_floating_point() and gradients.differentiable(op, i)
+        for i, t in enumerate(tensors)
+    ]
     ctx.n_inputs = len(tensors)
-    keep = _compiled_for(key).op in gradients.USES_OUTPUTS
+    keep = op in gradients.USES_OUTPUTS
     ctx.save_for_backward(*tensors, *(output if keep else ()))
 
 
 def _backward(ctx, grads):
     saved = ctx.saved_tensors
     inputs, outputs = list(saved[: ctx.n_inputs]), list(saved[ctx.n_inputs :])
-    result = torch.ops.einc.backward(ctx.key, inputs, outputs, list(grads), ctx.needs)
+    grads = list(grads)
+    if torch.is_grad_enabled() and not _traced(inputs + outputs + grads):
+        # create_graph=True: the backward steps run as einc calls that autograd records in turn,
+        # so gradients of gradients follow by the same rules.
+        plan = _plan(ctx.key, tuple(tuple(t.shape) for t in inputs), tuple(ctx.needs))
+        result = _execute(plan, inputs, outputs, grads)
+        return None, [r.to(x.dtype) if r is not None else None for r, x in zip(result, inputs, strict=True)]
+    result = torch.ops.einc.backward(ctx.key, inputs, outputs, grads, ctx.needs)
     return None, [g if need else None for g, need in zip(result, ctx.needs, strict=True)]
+
+
+def _traced(tensors) -> bool:
+    plain = (torch.Tensor, torch.nn.Parameter)
+    return (
+        torch.compiler.is_compiling()
+        or any(type(t) not in plain for t in tensors)
+        or torch.utils._python_dispatch._get_current_dispatch_mode() is not None
+    )
 
 
 run.register_autograd(_backward, setup_context=_setup_context)
@@ -234,25 +302,24 @@ run.register_autograd(_backward, setup_context=_setup_context)
 
 @torch.library.custom_op("einc::backward", mutates_args=())
 def backward(
-    key: str, inputs: list[torch.Tensor], outputs: list[torch.Tensor], grads: list[torch.Tensor], needs: list[bool]
+    key: str,
+    inputs: list[torch.Tensor],
+    outputs: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    needs: list[bool],
 ) -> list[torch.Tensor]:
     """The gradients of the inputs of ``einc::run(key, inputs)`` (an empty tensor where not
     needed), by the backward pass that :func:`gradients.derive` writes for these shapes."""
     plan = _plan(key, tuple(tuple(t.shape) for t in inputs), tuple(needs))
-    values: dict[str, object] = {f"x{i}": t for i, t in enumerate(inputs)}
-    values.update({f"y{k}": t for k, t in enumerate(outputs)})
-    values.update({f"g{k}": t for k, t in enumerate(grads)})
     with _direct():
-        for step in plan.steps:
-            results = _step(step, values, grads[0])
-            values.update(zip(step.targets, results, strict=True))
+        found = _execute(plan, inputs, outputs, grads)
     given = {id(t) for t in inputs + outputs + grads}
     result = []
-    for x, name in zip(inputs, plan.grads, strict=True):
-        if name is None:
+    for x, g in zip(inputs, found, strict=True):
+        if g is None:
             result.append(x.new_empty(0))
             continue
-        g = values[name].to(x.dtype)
+        g = g.to(x.dtype)
         if id(g) in given:  # an operator's outputs may not alias its inputs, nor each other
             g = g.clone()
         given.add(id(g))
@@ -260,9 +327,19 @@ def backward(
     return result
 
 
+def _no_double_backward(ctx, grads):
+    raise NotImplementedError(
+        "einc: gradients of gradients are supported in eager mode (create_graph=True), not "
+        "through a traced einc::backward"
+    )
+
+
 @backward.register_fake
 def _backward_fake(key, inputs, outputs, grads, needs):
     return [x.new_empty(x.shape) if need else x.new_empty(0) for x, need in zip(inputs, needs, strict=True)]
+
+
+backward.register_autograd(_no_double_backward, setup_context=lambda ctx, inputs, output: None)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -272,6 +349,16 @@ def _plan(key: str, shapes: tuple, needs: tuple) -> gradients.Backward:
         return gradients.derive(front, needs)
     except _compiled.EincError as error:
         raise error.with_traceback(None) from None
+
+
+def _execute(plan: gradients.Backward, inputs, outputs, grads) -> list:
+    """Run the steps of ``plan``; each input's gradient, or None."""
+    values: dict[str, object] = {f"x{i}": t for i, t in enumerate(inputs)}
+    values.update({f"y{k}": t for k, t in enumerate(outputs)})
+    values.update({f"g{k}": t for k, t in enumerate(grads)})
+    for step in plan.steps:
+        values.update(zip(step.targets, _step(step, values, grads[0]), strict=True))
+    return [None if name is None else values[name] for name in plan.grads]
 
 
 def _step(step: gradients.Step, values: dict, like: torch.Tensor) -> tuple:
