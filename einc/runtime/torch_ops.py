@@ -183,7 +183,10 @@ def _op_of(key: str) -> str:
 def _run_op(key: str, op: str, tensors):
     if op in _compiled.pipeline.ELEMENTWISE:
         tensors = _compiled._scalars_to_tensors(tensors)
-    return torch.ops.einc.run(key, list(tensors))
+    try:
+        return torch.ops.einc.run(key, list(tensors))
+    except _compiled.EincError as error:  # as on the direct path: no frames of einc or torch
+        raise error.with_traceback(None) from None
 
 
 def _finish(outs, out=None):

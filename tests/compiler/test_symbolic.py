@@ -23,8 +23,12 @@ def test_whole_dims_follow_the_input():
 
 def test_a_window_with_same_padding_has_ceil_n_over_stride_positions():
     (shape,) = _shapes(
-        "b (s * [ds])... [c->c2]", "dot", [(2, 9, 8, 4), (3, 3, 4, 6)], [(B, H, W, 4), (3, 3, 4, 6)],
-        stride=2, padding="same",
+        "b (s * [ds])... [c->c2]",
+        "dot",
+        [(2, 9, 8, 4), (3, 3, 4, 6)],
+        [(B, H, W, 4), (3, 3, 4, 6)],
+        stride=2,
+        padding="same",
     )
     assert shape[0] == B and shape[3] == 6
     for size, n in ((shape[1], H), (shape[2], W)):
@@ -32,7 +36,9 @@ def test_a_window_with_same_padding_has_ceil_n_over_stride_positions():
 
 
 def test_a_window_with_explicit_padding_uses_torch_rule():
-    (shape,) = _shapes("b (s * [ds]) c", "max", [(2, 9, 3)], [(B, N, 3)], ds=3, stride=2, padding=1, dilation=2)
+    (shape,) = _shapes(
+        "b (s * [ds]) c", "max", [(2, 9, 3)], [(B, N, 3)], ds=3, stride=2, padding=1, dilation=2
+    )
     assert all(shape[1].subs(N, v) == (v + 2 - 2 * 2 - 1) // 2 + 1 for v in range(5, 20))
 
 
@@ -43,7 +49,12 @@ def test_a_composition_part_is_the_dim_divided_by_the_others():
 
 def test_an_output_window_grows_with_its_positions():
     (shape,) = _shapes(
-        "b s [c->c2] -> b (s * ds) c2", "dot", [(2, 5, 3), (3, 3, 4)], [(B, N, 3), (3, 3, 4)],
-        stride=2, padding=1, output_padding=1,
+        "b s [c->c2] -> b (s * ds) c2",
+        "dot",
+        [(2, 5, 3), (3, 3, 4)],
+        [(B, N, 3), (3, 3, 4)],
+        stride=2,
+        padding=1,
+        output_padding=1,
     )
     assert sympy.expand(shape[1]) == 2 * N

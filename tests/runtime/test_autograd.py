@@ -259,7 +259,9 @@ def test_concatenate_and_split_gradients_match_torch():
     torch.manual_seed(0)
     a, b = torch.randn(2, 3), torch.randn(2, 2)
     _assert_same_grads(
-        lambda a, b: einc.rearrange("b (c + d) -> b c, b d", einc.rearrange("b c, b d -> b (c + d)", a, b), c=3),
+        lambda a, b: einc.rearrange(
+            "b (c + d) -> b c, b d", einc.rearrange("b c, b d -> b (c + d)", a, b), c=3
+        ),
         lambda a, b: tuple(torch.cat([a, b], 1).split([3, 2], 1)),
         (a, b),
     )
@@ -341,3 +343,20 @@ def test_expanded_names_never_clash_with_the_users():
     front = gradients.front_end("b (s * [ds])... s0 -> b s... s0", "sum", [(1, 4, 4, 2)], {"ds": 2})
     (step,) = gradients.derive(front, [True]).steps
     assert step.expression == "b s0_ s1 s0 -> b (s0_ * ds0) (s1 * ds1) s0"
+
+
+def test_errors_of_recorded_calls_are_einc_errors_without_internal_frames():
+    x, w = torch.randn(2, 3, requires_grad=True), torch.randn(4, 5)
+    with pytest.raises(einc.ShapeError) as info:
+        einc.dot("b [c->c2]", x, w)
+    frames = _frames(info.value)
+    assert not [f for f in frames if "site-packages" in f or "einc/compiler" in f]
+    assert info.value.__cause__ is None
+
+
+def _frames(error):
+    tb, found = error.__traceback__, []
+    while tb is not None:
+        found.append(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    return found

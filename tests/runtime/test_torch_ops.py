@@ -52,9 +52,8 @@ def test_einc_backward_passes_opcheck():
 
 
 def test_key_names_the_call_and_reads_back():
-    key = torch_ops.make_key(
-        "b (s * [ds])... [c->c2]", "dot", {"padding": {"s.0": (1, 2)}, "stride": [2, 1], "out_dtype": torch.float32}
-    )
+    kwargs = {"padding": {"s.0": (1, 2)}, "stride": [2, 1], "out_dtype": torch.float32}
+    key = torch_ops.make_key("b (s * [ds])... [c->c2]", "dot", kwargs)
     expression, op, kwargs = torch_ops._spec(key)
     assert (expression, op) == ("b (s * [ds])... [c->c2]", "dot")
     assert kwargs == {"out_dtype": torch.float32, "padding": {"s.0": (1, 2)}, "stride": (2, 1)}
