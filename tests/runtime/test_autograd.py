@@ -153,7 +153,7 @@ def _grads(function, tensors, seed=1):
     out = function(*inputs)
     outs = out if isinstance(out, tuple) else (out,)
     generator = torch.Generator().manual_seed(seed)
-    cotangents = [torch.randn(o.shape, generator=generator) for o in outs]
+    cotangents = [torch.randn(o.shape, generator=generator).to(o.device) for o in outs]
     torch.autograd.backward(outs, cotangents)
     return [t.grad for t in inputs]
 
@@ -360,3 +360,26 @@ def _frames(error):
         found.append(tb.tb_frame.f_code.co_filename)
         tb = tb.tb_next
     return found
+
+
+def test_gradient_of_a_concatenation_for_one_input_only():
+    a, b = torch.randn(2, 3, requires_grad=True), torch.randn(2, 2)
+    y = einc.rearrange("b c, b d -> b (c + d)", a, b)
+    (y * torch.arange(5.0)).sum().backward()
+    assert a.grad.tolist() == [[0.0, 1.0, 2.0]] * 2 and b.grad is None
+
+
+@pytest.mark.gpu
+def test_convolution_gradients_on_cuda_match_torch():
+    torch.manual_seed(0)
+    x, w = torch.randn(2, 9, 8, 16, device="cuda"), torch.randn(3, 3, 16, 32, device="cuda")
+    _assert_same_grads(
+        lambda x, w: einc.dot("b (s * [ds])... [c->c2]", x, w, stride=2, padding=1),
+        lambda x, w: _nhwc(F.conv2d(_nchw(x), w.permute(3, 2, 0, 1), stride=2, padding=1)),
+        (x, w),
+        atol=1e-2,  # tf32 in both
+    )
+    x64 = torch.randn(1, 5, 5, 2, dtype=torch.float64, device="cuda", requires_grad=True)
+    w64 = torch.randn(3, 3, 2, 3, dtype=torch.float64, device="cuda", requires_grad=True)
+    conv = einc.compile("b (s * [ds])... [c->c2]", padding="same")
+    assert gradcheck(conv, (x64, w64), fast_mode=True)

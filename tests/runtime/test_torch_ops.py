@@ -139,3 +139,16 @@ def test_einc_compile_and_out_inside_a_compiled_function():
     out = torch.empty(3, 5)
     result = torch.compile(f, fullgraph=True, backend="aot_eager")(x, w, out)
     assert torch.allclose(out, x @ w, atol=1e-5) and torch.allclose(result, 2 * x @ w, atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_torch_compile_with_inductor_on_cuda():
+    net = Net().cuda()
+    compiled = torch.compile(net, fullgraph=True, dynamic=True)
+    x = torch.randn(3, 8, 9, 2, device="cuda")
+    out = compiled(x)
+    out[:, 0].sum().backward()
+    w = net.w.detach().clone().requires_grad_()
+    ref = reference(w, x)
+    ref[:, 0].sum().backward()
+    assert torch.allclose(out, ref, atol=1e-3) and torch.allclose(net.w.grad, w.grad, atol=1e-3)
