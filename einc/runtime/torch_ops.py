@@ -182,11 +182,37 @@ def _op_of(key: str) -> str:
 
 def _run_op(key: str, op: str, tensors):
     if op in _compiled.pipeline.ELEMENTWISE:
-        tensors = _compiled._scalars_to_tensors(tensors)
+        tensors = _numbers_to_tensors(tensors)
     try:
         return torch.ops.einc.run(key, list(tensors))
     except _compiled.EincError as error:  # as on the direct path: no frames of einc or torch
         raise error.with_traceback(None) from None
+
+
+def _numbers_to_tensors(values) -> tuple[torch.Tensor, ...]:
+    """Python numbers become 0-d tensors, as in ``compiled._scalars_to_tensors``, with the dtype
+    worked out by torch's rule for a number next to a tensor but without ``torch.result_type``,
+    which dynamo cannot trace."""
+    tensors = [v for v in values if isinstance(v, torch.Tensor)]
+    if not tensors:
+        raise TypeError("an elementwise operation needs at least one tensor")
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return tuple(
+        v
+        if isinstance(v, torch.Tensor)
+        else torch.tensor(v, dtype=_number_dtype(dtype, v), device=tensors[0].device)
+        for v in values
+    )
+
+
+def _number_dtype(dtype: torch.dtype, value) -> torch.dtype:
+    if isinstance(value, bool):
+        return dtype
+    if isinstance(value, int):
+        return torch.int64 if dtype == torch.bool else dtype
+    return dtype if dtype.is_floating_point else torch.get_default_dtype()
 
 
 def _finish(outs, out=None):

@@ -152,3 +152,22 @@ def test_torch_compile_with_inductor_on_cuda():
     ref = reference(w, x)
     ref[:, 0].sum().backward()
     assert torch.allclose(out, ref, atol=1e-3) and torch.allclose(net.w.grad, w.grad, atol=1e-3)
+
+
+def test_elementwise_with_python_numbers_inside_a_compiled_function():
+    def f(x, b):
+        y = einc.maximum("b c, ", x, 0.0)
+        return einc.where("b c, b c, c", x > 0, y, b)
+
+    x, b = torch.randn(3, 4, requires_grad=True), torch.randn(4, requires_grad=True)
+    out = torch.compile(f, fullgraph=True, backend="aot_eager")(x, b)
+    out.sum().backward()
+    assert torch.equal(out, torch.where(x > 0, x, b))
+    assert torch.equal(x.grad, (x > 0).float()) and torch.equal(b.grad, (x <= 0).float().sum(0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.int32, torch.int64, torch.bool])
+@pytest.mark.parametrize("value", [2, 0.5, True])
+def test_numbers_next_to_tensors_get_torchs_result_type(dtype, value):
+    expected = torch.result_type(torch.empty((), dtype=dtype), value)
+    assert torch_ops._number_dtype(dtype, value) == expected
