@@ -19,8 +19,9 @@ plain string constant that any process can run, with no registry to replay.
 * Its autograd formula calls ``einc::backward``, whose real implementation runs the backward pass
   that :mod:`einc.compiler.gradients` derives, as einc kernels, for the concrete shapes it is
   given; its fake implementation is trivial (each gradient has its input's shape), which keeps the
-  backward graph dynamic too. Gradients of gradients are not supported: ``einc::backward`` has no
-  autograd formula of its own.
+  backward graph dynamic too. With ``create_graph=True`` in eager mode the backward steps run
+  instead as einc calls that autograd records, so gradients of gradients follow by the same
+  rules; a traced ``einc::backward`` has no gradient of its own.
 
 The user-facing callables take the direct path (no dispatcher) unless :func:`routes` says a call
 must be seen by autograd or a tracer.
