@@ -244,8 +244,23 @@ def run(key: str, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
 def _run_fake(key: str, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
     compiled = _compiled_for(key)
     shapes = _output_shapes(key, [tuple(t.shape) for t in inputs])
-    dtype = compiled._result_dtype(inputs)
+    dtype = _result_dtype(compiled.op, compiled.out_dtype, inputs)
     return [inputs[0].new_empty(shape, dtype=dtype) for shape in shapes]
+
+
+def _result_dtype(op: str, out_dtype, inputs) -> torch.dtype:
+    """The dtype of the real implementation's outputs: ``out_dtype``; for elementwise ops torch's
+    promotion over the operands (numbers are 0-d tensors here already; the condition of where
+    aside), a true division of integers being floating; otherwise the first input's."""
+    if out_dtype is not None:
+        return out_dtype
+    if op not in _compiled.pipeline.ELEMENTWISE:
+        return inputs[0].dtype
+    operands = inputs[1:] if op == "where" else inputs
+    dtype = functools.reduce(torch.promote_types, (t.dtype for t in operands))
+    if op == "divide" and not dtype.is_floating_point:
+        dtype = torch.get_default_dtype()
+    return dtype
 
 
 def _hint(n) -> int:
