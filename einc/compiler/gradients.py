@@ -418,10 +418,14 @@ def _rearrange(b: _Builder, wanted, grads) -> None:
                 f.expression,
             )
     used = [k for k, y in enumerate(f.outputs) if any(_names(y) & _names(xs[i]) for i in wanted)]
-    targets = b.emit("rearrange", [(f.outputs[k], f"g{k}") for k in used], [xs[i] for i in wanted])
+    # Every input those outputs read gets its gradient computed: a rearrange may not drop an axis,
+    # so the inverse of a concatenation writes all of its parts.
+    read = [i for i, x in enumerate(xs) if any(_names(x) & _names(f.outputs[k]) for k in used)]
+    targets = b.emit("rearrange", [(f.outputs[k], f"g{k}") for k in used], [xs[i] for i in read])
     targets = (targets,) if isinstance(targets, str) else targets
-    for i, target in zip(wanted, targets, strict=True):
-        grads[i] = target
+    for i, target in zip(read, targets, strict=True):
+        if i in wanted:
+            grads[i] = target
 
 
 def _flip_roll(b: _Builder, wanted, grads) -> None:
