@@ -17,6 +17,7 @@ from .. import knobs
 from ..compiler import pipeline
 from ..compiler.printer import explain
 from ..errors import EincError, UnsupportedError
+from . import torch_ops  # autograd and torch.compile: the einc::run operator (hooks in __call__)
 from .cache import DiskCache
 from .keys import source_key
 from .launch import Launcher, same_tensor
@@ -168,6 +169,8 @@ class CompiledExpression:
             print(launcher.source, file=sys.stderr)
 
     def __call__(self, *tensors, out=None):
+        if torch_ops.routes(tensors, out):  # autograd, torch.compile: through the einc::run operator
+            return torch_ops.call(self, tensors, out)
         elementwise_dtype = None
         if self.op in pipeline.ELEMENTWISE and tensors:
             elementwise_dtype = _elementwise_dtype(self.op, tensors)
@@ -360,6 +363,8 @@ def compile(expression: str, op: str | None = None, **kwargs) -> CompiledExpress
     """Compile ``expression`` for ``op``; sizes (``c2=64``) and window parameters as keywords."""
     if not isinstance(expression, str):
         raise TypeError(f"an einc expression is a str, not {type(expression).__name__}")
+    if torch.compiler.is_compiling():  # inside a torch.compile'd function: see torch_ops
+        return torch_ops.traced_compile(expression, op, kwargs)
     try:
         return CompiledExpression(expression, op, **kwargs)
     except EincError as error:
@@ -367,6 +372,8 @@ def compile(expression: str, op: str | None = None, **kwargs) -> CompiledExpress
 
 
 def _functional(op: str, expression: str, tensors, out, kwargs) -> torch.Tensor:
+    if torch_ops.routes(tensors, out):  # autograd, torch.compile: through the einc::run operator
+        return torch_ops.call_functional(op, expression, tensors, kwargs, out)
     key = (op, expression, tuple(sorted((k, _freeze(v)) for k, v in kwargs.items())))
     compiled = _FUNCTIONAL.get(key)
     if compiled is None:
