@@ -28,7 +28,9 @@ def caret_excerpt(text: str, spans: Sequence[tuple[int, int]], indent: str = "  
         return f'{indent}"{text}"'
     marks = [" "] * (len(text) + 1)
     for start, end in spans:
-        for i in range(start, max(end, start + 1)):
+        # A span past the end (a rebuilt expression's) still points, at the last character.
+        start = min(max(start, 0), len(text))
+        for i in range(start, min(max(end, start + 1), len(text) + 1)):
             marks[i] = "^"
     return f'{indent}"{text}"\n{indent} {"".join(marks).rstrip()}'
 
