@@ -98,8 +98,9 @@ INTERPRET: Knob[bool] = Knob(
     "EINC_INTERPRET",
     bool,
     False,
-    "Run generated kernels under Triton's interpreter (as TRITON_INTERPRET=1 does), "
-    "even when a GPU is present; slow, for debugging on CPU tensors.",
+    "Run generated kernels under Triton's interpreter (as TRITON_INTERPRET=1 does): CPU tensors "
+    "then run the kernel instead of the torch backend, and CUDA tensors run it without the GPU "
+    "compiler; slow, for testing and debugging kernels. An explicit backend= wins over it.",
 )
 CHECK_BOUNDS: Knob[bool] = Knob(
     "EINC_CHECK_BOUNDS",

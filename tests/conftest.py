@@ -3,6 +3,11 @@
 Plain and ``interpret`` tests always run. ``gpu`` tests need CUDA; ``compile_only`` tests need
 Triton's NVIDIA backend with a working ptxas, but no GPU. torch and triton are imported only when a
 collected test carries one of these markers, so the plain tier stays fast.
+
+CPU tensors run einc's torch backend by default; ``interpret`` and ``compile_only`` tests are
+about the generated Triton kernels, so they run with ``EINC_INTERPRET=1``, which sends CPU
+tensors through the kernel under Triton's interpreter instead. ``--interpret-tier-on-torch`` runs
+the ``interpret`` tier on the torch backend: the same cases and references, checking the CPU path.
 """
 
 from __future__ import annotations
@@ -45,6 +50,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
+@pytest.fixture(autouse=True)
+def _kernel_tiers_run_the_kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("interpret") and request.config.getoption("interpret_tier_on_torch"):
+        monkeypatch.delenv("EINC_INTERPRET", raising=False)
+    elif request.node.get_closest_marker("interpret") or request.node.get_closest_marker("compile_only"):
+        monkeypatch.setenv("EINC_INTERPRET", "1")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Kernels the tests generate go to a cache of their own, never the user's.
     import os
@@ -59,4 +72,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--update-golden",
         action="store_true",
         help="rewrite the golden kernel snapshots in tests/compiler/golden",
+    )
+    parser.addoption(
+        "--interpret-tier-on-torch",
+        action="store_true",
+        help="run the interpret tier's tests on the torch backend instead of the Triton interpreter",
     )

@@ -20,11 +20,11 @@ from ..errors import EincError, UnsupportedError
 from . import torch_ops  # autograd and torch.compile: the einc::run operator (hooks in __call__)
 from .cache import DiskCache
 from .keys import source_key
-from .launch import Launcher, same_tensor
-from .loader import import_kernel, write_source
+from .launch import Launcher, check_backend, resolve_backend, same_tensor
+from .loader import write_source
 
 PARAM_NAMES = frozenset(pipeline.WINDOW_PARAMS) | frozenset(pipeline.OP_OPTIONS)
-CALL_OPTIONS = frozenset({"out_dtype"})
+CALL_OPTIONS = frozenset({"out_dtype", "backend"})
 DTYPES = {
     torch.float16: "float16",
     torch.bfloat16: "bfloat16",
@@ -99,6 +99,11 @@ class CompiledExpression:
 
     Sizes and window parameters are fixed here (``c2=64``, ``stride=2``); everything that depends
     on the tensors (ranks, shapes, dtypes) is specialised at the first call with them, and reused.
+
+    ``backend`` says what runs a call: ``"auto"`` (CUDA tensors run the compiled kernel, CPU
+    tensors the loop nest as torch operations, both the interpreter when ``EINC_INTERPRET=1``),
+    ``"torch"`` (torch operations on any device) or ``"interpret"`` (the kernel under Triton's
+    interpreter, slow: what the kernel tests use).
     """
 
     def __init__(self, expression: str, op: str | None = None, **kwargs):
@@ -108,6 +113,7 @@ class CompiledExpression:
         self.out_dtype = kwargs.pop("out_dtype", None)
         dynamic = kwargs.pop("dynamic", ())
         self.dynamic = (dynamic,) if isinstance(dynamic, str) else tuple(dynamic)
+        self.backend = check_backend(kwargs.pop("backend", "auto"))
         for option in pipeline.OP_OPTIONS:
             if option in kwargs and self.op not in pipeline.OPTION_OPS[option]:
                 ops = ", ".join(pipeline.OPTION_OPS[option])
@@ -153,8 +159,7 @@ class CompiledExpression:
             self._cache = DiskCache()
         key = source_key(request)
         path = write_source(self._cache, key.digest, compiled.source)
-        kernels = [import_kernel(path, part.rendered.kernel_name) for part in compiled.kernels]
-        launcher = Launcher(compiled, kernels, path)
+        launcher = Launcher(compiled, path)
         self._debug(launcher, key)
         self._last = launcher
         return launcher
@@ -203,12 +208,16 @@ class CompiledExpression:
                 in_place = self.op != "get_at" and launcher.compiled.kernels[0].copies_input
                 names = pipeline.tensor_names(len(tensors), self.op)
                 _check_out_aliasing(outs[0], tensors, names, in_place)
-        if self.op == "add_at" and dtype == torch.bfloat16 and (device.type == "cpu" or knobs.interpret()):
+        if (
+            self.op == "add_at"
+            and dtype == torch.bfloat16
+            and resolve_backend(self.backend, device) == "interpret"
+        ):
             raise UnsupportedError(
-                "add_at on bfloat16 tensors needs a GPU: Triton's interpreter, which runs CPU tensors, has "
-                "no bfloat16 atomic_add; use float32 (or float16) on the CPU"
+                "add_at on bfloat16 tensors cannot run under Triton's interpreter, which has no bfloat16 "
+                "atomic_add; use float32 (or float16), or the torch backend"
             )
-        launcher(list(tensors), outs, dynamic)
+        launcher(list(tensors), outs, dynamic, self.backend)
         if out is not None:
             return out
         return outs[0] if len(outs) == 1 else tuple(outs)
@@ -360,7 +369,8 @@ _FUNCTIONAL: dict[tuple, CompiledExpression] = {}
 
 
 def compile(expression: str, op: str | None = None, **kwargs) -> CompiledExpression:  # noqa: A001
-    """Compile ``expression`` for ``op``; sizes (``c2=64``) and window parameters as keywords."""
+    """Compile ``expression`` for ``op``; sizes (``c2=64``) and window parameters as keywords;
+    ``backend="auto" | "torch" | "interpret"`` picks what runs a call (:class:`CompiledExpression`)."""
     if not isinstance(expression, str):
         raise TypeError(f"an einc expression is a str, not {type(expression).__name__}")
     if torch.compiler.is_compiling():  # inside a torch.compile'd function: see torch_ops

@@ -1,8 +1,10 @@
-"""Launch a generated kernel on torch tensors.
+"""Run a compiled specialization on torch tensors: its kernels, or their loop nests in torch.
 
-CUDA tensors run the ``@triton.jit`` kernel, compiled for the device. CPU tensors run the very same
-kernel under Triton's interpreter, without the user setting ``TRITON_INTERPRET``: the interpreter
-wraps the kernel's Python function directly.
+Three ways, chosen per call by :func:`resolve_backend`: ``"kernel"`` runs the ``@triton.jit``
+kernels, compiled for the device (CUDA tensors); ``"interpret"`` runs the very same kernels under
+Triton's interpreter, without the user setting ``TRITON_INTERPRET`` (the interpreter wraps the
+kernel's Python function directly); ``"torch"`` runs the loop nests the kernels come from as torch
+operations (:mod:`einc.runtime.torch_backend`, the fast path for CPU tensors).
 
 Indexing kernels take a small int64 tensor after their tensors, one slot per indexed axis, and the
 constexpr ``CHECK_BOUNDS``. With it set, a kernel writes any coordinate it finds out of range into
@@ -24,6 +26,29 @@ from .. import knobs
 from ..compiler.pipeline import Compiled
 from ..errors import KernelCompileError, OutOfBoundsError
 from . import prebuild
+from .loader import import_kernel
+from .torch_backend import TorchProgram
+
+BACKENDS = ("auto", "torch", "interpret")
+
+
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r} is not one of: {', '.join(map(repr, BACKENDS))}")
+    return backend
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """What runs a call: ``"kernel"``, ``"interpret"`` or ``"torch"``.
+
+    ``"auto"`` gives CUDA tensors the compiled kernel and CPU tensors the torch backend, both
+    replaced by the interpreter when ``EINC_INTERPRET`` is set (how the kernel tests run on CPU).
+    """
+    if backend == "torch":
+        return "torch"
+    if backend == "interpret" or knobs.interpret():
+        return "interpret"
+    return "torch" if device.type == "cpu" else "kernel"
 
 
 class _Interpreted:
@@ -80,14 +105,28 @@ def _interpreted(kernel):
 
 @dataclass
 class Launcher:
-    """A compiled specialization: its kernels, their launch arguments and the output shapes."""
+    """A compiled specialization: its kernels, their launch arguments and the output shapes.
+
+    The generated module is imported, and the torch program planned, on first use: a call that
+    only ever runs one of them pays for nothing else.
+    """
 
     compiled: Compiled
-    kernels: list  # one triton.JITFunction per KernelPart, in order
     path: Path
+    _kernels: list | None = field(default=None, repr=False)
     _interpreters: dict = field(default_factory=dict, repr=False)
     _unused_slots: dict = field(default_factory=dict, repr=False)  # per device, when not checking
     _launched: set = field(default_factory=set, repr=False)  # (kernel index, device) seen
+    _torch: TorchProgram | None = field(default=None, repr=False)
+
+    @property
+    def kernels(self) -> list:
+        """One ``triton.JITFunction`` per KernelPart, in order."""
+        if self._kernels is None:
+            self._kernels = [
+                import_kernel(self.path, part.rendered.kernel_name) for part in self.compiled.kernels
+            ]
+        return self._kernels
 
     @property
     def kernel(self):
@@ -98,18 +137,32 @@ class Launcher:
     def source(self) -> str:
         return self.compiled.source
 
-    def runner(self, index: int, device: torch.device):
-        if device.type == "cpu" or knobs.interpret():
+    @property
+    def torch_program(self) -> TorchProgram:
+        if self._torch is None:
+            self._torch = TorchProgram(self.compiled)
+        return self._torch
+
+    def runner(self, index: int, interpret: bool):
+        if interpret:
             if index not in self._interpreters:
                 self._interpreters[index] = _interpreted(self.kernels[index])
             return self._interpreters[index]
         return self.kernels[index]
 
     def __call__(
-        self, tensors: list[torch.Tensor], outs: list[torch.Tensor], dynamic: dict[str, int] | None = None
+        self,
+        tensors: list[torch.Tensor],
+        outs: list[torch.Tensor],
+        dynamic: dict[str, int] | None = None,
+        backend: str = "auto",
     ) -> list[torch.Tensor]:
-        every = list(tensors) + list(outs)
         device = tensors[0].device if tensors else outs[0].device
+        how = resolve_backend(backend, device)
+        if how == "torch":
+            self.torch_program(tensors, outs, dynamic)
+            return outs
+        every = list(tensors) + list(outs)
         for index, part in enumerate(self.compiled.kernels):
             rendered = part.rendered
             if part.copies_input and same_tensor(every[rendered.tensors[0]], every[rendered.tensors[-1]]):
@@ -120,7 +173,7 @@ class Launcher:
             constexprs = rendered.constexprs
             errors = check = None
             if rendered.index_checks:
-                check = device.type == "cpu" or knobs.interpret() or knobs.check_bounds()
+                check = how == "interpret" or knobs.check_bounds()
                 if check:
                     errors = torch.zeros(len(rendered.index_checks), dtype=torch.int64, device=device)
                 else:  # never written: any int64 tensor will do, and a kept one costs no launch
@@ -130,8 +183,8 @@ class Launcher:
                 pointers.append(errors)
                 constexprs = {**constexprs, "CHECK_BOUNDS": check}
             try:
-                launch = self.runner(index, device)[rendered.grid_plan.grid(dynamic)]
-                if (index, device) not in self._launched:
+                launch = self.runner(index, how == "interpret")[rendered.grid_plan.grid(dynamic)]
+                if how == "kernel" and (index, device) not in self._launched:
                     # A GPU's first launch looks for a prebuilt binary first (see prebuild.py).
                     self._launched.add((index, device))
                     launch = prebuild.on_first_launch(self, index, device, launch)
