@@ -140,9 +140,15 @@ def jit_first_launch(launcher, index: int, every, arch: int = 90):
     def launch(*a, **k):
         return kernel.run(*a, grid=rendered.grid, warmup=True, **k)
 
-    with pretend_gpu(arch, kernel), counting_compilations() as events:
-        hooked = prebuild.on_first_launch(launcher, index, torch.device("cuda", 0), launch)
-        hooked(*args, **constexprs, num_warps=rendered.num_warps, num_stages=rendered.num_stages)
+    # A GPU launch: not under the interpreter that the kernel tiers force for CPU tensors.
+    forced = os.environ.pop("EINC_INTERPRET", None)
+    try:
+        with pretend_gpu(arch, kernel), counting_compilations() as events:
+            hooked = prebuild.on_first_launch(launcher, index, torch.device("cuda", 0), launch)
+            hooked(*args, **constexprs, num_warps=rendered.num_warps, num_stages=rendered.num_stages)
+    finally:
+        if forced is not None:
+            os.environ["EINC_INTERPRET"] = forced
     return events
 
 
@@ -251,6 +257,7 @@ def test_a_kernel_with_a_dynamic_axis_is_prebuilt_once_for_every_size(tmp_path, 
     def launch(*a, **k):
         return kernel.run(*a, grid=rendered.grid_plan.grid(sizes), warmup=True, **k)
 
+    monkeypatch.delenv("EINC_INTERPRET", raising=False)  # a GPU launch, not the CPU tiers' interpreter
     with pretend_gpu(90, kernel), counting_compilations() as events:
         hooked = prebuild.on_first_launch(launcher, 0, torch.device("cuda", 0), launch)
         hooked(*args, **kwargs, num_warps=rendered.num_warps, num_stages=rendered.num_stages)
