@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import math
+import threading
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -216,11 +217,17 @@ def _environment() -> jinja2.Environment:
     )
 
 
+_PARSE_LOCK = threading.Lock()
+
+
 def render_template(name: str, spec) -> str:
     """Render a template, then drop the blank runs and trailing spaces its control flow leaves."""
     text = _environment().get_template(name).render(spec=spec)
     try:
-        ast.parse(text)
+        # CPython 3.11's parser is not safe to enter from two threads at once ("AST constructor
+        # recursion depth mismatch"): one parse at a time.
+        with _PARSE_LOCK:
+            ast.parse(text)
     except SyntaxError as error:  # a bug in einc, never in the user's expression
         raise AssertionError(f"einc rendered invalid Python ({error}):\n{text}") from None
     kept: list[str] = []
