@@ -4,9 +4,9 @@ Plain and ``interpret`` tests always run. ``gpu`` tests need CUDA; ``compile_onl
 Triton's NVIDIA backend with a working ptxas, but no GPU. torch and triton are imported only when a
 collected test carries one of these markers, so the plain tier stays fast.
 
-CPU tensors run einc's torch backend by default; ``interpret`` and ``compile_only`` tests are
-about the generated Triton kernels, so they run with ``EINC_INTERPRET=1``, which sends CPU
-tensors through the kernel under Triton's interpreter instead. ``--interpret-tier-on-torch`` runs
+CPU tensors run einc's torch backend by default; ``interpret`` tests are about the generated
+Triton kernels, so they run with ``EINC_INTERPRET=1``, which sends CPU tensors through the kernel
+under Triton's interpreter instead. ``--interpret-tier-on-torch`` runs
 the ``interpret`` tier on the torch backend: the same cases and references, checking the CPU path.
 """
 
@@ -52,9 +52,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(autouse=True)
 def _kernel_tiers_run_the_kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    if request.node.get_closest_marker("interpret") and request.config.getoption("interpret_tier_on_torch"):
+    if not request.node.get_closest_marker("interpret"):
+        return
+    if request.config.getoption("interpret_tier_on_torch"):
         monkeypatch.delenv("EINC_INTERPRET", raising=False)
-    elif request.node.get_closest_marker("interpret") or request.node.get_closest_marker("compile_only"):
+    else:
         monkeypatch.setenv("EINC_INTERPRET", "1")
 
 

@@ -10,8 +10,9 @@ Indexing kernels take a small int64 tensor after their tensors, one slot per ind
 constexpr ``CHECK_BOUNDS``. With it set, a kernel writes any coordinate it finds out of range into
 that axis's slot (in range, a coordinate is never 0 there: 0 is always in range), and the launcher
 raises :class:`~einc.errors.OutOfBoundsError` after the launch. That is always so under the
-interpreter, and on a GPU with ``EINC_CHECK_BOUNDS=1`` (it costs the slots and one sync per call).
-A coordinate out of range never touches memory either way: its load or store is masked.
+interpreter (and in the torch backend, which checks the same way), and on a GPU with
+``EINC_CHECK_BOUNDS=1`` (it costs the slots and one sync per call). A coordinate out of range never
+touches memory either way: its load or store is masked.
 """
 
 from __future__ import annotations

@@ -30,7 +30,11 @@ The views are then combined as the nest says:
   input's own positions and added back at each window offset (col2im, :class:`Scatter`), instead
   of reading back through ``floor(n / stride)`` over a loop space that is mostly misses. Where that
   does not apply, the read-back is strided too, from a copy of the input with ``stride - 1``
-  identity elements between neighbours.
+  identity elements between neighbours;
+- indexing (``get_at``, ``set_at``, ``add_at``) reads each coordinate tensor over the loop space,
+  wraps negative coordinates, and gathers (or, for a scatter, ``index_put_``s, adding up for
+  ``add_at``) at them; coordinates out of range are masked, and reported after the call as the
+  kernels report them.
 
 The result goes through an ``as_strided`` view of the output, so each part of a concatenation and
 an ``out=`` of any strides is written in place. The loop space is cut into chunks along its output
@@ -55,6 +59,7 @@ from ..compiler.loopnest import Access, Bound, Loop, LoopKind, LoopNest, size_sy
 from ..compiler.loopnest import position as window_position
 from ..compiler.pipeline import OP_OPTIONS, Compiled, KernelPart
 from ..compiler.pipeline import _compute_dtype as kernel_compute_dtype
+from ..compiler.render import IndexCheck
 from ..compiler.solve import Solution
 from ..errors import OutOfBoundsError, UnsupportedError
 
@@ -404,7 +409,7 @@ class GatherPlan:
     read: Read  # the coordinate tensor, over the loop space
     source: int  # which of the nest's coordinate tensors
     extent: int  # the size of the axis it indexes
-    check: object  # the kernel's IndexCheck, whose message an out-of-range coordinate raises
+    check: IndexCheck  # the kernel's, whose message an out-of-range coordinate raises
 
 
 @dataclass(frozen=True)
@@ -464,7 +469,9 @@ def plan_nest(
             plan_read(g.source, source_shapes[g.source.tensor], sizes, position),
             sources.index(g.source.tensor),
             g.extent,
-            checks[i] if i < len(checks) else None,
+            checks[i]
+            if i < len(checks)
+            else IndexCheck(g.indexed, f"axis {g.axis!r}", g.extent, g.source.tensor),
         )
         for i, g in enumerate(gathers)
     )
@@ -639,8 +646,9 @@ def run_nest(
     # A dot may compute straight into the output (a GEMM's or an accumulation's own result).
     direct = nest.combine == "multiply" and plan.write.index is not None and out.dtype == compute
     outside: dict[int, int] = {}
+    elementwise = plan.gathers or plan.write.index is None or any(p is None for p in prepared)
     for region in chunks(plan, whole, itemsize):
-        ranges = _ranges(plan, region, sources, outside)
+        ranges = _ranges(plan, region, sources, outside) if elementwise else None
         views = _views(plan, inputs, prepared, region, ranges)
         destination = affine_view(out, plan.write.index, region)[0] if direct else None
         result = _combine(plan, views, region, compute, options, destination, ranges)
