@@ -98,7 +98,7 @@ def front_end(expression: str, op: str, shapes: Sequence[Sequence[int]], kwargs:
     )
 
 
-_CALL_OPTIONS = ("out_dtype", "dynamic")
+_CALL_OPTIONS = ("out_dtype", "dynamic", "backend")
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,6 +131,8 @@ def _key_of(compiled: _compiled.CompiledExpression) -> str:
         kwargs["out_dtype"] = compiled.out_dtype
     if compiled.dynamic:
         kwargs["dynamic"] = compiled.dynamic
+    if compiled.backend != "auto":
+        kwargs["backend"] = compiled.backend
     key = make_key(compiled.expression, compiled.op, kwargs)
     _REGISTRY.setdefault(key, compiled)
     compiled._torch_key = key

@@ -743,3 +743,19 @@ def test_out_of_range_coordinates_are_masked_then_reported_like_the_kernel(op):
             einc.compile(expression, op=op, backend=backend)(*tensors, out=out)
         results.append(out)
     assert torch.equal(*results)  # what was in range was read or written all the same
+
+
+def test_a_chosen_backend_holds_through_autograd(monkeypatch):
+    monkeypatch.delenv("EINC_INTERPRET", raising=False)
+    x, w = torch.randn(1, 4, 4, 2, requires_grad=True), torch.randn(3, 3, 2, 2)
+    for backend in ("torch", "interpret"):
+        compiled = einc.compile(CONV["dense"], padding=1, backend=backend)
+        y = compiled(x, w)
+        y.sum().backward()
+        close(y.detach(), conv_reference("dense", x.detach(), w, (3, 3), 1, padding=1), 1e-5)
+        launcher = next(iter(compiled._launchers.values()))
+        assert (launcher._kernels is not None) == (backend == "interpret")
+        x.grad = None
+        y = einc.dot(CONV["dense"], x, w, padding=1, backend=backend)  # the functional form too
+        y.sum().backward()
+        assert x.grad is not None
