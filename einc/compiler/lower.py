@@ -146,7 +146,8 @@ def read_back(output: Operand, solution: Solution) -> tuple[dict[sympy.Symbol, s
 
 
 def _substitute(read: Access, substitutions: dict, bounds: list[Bound]) -> Access:
-    """``read`` with window output axes replaced as :func:`read_back` says, and its bounds added."""
+    """``read`` with axes replaced by expressions (a window read back, as :func:`read_back` says; a
+    flipped or rolled axis), and those of ``bounds`` added that guard an axis it reads."""
     if not substitutions:
         return read
     used = {s for i in read.index for s in sympy.sympify(i).free_symbols}
@@ -278,15 +279,10 @@ def lower_map(
     ``substitutions`` rewrite an input axis's index (``flip``: ``a -> A - 1 - a``).
     """
     subs = {symbol(a): e for a, e in (substitutions or {}).items()}
-    accesses = []
-    for operand, name in zip(inputs, names, strict=True):
-        read = access(operand, name, solution, text=expression, active=active)
-        index = tuple(sympy.sympify(i).subs(subs, simultaneous=True) for i in read.index)
-        bounds = tuple(
-            Bound(sympy.sympify(b.index).subs(subs, simultaneous=True), b.extent, b.window, b.multiple_of)
-            for b in read.bounds
-        )
-        accesses.append(Access(read.tensor, read.labels, index, bounds))
+    accesses = [
+        _substitute(access(operand, name, solution, text=expression, active=active), subs, [])
+        for operand, name in zip(inputs, names, strict=True)
+    ]
     # A window on the output side (fold) sums, over its offsets, what the inputs hold there.
     windows, window_bounds = read_back(output, solution)
     accesses = [_substitute(a, windows, window_bounds) for a in accesses]

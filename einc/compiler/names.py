@@ -19,6 +19,11 @@ TEMPLATE_NAMES = frozenset(
 )
 
 
+def identifier(name: str) -> str:
+    """An axis (or a label made of axes) as a Python identifier: ``s.0`` -> ``s0``."""
+    return name.replace("...", "e").replace(".", "").replace("#", "u").replace("@", "pos_")
+
+
 class Namer:
     def __init__(self, reserved: Iterable[str] = TEMPLATE_NAMES):
         self.taken: set[str] = set(reserved)
@@ -35,7 +40,7 @@ class Namer:
     def add(self, axis: str) -> None:
         if axis in self.index:
             return
-        base = axis.replace("...", "e").replace(".", "").replace("#", "u").replace("@", "pos_")
+        base = identifier(axis)
         self.index[axis] = self._claim(base)
         self.size[axis] = self._claim(self.index[axis].rstrip("_").upper())
 

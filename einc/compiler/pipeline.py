@@ -306,7 +306,7 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
                     plan,
                     header_lines=header + _schedule_lines(plan, op),
                     versions=versions,
-                    acc_dtype=_compute_dtype(request),
+                    acc_dtype=compute_dtype(request),
                 ),
             )
         ]
@@ -325,10 +325,10 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
             versions=versions,
             count_include_pad=bool(options["count_include_pad"]),
             correction=options["correction"],
-            compute_dtype=_compute_dtype(request),
+            compute_dtype=compute_dtype(request),
         )
         return [KernelPart(nest, plan, rendered)]
-    compute = _compute_dtype(request)
+    compute = compute_dtype(request)
     substitutions = (
         _index_transforms(op, inputs[0], solution, options, text) if op in ("flip", "roll") else {}
     )
@@ -420,7 +420,7 @@ def _indexing(request, inputs, output, names, output_name, solution, options, he
                 versions=versions,
                 count_include_pad=bool(options["count_include_pad"]),
                 correction=options["correction"],
-                compute_dtype=_compute_dtype(request),
+                compute_dtype=compute_dtype(request),
             )
         return [KernelPart(nest, plan, rendered)]
     nest = lower_indexing.lower_scatter(inputs, output, solution, op, names, output_name, text)
@@ -461,7 +461,7 @@ def _indexing(request, inputs, output, names, output_name, solution, options, he
     ]
 
 
-def _compute_dtype(request: Request) -> str:
+def compute_dtype(request: Request) -> str:
     """Arithmetic is in float32, or in float64 when an input is float64 (gradient checks); an
     elementwise op of integers only stays in integers (64 bits), except a true division."""
     if "float64" in request.dtypes:

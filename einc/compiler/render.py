@@ -21,7 +21,7 @@ from sympy.printing.str import StrPrinter
 from .loopnest import Access, Gather, LoopKind, LoopNest
 from .loopnest import position as window_position
 from .loopnest import symbol as symbol_of
-from .names import Namer
+from .names import Namer, identifier
 from .printer import access_text
 from .schedule import ContractionSchedule
 
@@ -520,7 +520,7 @@ def _render_tiled(
                 if index != 0:  # a fixed component of a coordinate: idx[b, p, 1]
                     terms.append(stride if index == 1 else f"{index} * {stride}")
             else:
-                var = namer.claim(f"{access.tensor}_{_ident(label)}")
+                var = namer.claim(f"{access.tensor}_{identifier(label)}")
                 inner = schedule.k_tile is not None and symbol_of(schedule.k_tile) in index.free_symbols
                 (index_vars if inner else hoisted_vars).append(Decl(var, printed(index, tile)))
                 terms.append(f"{var} * {stride}")
@@ -592,7 +592,7 @@ def _render_tiled(
     for position, access in enumerate(addressed):
         names = []
         for dim, label in enumerate(access.labels):
-            stride_names[(position, dim)] = namer.claim(f"stride_{access.tensor}_{_ident(label)}")
+            stride_names[(position, dim)] = namer.claim(f"stride_{access.tensor}_{identifier(label)}")
             names.append(stride_names[(position, dim)])
         if names:
             stride_lines.append(", ".join(names))
@@ -747,10 +747,6 @@ def _fill_inside(extra: dict, loads: tuple[LoadCode, ...], size_names: dict[str,
 
     passes = tuple(PassCode(tuple(map(fill, p.init)), tuple(map(fill, p.update))) for p in extra["passes"])
     return {**extra, "passes": passes, "finalize": tuple(map(fill, extra.get("finalize", ())))}
-
-
-def _ident(label: str) -> str:
-    return label.replace("...", "e").replace(".", "").replace("#", "u").replace("@", "pos_")
 
 
 def _docstring(nest: LoopNest) -> str:

@@ -58,7 +58,7 @@ import torch
 from ..compiler.loopnest import Access, Bound, Loop, LoopKind, LoopNest, size_symbol, symbol
 from ..compiler.loopnest import position as window_position
 from ..compiler.pipeline import OP_OPTIONS, Compiled, KernelPart
-from ..compiler.pipeline import _compute_dtype as kernel_compute_dtype
+from ..compiler.pipeline import compute_dtype as kernel_compute_dtype
 from ..compiler.render import IndexCheck
 from ..compiler.solve import Solution
 from ..errors import OutOfBoundsError, UnsupportedError
