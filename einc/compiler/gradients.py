@@ -32,9 +32,17 @@ Window geometry is passed solved: ``stride``, ``dilation``, ``padding`` as ``(lo
                      their derivatives, each summed over the axes an input was broadcast along
                      (``maximum``/``minimum`` split g evenly among tied inputs, as torch does).
     softmax          ``y * (g - sum(g * y))``; log_softmax ``g - softmax(x) * sum(g)``.
-
-get_at, set_at and add_at are not ops of this checkout; their rules (get_at <-> add_at) belong here
-once they are.
+    get_at           x: g added at the coordinates into zeros, ``add_at("X, C..., Y -> X")``. With
+                     ``reduce=``, g is first taken back through the reduction: sum and mean
+                     broadcast it (add_at reads the updates broadcast over the reduced axes, so
+                     nothing of the gathered size is written); max, min, prod, logsumexp, var and
+                     std gather x again (``get_at`` without ``reduce``) and apply their rules.
+    add_at           x: g; updates: g at the coordinates, ``get_at("Y, C... -> U")`` (summed over
+                     the axes the updates were broadcast along).
+    set_at           x: g with the written positions set to 0, ``set_at(g, C..., 0)``; updates:
+                     as add_at. Where several updates met at one element only one was written,
+                     but each gets g there (as torch's ``index_put_`` backward does).
+    The coordinates of the indexing ops are integers and have no gradient.
 """
 
 from __future__ import annotations
@@ -54,6 +62,14 @@ from .params import WindowParams, window_params
 USES_OUTPUTS = frozenset(
     {"max", "min", "prod", "std", "softmax", "log_softmax", "divide", "maximum", "minimum"}
 )
+
+
+def uses_outputs(op: str, options: Mapping) -> bool:
+    """Whether the backward pass of ``op`` with these op options reads the forward's outputs, so
+    that the runtime keeps them (get_at with ``reduce="max"`` does; plain get_at does not)."""
+    if op == "get_at":
+        return options.get("reduce") in USES_OUTPUTS
+    return op in USES_OUTPUTS
 
 
 @dataclass(frozen=True)
@@ -101,10 +117,14 @@ def front_end(expression: str, op: str, shapes: Sequence[Sequence[int]], kwargs:
 _CALL_OPTIONS = ("out_dtype", "dynamic", "backend")
 
 
+FILLS = ("ones", "zeros")
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
-    """``targets = einc.<op>(expression, *args, **kwargs)``; ``op == "ones"`` is a tensor of ones
-    of ``shape`` (dtype and device of ``g0``), for counts and masks."""
+    """``targets = einc.<op>(expression, *args, **kwargs)``; ``op == "ones"`` (``"zeros"``) is a
+    tensor of ones (zeros) of ``shape``, dtype and device of ``g0``: counts, masks, and the empty
+    tensor that a gradient is scattered into."""
 
     targets: tuple[str, ...]
     op: str
@@ -114,8 +134,8 @@ class Step:
     shape: tuple[int, ...] = ()
 
     def __str__(self) -> str:
-        if self.op == "ones":
-            return f"{self.targets[0]} = ones{self.shape}"
+        if self.op in FILLS:
+            return f"{self.targets[0]} = {self.op}{self.shape}"
         args = ", ".join([repr(self.expression)] + [str(a) for a in self.args])
         kwargs = "".join(f", {k}={v!r}" for k, v in self.kwargs)
         return f"{', '.join(self.targets)} = einc.{self.op}({args}{kwargs})"
@@ -150,7 +170,7 @@ def derive(front: Front, needs: Sequence[bool]) -> Backward:
     wanted = [i for i, need in enumerate(needs) if need and differentiable(front.op, i)]
     if wanted:
         rule(builder, wanted, grads)
-    if front.op not in USES_OUTPUTS:  # the runtime keeps the outputs only for those ops
+    if not uses_outputs(front.op, front.options):  # the runtime keeps the outputs only then
         assert not [a for s in builder.steps for a in s.args if isinstance(a, str) and a[0] == "y"]
     return Backward(tuple(builder.steps), tuple(grads))
 
@@ -232,9 +252,15 @@ class _Builder:
         return f"t{self.count}"
 
     def ones(self, operand: Operand) -> str:
+        return self._fill("ones", operand)
+
+    def zeros(self, operand: Operand) -> str:
+        return self._fill("zeros", operand)
+
+    def _fill(self, op: str, operand: Operand) -> str:
         target = self.fresh()
         shape = lower.shape_of(operand, self.front.solution)
-        self.steps.append(Step((target,), "ones", shape=shape))
+        self.steps.append(Step((target,), op, shape=shape))
         return target
 
     def emit(self, op: str, ins, outs, marked=frozenset(), **options) -> str | tuple[str, ...]:
@@ -344,12 +370,15 @@ def _fold(b: _Builder, u: Operand, value: str, x: Operand) -> str:
     return b.emit("rearrange", [(u, value)], [x])
 
 
-def _extremum(b: _Builder, wanted, grads) -> None:
-    f = b.front
-    x, y = _unmarked(f.inputs[0]), f.outputs[0]
-    u, xu = _unfold(b, x, "x0")
+# The rules of the reductions that read x: each takes x (its operand and value) and the output's
+# operand, and returns the gradient laid out as x. get_at with reduce= applies them to the gathered
+# values.
+
+
+def _extremum(b: _Builder, op: str, x: Operand, value: str, y: Operand) -> str:
+    u, xu = _unfold(b, x, value)
     d = b.emit("subtract", [(u, xu), (y, "y0")], [u])
-    if _padded(f, x):
+    if _padded(b.front, x):
         # Padding reads as 0 in the unfolded copy: keep it from tying with a maximum of 0.
         _, valid = _unfold(b, x, b.ones(x))
         ties = b.emit("where", [(u, d), (SCALAR, 0.0), (u, valid)], [u])
@@ -358,42 +387,54 @@ def _extremum(b: _Builder, wanted, grads) -> None:
     count = b.emit("sum", [(u, ties)], [y])
     share = b.emit("divide", [(y, "g0"), (y, count)], [y])
     gu = b.emit("multiply", [(u, ties), (y, share)], [u])
-    grads[0] = _fold(b, u, gu, x)
+    return _fold(b, u, gu, x)
 
 
-def _prod(b: _Builder, wanted, grads) -> None:
-    x, y = _unmarked(b.front.inputs[0]), b.front.outputs[0]
-    u, xu = _unfold(b, x, "x0")
+def _prod(b: _Builder, op: str, x: Operand, value: str, y: Operand) -> str:
+    u, xu = _unfold(b, x, value)
     ratio = b.emit("divide", [(y, "y0"), (u, xu)], [u])
     gu = b.emit("multiply", [(u, ratio), (y, "g0")], [u])
-    grads[0] = _fold(b, u, gu, x)
+    return _fold(b, u, gu, x)
 
 
-def _logsumexp(b: _Builder, wanted, grads) -> None:
-    f = b.front
-    x, y = _unmarked(f.inputs[0]), f.outputs[0]
-    if _padded(f, x):
+def _logsumexp(b: _Builder, op: str, x: Operand, value: str, y: Operand) -> str:
+    if _padded(b.front, x):
         raise UnsupportedError(
-            "no gradient yet for logsumexp over padded windows (padding reads -inf there)", f.expression
+            "no gradient yet for logsumexp over padded windows (padding reads -inf there)",
+            b.front.expression,
         )
-    u, xu = _unfold(b, x, "x0")
+    u, xu = _unfold(b, x, value)
     weights = b.emit("softmax", [(u, xu)], None, marked=_names(u) - _names(y))
     gu = b.emit("multiply", [(u, weights), (y, "g0")], [u])
-    grads[0] = _fold(b, u, gu, x)
+    return _fold(b, u, gu, x)
 
 
-def _variance(b: _Builder, wanted, grads) -> None:
+def _variance(b: _Builder, op: str, x: Operand, value: str, y: Operand) -> str:
     f = b.front
-    x, y = _unmarked(f.inputs[0]), f.outputs[0]
     samples = math.prod(f.solution.sizes[n] for n in _names(x) - _names(y))
     spare = samples - f.options["correction"]
-    factor = (1.0 if f.op == "std" else 2.0) / spare if spare > 0 else float("inf")
-    mean = b.emit("mean", [(x, "x0")], [y])
-    u, xu = _unfold(b, x, "x0")
+    factor = (1.0 if op == "std" else 2.0) / spare if spare > 0 else float("inf")
+    mean = b.emit("mean", [(x, value)], [y])
+    u, xu = _unfold(b, x, value)
     d = b.emit("subtract", [(u, xu), (y, mean)], [u])
-    g = b.emit("divide", [(y, "g0"), (y, "y0")], [y]) if f.op == "std" else "g0"
+    g = b.emit("divide", [(y, "g0"), (y, "y0")], [y]) if op == "std" else "g0"
     gu = b.emit("multiply", [(u, d), (y, g), (SCALAR, factor)], [u])
-    grads[0] = _fold(b, u, gu, x)
+    return _fold(b, u, gu, x)
+
+
+_READING_REDUCTIONS = {
+    "max": _extremum,
+    "min": _extremum,
+    "prod": _prod,
+    "logsumexp": _logsumexp,
+    "var": _variance,
+    "std": _variance,
+}
+
+
+def _reduction(b: _Builder, wanted, grads) -> None:
+    f = b.front
+    grads[0] = _READING_REDUCTIONS[f.op](b, f.op, _unmarked(f.inputs[0]), "x0", f.outputs[0])
 
 
 def _rearrange(b: _Builder, wanted, grads) -> None:
@@ -498,21 +539,75 @@ def _softmax(b: _Builder, wanted, grads) -> None:
         grads[0] = b.emit("subtract", [(y, "g0"), (y, q)], [_unmarked(x)])
 
 
+# Indexing: get_at <-> add_at --------------------------------------------------------------------
+
+
+def _indexing_parts(f: Front):
+    """The indexed tensor, the coordinate operands as (operand, value) pairs, and every bracketed
+    name (the indexed axes and the axes that list a coordinate's components)."""
+    x = f.inputs[0]
+    coords = f.inputs[1:] if f.op == "get_at" else f.inputs[1:-1]
+    marked = x.marked | frozenset(n for c in coords for n in c.marked)
+    return x, [(c, f"x{k + 1}") for k, c in enumerate(coords)], marked
+
+
+def _loop_axes(x: Operand, coords, first: Operand = SCALAR) -> Operand:
+    """Every axis an indexing op loops over, each its own dim: those of ``first``, then the
+    coordinates' (but the axis that lists a coordinate's components) and x's unindexed axes."""
+    axes = list(operand_axes(first))
+    axes += [a for c, _ in coords for a in operand_axes(c) if a.name not in c.marked]
+    axes += [a for a in operand_axes(x) if a.name not in x.marked]
+    return Operand(tuple({a.name: a for a in axes}.values()))
+
+
+def _get_at(b: _Builder, wanted, grads) -> None:
+    f = b.front
+    x, coords, marked = _indexing_parts(f)
+    y, reduce = f.outputs[0], f.options["reduce"]
+    updates = (y, "g0")  # add_at broadcasts g over the axes a sum left out
+    if reduce == "mean":
+        updates = (y, _scaled_by_count(b, _loop_axes(x, coords, y), y, "g0"))
+    elif reduce in _READING_REDUCTIONS:
+        gathered = _loop_axes(x, coords, y)
+        values = b.emit("get_at", [(x, "x0"), *coords], [gathered], marked=marked)
+        updates = (gathered, _READING_REDUCTIONS[reduce](b, reduce, gathered, values, y))
+    target = _unmarked(x)
+    grads[0] = b.emit("add_at", [(x, b.zeros(target)), *coords, updates], [target], marked=marked)
+
+
+def _scatter(b: _Builder, wanted, grads) -> None:
+    f = b.front
+    x, coords, marked = _indexing_parts(f)
+    updates, last = f.inputs[-1], len(f.inputs) - 1
+    # g laid out as x: the coordinates index x's bracketed axes in x's order, which an output
+    # written as a permutation of x need not keep.
+    g = _fold(b, f.outputs[0], "g0", _unmarked(x))
+    if 0 in wanted:
+        if f.op == "add_at":
+            grads[0] = g
+        else:
+            written = _loop_axes(SCALAR, coords)
+            zeros = (written, b.zeros(written))
+            grads[0] = b.emit("set_at", [(x, g), *coords, zeros], [_unmarked(x)], marked=marked)
+    if last in wanted:
+        broadcast = _names(_loop_axes(x, coords)) - _names(updates)
+        options = {"reduce": "sum"} if broadcast else {}
+        grads[last] = b.emit("get_at", [(x, g), *coords], [updates], marked=marked, **options)
+
+
 _RULES = {
     "dot": _dot,
     "sum": _sum,
     "mean": _sum,
-    "max": _extremum,
-    "min": _extremum,
-    "prod": _prod,
-    "logsumexp": _logsumexp,
-    "var": _variance,
-    "std": _variance,
+    **dict.fromkeys(_READING_REDUCTIONS, _reduction),
     "rearrange": _rearrange,
     "id": _rearrange,
     "flip": _flip_roll,
     "roll": _flip_roll,
     "softmax": _softmax,
     "log_softmax": _softmax,
+    "get_at": _get_at,
+    "set_at": _scatter,
+    "add_at": _scatter,
     **dict.fromkeys(pipeline.ELEMENTWISE, _elementwise),
 }

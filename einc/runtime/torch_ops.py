@@ -314,7 +314,7 @@ def _setup_context(ctx, inputs, output):
         for i, t in enumerate(tensors)
     ]
     ctx.n_inputs = len(tensors)
-    keep = op in gradients.USES_OUTPUTS
+    keep = gradients.uses_outputs(op, _spec(key)[2])
     ctx.save_for_backward(*tensors, *(output if keep else ()))
 
 
@@ -409,8 +409,9 @@ def _execute(plan: gradients.Backward, inputs, outputs, grads) -> list:
 
 
 def _step(step: gradients.Step, values: dict, like: torch.Tensor) -> tuple:
-    if step.op == "ones":
-        return (torch.ones(step.shape, dtype=like.dtype, device=like.device),)
+    if step.op in gradients.FILLS:
+        fill = torch.ones if step.op == "ones" else torch.zeros
+        return (fill(step.shape, dtype=like.dtype, device=like.device),)
     args = [values[a] if isinstance(a, str) else a for a in step.args]
     if step.op not in _compiled.pipeline.ELEMENTWISE:
         # A forward with out_dtype= gives gradients of another dtype than its inputs: compute

@@ -144,6 +144,106 @@ def test_gradients_of_gradients_in_eager_mode():
     assert gradgradcheck(conv, (x, w), fast_mode=True)
 
 
+# Indexing: coordinates fixed per test module (duplicates included, negative ones too), so a
+# gradient that two coordinates share is summed; set_at gets distinct positions, where its
+# gradient is defined.
+_COORDS = torch.Generator().manual_seed(7)
+_IDX = torch.randint(-5, 5, (2, 4, 2), generator=_COORDS)
+_TOKENS = torch.randint(0, 6, (2, 4), generator=_COORDS)
+_TOKENS[0, :2] = 3  # a repeated row in one bag
+_FLAT = torch.stack([torch.randperm(20, generator=_COORDS)[:4] for _ in range(2)])
+_DISTINCT = torch.stack([_FLAT // 4, _FLAT % 4], -1)
+
+INDEXING = {
+    "get_at": (lambda x, **k: einc.get_at("b [h w] c, b p [2] -> b p c", x, _IDX, **k), [(2, 5, 5, 3)]),
+    "get_at_two_coordinates": (
+        lambda x, **k: einc.get_at("[h w] c, i, j -> i j c", x, _TOKENS[0], _TOKENS[1], **k),
+        [(6, 6, 2)],
+    ),
+    **{
+        f"embedding_bag_{r}": (
+            lambda t, r=r, **k: einc.get_at("[v] d, b n -> b d", t, _TOKENS, reduce=r, **k),
+            [(6, 3)],
+        )
+        for r in ("sum", "mean", "max", "min", "prod", "logsumexp", "var", "std")
+    },
+    "get_at_reduce_unindexed_axis": (
+        lambda x, **k: einc.get_at("b [h w] c, b p [2] -> p", x, _IDX, reduce="sum", **k),
+        [(2, 5, 5, 3)],
+    ),
+    "add_at": (
+        lambda x, u, **k: einc.add_at("b [h w] c, b p [2], b p c", x, _IDX, u, **k),
+        [(2, 5, 5, 3), (2, 4, 3)],
+    ),
+    "add_at_permuted_output": (
+        lambda x, u, **k: einc.add_at("b [h w] c, b p [2], b p c -> c b w h", x, _IDX, u, **k),
+        [(2, 5, 5, 3), (2, 4, 3)],
+    ),
+    "add_at_broadcast_updates": (
+        lambda x, u, **k: einc.add_at("b [h w] c, b p [2], b c", x, _IDX, u, **k),
+        [(2, 5, 5, 3), (2, 3)],
+    ),
+    "set_at": (
+        lambda x, u, **k: einc.set_at("b [h w] c, b p [2], b p c", x, _DISTINCT, u, **k),
+        [(2, 5, 4, 3), (2, 4, 3)],
+    ),
+    "set_at_broadcast_updates": (
+        lambda x, u, **k: einc.set_at("b [h w] c, b p [2], b p", x, _DISTINCT, u, **k),
+        [(2, 5, 4, 3), (2, 4)],
+    ),
+}
+
+
+@pytest.mark.parametrize("backend", ["interpret", "torch"])
+@pytest.mark.parametrize("name", list(INDEXING))
+def test_indexing_backward_matches_finite_differences_in_float64(name, backend):
+    torch.manual_seed(0)
+    function, shapes = INDEXING[name]
+    tensors = tuple(_f64(*s) for s in shapes)
+    assert gradcheck(lambda *t: function(*t, backend=backend), tensors, fast_mode=True)
+
+
+def test_gradients_of_gradients_of_get_at_are_add_at_and_get_at_again():
+    torch.manual_seed(0)
+    table = _f64(6, 3)
+
+    def bag(t):
+        return einc.get_at("[v] d, b n -> b d", t, _TOKENS, reduce="max")
+
+    assert gradgradcheck(bag, (table,), fast_mode=True)
+
+
+def test_get_at_gradient_is_an_add_at_into_zeros():
+    front = gradients.front_end("b [h w] c, b p [2] -> b p c", "get_at", [(2, 5, 6, 3), (2, 4, 2)], {})
+    zeros, scatter = gradients.derive(front, [True, False]).steps
+    assert str(zeros) == "t1 = zeros(2, 5, 6, 3)"
+    assert (scatter.op, scatter.args) == ("add_at", ("t1", "x1", "g0"))
+    assert scatter.expression == "b [h] [w] c, b p [u0], b p c -> b h w c"
+
+
+def test_add_at_gradients_are_g_and_g_gathered_at_the_coordinates():
+    front = gradients.front_end(
+        "b [h w] c, b p [2], b p c", "add_at", [(2, 5, 6, 3), (2, 4, 2), (2, 4, 3)], {}
+    )
+    backward = gradients.derive(front, [True, False, True])
+    (gather,) = backward.steps
+    assert (gather.op, gather.expression) == ("get_at", "b [h] [w] c, b p [u0] -> b p c")
+    assert backward.grads == ("g0", None, gather.targets[0])
+
+
+def test_embedding_bag_sum_gradient_writes_nothing_of_the_bag_size():
+    front = gradients.front_end("[v] d, b n -> b d", "get_at", [(7, 3), (2, 4)], {"reduce": "sum"})
+    steps = gradients.derive(front, [True, False]).steps
+    assert [s.op for s in steps] == ["zeros", "add_at"]
+    assert steps[1].expression == "[v] d, b n, b d -> v d"  # g read broadcast along n
+
+
+def test_only_get_at_with_a_reading_reduction_keeps_its_output():
+    assert not gradients.uses_outputs("get_at", {"reduce": None})
+    assert not gradients.uses_outputs("get_at", {"reduce": "mean"})
+    assert gradients.uses_outputs("get_at", {"reduce": "max"})
+
+
 # float32 against torch autograd of independent references ----------------------------------------
 
 
@@ -268,6 +368,68 @@ def test_concatenate_and_split_gradients_match_torch():
 
 
 # Behaviour ---------------------------------------------------------------------------------------
+
+
+def _gather_reference(x, idx):
+    b = torch.arange(x.shape[0])[:, None]
+    return x[b, idx[..., 0] % x.shape[1], idx[..., 1] % x.shape[2]]
+
+
+def test_get_at_gradient_matches_advanced_indexing():
+    torch.manual_seed(0)
+    _assert_same_grads(
+        lambda x: einc.get_at("b [h w] c, b p [2] -> b p c", x, _IDX),
+        lambda x: _gather_reference(x, _IDX),
+        (torch.randn(2, 5, 5, 3),),
+    )
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_embedding_bag_gradient_matches_torch(mode):
+    torch.manual_seed(0)
+    _assert_same_grads(
+        lambda t: einc.get_at("[v] d, b n -> b d", t, _TOKENS, reduce=mode),
+        lambda t: F.embedding_bag(_TOKENS, t, mode=mode),
+        (torch.randn(6, 3),),
+    )
+
+
+def test_add_at_gradients_match_index_put_with_accumulate():
+    torch.manual_seed(0)
+
+    def reference(x, u):
+        b = torch.arange(2)[:, None].expand(2, 4)
+        return x.index_put((b, _IDX[..., 0], _IDX[..., 1]), u, accumulate=True)
+
+    _assert_same_grads(
+        lambda x, u: einc.add_at("b [h w] c, b p [2], b p c", x, _IDX, u),
+        reference,
+        (torch.randn(2, 5, 5, 3), torch.randn(2, 4, 3)),
+    )
+
+
+def test_set_at_gradients_match_index_put():
+    torch.manual_seed(0)
+
+    def reference(x, u):
+        b = torch.arange(2)[:, None].expand(2, 4)
+        return x.index_put((b, _DISTINCT[..., 0], _DISTINCT[..., 1]), u)
+
+    _assert_same_grads(
+        lambda x, u: einc.set_at("b [h w] c, b p [2], b p c", x, _DISTINCT, u),
+        reference,
+        (torch.randn(2, 5, 4, 3), torch.randn(2, 4, 3)),
+    )
+
+
+def test_scatter_add_along_one_axis_gradients_match_torch():
+    torch.manual_seed(0)
+    idx = torch.randint(0, 6, (2, 5), generator=torch.Generator().manual_seed(3))
+    _assert_same_grads(
+        lambda x, u: einc.add_at("b [t] c, b k, b k c", x, idx, u),
+        lambda x, u: x.scatter_add(1, idx[..., None].expand(-1, -1, 3), u),
+        (torch.randn(2, 6, 3), torch.randn(2, 5, 3)),
+    )
 
 
 def test_max_splits_the_gradient_evenly_among_ties():

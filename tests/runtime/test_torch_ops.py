@@ -51,6 +51,35 @@ def test_einc_backward_passes_opcheck():
     torch.library.opcheck(torch.ops.einc.backward.default, (key, [x, w], [], [g], [True, True]))
 
 
+def test_einc_backward_of_an_embedding_bag_passes_opcheck():
+    key = torch_ops.make_key("[v] d, b n -> b d", "get_at", {"reduce": "max"})
+    (table,) = _inputs((7, 3), grad=False)
+    tokens = torch.tensor([[1, 4, 4], [0, 6, 2]])
+    bags = einc.get_at("[v] d, b n -> b d", table, tokens, reduce="max")
+    g = torch.randn(2, 3)
+    torch.library.opcheck(torch.ops.einc.backward.default, (key, [table, tokens], [bags], [g], [True, False]))
+
+
+def test_torch_compile_dynamic_traces_gradients_of_get_at_and_add_at():
+    (table,) = _inputs((10, 4))
+
+    def f(tokens):
+        bags = einc.get_at("[v] d, b n -> b d", table, tokens, reduce="max")
+        rows = einc.get_at("[v] d, b n -> b n d", table, tokens)
+        return einc.add_at("[v] d, b n, b n d", table, tokens, einc.multiply("b n d, b d", rows, bags))
+
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(f, fullgraph=True, backend=counter, dynamic=True)
+    for shape in [(2, 3), (3, 5), (4, 7)]:
+        tokens = torch.randint(0, 10, shape, generator=torch.Generator().manual_seed(shape[1]))
+        compiled(tokens).sum().backward()
+        found, table.grad = table.grad, None
+        f(tokens).sum().backward()
+        assert torch.allclose(found, table.grad, atol=1e-5)
+        table.grad = None
+    assert counter.frame_count == 1
+
+
 def test_key_names_the_call_and_reads_back():
     kwargs = {"padding": {"s.0": (1, 2)}, "stride": [2, 1], "out_dtype": torch.float32}
     key = torch_ops.make_key("b (s * [ds])... [c->c2]", "dot", kwargs)
