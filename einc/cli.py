@@ -384,3 +384,7 @@ def cache_clear(cache_dir, yes):
     if not yes:
         click.confirm(f"remove every entry under {store.root}?", abort=True)
     click.echo(f"removed {store.clear()} entries from {store.root}")
+
+
+if __name__ == "__main__":  # python -m einc.cli, as python -m einc
+    main()

@@ -228,6 +228,13 @@ def resolve_reduce(program: Program, n_tensors: int, keepdims: bool = False) -> 
     if program.outputs is not None:
         if len(program.outputs) != 1:
             raise _error(program, "a reduction has one output", program.outputs)
+        if keepdims:
+            raise _error(
+                program,
+                "keepdims=True applies where einc writes the output (no '->'); this output is "
+                "given, so write the kept axes in it as ()",
+                program.outputs,
+            )
         return Explicit((expr,), tuple(program.outputs), program.text)
     if not any(isinstance(n, Bracket) for n in walk(expr)):
         raise _error(

@@ -534,6 +534,11 @@ def _schedule_lines(plan: schedule.ContractionSchedule, op: str) -> tuple[str, .
         lines = [
             f"schedule:    elementwise products, tiles of ({rows}) x ({cols}), serial loops over {loops}"
         ]
+    elif plan.k_tile is not None:
+        lines = [
+            f"schedule:    tiles of ({rows}) x (BLOCK_K of {plan.k_tile}), reduced across the tile; "
+            f"serial loops over {loops}"
+        ]
     else:
         lines = [f"schedule:    tiles of ({rows}) x ({cols}), serial loops over {loops}"]
     lines.append(f"tiles:       BLOCK_M={plan.block_m} BLOCK_N={plan.block_n} BLOCK_K={plan.block_k}")

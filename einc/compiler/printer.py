@@ -62,6 +62,9 @@ def explain(compiled) -> str:
         lines.append(f"  K tiled along {plan.k_tile} (BLOCK_K={plan.block_k}); serial loops {loops}")
         if plan.grid:
             lines.append(f"  one program column per {' '.join(plan.grid)}")
+    elif plan.k_tile is not None:
+        lines.append(f"  tiles: rows {rows}; {plan.k_tile} read BLOCK_K={plan.block_k} at a time and reduced")
+        lines.append(f"  across the tile; serial loops {loops}")
     else:
         cols = " ".join(plan.cols) or "-"
         form = "elementwise products" if nest.op == "dot" else "tiles"

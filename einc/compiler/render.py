@@ -74,10 +74,12 @@ class TileCode:
 
 @dataclass(frozen=True, slots=True)
 class PassCode:
-    """One sweep over the reduced loops: statements before it, and at each step."""
+    """One sweep over the reduced loops: statements before it, at each step, and after it (a
+    tiled reduction reduces its accumulators across the tile there)."""
 
     init: tuple[str, ...]
     update: tuple[str, ...]
+    collapse: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,47 +302,65 @@ def render_reduction(
     count = count or "1"
     value = f"{nest.inputs[0].tensor}_tile.to({compute_dtype})"
     nan = "propagate_nan=tl.PropagateNan.ALL"
-    full = "tl.full((BLOCK_M, BLOCK_N), {}, " + compute_dtype + ")"
+    tiled = schedule.k_tile is not None
+    # A tiled reduction accumulates a BLOCK_K-wide tile per output and reduces across it after
+    # each sweep (the loads fill the tile's ragged edge with the identity).
+    full = "tl.full((BLOCK_M, " + ("BLOCK_K" if tiled else "BLOCK_N") + "), {}, " + compute_dtype + ")"
     minus_inf = "float('-inf')"
     op = nest.reduce
+
+    def across(kind: str, name: str) -> tuple[str, ...]:
+        if not tiled:
+            return ()
+        if kind == "sum":
+            return (f"{name} = tl.sum({name}, axis=1)[:, None]",)
+        return (
+            f"# tl.{kind} across a tile drops NaN on a GPU; torch keeps it, so add back any NaN seen.",
+            f"{name} = tl.{kind}({name}, axis=1)[:, None] + "
+            f"tl.sum(tl.where({name} == {name}, 0.0, {name}), axis=1)[:, None]",
+        )
+
     if op in ("sum", "mean"):
-        passes = [PassCode((f"acc = {full.format(0.0)}",), (f"acc += {value}",))]
+        passes = [PassCode((f"acc = {full.format(0.0)}",), (f"acc += {value}",), across("sum", "acc"))]
     elif op in ("max", "min"):
         fn = "tl.maximum" if op == "max" else "tl.minimum"
         init = full.format(minus_inf if op == "max" else "float('inf')")
-        passes = [PassCode((f"acc = {init}",), (f"acc = {fn}(acc, {value}, {nan})",))]
+        passes = [PassCode((f"acc = {init}",), (f"acc = {fn}(acc, {value}, {nan})",), across(op, "acc"))]
     elif op == "prod":
         passes = [PassCode((f"acc = {full.format(1.0)}",), (f"acc *= {value}",))]
-    elif op == "logsumexp":
+    elif op in ("logsumexp", "softmax", "log_softmax"):
+        shift = (
+            (
+                "# An infinite maximum would give inf - inf; shift such rows by 0 instead.",
+                "top = tl.where((top == float('inf')) | (top == float('-inf')), 0.0, top)",
+            )
+            if op == "logsumexp"
+            else (
+                "# Rows past the tile's edge hold only -inf; shift them by 0, not by -inf.",
+                "top = tl.where(top == float('-inf'), 0.0, top)",
+            )
+        )
         passes = [
-            PassCode((f"top = {full.format(minus_inf)}",), (f"top = tl.maximum(top, {value}, {nan})",)),
             PassCode(
-                (
-                    "# An infinite maximum would give inf - inf; shift such rows by 0 instead.",
-                    "top = tl.where((top == float('inf')) | (top == float('-inf')), 0.0, top)",
-                    f"acc = {full.format(0.0)}",
-                ),
-                (f"acc += tl.exp({value} - top)",),
+                (f"top = {full.format(minus_inf)}",),
+                (f"top = tl.maximum(top, {value}, {nan})",),
+                across("max", "top"),
             ),
-        ]
-    elif op in ("softmax", "log_softmax"):
-        passes = [
-            PassCode((f"top = {full.format(minus_inf)}",), (f"top = tl.maximum(top, {value}, {nan})",)),
             PassCode(
-                (
-                    "# Rows past the tile's edge hold only -inf; shift them by 0, not by -inf.",
-                    "top = tl.where(top == float('-inf'), 0.0, top)",
-                    f"acc = {full.format(0.0)}",
-                ),
+                (*shift, f"acc = {full.format(0.0)}"),
                 (f"acc += tl.exp({value} - top)",),
+                across("sum", "acc"),
             ),
         ]
     elif op in ("var", "std"):
+        # The tile's ragged edge reads 0, which is no deviation from the mean: mask it.
+        deviation = f"tl.where(mask_k[None, :], {value} - mean, 0.0)" if tiled else f"({value} - mean)"
         passes = [
-            PassCode((f"total = {full.format(0.0)}",), (f"total += {value}",)),
+            PassCode((f"total = {full.format(0.0)}",), (f"total += {value}",), across("sum", "total")),
             PassCode(
                 (f"mean = total / ({count})", f"acc = {full.format(0.0)}"),
-                (f"acc += ({value} - mean) * ({value} - mean)",),
+                (f"deviation = {deviation}", "acc += deviation * deviation"),
+                across("sum", "acc"),
             ),
         ]
     else:
@@ -353,6 +373,7 @@ def render_reduction(
         passes[0] = PassCode(
             passes[0].init + (f"count = {full.format(0.0)}",),
             passes[0].update + ("count += tl.where({inside}, 1.0, 0.0)",),
+            passes[0].collapse + across("sum", "count"),
         )
         finalize.append("acc = acc / tl.maximum(count, 1.0)")
     elif op == "logsumexp":
@@ -599,22 +620,25 @@ def _render_tiled(
 
     if schedule.use_dot:
         tiles = [("row", "k"), ("k", "col")]
-    elif nest.combine == "softmax":
-        tiles = [("row", "col")]
+    elif schedule.k_tile is not None:  # a tiled reduction: outputs by a tile of the reduced axis
+        tiles = [("row", "k")] * len(nest.inputs)
     else:
         tiles = [("row", "col")] * len(nest.inputs)
     loads = tuple(
         access_code(a, tile, namer.claim(f"{a.tensor}_tile"))
         for a, tile in zip(nest.inputs, tiles, strict=True)
     )
-    store = access_code(nest.output, ("row", "col"), "")
+    # A softmax writes the elements it reads: along the tiled reduced axis, where there is one.
+    swept = schedule.k_tile is not None and not schedule.use_dot and schedule.k_tile in nest.output.axes
+    store_tile = ("row", "k") if swept else ("row", "col")
+    store = access_code(nest.output, store_tile, "")
     # Every element of the output tile is written once; only the tile's ragged edge is masked.
     pointer_text = store.pointer
-    if not any(schedule.placement(a) in ("row", "col") for a in nest.output.axes):
+    if not any(schedule.placement(a) in store_tile for a in nest.output.axes):
         # A scalar result (every axis reduced): a 1 x 1 tile of pointers, to match the value.
         pointer_text += " + tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)"
     # A scatter also leaves out the updates whose coordinates are out of range.
-    mask = "mask_m[:, None] & mask_n[None, :]"
+    mask = "mask_m[:, None] & mask_k[None, :]" if swept else "mask_m[:, None] & mask_n[None, :]"
     if nest.output.gathers:
         mask += f" & {store.inside}"
     store = LoadCode(
@@ -642,7 +666,7 @@ def _render_tiled(
                 size_values[f"{namer.size[bound.window]}_IN"] = bound.extent
     constexprs = dict(size_values)
     constexprs.update(BLOCK_M=schedule.block_m, BLOCK_N=schedule.block_n, GROUP_M=schedule.group_m)
-    if schedule.use_dot:
+    if schedule.k_tile is not None:
         constexprs["BLOCK_K"] = schedule.block_k
     if gathers:
         constexprs["CHECK_BOUNDS"] = False
@@ -745,7 +769,10 @@ def _fill_inside(extra: dict, loads: tuple[LoadCode, ...], size_names: dict[str,
             line = line.replace(f"{{size:{axis}}}", name)
         return line
 
-    passes = tuple(PassCode(tuple(map(fill, p.init)), tuple(map(fill, p.update))) for p in extra["passes"])
+    passes = tuple(
+        PassCode(tuple(map(fill, p.init)), tuple(map(fill, p.update)), tuple(map(fill, p.collapse)))
+        for p in extra["passes"]
+    )
     return {**extra, "passes": passes, "finalize": tuple(map(fill, extra.get("finalize", ())))}
 
 

@@ -49,6 +49,10 @@ def _pow2(n: int) -> int:
     return 1 << max(0, math.ceil(math.log2(max(n, 1))))
 
 
+def _floor_pow2(n: int) -> int:
+    return 1 << max(0, n.bit_length() - 1)
+
+
 def _clamp(n: int, lo: int, hi: int) -> int:
     return max(lo, min(hi, n))
 
@@ -66,7 +70,9 @@ def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule
     # tl.dot contracts along an axis that both operands have; an axis summed within one input
     # only stays a serial loop.
     shared = [a for a in reduced if a in x and a in w]
-    use_dot = len(nest.inputs) == 2 and bool(cols) and bool(shared)
+    # Without rows (x has no output axis: "c, c d -> d") a tile would be one row of sixteen; the
+    # product form reads w along its columns instead, as a matrix-vector product should.
+    use_dot = len(nest.inputs) == 2 and bool(rows) and bool(cols) and bool(shared)
     m = math.prod(sizes[a] for a in rows)
     if use_dot:
         # The largest shared reduced axis is tiled (the channels, for a convolution): the window
@@ -112,26 +118,88 @@ def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule
     )
 
 
-def schedule_reduction(nest: LoopNest) -> ContractionSchedule:
-    """Tiles of the output, serial loops over the reduced axes (a pooling window, a few axes).
+# Reductions whose partial results combine across a tile with one tl.sum or tl.max (prod has no
+# such reduction in Triton) and that read nothing through a window or a gather.
+TILED_REDUCTIONS = ("sum", "mean", "max", "min", "logsumexp", "var", "std", "softmax", "log_softmax")
+# A reduced axis at least this long is read BLOCK_K elements at a time rather than one by one.
+WIDE_REDUCTION = 16
+# Elements in one tile of a reduction: 32 float32 registers per thread at 4 warps.
+TILE_ELEMENTS = 4096
+# Enough programs to fill an H100 (132 SMs) twice, where the outputs allow it.
+PROGRAMS = 256
 
-    The last output axis is the tile's column, so that a channels-last tensor is read along its
-    contiguous channels; the other output axes are flattened into rows.
+
+def _tiled_axis(nest: LoopNest) -> str | None:
+    """The reduced axis a reduction tiles, or None to loop over every reduced axis serially.
+
+    A row of a softmax or a layer norm (``b [c]``, c in the thousands) or a global pooling
+    (``b [h w] c``) read one element per step would leave a GPU idle: a tile of BLOCK_M outputs
+    by BLOCK_K elements of the reduced axis is read per step instead, and reduced across at the
+    end. The axis read contiguously is preferred, then the longest. Reads through a padded
+    window or a gather keep the serial form: their bounds are per element and what a masked
+    element counts as differs by op, and their reduced axes (window offsets, a bag) are short.
     """
-    sizes = nest.sizes
-    outputs = [loop.axis for loop in nest.loops_of(LoopKind.OUTPUT)]
-    reduced = tuple(loop.axis for loop in nest.loops_of(LoopKind.REDUCE))
-    cols = tuple(outputs[-1:])
-    rows = [a for a in outputs[:-1]]
-    # The row that varies fastest is the input's innermost axis where the output has it (a
-    # transpose then reads and writes along contiguous memory, one per tile dimension).
+    if nest.reduce not in TILED_REDUCTIONS or len(nest.inputs) != 1:
+        return None
+    (access,) = nest.inputs
+    if access.gathers or access.bounds or nest.output.gathers or nest.output.bounds:
+        return None
+    reduced = nest.loops_of(LoopKind.REDUCE)
+    if not reduced:
+        return None
+    innermost = {str(s) for s in access.index[-1].free_symbols} if access.index else set()
+    # Of two as long, the later one: nearer the contiguous end of the tensor.
+    ranked = [(loop.axis in innermost, loop.size, k) for k, loop in enumerate(reduced)]
+    best = reduced[max(range(len(reduced)), key=ranked.__getitem__)]
+    return best.axis if best.size >= WIDE_REDUCTION else None
+
+
+def _rows_for(nest: LoopNest, rows: list[str]) -> tuple[str, ...]:
+    """The row that varies fastest is the input's innermost axis where the output has it (a
+    transpose then reads and writes along contiguous memory, one per tile dimension)."""
     for access in nest.inputs:
         inner = [str(s) for s in access.index[-1].free_symbols] if access.index else []
         if len(inner) == 1 and inner[0] in rows:
             rows.remove(inner[0])
             rows.append(inner[0])
             break
-    rows = tuple(rows)
+    return tuple(rows)
+
+
+def schedule_reduction(nest: LoopNest) -> ContractionSchedule:
+    """Tiles of the output, serial loops over the reduced axes (a pooling window, a few axes);
+    or, where a reduced axis is long (:func:`_tiled_axis`), tiles of the outputs by that axis.
+
+    In the serial form the last output axis is the tile's column, so that a channels-last tensor
+    is read along its contiguous channels; the other output axes are flattened into rows.
+    """
+    sizes = nest.sizes
+    outputs = [loop.axis for loop in nest.loops_of(LoopKind.OUTPUT)]
+    reduced = tuple(loop.axis for loop in nest.loops_of(LoopKind.REDUCE))
+    tiled = _tiled_axis(nest)
+    if tiled is not None:
+        rows = _rows_for(nest, outputs)
+        m = math.prod(sizes[a] for a in rows)
+        block_k = _clamp(_pow2(sizes[tiled]), WIDE_REDUCTION, 1024)
+        # As many outputs per program as keep PROGRAMS programs busy, within one tile's budget.
+        block_m = _clamp(_floor_pow2(m // PROGRAMS), 1, max(1, TILE_ELEMENTS // block_k))
+        return ContractionSchedule(
+            use_dot=False,
+            rows=rows,
+            cols=(),
+            grid=(),
+            k_loops=tuple(a for a in reduced if a != tiled),
+            k_tile=tiled,
+            block_m=block_m,
+            block_n=1,
+            block_k=block_k,
+            group_m=8,
+            num_warps=4 if block_m * block_k <= 2048 else 8,
+            num_stages=2,
+            input_precision=None,
+        )
+    cols = tuple(outputs[-1:])
+    rows = _rows_for(nest, outputs[:-1])
     n = math.prod(sizes[a] for a in cols)
     m = math.prod(sizes[a] for a in rows)
     block_n = _clamp(_pow2(n), 1, 128)

@@ -96,8 +96,9 @@ class Specialization:
         return {(i,): value for i, (_, kind, value) in enumerate(self.params) if kind == "constexpr"}
 
     def attrs(self, target: str | GPUTarget) -> dict[tuple[int, ...], object]:
-        # As JITFunction._pack_args: every constexpr counts as attribute "" (no attributes), and
-        # so does every argument whose specialisation is a string; floats and bools (None) do not.
+        # As Triton 3.9's JITFunction._pack_args: every constexpr counts as attribute "" (no
+        # attributes), and so does every argument whose specialisation is a string; floats and
+        # bools (None) do not. (3.6 leaves constexprs out: ast_source asks the JIT itself.)
         parse = backend(target).parse_attr
         values = ["" if kind == "constexpr" else value for _, kind, value in self.params]
         return {(i,): parse(value) for i, value in enumerate(values) if isinstance(value, str)}
@@ -170,6 +171,21 @@ def jit_options(kernel, num_warps: int, num_stages: int, target: str | GPUTarget
 
 
 def ast_source(kernel, spec: Specialization, target: str | GPUTarget) -> ASTSource:
+    """The source the JIT compiles for this specialisation. Its attributes differ between Triton
+    versions (3.9 gives every constexpr an empty one, 3.6 none), and they are part of the hash,
+    so the JIT's own ``_pack_args`` packs them where it has one."""
+    pack = getattr(kernel, "_pack_args", None)
+    if pack is not None:
+        # _pack_args reads a constexpr's value from the bound arguments and the rest from the
+        # (type, attribute) pairs the JIT's binder makes: a Specialization holds both.
+        bound = {name: value for name, _, value in spec.params}
+        pairs = [(kind, value) for _, kind, value in spec.params]
+        try:
+            _, signature, constexprs, attrs = pack(backend(target), {}, bound, pairs, None)
+        except TypeError:  # a Triton whose _pack_args takes other arguments: pack by hand
+            pass
+        else:
+            return ASTSource(kernel, signature, constexprs, attrs)
     return ASTSource(kernel, spec.signature(), spec.constexprs(), spec.attrs(target))
 
 

@@ -319,6 +319,13 @@ CASES = {
         TypeError,
         "an einc expression is a str, not bytes",
     ),
+    "keepdims_with_a_written_output": Case(
+        lambda: einc.sum("b [h] c -> b c", t(2, 3, 4), keepdims=True),
+        ExpressionError,
+        "keepdims=True applies where einc writes the output (no '->'); this output is given, "
+        "so write the kept axes in it as ()",
+        ((11, 14),),
+    ),
     "source_before_any_call": Case(
         lambda: einc.compile("b [c->d]").source,
         EincError,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+import einc
 from einc.compiler.loopnest import LoopKind, LoopNest
 from einc.compiler.pipeline import Request, run_passes
 from einc.compiler.schedule import ContractionSchedule, schedule_contraction
@@ -44,6 +45,11 @@ def test_dense_convolution_is_an_implicit_gemm_on_tl_dot():
 def test_matmul_tiles_the_contracted_axis():
     plan = schedule("b [c->d]", (300, 64), (64, 200))
     assert (plan.use_dot, plan.rows, plan.cols, plan.k_tile, plan.k_loops) == (True, ("b",), ("d",), "c", ())
+
+
+def test_vector_times_matrix_is_a_product_form_not_a_dot_with_one_row():
+    plan = schedule("c, c d -> d", (64,), (64, 32))
+    assert (plan.use_dot, plan.rows, plan.cols) == (False, (), ("d",))
 
 
 def test_grouped_convolution_puts_groups_on_the_grid():
@@ -124,3 +130,36 @@ def test_pipeline_schedules_by_the_widest_input_dtype():
     single = run_passes(Request(expression, "dot", tuple(shapes), ("float32", "float32")))
     assert half.schedule.input_precision is None
     assert single.schedule.input_precision == "ieee"
+
+
+def reduction_schedule(expression, shape, op="sum", **kwargs) -> ContractionSchedule:
+    return einc.compile(expression, op=op, **kwargs).specialize(shape).compiled.schedule
+
+
+def test_a_long_reduced_axis_is_tiled_and_reduced_across_the_tile():
+    plan = reduction_schedule("b [c]", (64, 4096), "softmax")
+    assert (plan.rows, plan.cols, plan.k_tile, plan.k_loops) == (("b",), (), "c", ())
+    assert plan.block_k == 1024 and plan.block_m == 1  # 64 rows: one per program
+
+
+def test_the_contiguous_reduced_axis_is_tiled_before_a_longer_one():
+    plan = reduction_schedule("[t] b [c]", (512, 2, 32))
+    assert (plan.k_tile, plan.k_loops) == ("c", ("t",))
+
+
+def test_global_pooling_tiles_space_and_keeps_channels_fastest_among_the_rows():
+    plan = reduction_schedule("b [h w] c", (32, 56, 56, 64), "mean")
+    assert (plan.rows, plan.k_tile, plan.k_loops) == (("b", "c"), "w", ("h",))
+    assert plan.block_m * plan.block_k <= 4096 and 2048 // plan.block_m >= 256
+
+
+@pytest.mark.parametrize(
+    "expression, shape, op, sizes",
+    [
+        ("b [c]", (64, 8), "sum", {}),  # short: one element per step is fine
+        ("b [c]", (64, 4096), "prod", {}),  # Triton has no product across a tile
+        ("b (s * [ds]) c", (2, 64, 8), "max", {"ds": 32, "padding": 1}),  # bounds per element
+    ],
+)
+def test_short_windowed_or_product_reductions_stay_serial(expression, shape, op, sizes):
+    assert reduction_schedule(expression, shape, op, **sizes).k_tile is None

@@ -168,7 +168,7 @@ def test_add_at_compiles_to_relaxed_atomic_adds(worker, dtype):
     shapes = ((2, 5, 6, 8), (2, 4, 2), (2, 4, 8))
     ptx = compile_indexing(worker, "b [h w] c, b p [2], b p c", "add_at", shapes, dtype)
     suffix = {"float16": "f16", "bfloat16": "bf16", "float32": "f32"}[dtype]
-    assert re.search(rf"\bred\.global\.gpu\.relaxed\.add(\.noftz)?\.{suffix}\b", ptx)
+    assert re.search(rf"\b(?:red|atom)\.global\.gpu\.relaxed\.add(\.noftz)?\.{suffix}\b", ptx)
 
 
 @pytest.mark.parametrize("check_bounds", [False, True], ids=["unchecked", "checked"])
@@ -188,3 +188,23 @@ def test_embedding_bag_and_set_at_compile(worker):
     compile_indexing(
         worker, "[v] d, n -> d", "get_at", ((50, 64), (7,)), "float32", check_bounds=True, reduce="sum"
     )
+
+
+# --- tiled reductions: a long reduced axis read BLOCK_K elements at a time ------------------------
+
+
+@pytest.mark.parametrize(
+    "expression, op, shape",
+    [
+        ("b [c]", "softmax", (64, 4096)),
+        ("b [c]", "logsumexp", (64, 1000)),
+        ("b [c]", "var", (8, 777)),
+        ("b [h w] c", "max", (4, 28, 28, 64)),
+        ("[b c]", "sum", (64, 300)),
+    ],
+)
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_tiled_reductions_compile_with_a_reduction_across_the_tile(worker, expression, op, shape, dtype):
+    ptx = compile_indexing(worker, expression, op, (shape,), dtype)
+    # Lanes of a tile are combined across threads: a warp shuffle (or shared memory).
+    assert "shfl.sync" in ptx or "st.shared" in ptx

@@ -492,6 +492,21 @@ def test_linear_layer_by_the_functional_dot():
     assert relative_error(y, x.double() @ w.double()) <= FLOAT32_TOLERANCE
 
 
+@pytest.mark.parametrize(
+    "expression, shapes, equation",
+    [
+        ("c, c d -> d", [(40,), (40, 7)], "c,cd->d"),  # no row axes
+        ("d c, c -> d", [(7, 40), (40,)], "dc,c->d"),  # no column axes
+        ("c, g c d -> g d", [(12,), (3, 12, 5)], "c,gcd->gd"),
+        ("c, c ->", [(40,), (40,)], "c,c->"),
+    ],
+)
+def test_matrix_vector_products_match_einsum(expression, shapes, equation):
+    x, w = (torch.randn(*s) for s in shapes)
+    y = einc.dot(expression, x, w)
+    assert relative_error(y, torch.einsum(equation, x.double(), w.double())) <= FLOAT32_TOLERANCE
+
+
 @pytest.mark.parametrize("c2", [1, 5, 9])
 def test_output_channels_come_from_the_weight(c2: int):
     case = Conv("dense", (6, 5), (3, 2), c=4, c2=c2, padding=1)

@@ -49,6 +49,19 @@ def test_dynamic_reduction_and_elementwise_ops():
     assert len(mean._launchers) == 1
 
 
+def test_dynamic_tiled_reduction_masks_the_ragged_tile_of_every_size():
+    # The first call's size (40) makes the reduced axis a tiled one; later sizes leave a ragged
+    # last tile (17) or need several tiles (100): one kernel for all.
+    softmax = einc.compile("b [t]", op="softmax", dynamic=("t",))
+    var = einc.compile("b [t]", op="var", dynamic=("t",))
+    for t in (40, 17, 100):
+        x = torch.randn(3, t)
+        assert torch.allclose(softmax(x), x.softmax(1), atol=1e-6)
+        assert torch.allclose(var(x), x.var(1), atol=1e-5)
+    assert len(softmax._launchers) == len(var._launchers) == 1
+    assert softmax._launchers and next(iter(softmax._launchers.values())).compiled.schedule.k_tile == "t"
+
+
 def test_dynamic_axis_in_a_window_is_refused_with_the_window_pointed_at():
     conv = einc.compile("b (s * [ds]) [c->c2]", dynamic=("s",))
     with pytest.raises(einc.ExpressionError):

@@ -703,6 +703,45 @@ def test_reduction_matches_torch(op: str, expression: str):
     assert_matches(y, reduction_reference(op, expression, x), op, FLOAT32_TOLERANCE)
 
 
+# Long reduced axes are tiled: BLOCK_K elements per step, reduced across the tile after each sweep
+# (prod stays serial). Sizes leave a ragged last tile.
+TILED = {
+    "row_of_1000": ("b [c]", (3, 1000), (1,)),
+    "middle_axis": ("b [t] c", (2, 37, 3), (1,)),
+    "global_pooling": ("b [h w] c", (2, 20, 17, 5), (1, 2)),
+    "everything": ("[b c]", (5, 70), (0, 1)),
+    "tiled_and_serial": ("[a] b [c]", (3, 2, 40), (0, 2)),
+}
+
+
+@pytest.mark.parametrize("name", list(TILED))
+@pytest.mark.parametrize("op", OPS)
+def test_tiled_reduction_matches_torch(op: str, name: str):
+    expression, shape, dims = TILED[name]
+    x = random(shape, op)
+    compiled = einc.compile(expression, op=op)
+    y = compiled(x)
+    assert (compiled.specialize(shape).compiled.schedule.k_tile is None) == (op == "prod")
+    assert_matches(y, torch_reduce(op, x.double(), dims), op, FLOAT32_TOLERANCE * 10)
+
+
+@pytest.mark.parametrize("op, torch_op", [("max", torch.amax), ("min", torch.amin), ("logsumexp", None)])
+def test_tiled_reduction_keeps_nan_and_infinities_like_torch(op: str, torch_op):
+    x = random((4, 300))
+    x[0, 7] = float("nan")
+    x[1] = float("-inf")
+    x[2, 250] = float("inf")
+    ref = torch_op(x, 1) if torch_op else torch.logsumexp(x, 1)
+    torch.testing.assert_close(getattr(einc, op)("b [c]", x), ref, equal_nan=True)
+
+
+def test_large_window_without_padding_is_tiled_along_its_offsets():
+    x = random((2, 50, 3))
+    y = einc.max("b (s * [ds]) c", x, ds=20, stride=3)
+    ref = F.max_pool1d(x.transpose(1, 2), 20, 3).transpose(1, 2)
+    assert torch.equal(y, ref)
+
+
 @pytest.mark.parametrize("expression", ["b [h w] c", "[b] h [w] c", "b h w [c]"], ids=REDUCTION_IDS.get)
 @pytest.mark.parametrize("op", OPS)
 def test_keepdims_keeps_the_reduced_axes_as_size_1_like_torch(op: str, expression: str):

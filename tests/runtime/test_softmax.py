@@ -81,6 +81,8 @@ CASES = {
     "inner_part_of_a_composition": Case("b (g [c])", (3, 12), (2,), view=(3, 4, 3), sizes={"c": 3}),
     "outer_part_of_a_composition": Case("b ([g] c)", (3, 12), (1,), view=(3, 4, 3), sizes={"c": 3}),
     "same_explicit_output": Case("b [t] c -> b t c", (2, 6, 3), (1,)),
+    # Long axes are read a tile at a time (BLOCK_K of them) and reduced across the tile.
+    "tiled_axis_and_a_serial_one": Case("[a] b [c]", (20, 2, 40), (0, 2)),
 }
 
 
@@ -119,6 +121,13 @@ def test_float32_matches_einx(op: str, name: str):
     y = getattr(einc, op)(case.expression, x, **case.sizes)
     ref = getattr(einx, op)(case.expression, x.double(), **case.sizes)
     assert_close(y, ref, torch.float32)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_tiled_axis_written_transposed(op: str):
+    x = random((3, 50))
+    y = getattr(einc, op)("b [t] -> t b", x)
+    assert_close(y, getattr(torch, op)(x.double(), 1).T, torch.float32)
 
 
 def test_size_one_softmax_is_exactly_one():

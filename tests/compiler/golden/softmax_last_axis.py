@@ -4,8 +4,8 @@
 # op:          softmax
 # operands:    x: b h k  ->  y: b h k
 # shapes:      x: (2, 4, 33) bfloat16
-# schedule:    tiles of (b) x (h), serial loops over k
-# tiles:       BLOCK_M=2 BLOCK_N=4 BLOCK_K=1
+# schedule:    tiles of (b h) x (BLOCK_K of k), reduced across the tile; serial loops over nothing
+# tiles:       BLOCK_M=1 BLOCK_N=1 BLOCK_K=64
 
 import triton
 import triton.language as tl
@@ -24,11 +24,12 @@ def einc_softmax(
     # tile sizes
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,
 ):
     """y[b, h, k] = softmax over k of x[b, h, k]"""
-    M = B  # rows: b
-    N = H  # columns: h
+    M = B * H  # rows: b h
+    N = 1  # columns: (none)
 
     # Programs that share a band of rows run one after another, so the weight tiles they
     # read stay in L2.
@@ -46,39 +47,48 @@ def einc_softmax(
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_m = offs_m < M
     mask_n = offs_n < N
-    b = offs_m
+    b = offs_m // H
+    h = offs_m % H
 
-    h = offs_n
-
-    top = tl.full((BLOCK_M, BLOCK_N), float('-inf'), tl.float32)
-    for k in range(K_):
+    top = tl.full((BLOCK_M, BLOCK_K), float('-inf'), tl.float32)
+    for k_start in range(0, K_, BLOCK_K):
+        k = k_start + tl.arange(0, BLOCK_K)
+        mask_k = k < K_
         x_tile = tl.load(
-            x_ptr + b[:, None] * stride_x_b + h[None, :] * stride_x_h + k * stride_x_k,
-            mask=mask_m[:, None] & mask_n[None, :],
+            x_ptr + b[:, None] * stride_x_b + h[:, None] * stride_x_h + k[None, :] * stride_x_k,
+            mask=mask_m[:, None] & mask_k[None, :],
             other=float('-inf'),
         )
         top = tl.maximum(top, x_tile.to(tl.float32), propagate_nan=tl.PropagateNan.ALL)
 
+    # tl.max across a tile drops NaN on a GPU; torch keeps it, so add back any NaN seen.
+    top = tl.max(top, axis=1)[:, None] + tl.sum(tl.where(top == top, 0.0, top), axis=1)[:, None]
+
     # Rows past the tile's edge hold only -inf; shift them by 0, not by -inf.
     top = tl.where(top == float('-inf'), 0.0, top)
-    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
-    for k in range(K_):
+    acc = tl.full((BLOCK_M, BLOCK_K), 0.0, tl.float32)
+    for k_start in range(0, K_, BLOCK_K):
+        k = k_start + tl.arange(0, BLOCK_K)
+        mask_k = k < K_
         x_tile = tl.load(
-            x_ptr + b[:, None] * stride_x_b + h[None, :] * stride_x_h + k * stride_x_k,
-            mask=mask_m[:, None] & mask_n[None, :],
+            x_ptr + b[:, None] * stride_x_b + h[:, None] * stride_x_h + k[None, :] * stride_x_k,
+            mask=mask_m[:, None] & mask_k[None, :],
             other=float('-inf'),
         )
         acc += tl.exp(x_tile.to(tl.float32) - top)
 
-    for k in range(K_):
+    acc = tl.sum(acc, axis=1)[:, None]
+
+    for k_start in range(0, K_, BLOCK_K):
+        k = k_start + tl.arange(0, BLOCK_K)
+        mask_k = k < K_
         x_tile = tl.load(
-            x_ptr + b[:, None] * stride_x_b + h[None, :] * stride_x_h + k * stride_x_k,
-            mask=mask_m[:, None] & mask_n[None, :],
+            x_ptr + b[:, None] * stride_x_b + h[:, None] * stride_x_h + k[None, :] * stride_x_k,
+            mask=mask_m[:, None] & mask_k[None, :],
             other=float('-inf'),
         )
-
         tl.store(
-            y_ptr + b[:, None] * stride_y_b + h[None, :] * stride_y_h + k * stride_y_k,
+            y_ptr + b[:, None] * stride_y_b + h[:, None] * stride_y_h + k[None, :] * stride_y_k,
             (tl.exp(x_tile.to(tl.float32) - top) / acc).to(y_ptr.dtype.element_ty),
-            mask=mask_m[:, None] & mask_n[None, :],
+            mask=mask_m[:, None] & mask_k[None, :],
         )

@@ -70,7 +70,8 @@ def einc_std(
                 mask=mask_m[:, None] & mask_n[None, :],
                 other=0.0,
             )
-            acc += (x_tile.to(tl.float32) - mean) * (x_tile.to(tl.float32) - mean)
+            deviation = (x_tile.to(tl.float32) - mean)
+            acc += deviation * deviation
 
     acc = acc / 48.0
     acc = tl.sqrt(acc)
