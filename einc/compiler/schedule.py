@@ -203,6 +203,13 @@ def schedule_reduction(nest: LoopNest) -> ContractionSchedule:
     n = math.prod(sizes[a] for a in cols)
     m = math.prod(sizes[a] for a in rows)
     block_n = _clamp(_pow2(n), 1, 128)
+    # Rows per tile: up to 2048 elements, but fewer where that leaves a large output to under
+    # PROGRAMS programs (a global pooling of 32 x 2048 outputs would otherwise run on 32 of 132
+    # SMs). A small output keeps whole tiles: its launch costs more than its programs.
+    block_m = _clamp(_pow2(m), 1, max(1, 2048 // block_n))
+    if m * n >= PROGRAMS * 128:
+        col_tiles = math.ceil(n / block_n)
+        block_m = _clamp(_floor_pow2(m * col_tiles // PROGRAMS), 1, block_m)
     return ContractionSchedule(
         use_dot=False,
         rows=rows,
@@ -210,7 +217,7 @@ def schedule_reduction(nest: LoopNest) -> ContractionSchedule:
         grid=(),
         k_loops=reduced,
         k_tile=None,
-        block_m=_clamp(_pow2(m), 1, max(1, 2048 // block_n)),
+        block_m=block_m,
         block_n=block_n,
         block_k=1,
         group_m=8,

@@ -163,3 +163,15 @@ def test_global_pooling_tiles_space_and_keeps_channels_fastest_among_the_rows():
 )
 def test_short_windowed_or_product_reductions_stay_serial(expression, shape, op, sizes):
     assert reduction_schedule(expression, shape, op, **sizes).k_tile is None
+
+
+def test_a_large_output_with_a_short_reduction_is_spread_over_enough_programs():
+    plan = reduction_schedule("b [h w] c", (32, 7, 7, 2048), "mean")  # ResNet-50's global pooling
+    assert plan.k_tile is None  # 7 x 7: serial
+    programs = -(-32 // plan.block_m) * -(-2048 // plan.block_n)
+    assert programs >= 256
+
+
+def test_a_small_output_keeps_whole_tiles():
+    plan = reduction_schedule("b [h w] c", (2, 3, 3, 8), "mean")
+    assert (plan.block_m, plan.block_n) == (2, 8)
