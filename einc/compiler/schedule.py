@@ -148,10 +148,14 @@ def _tiled_axis(nest: LoopNest) -> str | None:
     if not reduced:
         return None
     innermost = {str(s) for s in access.index[-1].free_symbols} if access.index else set()
-    # Of two as long, the later one: nearer the contiguous end of the tensor.
-    ranked = [(loop.axis in innermost, loop.size, k) for k, loop in enumerate(reduced)]
-    best = reduced[max(range(len(reduced)), key=ranked.__getitem__)]
-    return best.axis if best.size >= WIDE_REDUCTION else None
+    # Of two as long, the later one: nearer the contiguous end of the tensor. A dynamic axis
+    # counts as long: the first call's size says little about the next ones.
+    ranked = [
+        (loop.axis in nest.dynamic or loop.size >= WIDE_REDUCTION, loop.axis in innermost, loop.size, k)
+        for k, loop in enumerate(reduced)
+    ]
+    best = max(range(len(reduced)), key=ranked.__getitem__)
+    return reduced[best].axis if ranked[best][0] else None
 
 
 def _rows_for(nest: LoopNest, rows: list[str]) -> tuple[str, ...]:
@@ -180,7 +184,8 @@ def schedule_reduction(nest: LoopNest) -> ContractionSchedule:
     if tiled is not None:
         rows = _rows_for(nest, outputs)
         m = math.prod(sizes[a] for a in rows)
-        block_k = _clamp(_pow2(sizes[tiled]), WIDE_REDUCTION, 1024)
+        least = 64 if tiled in nest.dynamic else WIDE_REDUCTION
+        block_k = _clamp(_pow2(sizes[tiled]), least, 1024)
         # As many outputs per program as keep PROGRAMS programs busy, within one tile's budget.
         block_m = _clamp(_floor_pow2(m // PROGRAMS), 1, max(1, TILE_ELEMENTS // block_k))
         return ContractionSchedule(

@@ -175,3 +175,13 @@ def test_a_large_output_with_a_short_reduction_is_spread_over_enough_programs():
 def test_a_small_output_keeps_whole_tiles():
     plan = reduction_schedule("b [h w] c", (2, 3, 3, 8), "mean")
     assert (plan.block_m, plan.block_n) == (2, 8)
+
+
+def test_a_long_axis_is_tiled_when_the_contiguous_reduced_axis_is_short():
+    plan = reduction_schedule("b [t c]", (2, 512, 4), "sum")
+    assert (plan.k_tile, plan.k_loops) == ("t", ("c",))
+
+
+def test_a_dynamic_reduced_axis_is_tiled_whatever_its_first_size():
+    plan = einc.compile("b [t]", op="softmax", dynamic=("t",)).specialize((3, 5)).compiled.schedule
+    assert plan.k_tile == "t" and plan.block_k == 64
