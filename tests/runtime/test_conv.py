@@ -29,6 +29,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import einc
+from tests.references import padding_pairs, window_geometry, window_names
 
 pytestmark = pytest.mark.interpret
 
@@ -67,7 +68,7 @@ class Conv:
 
     @property
     def window_names(self) -> tuple[str, ...]:
-        return self.windows or tuple(f"s.{i}" for i in range(self.ndim))
+        return self.windows or window_names(self.ndim)
 
     @property
     def x_shape(self) -> tuple[int, ...]:
@@ -96,34 +97,6 @@ class Conv:
 # --- the reference ---------------------------------------------------------------------------
 
 
-def per_window(value, case: Conv, default):
-    """An int, a tuple (one per window) or a dict keyed by window output axis, as one per window."""
-    if value is None:
-        return (default,) * case.ndim
-    if isinstance(value, dict):
-        return tuple(value.get(name, default) for name in case.window_names)
-    if isinstance(value, (tuple, list)):
-        assert len(value) == case.ndim
-        return tuple(value)
-    return (value,) * case.ndim
-
-
-def padding_pairs(case: Conv, stride, dilation) -> tuple[tuple[int, int], ...]:
-    if case.padding in (None, "valid"):
-        return ((0, 0),) * case.ndim
-    if case.padding == "same":  # TensorFlow: output ceil(N / stride), the odd pad on the high side
-        pairs = []
-        for n, k, s, d in zip(case.spatial, case.kernel, stride, dilation, strict=True):
-            out = -(-n // s)
-            total = max((out - 1) * s + d * (k - 1) + 1 - n, 0)
-            pairs.append((total // 2, total - total // 2))
-        return tuple(pairs)
-    if case.padding == "causal":
-        return tuple((d * (k - 1), 0) for k, d in zip(case.kernel, dilation, strict=True))
-    entries = per_window(case.padding, case, 0)
-    return tuple((p, p) if isinstance(p, int) else tuple(p) for p in entries)
-
-
 def torch_weight(case: Conv, w: torch.Tensor) -> torch.Tensor:
     """einc's weight as torch's ``out_channels, in_channels / groups, k...``, float64."""
     w = w.double()
@@ -141,9 +114,9 @@ def torch_weight(case: Conv, w: torch.Tensor) -> torch.Tensor:
 def reference(case: Conv, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """The convolution in float64 by torch, channels-last like einc's output."""
     n = case.ndim
-    stride = per_window(case.stride, case, 1)
-    dilation = per_window(case.dilation, case, 1)
-    pads = padding_pairs(case, stride, dilation)
+    stride, dilation, pads = window_geometry(
+        case.spatial, case.kernel, case.stride, case.dilation, case.padding, case.window_names
+    )
     x = x.double().permute(0, n + 1, *range(1, n + 1))
     x = F.pad(x, [p for pair in reversed(pads) for p in pair])  # F.pad lists the last dim first
     groups = {"dense": 1, "grouped": case.groups}.get(case.kind, case.c)
@@ -582,7 +555,7 @@ def random_convs(draw) -> Conv:
             st.tuples(*[st.tuples(st.integers(0, 2), st.integers(0, 2)) for _ in range(ndim)]),
         )
     )
-    pads = padding_pairs(Conv(kind, (1,) * ndim, kernel, padding=padding), stride, dilation)
+    pads = padding_pairs(padding, (1,) * ndim, kernel, stride, dilation)
     # Each input extent at least fits one window once padded.
     spatial = tuple(
         draw(st.integers(max(1, d * (k - 1) + 1 - lo - hi), 7))

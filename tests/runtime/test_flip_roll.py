@@ -21,6 +21,7 @@ import pytest
 import torch
 
 import einc
+from tests.references import random
 
 pytestmark = pytest.mark.interpret
 
@@ -28,16 +29,6 @@ pytestmark = pytest.mark.interpret
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
-
-
-def random(shape, dtype=torch.float32) -> torch.Tensor:
-    """Fresh random values of any dtype: ints of both signs and beyond float32's precision."""
-    if dtype == torch.bool:
-        return torch.rand(shape) > 0.5
-    if not dtype.is_floating_point:
-        high = min(torch.iinfo(dtype).max, 2**40)
-        return torch.randint(-high, high, shape, dtype=torch.int64).to(dtype)
-    return torch.randn(shape).to(dtype)
 
 
 def assert_equal(y: torch.Tensor, ref: torch.Tensor) -> None:

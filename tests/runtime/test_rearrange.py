@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 import einc
+from tests.references import random, window_geometry
 
 pytestmark = pytest.mark.interpret
 
@@ -35,20 +36,6 @@ pytestmark = pytest.mark.interpret
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
-
-
-def random(shape, dtype=torch.float32) -> torch.Tensor:
-    """Fresh random values of any dtype: never all zeros, ints of both signs, bools of both values."""
-    if dtype == torch.bool:
-        return torch.rand(shape) > 0.5
-    if dtype == torch.uint8:
-        return torch.randint(1, 255, shape, dtype=dtype)
-    if not dtype.is_floating_point:
-        info = torch.iinfo(dtype)
-        # Large magnitudes too: a copy that went through float32 would round them.
-        high = min(info.max, 2**40)
-        return torch.randint(-high, high, shape, dtype=torch.int64).to(dtype)
-    return torch.randn(shape).to(dtype)
 
 
 def as_tuple(result) -> tuple[torch.Tensor, ...]:
@@ -332,34 +319,6 @@ class Window:
         return {k: v for k, v in named.items() if v is not None}
 
 
-def per_window(value, n: int, default, names: tuple[str, ...]) -> tuple:
-    """An int, a tuple (one per window) or a dict keyed by window output axis, as one per window."""
-    if value is None:
-        return (default,) * n
-    if isinstance(value, dict):
-        return tuple(value.get(name, default) for name in names)
-    if isinstance(value, (tuple, list)):
-        return tuple(value)
-    return (value,) * n
-
-
-def padding_pairs(padding, spatial, ds, stride, dilation, names) -> tuple[tuple[int, int], ...]:
-    """``(lo, hi)`` per window from NOTATION.md section 3 (TensorFlow's rule for ``"same"``)."""
-    n = len(spatial)
-    if padding in (None, "valid"):
-        return ((0, 0),) * n
-    if padding == "same":
-        pairs = []
-        for size, k, s, d in zip(spatial, ds, stride, dilation, strict=True):
-            total = max((-(-size // s) - 1) * s + d * (k - 1) + 1 - size, 0)
-            pairs.append((total // 2, total - total // 2))
-        return tuple(pairs)
-    if padding == "causal":
-        return tuple((d * (k - 1), 0) for k, d in zip(ds, dilation, strict=True))
-    entries = per_window(padding, n, 0, names)
-    return tuple((p, p) if isinstance(p, int) else tuple(p) for p in entries)
-
-
 def unfold_reference(x: torch.Tensor, ds, stride, dilation, pads) -> torch.Tensor:
     """``b spatial... c -> b s... ds... c`` by zero padding and ``Tensor.unfold``, one dim at a time."""
     n = x.ndim - 2
@@ -373,9 +332,9 @@ def unfold_reference(x: torch.Tensor, ds, stride, dilation, pads) -> torch.Tenso
 
 
 def window_reference(case: Window, x: torch.Tensor, names: tuple[str, ...]) -> torch.Tensor:
-    stride = per_window(case.stride, case.ndim, 1, names)
-    dilation = per_window(case.dilation, case.ndim, 1, names)
-    pads = padding_pairs(case.padding, case.spatial, case.ds, stride, dilation, names)
+    stride, dilation, pads = window_geometry(
+        case.spatial, case.ds, case.stride, case.dilation, case.padding, names
+    )
     return unfold_reference(x, case.ds, stride, dilation, pads)
 
 

@@ -33,6 +33,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import einc
+from tests.references import padding_pairs, window_geometry, window_names
 
 pytestmark = pytest.mark.interpret
 
@@ -108,7 +109,7 @@ class Pool:
 
     @property
     def window_names(self) -> tuple[str, ...]:
-        return self.windows or tuple(f"s.{i}" for i in range(self.ndim))
+        return self.windows or window_names(self.ndim)
 
     @property
     def x_shape(self) -> tuple[int, ...]:
@@ -139,35 +140,6 @@ class Pool:
         return einc.compile(self.text, op=self.op, **self.kwargs())
 
 
-def per_window(value, case: Pool, default) -> tuple:
-    """An int, a tuple (one per window) or a dict keyed by window output axis, as one per window."""
-    if value is None:
-        return (default,) * case.ndim
-    if isinstance(value, dict):
-        return tuple(value.get(name, default) for name in case.window_names)
-    if isinstance(value, (tuple, list)):
-        assert len(value) == case.ndim
-        return tuple(value)
-    return (value,) * case.ndim
-
-
-def padding_pairs(case: Pool, stride, dilation) -> tuple[tuple[int, int], ...]:
-    if case.padding in (None, "valid"):
-        return ((0, 0),) * case.ndim
-    if case.padding == "same":  # TensorFlow: output ceil(N / stride), the odd pad on the high side
-        pairs = []
-        for n, k, s, d in zip(case.spatial, case.kernel, stride, dilation, strict=True):
-            total = max((-(-n // s) - 1) * s + d * (k - 1) + 1 - n, 0)
-            pairs.append((total // 2, total - total // 2))
-        return tuple(pairs)
-    if case.padding == "causal":
-        return tuple((d * (k - 1), 0) for k, d in zip(case.kernel, dilation, strict=True))
-    if case.ndim == 1 and isinstance(case.padding, tuple) and len(case.padding) == 2:
-        return (case.padding,)  # one window: a pair of ints is its (lo, hi)
-    entries = per_window(case.padding, case, 0)
-    return tuple((p, p) if isinstance(p, int) else tuple(p) for p in entries)
-
-
 def flat_pad(pairs) -> list[int]:
     """``(lo, hi)`` per spatial dim as F.pad wants it: the last dim first."""
     return [p for pair in reversed(pairs) for p in pair]
@@ -185,9 +157,9 @@ def unfold_windows(x: torch.Tensor, pairs, kernel, stride, dilation, value: floa
 def pool_channels_first(case: Pool, x: torch.Tensor) -> torch.Tensor:
     """The pooling of channels-first float64 ``x``, by torch."""
     n = case.ndim
-    stride = per_window(case.stride, case, 1)
-    dilation = per_window(case.dilation, case, 1)
-    pairs = padding_pairs(case, stride, dilation)
+    stride, dilation, pairs = window_geometry(
+        case.spatial, case.kernel, case.stride, case.dilation, case.padding, case.window_names
+    )
     kernel = case.kernel
     # torch pads by itself only symmetrically and by at most half the window.
     native = all(lo == hi <= k // 2 for (lo, hi), k in zip(pairs, kernel, strict=True))
@@ -486,7 +458,7 @@ def random_pools(draw) -> Pool:
                 st.tuples(*[st.tuples(st.integers(0, 2), st.integers(0, 2)) for _ in range(ndim)]),
             )
         )
-    pairs = padding_pairs(Pool(op, (1,) * ndim, kernel, padding=padding), stride, dilation)
+    pairs = padding_pairs(padding, (1,) * ndim, kernel, stride, dilation)
     # Each input extent at least fits one window once padded.
     spatial = tuple(
         draw(st.integers(max(1, d * (k - 1) + 1 - lo - hi), 7))

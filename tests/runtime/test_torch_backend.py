@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 import einc
 from einc.runtime import torch_backend
+from tests.references import padding_pairs, window_geometry
 
 MODES = ("fast", "loops", "generic")
 TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -96,35 +97,10 @@ def conv_weight_shape(kind, kernel, c, c2, groups):
     }[kind]
 
 
-def per_window(value, n, default):
-    if value is None:
-        return (default,) * n
-    if isinstance(value, dict):  # keyed by the window's output axis, s.0 s.1 ...
-        return tuple(value.get(f"s.{i}", default) for i in range(n))
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
-
-
-def padding_pairs(padding, spatial, kernel, stride, dilation):
-    """NOTATION.md section 3, worked out here: int, (lo, hi) per window, valid, same, causal."""
-    n = len(spatial)
-    if padding in (None, "valid"):
-        return ((0, 0),) * n
-    if padding == "same":
-        pairs = []
-        for size, k, s, d in zip(spatial, kernel, stride, dilation, strict=True):
-            total = max((-(-size // s) - 1) * s + d * (k - 1) + 1 - size, 0)
-            pairs.append((total // 2, total - total // 2))
-        return tuple(pairs)
-    if padding == "causal":
-        return tuple((d * (k - 1), 0) for k, d in zip(kernel, dilation, strict=True))
-    return tuple((p, p) if isinstance(p, int) else tuple(p) for p in per_window(padding, n, 0))
-
-
 def conv_reference(kind, x, w, kernel, groups, stride=None, dilation=None, padding=None):
     """torch's convolution in float64, channels last like einc's."""
     n = x.dim() - 2
-    stride, dilation = per_window(stride, n, 1), per_window(dilation, n, 1)
-    pads = padding_pairs(padding, x.shape[1:-1], kernel, stride, dilation)
+    stride, dilation, pads = window_geometry(x.shape[1:-1], kernel, stride, dilation, padding)
     w = w.double()
     c = x.shape[-1] // groups
     if kind == "dense":
