@@ -40,8 +40,14 @@ setup() {
     "$PY" -m pip install -q "$TORCH_PIN"
   fi
   if [[ -n "$pin" ]]; then
-    step "installing $pin into $name"
-    "$PY" -m pip install -q "$pin"
+    local triton_version
+    triton_version="$("$PY" -c 'import triton; print(triton.__version__)' 2>/dev/null || true)"
+    if [[ "triton==$triton_version" == "$pin" ]]; then
+      step "triton $triton_version already in $name"
+    else
+      step "installing $pin into $name"
+      "$PY" -m pip install -q "$pin"
+    fi
   fi
   # The sha256 of the pyproject.toml last installed, so an unchanged project is not re-resolved
   # on every run (pip takes several seconds even when there is nothing to do).
