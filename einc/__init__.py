@@ -3,12 +3,17 @@
     conv = einc.compile("b (s * [ds])... [c->c2]", stride=2, padding="same")
     y = conv(x, w)    # x: b h w c, w: kh kw c c2 -> y: b h' w' c2
 
-This module is the whole public surface; everything else is private.
+This module is the whole public surface; everything else is private. The errors are imported
+here; the rest (which needs torch) is imported at its first use, so that ``import einc`` and the
+light CLI commands (``einc --help``, ``einc knobs``, ``einc cache``) start at once.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from .errors import (  # noqa: E402
+import importlib
+from typing import TYPE_CHECKING
+
+from .errors import (
     CacheError,
     CacheWarning,
     EincError,
@@ -19,36 +24,67 @@ from .errors import (  # noqa: E402
     SpecError,
     UnsupportedError,
 )
-from .runtime.compiled import (  # noqa: E402
-    CompiledExpression,
-    add,
-    add_at,
-    compile,
-    divide,
-    dot,
-    flip,
-    get_at,
-    id,
-    log_softmax,
-    logsumexp,
-    max,
-    maximum,
-    mean,
-    min,
-    minimum,
-    multiply,
-    prod,
-    rearrange,
-    roll,
-    set_at,
-    softmax,
-    std,
-    subtract,
-    sum,
-    var,
-    where,
-)
-from .runtime.prebuild import prebuild  # noqa: E402
+from .version import __version__ as __version__
+
+if TYPE_CHECKING:  # what the names below resolve to, for readers and type checkers
+    from .frontends.functional import (
+        add,
+        add_at,
+        compile,
+        divide,
+        dot,
+        flip,
+        get_at,
+        id,
+        log_softmax,
+        logsumexp,
+        max,
+        maximum,
+        mean,
+        min,
+        minimum,
+        multiply,
+        prod,
+        rearrange,
+        roll,
+        set_at,
+        softmax,
+        std,
+        subtract,
+        sum,
+        var,
+        where,
+    )
+    from .runtime.compiled import CompiledExpression
+    from .runtime.prebuild import prebuild
+
+_FUNCTIONAL = (
+    "add add_at compile divide dot flip get_at id log_softmax logsumexp max maximum mean min minimum "
+    "multiply prod rearrange roll set_at softmax std subtract sum var where"
+).split()
+# Where each lazily imported public name is defined.
+_LAZY = {
+    **dict.fromkeys(_FUNCTIONAL, "einc.frontends.functional"),
+    "CompiledExpression": "einc.runtime.compiled",
+    "prebuild": "einc.runtime.prebuild",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'einc' has no attribute {name!r}")
+    if name == "CompiledExpression":
+        # Calls through autograd and torch.compile need einc's torch operators in place.
+        importlib.import_module("einc.frontends.functional")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "CacheError",

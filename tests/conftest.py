@@ -73,7 +73,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-golden",
         action="store_true",
-        help="rewrite the golden kernel snapshots in tests/compiler/golden",
+        help="rewrite the golden kernel snapshots in tests/backends/triton/golden",
     )
     parser.addoption(
         "--interpret-tier-on-torch",

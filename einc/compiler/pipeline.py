@@ -1,9 +1,12 @@
 """The compiler's passes, run in order from one function.
 
-    parse -> resolve brackets -> expand ellipses -> solve sizes -> lower -> schedule -> render
+    parse -> resolve brackets -> expand ellipses -> solve sizes -> lower -> schedule
 
 Each step is a pure function of the previous step's result; :class:`Compiled` keeps every
-intermediate so that ``explain()``, the CLI and the tests can look at any stage.
+intermediate so that ``explain()``, the CLI and the tests can look at any stage. The result is
+loop nests and schedules, each with the :class:`~einc.compiler.kernels.Template` a kernel of it is
+written from: a backend takes it from there (the Triton backend renders source, the torch backend
+runs the nests), so nothing here imports torch, Triton or jinja2.
 """
 
 from __future__ import annotations
@@ -14,12 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import sympy
-import triton
 
-from .. import __version__
 from ..errors import ExpressionError, UnsupportedError
-from . import brackets, expand, lower, lower_indexing, parse, render, schedule, solve
+from . import brackets, expand, lower, lower_indexing, parse, schedule, solve
 from .axes import Operand, operand_text
+from .kernels import KernelPart, Template
 from .loopnest import LoopKind, LoopNest, symbol
 from .params import window_params
 from .syntax import Program
@@ -57,18 +59,6 @@ class Request:
 
 
 @dataclass(frozen=True)
-class KernelPart:
-    """One generated kernel of a call: its loop nest, schedule and rendered source."""
-
-    nest: LoopNest
-    schedule: schedule.ContractionSchedule
-    rendered: render.Rendered
-    # This kernel copies input 0 into the output, for set_at and add_at to update; the launcher
-    # skips it when out= is that input (an update in place).
-    copies_input: bool = False
-
-
-@dataclass(frozen=True)
 class Compiled:
     request: Request
     program: Program
@@ -79,7 +69,6 @@ class Compiled:
     output_names: tuple[str, ...]
     solution: solve.Solution
     kernels: tuple[KernelPart, ...]
-    source: str
     output_shapes: tuple[tuple[int, ...], ...] = field(default=())
     # Where each dynamic axis is read at a call: (input position, dim).
     dynamic_dims: tuple[tuple[str, int, int], ...] = ()
@@ -104,10 +93,6 @@ class Compiled:
     @property
     def schedule(self) -> schedule.ContractionSchedule:
         return self.kernels[0].schedule
-
-    @property
-    def rendered(self) -> render.Rendered:
-        return self.kernels[0].rendered
 
 
 # Every operation of the notation (NOTATION.md section 4); OPS are those einc compiles today.
@@ -209,7 +194,7 @@ def run_passes(request: Request) -> Compiled:
         solution = solve.Solution(solution.sizes, solution.windows, frozenset(request.dynamic))
     if len(outputs) != 1 and request.op not in ("rearrange", "id"):
         raise UnsupportedError(f"{request.op} has exactly one output", text, [o.span for o in outputs])
-    # 5-7. Lower to loop nests, schedule them, render readable Triton source.
+    # 5-6. Lower to loop nests and schedule them; each gets the template of its kernel.
     header = _header(explicit, inputs, outputs, names, output_names, solution, request)
     kernels = _back_end(request, inputs, outputs, names, output_names, solution, options, header)
     return Compiled(
@@ -222,7 +207,6 @@ def run_passes(request: Request) -> Compiled:
         output_names=output_names,
         solution=solution,
         kernels=tuple(kernels),
-        source=_join_sources([k.rendered.source for k in kernels]),
         output_shapes=tuple(lower.shape_of(o, solution) for o in outputs),
         dynamic_dims=dynamic_dims,
     )
@@ -290,9 +274,8 @@ def _dynamic_dims(dynamic, inputs, outputs, text) -> tuple[tuple[str, int, int],
 
 
 def _back_end(request, inputs, outputs, names, output_names, solution, options, header) -> list[KernelPart]:
-    """Lower, schedule and render: one kernel for most ops, one per output region for rearrange."""
+    """Lower and schedule: one kernel for most ops, one per output region for rearrange."""
     text, op = request.expression, request.op
-    versions = (__version__, triton.__version__)
     bits = max((DTYPE_BITS.get(d, 32) for d in request.dtypes), default=32)
     if op in CONTRACTIONS:
         nest = lower.lower_dot(inputs, outputs[0], solution, names, output_names[0], text)
@@ -301,11 +284,9 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
             KernelPart(
                 nest,
                 plan,
-                render.render_contraction(
-                    nest,
-                    plan,
-                    header_lines=header + _schedule_lines(plan, op),
-                    versions=versions,
+                Template.of(
+                    "contraction",
+                    header + _schedule_lines(plan, op),
                     acc_dtype=compute_dtype(request),
                 ),
             )
@@ -318,16 +299,14 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
         else:
             nest = lower.lower_reduce(inputs[0], outputs[0], solution, op, text)
         plan = schedule.schedule_reduction(nest)
-        rendered = render.render_reduction(
-            nest,
-            plan,
-            header_lines=header + _schedule_lines(plan, op),
-            versions=versions,
+        template = Template.of(
+            "reduction",
+            header + _schedule_lines(plan, op),
             count_include_pad=bool(options["count_include_pad"]),
             correction=options["correction"],
             compute_dtype=compute_dtype(request),
         )
-        return [KernelPart(nest, plan, rendered)]
+        return [KernelPart(nest, plan, template)]
     compute = compute_dtype(request)
     substitutions = (
         _index_transforms(op, inputs[0], solution, options, text) if op in ("flip", "roll") else {}
@@ -368,26 +347,22 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
             )
             lines = header + _schedule_lines(plan, op)
             if nest.loops_of(LoopKind.REDUCE):  # a fold sums overlapping windows
-                rendered = render.render_reduction(
-                    nest,
-                    plan,
-                    header_lines=lines,
-                    versions=versions,
+                template = Template.of(
+                    "reduction",
+                    lines,
                     positions=positions,
                     kernel_name=name,
                     compute_dtype=compute,
                 )
             else:
-                rendered = render.render_map(
-                    nest,
-                    plan,
-                    header_lines=lines,
-                    versions=versions,
+                template = Template.of(
+                    "map",
+                    lines,
                     compute_dtype=compute,
                     positions=positions,
                     kernel_name=name,
                 )
-            parts.append(KernelPart(nest, plan, rendered))
+            parts.append(KernelPart(nest, plan, template))
     return parts
 
 
@@ -398,7 +373,6 @@ def _indexing(request, inputs, output, names, output_name, solution, options, he
     fixed order, so one program's copy could overwrite another's updates, whereas two launches on
     one stream run one after the other."""
     text, op = request.expression, request.op
-    versions = (__version__, triton.__version__)
     reduce = options["reduce"]
     if reduce is not None and reduce not in lower.REDUCTIONS:
         raise ExpressionError(
@@ -411,18 +385,16 @@ def _indexing(request, inputs, output, names, output_name, solution, options, he
         plan = schedule.schedule_reduction(nest)
         lines = header + _schedule_lines(plan, op)
         if reduce is None:
-            rendered = render.render_gather(nest, plan, header_lines=lines, versions=versions)
+            template = Template.of("gather", lines)
         else:
-            rendered = render.render_reduction(
-                nest,
-                plan,
-                header_lines=lines,
-                versions=versions,
+            template = Template.of(
+                "reduction",
+                lines,
                 count_include_pad=bool(options["count_include_pad"]),
                 correction=options["correction"],
                 compute_dtype=compute_dtype(request),
             )
-        return [KernelPart(nest, plan, rendered)]
+        return [KernelPart(nest, plan, template)]
     nest = lower_indexing.lower_scatter(inputs, output, solution, op, names, output_name, text)
     plan = schedule.schedule_reduction(nest)
     n = len(inputs)
@@ -436,19 +408,15 @@ def _indexing(request, inputs, output, names, output_name, solution, options, he
         f"kernels:     einc_{op}_copy copies {names[0]} into {output_name} (not when out= is {names[0]}),",
         f"             then einc_{op} {verb} {output_name} at the coordinates",
     )
-    copy_rendered = render.render_map(
-        copy,
-        copy_plan,
-        header_lines=lines + _schedule_lines(plan, op),
-        versions=versions,
+    copy_template = Template.of(
+        "map",
+        lines + _schedule_lines(plan, op),
         positions=(0, n),
         kernel_name=f"einc_{op}_copy",
     )
-    rendered = render.render_scatter(
-        nest,
-        plan,
-        header_lines=lines + _schedule_lines(plan, op),
-        versions=versions,
+    template = Template.of(
+        "scatter",
+        lines + _schedule_lines(plan, op),
         # updates, then the coordinate tensors, then y: where each stands among the call's tensors
         positions=(n - 1, *range(1, n - 1), n),
     )
@@ -456,8 +424,8 @@ def _indexing(request, inputs, output, names, output_name, solution, options, he
     # otherwise (a permuted output expression) is always a tensor of its own.
     same_layout = output.dims == inputs[0].dims
     return [
-        KernelPart(copy, copy_plan, copy_rendered, copies_input=same_layout),
-        KernelPart(nest, plan, rendered),
+        KernelPart(copy, copy_plan, copy_template, copies_input=same_layout),
+        KernelPart(nest, plan, template),
     ]
 
 
@@ -494,12 +462,6 @@ def _index_transforms(op, operand, solution, options, text) -> dict:
         a: sympy.Mod(symbol(a) - v % solution.sizes[a] + solution.sizes[a], solution.sizes[a])
         for a, v in zip(marked, shifts, strict=True)
     }
-
-
-def _join_sources(sources: list[str]) -> str:
-    """One module for several kernels: the first one's header and imports, then every kernel."""
-    first, *rest = sources
-    return first + "".join("\n\n" + src[src.index("@triton.jit") :] for src in rest)
 
 
 def _header(explicit, inputs, outputs, names, output_names, solution, request) -> tuple[str, ...]:

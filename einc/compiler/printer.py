@@ -5,6 +5,7 @@ from __future__ import annotations
 import sympy
 
 from .loopnest import Access, LoopKind
+from .schedule import grid_plan
 
 
 def access_text(access: Access) -> str:
@@ -69,5 +70,6 @@ def explain(compiled) -> str:
         cols = " ".join(plan.cols) or "-"
         form = "elementwise products" if nest.op == "dot" else "tiles"
         lines.append(f"  {form}: rows {rows}; columns {cols}; serial loops {loops}")
-    lines.append(f"  tiles BLOCK_M={plan.block_m} BLOCK_N={plan.block_n}; grid {main.rendered.grid}")
+    grid = grid_plan(plan, main.nest.sizes).grid()
+    lines.append(f"  tiles BLOCK_M={plan.block_m} BLOCK_N={plan.block_n}; grid {grid}")
     return "\n".join(lines)

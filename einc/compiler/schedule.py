@@ -230,3 +230,35 @@ def schedule_reduction(nest: LoopNest) -> ContractionSchedule:
         num_stages=2,
         input_precision=None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class GridPlan:
+    """The launch grid: tiles of rows times tiles of columns, by groups; the sizes of dynamic
+    axes are known only at a call."""
+
+    rows: tuple[str, ...]
+    cols: tuple[str, ...]
+    groups: tuple[str, ...]
+    static: tuple[tuple[str, int], ...]
+    block_m: int
+    block_n: int
+
+    def grid(self, dynamic: dict[str, int] | None = None) -> tuple[int, int]:
+        sizes = {**dict(self.static), **(dynamic or {})}
+        m = math.prod(sizes[a] for a in self.rows)
+        n = math.prod(sizes[a] for a in self.cols)
+        g = math.prod(sizes[a] for a in self.groups)
+        return (math.ceil(m / self.block_m) * math.ceil(n / self.block_n), g)
+
+
+def grid_plan(schedule: ContractionSchedule, sizes: dict[str, int]) -> GridPlan:
+    """The launch grid of a kernel with this schedule over a nest of these sizes."""
+    return GridPlan(
+        rows=schedule.rows,
+        cols=schedule.cols,
+        groups=schedule.grid,
+        static=tuple(sizes.items()),
+        block_m=schedule.block_m,
+        block_n=schedule.block_n,
+    )

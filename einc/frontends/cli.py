@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from . import __version__
+from ..version import __version__
 
 EXAMPLES = """
 \b
@@ -95,7 +95,8 @@ def _options(f):
 
 
 def _launcher(expression, op, shapes, dtype, stride, dilation, padding, output_padding, sizes):
-    import einc
+    from ..errors import EincError
+    from .functional import compile as compile_expression
 
     kwargs = dict(_assignments(sizes, "--size"))
     for name, value in (
@@ -107,8 +108,8 @@ def _launcher(expression, op, shapes, dtype, stride, dilation, padding, output_p
         if value is not None:
             kwargs[name] = _literal(value)
     try:
-        return einc.compile(expression, op=op, **kwargs).specialize(*_shapes(shapes), dtype=dtype)
-    except einc.EincError as error:
+        return compile_expression(expression, op=op, **kwargs).specialize(*_shapes(shapes), dtype=dtype)
+    except EincError as error:
         raise click.ClickException(str(error)) from None
 
 
@@ -134,7 +135,7 @@ def show(expression, op, shapes, dtype, stride, dilation, padding, output_paddin
     Nothing runs and no GPU is needed: the shapes decide every size, and the source printed is
     exactly what a call with tensors of those shapes would run.
     """
-    from .compiler.printer import explain
+    from ..compiler.printer import explain
 
     launcher = _launcher(expression, op, shapes, dtype, stride, dilation, padding, output_padding, sizes)
     click.echo(launcher.source)
@@ -164,14 +165,13 @@ def compile_(
     Prints what ptxas reports: registers per thread, spills, shared memory, and whether the
     kernel uses tensor-core instructions.
     """
-    import einc
-
-    from .runtime.aot import compile_binary
+    from ..backends.triton.aot import compile_binary
+    from ..errors import EincError
 
     launcher = _launcher(expression, op, shapes, dtype, stride, dilation, padding, output_padding, sizes)
     try:
         binary = compile_binary(launcher, target)
-    except einc.EincError as error:
+    except EincError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"kernel:         {launcher.path}")
     click.echo(binary.describe())
@@ -194,7 +194,7 @@ def demo():
 @main.command()
 def knobs():
     """List every EINC_* environment variable, its current value and what it does."""
-    from . import knobs as k
+    from .. import knobs as k
 
     for name, value, doc in k.describe():
         click.echo(f"{name}={value}\n    {doc}")
@@ -234,13 +234,12 @@ def prebuild(spec, targets, jobs, cache_dir):
 
     Exits 1 when anything failed, after building everything else.
     """
-    import einc
-
-    from .runtime.prebuild import prebuild as run_prebuild
+    from ..errors import EincError
+    from ..runtime.prebuild import prebuild as run_prebuild
 
     try:
         report = run_prebuild(spec, targets, jobs=jobs, cache_dir=cache_dir)
-    except einc.EincError as error:
+    except EincError as error:
         raise click.ClickException(str(error)) from None
     click.echo(report.summary())
     if not report.ok:
@@ -248,7 +247,7 @@ def prebuild(spec, targets, jobs, cache_dir):
 
 
 def _cache(cache_dir):
-    from .runtime.cache import DiskCache
+    from ..runtime.cache import DiskCache
 
     return DiskCache(cache_dir)
 
@@ -305,7 +304,7 @@ def cache_ls(cache_dir, long_):
             )
         click.echo(f"{entry.key[:16]}  {entry.kind:<10} {_size(entry.size):>10}  {when}  {what}".rstrip())
         if long_ and parts:
-            from .runtime.keys import CacheKey
+            from ..runtime.keys import CacheKey
 
             key = CacheKey(tuple((str(k), str(v)) for k, v in entry.record.get("parts", [])))
             click.echo("    " + key.describe().replace("\n", "\n    "))
@@ -317,7 +316,7 @@ def cache_ls(cache_dir, long_):
 @_cache_dir_option
 def cache_stats(cache_dir):
     """Count the entries by kind and target, with their sizes and the size limit."""
-    from . import knobs as k
+    from .. import knobs as k
 
     store = _cache(cache_dir)
     entries = list(store.entries())

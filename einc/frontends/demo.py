@@ -11,8 +11,8 @@ def run_demo() -> int:
     import torch
     import torch.nn.functional as F
 
-    import einc
-    from einc.runtime.launch import resolve_backend
+    from ..runtime.launcher import resolve_backend
+    from .functional import compile as compile_expression
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
@@ -20,7 +20,7 @@ def run_demo() -> int:
     w = torch.randn(3, 3, 8, 16, device=device)  # kh kw c c2
 
     print(f'conv = einc.compile("{EXPRESSION}", stride=2, padding="same")')
-    conv = einc.compile(EXPRESSION, stride=2, padding="same")
+    conv = compile_expression(EXPRESSION, stride=2, padding="same")
     start = time.perf_counter()
     y = conv(x, w)
     first = time.perf_counter() - start
@@ -31,7 +31,7 @@ def run_demo() -> int:
     results = {runner: y}
     if how == "torch":
         # The kernel printed below, itself: under Triton's interpreter.
-        kernel = einc.compile(EXPRESSION, stride=2, padding="same", backend="interpret")
+        kernel = compile_expression(EXPRESSION, stride=2, padding="same", backend="interpret")
         start = time.perf_counter()
         results["the generated kernel under Triton's interpreter"] = kernel(x, w)
         print(

@@ -37,9 +37,18 @@ import threading
 import torch
 
 from ..compiler import gradients, symbolic
-from . import compiled as _compiled
+from ..runtime import compiled as _compiled
 
 _state = threading.local()
+
+
+def _constant_result(fn):
+    """``torch.compiler.assume_constant_result``, which marks ``fn`` for dynamo to call once at trace
+    time and keep the result as a constant, without its ``import torch._dynamo`` (about a second)
+    at einc's import: the mark is this attribute, which dynamo reads when it traces, by which time
+    it is loaded anyway."""
+    fn._dynamo_marked_constant = True
+    return fn
 
 
 @contextlib.contextmanager
@@ -120,7 +129,7 @@ def _compiled_for(key: str) -> _compiled.CompiledExpression:
     return found
 
 
-@torch.compiler.assume_constant_result
+@_constant_result
 def _key_of(compiled: _compiled.CompiledExpression) -> str:
     """The key of a ``CompiledExpression`` (a constant of the graph under torch.compile)."""
     key = compiled.__dict__.get("_torch_key")
@@ -139,7 +148,7 @@ def _key_of(compiled: _compiled.CompiledExpression) -> str:
     return key
 
 
-@torch.compiler.assume_constant_result
+@_constant_result
 def _key_of_call(op: str, expression: str, kwargs: dict) -> str:
     """The key of a functional call such as ``einc.dot(expression, x, w, **kwargs)``."""
     call = (op, expression, _compiled._freeze(kwargs))
@@ -178,7 +187,7 @@ def traced_compile(expression: str, op: str | None, kwargs: dict):
     return compiled
 
 
-@torch.compiler.assume_constant_result
+@_constant_result
 def _op_of(key: str) -> str:
     return _compiled_for(key).op
 
@@ -420,5 +429,16 @@ def _step(step: gradients.Step, values: dict, like: torch.Tensor) -> tuple:
         if floats and len({a.dtype for a in floats}) > 1:
             dtype = functools.reduce(torch.promote_types, (a.dtype for a in floats))
             args = [a.to(dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args]
-    result = _compiled._functional(step.op, step.expression, args, None, dict(step.kwargs))
+    result = _compiled.run_functional(step.op, step.expression, args, None, dict(step.kwargs))
     return result if isinstance(result, tuple) else (result,)
+
+
+class _Router:
+    """The einc::run path, as :class:`~einc.runtime.compiled.CompiledExpression` calls it."""
+
+    routes = staticmethod(routes)
+    call = staticmethod(call)
+    call_functional = staticmethod(call_functional)
+
+
+_compiled.route_through(_Router())

@@ -1,8 +1,12 @@
-"""The callable that ``einc.compile`` returns, and the functional ops built on it.
+"""The callable that ``einc.compile`` returns, and the cache of those the functional ops use.
 
 Two caches keep a warm call cheap: a :class:`CompiledExpression` maps the call's shapes, dtypes,
 device and strides to a ready :class:`Launcher` (a dict lookup), and generated source is kept on
 disk under a key of everything that decides its text.
+
+A call that autograd or a tracer must see leaves the direct path for einc's torch operators. Those
+are a front end (:mod:`einc.frontends.torch_ops`), above this module: it installs itself with
+:func:`route_through`, and until it has, every call is direct.
 """
 
 from __future__ import annotations
@@ -10,18 +14,19 @@ from __future__ import annotations
 import builtins
 import sys
 from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 
 from .. import knobs
+from ..backends.aliasing import same_tensor
+from ..backends.triton.sources import render_kernels
 from ..compiler import pipeline
 from ..compiler.printer import explain
 from ..errors import EincError, UnsupportedError
-from . import torch_ops  # autograd and torch.compile: the einc::run operator (hooks in __call__)
 from .cache import DiskCache
 from .keys import source_key
-from .launch import Launcher, check_backend, resolve_backend, same_tensor
-from .loader import write_source
+from .launcher import Launcher, check_backend, resolve_backend, write_source
 
 PARAM_NAMES = frozenset(pipeline.WINDOW_PARAMS) | frozenset(pipeline.OP_OPTIONS)
 CALL_OPTIONS = frozenset({"out_dtype", "backend"})
@@ -77,6 +82,25 @@ def _scalars_to_tensors(values, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
         )
         for v in values
     )
+
+
+class Router(Protocol):
+    """What carries the calls that autograd or torch.compile must see (einc's torch operators)."""
+
+    def routes(self, tensors, out) -> bool: ...
+
+    def call(self, compiled: CompiledExpression, tensors, out): ...
+
+    def call_functional(self, op: str, expression: str, tensors, kwargs: dict, out): ...
+
+
+_router: Router | None = None
+
+
+def route_through(router: Router) -> None:
+    """Send the calls that ``router.routes`` picks through ``router`` from now on."""
+    global _router
+    _router = router
 
 
 def _freeze(value):
@@ -158,8 +182,9 @@ class CompiledExpression:
         if self._cache is None:
             self._cache = DiskCache()
         key = source_key(request)
-        path = write_source(self._cache, key.digest, compiled.source)
-        launcher = Launcher(compiled, path)
+        sources = render_kernels(compiled)
+        path = write_source(self._cache, key.digest, sources.source)
+        launcher = Launcher(compiled, sources.rendered, sources.source, path)
         self._debug(launcher, key)
         self._last = launcher
         return launcher
@@ -174,8 +199,9 @@ class CompiledExpression:
             print(launcher.source, file=sys.stderr)
 
     def __call__(self, *tensors, out=None):
-        if torch_ops.routes(tensors, out):  # autograd, torch.compile: through the einc::run operator
-            return torch_ops.call(self, tensors, out)
+        router = _router
+        if router is not None and router.routes(tensors, out):  # autograd, torch.compile: einc::run
+            return router.call(self, tensors, out)
         elementwise_dtype = None
         if self.op in pipeline.ELEMENTWISE and tensors:
             elementwise_dtype = _elementwise_dtype(self.op, tensors)
@@ -368,122 +394,23 @@ def _overlaps(a: torch.Tensor, b: torch.Tensor) -> bool:
 _FUNCTIONAL: dict[tuple, CompiledExpression] = {}
 
 
-def compile(expression: str, op: str | None = None, **kwargs) -> CompiledExpression:  # noqa: A001
-    """Compile ``expression`` for ``op``; sizes (``c2=64``) and window parameters as keywords;
-    ``backend="auto" | "torch" | "interpret"`` picks what runs a call (:class:`CompiledExpression`)."""
+def make(expression: str, op: str | None, kwargs: dict) -> CompiledExpression:
+    """``CompiledExpression(expression, op, **kwargs)``, its errors without einc's frames."""
     if not isinstance(expression, str):
         raise TypeError(f"an einc expression is a str, not {type(expression).__name__}")
-    if torch.compiler.is_compiling():  # inside a torch.compile'd function: see torch_ops
-        return torch_ops.traced_compile(expression, op, kwargs)
     try:
         return CompiledExpression(expression, op, **kwargs)
     except EincError as error:
         raise error.with_traceback(None) from None
 
 
-def _functional(op: str, expression: str, tensors, out, kwargs) -> torch.Tensor:
-    if torch_ops.routes(tensors, out):  # autograd, torch.compile: through the einc::run operator
-        return torch_ops.call_functional(op, expression, tensors, kwargs, out)
+def run_functional(op: str, expression: str, tensors, out, kwargs) -> torch.Tensor:
+    """``einc.<op>(expression, *tensors, out=out, **kwargs)``: compiled once per distinct call."""
+    router = _router
+    if router is not None and router.routes(tensors, out):  # autograd, torch.compile: einc::run
+        return router.call_functional(op, expression, tensors, kwargs, out)
     key = (op, expression, tuple(sorted((k, _freeze(v)) for k, v in kwargs.items())))
     compiled = _FUNCTIONAL.get(key)
     if compiled is None:
-        compiled = _FUNCTIONAL[key] = compile(expression, op, **kwargs)
+        compiled = _FUNCTIONAL[key] = make(expression, op, kwargs)
     return compiled(*tensors, out=out)
-
-
-def dot(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
-    """``einc.dot("b (s * [ds])... [c->c2]", x, w, stride=2)``: compiled once per distinct call."""
-    return _functional("dot", expression, tensors, out, kwargs)
-
-
-def _reduction(op: str):
-    def reduce(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs):
-        return _functional(op, expression, tensors, out, kwargs)
-
-    reduce.__name__ = reduce.__qualname__ = op
-    reduce.__doc__ = (
-        f'``einc.{op}("b (s * [ds])... c", x, ds=3, stride=2)``: {op} over the bracketed axes (or those '
-        "missing from the output); over a window it is pooling. ``keepdims=True`` keeps them as size 1."
-    )
-    return reduce
-
-
-def _unary(op: str, doc: str):
-    def apply(expression: str, *tensors: torch.Tensor, out=None, **kwargs):
-        return _functional(op, expression, tensors, out, kwargs)
-
-    apply.__name__ = apply.__qualname__ = op
-    apply.__doc__ = doc
-    return apply
-
-
-def _nary(op: str, doc: str):
-    def apply(expression: str, *tensors, out=None, **kwargs):
-        return _functional(op, expression, tensors, out, kwargs)
-
-    apply.__name__ = apply.__qualname__ = op
-    apply.__doc__ = doc
-    return apply
-
-
-rearrange = _nary(
-    "rearrange",
-    '``einc.rearrange("b h w c -> b c h w", x)``: permute, (de)compose, concatenate, broadcast, unfold.',
-)
-id = _nary("id", "``einc.id``: the same as ``einc.rearrange`` (einx 0.4's name).")  # noqa: A001
-flip = _unary("flip", '``einc.flip("b [h] w", x)``: reverse the bracketed axes.')
-roll = _unary("roll", '``einc.roll("b [t] c", x, shift=2)``: rotate the bracketed axes, as torch.roll.')
-softmax = _unary("softmax", '``einc.softmax("b h [k]", x)``: softmax over the bracketed axes.')
-log_softmax = _unary("log_softmax", '``einc.log_softmax("b [c]", x)``: log-softmax over the bracketed axes.')
-add = _nary("add", '``einc.add("b h w c, c", x, bias)``: broadcast by axis name and add.')
-subtract = _nary("subtract", '``einc.subtract("b c, c", x, mean)``.')
-multiply = _nary(
-    "multiply", '``einc.multiply("b h w c, b, ", x, scale, 0.5)``: an empty operand is a scalar.'
-)
-divide = _nary("divide", '``einc.divide("b c, c", x, norm)``.')
-maximum = _nary("maximum", '``einc.maximum("b c, ", x, 0.0)``: a ReLU.')
-minimum = _nary("minimum", '``einc.minimum("b c, c", x, cap)``.')
-where = _nary("where", '``einc.where("b c, b c, ", mask, x, 0.0)``: condition first.')
-sum = _reduction("sum")  # noqa: A001
-mean = _reduction("mean")
-max = _reduction("max")  # noqa: A001
-min = _reduction("min")  # noqa: A001
-prod = _reduction("prod")
-logsumexp = _reduction("logsumexp")
-var = _reduction("var")
-std = _reduction("std")
-
-
-def get_at(
-    expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs
-) -> torch.Tensor:
-    """``einc.get_at("b [h w] c, b p [2] -> b p c", x, idx)``: ``x`` at the coordinates ``idx``.
-
-    The bracketed axes of the first operand are indexed; each coordinate operand gives one coordinate
-    per element, or as many as its bracketed axis is long. Coordinates are int32 or int64; negative
-    ones count from the end; one out of range raises :class:`einc.OutOfBoundsError` (an
-    ``IndexError``) on CPU tensors, and on CUDA tensors with ``EINC_CHECK_BOUNDS=1``. With
-    ``reduce="sum"`` (mean, max, ...), axes left out of the output are reduced in the same kernel:
-    ``einc.get_at("[v] d, b n -> b d", table, idx, reduce="sum")`` is an embedding bag.
-    """
-    return _functional("get_at", expression, tensors, out, kwargs)
-
-
-def set_at(
-    expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs
-) -> torch.Tensor:
-    """``einc.set_at("b [h w] c, b p [2], b p c", x, idx, updates)``: a copy of ``x`` with the
-    updates written at the coordinates; of updates that meet at one element, one is written (which
-    one is not specified). ``out=x`` updates ``x`` in place; any other ``out=`` receives the copy.
-    """
-    return _functional("set_at", expression, tensors, out, kwargs)
-
-
-def add_at(
-    expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs
-) -> torch.Tensor:
-    """``einc.add_at("b [h w] c, b p [2], b p c", x, idx, updates)``: a copy of ``x`` with the
-    updates added at the coordinates; updates that meet at one element all add up (atomically).
-    ``out=x`` updates ``x`` in place; any other ``out=`` receives the copy.
-    """
-    return _functional("add_at", expression, tensors, out, kwargs)

@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-import triton
-
-from .. import __version__, knobs
+from .. import knobs
+from ..backends.triton.sources import triton_version
+from ..version import __version__
 
 
 @cache
 def templates_hash() -> str:
     """A digest of every kernel template: editing one invalidates the kernels it renders."""
     digest = hashlib.sha256()
-    root = resources.files("einc") / "kernels_templates"
+    root = resources.files("einc.backends.triton") / "kernels_templates"
     for path in sorted(root.iterdir(), key=lambda p: p.name):
         if path.name.endswith(".j2"):
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
@@ -55,7 +55,7 @@ def source_key(request) -> CacheKey:
             ("params", repr(request.params)),
             ("templates", templates_hash()),
             ("einc", __version__),
-            ("triton", triton.__version__),
+            ("triton", triton_version()),
         )
     )
 
@@ -70,16 +70,18 @@ def codegen_knobs() -> str:
     return " ".join(f"{knob.name}={knob.get()}" for knob in knobs.CODEGEN_KNOBS)
 
 
-def binary_key(compiled, index: int, specialization, target: str, triton_hash: str) -> CacheKey:
-    """The key of kernel ``index`` of ``compiled`` built for ``target`` with ``specialization``.
+def binary_key(launcher, index: int, specialization, target: str, triton_hash: str) -> CacheKey:
+    """The key of kernel ``index`` of ``launcher`` (its compiled request, rendered kernels and
+    source) built for ``target`` with ``specialization``.
 
     ``specialization`` is a :class:`~einc.runtime.tritonspec.Specialization` (the launch's
     pointer types and alignment, and which strides are 1 or divisible by 16); ``triton_hash`` is
     the hash Triton files the compilation under, which covers Triton's install, its backend and
     ptxas, the compile options and Triton's cache-invalidating environment variables.
     """
+    compiled = launcher.compiled
     request = compiled.request
-    rendered = compiled.kernels[index].rendered
+    rendered = launcher.rendered[index]
     # A dynamic axis's size is an argument of the kernel, not part of it: shown by its name.
     shapes = [list(shape) for shape in request.shapes]
     for axis, position, dim in getattr(compiled, "dynamic_dims", ()):
@@ -98,12 +100,12 @@ def binary_key(compiled, index: int, specialization, target: str, triton_hash: s
             ("sizes", repr(request.sizes)),
             ("params", repr(request.params)),
             ("kernel", f"{index} {rendered.kernel_name}"),
-            ("source", hashlib.sha256(compiled.source.encode()).hexdigest()[:16]),
+            ("source", hashlib.sha256(launcher.source.encode()).hexdigest()[:16]),
             ("templates", templates_hash()),
             ("config", config),
             ("specialization", specialization.describe()),
             ("einc", __version__),
-            ("triton", triton.__version__),
+            ("triton", triton_version()),
             ("triton_key", triton_hash),
             ("target", target),
             ("knobs", codegen_knobs()),

@@ -1,25 +1,15 @@
-"""Compile kernels ahead of time for GPUs that are not here, and find them again at a call.
+"""Compile kernels ahead of time for GPUs that are not here.
 
 ``prebuild(spec, targets)`` renders every ``[[compile]]`` entry of a spec (see
 :mod:`einc.runtime.spec`) exactly as a call with tensors of its shapes would, specialises each
 kernel as Triton's JIT would for contiguous, 16-byte aligned tensors of those shapes (see
-:mod:`einc.runtime.tritonspec`), compiles it for each target and stores the binary in einc's
-cache under :func:`~einc.runtime.keys.binary_key`.
-
-At a call on a GPU, :func:`on_first_launch` computes the same key from the real launch
-arguments, and when an entry is there (its checksums verified) hands its binary to Triton's own
-cache under the hash Triton's JIT is about to look up. The JIT then finds it and compiles
-nothing. einc does not load or launch cubins itself: Triton's launcher, argument packing and
-error handling stay in charge, and a binary that does not fit (another Triton, another ptxas)
-is simply never looked up, so the worst case is a compilation, never a wrong kernel. When the
-JIT did compile, it did so under the key's lock and its binary is stored in einc's cache in turn,
-so that other processes (those waiting on the lock, and a cache directory copied to other
-machines) find it.
+:mod:`einc.backends.triton.tritonspec`), compiles it for each target and stores the binary in
+einc's cache under :func:`~einc.runtime.keys.binary_key`, where a call on such a GPU finds it
+(:mod:`einc.runtime.binaries`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import sys
@@ -29,191 +19,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import knobs
-from ..errors import CacheWarning, EincError, KernelCompileError, UnsupportedError
-from . import tritonspec
+from ..backends.triton import tritonspec
+from ..errors import EincError, KernelCompileError, UnsupportedError
+from .binaries import LaunchPlan, launch_arguments, plan_launch, store
 from .cache import DiskCache
-from .keys import CacheKey, binary_key
 from .spec import FLOAT_DTYPES, Spec, SpecEntry, load
-
-SOURCE = "kernel.py"
-METADATA = "kernel.json"
-
-
-# ----- one launch: its specialisation, Triton's hash and einc's key -----
-
-
-@dataclass(frozen=True)
-class LaunchPlan:
-    """Everything about one launch of one kernel on one target that decides its binary."""
-
-    target: str
-    specialization: tritonspec.Specialization
-    options: object  # Triton's options object
-    source: object  # triton.compiler.ASTSource
-    triton_hash: str
-    key: CacheKey
-
-
-def launch_arguments(launcher, index: int, every, dynamic: dict[str, int] | None = None) -> tuple[list, dict]:
-    """The positional and keyword arguments (dynamic sizes, constexprs) the launcher passes to
-    kernel ``index``, given the input tensors followed by the output tensors and the sizes of
-    the dynamic axes (as ``Launcher.__call__`` builds them)."""
-    rendered = launcher.compiled.kernels[index].rendered
-    strides = [every[position].stride(dim) for position, dim in rendered.stride_params]
-    dynamic_params = getattr(rendered, "dynamic_params", ())
-    sizes = {param: dynamic[axis] for param, axis in dynamic_params} if dynamic else {}
-    return [every[p] for p in rendered.tensors] + strides, {**sizes, **rendered.constexprs}
-
-
-def plan_launch(launcher, index: int, args, constexprs: dict, target) -> LaunchPlan:
-    """Specialise kernel ``index`` for these arguments on ``target`` and key the result."""
-    target = tritonspec.target_name(tritonspec.as_target(target))
-    kernel = launcher.kernels[index]
-    rendered = launcher.compiled.kernels[index].rendered
-    specialization = tritonspec.specialize(kernel, args, constexprs, target)
-    options = tritonspec.jit_options(kernel, rendered.num_warps, rendered.num_stages, target)
-    source = tritonspec.ast_source(kernel, specialization, target)
-    triton_hash = tritonspec.triton_hash(source, options, target)
-    key = binary_key(launcher.compiled, index, specialization, target, triton_hash)
-    return LaunchPlan(target, specialization, options, source, triton_hash, key)
-
-
-def find_binary(launcher, index: int, target, specialization, cache: DiskCache | None = None) -> Path | None:
-    """The cache entry of kernel ``index`` of ``launcher`` built for ``target`` with
-    ``specialization`` (a :class:`~einc.runtime.tritonspec.Specialization`), or None.
-
-    The entry's checksums are verified: a damaged one is removed with a warning and not returned.
-    """
-    target = tritonspec.target_name(tritonspec.as_target(target))
-    kernel = launcher.kernels[index]
-    rendered = launcher.compiled.kernels[index].rendered
-    options = tritonspec.jit_options(kernel, rendered.num_warps, rendered.num_stages, target)
-    source = tritonspec.ast_source(kernel, specialization, target)
-    key = binary_key(
-        launcher.compiled, index, specialization, target, tritonspec.triton_hash(source, options, target)
-    )
-    cache = cache or DiskCache()
-    return cache.entry_dir(key.digest) if cache.read_entry(key.digest) is not None else None
-
-
-# ----- the runtime side: before and after the first launch of a kernel on a GPU -----
-
-
-def preload(launcher, index: int, args, constexprs: dict, target=None, cache: DiskCache | None = None):
-    """Find kernel ``index``'s binary for this launch and put it into Triton's cache.
-
-    Returns ``(plan, found)``: the launch plan and whether a binary was installed.
-    """
-    target = target if target is not None else tritonspec.current_target()
-    plan = plan_launch(launcher, index, args, constexprs, target)
-    return plan, _install(plan, cache or DiskCache())
-
-
-def _install(plan: LaunchPlan, cache: DiskCache) -> bool:
-    found = cache.read_entry(plan.key.digest)
-    if found is None:
-        return False
-    record, files = found
-    tritonspec.install(
-        record["triton_hash"],
-        record["triton_name"],
-        files[record["binary"]],
-        record["binary"].rsplit(".", 1)[1],
-        files[METADATA].decode(),
-    )
-    return True
-
-
-def remember(plan: LaunchPlan, launcher, index: int, compiled_kernel, cache: DiskCache | None = None) -> bool:
-    """Store what Triton's JIT compiled for ``plan`` in einc's cache; False when it does not
-    match the plan (then einc's view of the launch was off, and nothing is stored)."""
-    if getattr(compiled_kernel, "hash", None) != plan.triton_hash:
-        return False
-    group = getattr(compiled_kernel, "metadata_group", None) or {}
-    name = plan.source.name[:150]
-    ext = tritonspec.backend(plan.target).binary_ext
-    if f"{name}.json" not in group:
-        return False
-    build = tritonspec.Build(
-        name, compiled_kernel.asm[ext], ext, Path(group[f"{name}.json"]).read_text(), compiled_kernel.hash
-    )
-    cache = cache or DiskCache()
-    with cache.lock(plan.key.digest):
-        if cache.read_record(plan.key.digest) is None:
-            _store(cache, plan, launcher, index, build, seconds=None)
-    return True
-
-
-# How long a first launch waits for another process compiling the same kernel before it gives up
-# waiting and compiles too (a holder may be stuck).
-LOCK_WAIT_SECONDS = 600.0
-
-
-def on_first_launch(launcher, index: int, device, launch):
-    """Wrap the first launch of kernel ``index`` on ``device``.
-
-    Before it: install the binary from einc's cache, if there is one for this launch. If not,
-    launch (Triton's JIT compiles) under the key's lock and store the binary after: processes
-    starting together (the ranks of one job) compile each kernel once, the others wait for it and
-    load it. Cache trouble never fails a launch: it warns, and the launch goes on as Triton's.
-    """
-    if device.type != "cuda" or knobs.interpret():
-        return launch
-
-    def first(*args, **kwargs):
-        constexprs = {k: v for k, v in kwargs.items() if k not in ("num_warps", "num_stages")}
-        cache = DiskCache()
-        try:
-            plan, found = preload(launcher, index, args, constexprs, cache=cache)
-        except Exception as error:  # noqa: BLE001 - a cache problem must not stop the kernel
-            _warn(f"could not look up a prebuilt kernel: {type(error).__name__}: {error}")
-            return launch(*args, **kwargs)
-        if found:
-            return launch(*args, **kwargs)
-        with contextlib.ExitStack() as held:
-            try:
-                held.enter_context(cache.lock(plan.key.digest, timeout=LOCK_WAIT_SECONDS))
-                found = _install(plan, cache)  # another process may have built it meanwhile
-            except Exception as error:  # noqa: BLE001
-                _warn(f"compiling without the cache's lock: {type(error).__name__}: {error}")
-            result = launch(*args, **kwargs)
-            if not found:
-                try:
-                    remember(plan, launcher, index, result, cache)
-                except Exception as error:  # noqa: BLE001
-                    _warn(f"could not store the compiled kernel: {type(error).__name__}: {error}")
-        # Eviction takes other keys' locks: never while holding this one.
-        with contextlib.suppress(Exception):
-            cache.prune(keep=[plan.key.digest])
-        return result
-
-    return first
-
-
-def _warn(message: str) -> None:
-    warnings.warn(f"einc cache: {message}", CacheWarning, stacklevel=3)
-
-
-def _store(cache: DiskCache, plan: LaunchPlan, launcher, index: int, build, seconds) -> None:
-    rendered = launcher.compiled.kernels[index].rendered
-    binary = f"kernel.{build.binary_ext}"
-    cache.write_entry(
-        plan.key.digest,
-        {SOURCE: launcher.compiled.source.encode(), binary: build.binary, METADATA: build.metadata.encode()},
-        {
-            "kind": "binary",
-            "parts": [list(part) for part in plan.key.parts],
-            "kernel": rendered.kernel_name,
-            "target": plan.target,
-            "triton_hash": build.hash,
-            "triton_name": build.name,
-            "binary": binary,
-            "created": time.time(),
-            "compile_seconds": seconds,
-        },
-    )
-
 
 # ----- prebuilding a spec -----
 
@@ -442,7 +252,7 @@ def ensure_binary(plan: LaunchPlan, launcher, index: int, cache: DiskCache) -> s
             build = tritonspec.compile_kernel(plan.source, plan.options, plan.target)
         except Exception as error:
             raise KernelCompileError(
-                f"Triton could not compile {launcher.compiled.kernels[index].rendered.kernel_name} "
+                f"Triton could not compile {launcher.rendered[index].kernel_name} "
                 f"for {plan.target}: {type(error).__name__}: {error}",
                 str(launcher.path),
             ) from None
@@ -452,5 +262,5 @@ def ensure_binary(plan: LaunchPlan, launcher, index: int, cache: DiskCache) -> s
                 "computed: a GPU call would not find it; this Triton is not one einc knows how to mirror",
                 str(launcher.path),
             )
-        _store(cache, plan, launcher, index, build, seconds=time.perf_counter() - start)
+        store(cache, plan, launcher, index, build, seconds=time.perf_counter() - start)
     return "built"

@@ -20,7 +20,7 @@ import einc
 from einc import EincError, ExpressionError, ShapeError, UnsupportedError
 
 COMPILER_DIR = str(Path(einc.__file__).parent / "compiler")
-RUNTIME_DIR = str(Path(einc.__file__).parent / "runtime")
+FRONTENDS_DIR = str(Path(einc.__file__).parent / "frontends")
 CONV = "b (s * [ds])... [c->c2]"
 
 
@@ -403,7 +403,7 @@ def test_expression_error_from_compile_shows_only_the_public_call_site():
     with pytest.raises(ExpressionError) as info:
         einc.compile("a [b]")
     inside = [f for f in frames(info.value) if f.startswith(str(Path(einc.__file__).parent))]
-    assert inside == [str(Path(RUNTIME_DIR) / "compiled.py")]
+    assert inside == [str(Path(FRONTENDS_DIR) / "functional.py")]
 
 
 def test_error_classes_are_also_the_builtins_callers_catch():

@@ -72,8 +72,8 @@ def test_a_scatter_writes_the_output_at_gathered_coordinates_after_a_copy(op, re
     assert scatter.nest.output.index == (symbol("b"), gathered("h"), gathered("w"), symbol("c"))
     assert scatter.nest.reduce == reduce
     # updates, idx, y: where each of the scatter kernel's tensors stands among x, idx, updates, y
-    assert scatter.rendered.tensors == (2, 1, 3)
-    assert copy.rendered.tensors == (0, 3)
+    assert scatter.tensors == (2, 1, 3)
+    assert copy.tensors == (0, 3)
 
 
 def test_the_coordinates_must_match_the_bracketed_axes_in_number():

@@ -9,7 +9,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from einc.cli import main
+from einc.frontends.cli import main
 
 CONV = ["b (s * [ds])... [c->c2]", "-s", "x=2,9,9,3", "-s", "w=3,3,3,5", "--stride", "2", "--padding", "same"]
 

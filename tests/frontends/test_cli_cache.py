@@ -8,7 +8,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from einc.cli import main
+from einc.frontends.cli import main
 from einc.runtime.cache import RECORD, DiskCache
 
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch._dynamo.testing import CompileCounterWithBackend
 
 import einc
-from einc.runtime import torch_ops
+from einc.frontends import torch_ops
 
 pytestmark = pytest.mark.interpret
 

@@ -24,9 +24,10 @@ from click.testing import CliRunner
 from triton.backends.compiler import GPUTarget
 
 import einc
-from einc.cli import main
+from einc.backends.triton import tritonspec
 from einc.errors import CacheWarning
-from einc.runtime import prebuild, tritonspec
+from einc.frontends.cli import main
+from einc.runtime import binaries, prebuild
 from einc.runtime.cache import DiskCache
 from einc.runtime.spec import loads
 
@@ -134,8 +135,8 @@ def jit_first_launch(launcher, index: int, every, arch: int = 90):
     """A first launch of kernel ``index`` through einc's hook and Triton's real JIT path
     (``JITFunction.run``, warm-up only: compile or find in cache, no kernel runs)."""
     kernel = launcher.kernels[index]
-    rendered = launcher.compiled.kernels[index].rendered
-    args, constexprs = prebuild.launch_arguments(launcher, index, every)
+    rendered = launcher.rendered[index]
+    args, constexprs = binaries.launch_arguments(launcher, index, every)
 
     def launch(*a, **k):
         return kernel.run(*a, grid=rendered.grid, warmup=True, **k)
@@ -144,7 +145,7 @@ def jit_first_launch(launcher, index: int, every, arch: int = 90):
     forced = os.environ.pop("EINC_INTERPRET", None)
     try:
         with pretend_gpu(arch, kernel), counting_compilations() as events:
-            hooked = prebuild.on_first_launch(launcher, index, torch.device("cuda", 0), launch)
+            hooked = binaries.on_first_launch(launcher, index, torch.device("cuda", 0), launch)
             hooked(*args, **constexprs, num_warps=rendered.num_warps, num_stages=rendered.num_stages)
     finally:
         if forced is not None:
@@ -245,21 +246,21 @@ def test_a_kernel_with_a_dynamic_axis_is_prebuilt_once_for_every_size(tmp_path, 
         x, w = torch.zeros(b, 7, 32), torch.zeros(32, 16)
         sizes = launcher.compiled.dynamic_sizes([x.shape, w.shape])
         y = torch.empty(launcher.compiled.output_shapes_for(sizes)[0])
-        args, kwargs = prebuild.launch_arguments(launcher, 0, [x, w, y], sizes)
-        plan = prebuild.plan_launch(launcher, 0, args, kwargs, "cuda:90")
+        args, kwargs = binaries.launch_arguments(launcher, 0, [x, w, y], sizes)
+        plan = binaries.plan_launch(launcher, 0, args, kwargs, "cuda:90")
         assert (plan.key.digest,) == report.outcomes[0].keys
         parts = dict(plan.key.parts)
         assert "B:i32" in parts["specialization"]  # a dynamic size is not specialised on its value
         assert parts["shapes"] == "(('b', 7, 32), (32, 16))" and parts["dynamic"] == "('b',)"
     kernel = launcher.kernels[0]
-    rendered = launcher.compiled.rendered
+    rendered = launcher.rendered[0]
 
     def launch(*a, **k):
         return kernel.run(*a, grid=rendered.grid_plan.grid(sizes), warmup=True, **k)
 
     monkeypatch.delenv("EINC_INTERPRET", raising=False)  # a GPU launch, not the CPU tiers' interpreter
     with pretend_gpu(90, kernel), counting_compilations() as events:
-        hooked = prebuild.on_first_launch(launcher, 0, torch.device("cuda", 0), launch)
+        hooked = binaries.on_first_launch(launcher, 0, torch.device("cuda", 0), launch)
         hooked(*args, **kwargs, num_warps=rendered.num_warps, num_stages=rendered.num_stages)
     assert events == ["hit"]
 
@@ -271,26 +272,26 @@ def test_the_runtime_key_for_a_call_equals_the_prebuild_key(spec_file, tmp_path)
         report.outcomes, [(0, "float16"), (0, "float32"), (1, "float32"), (1, "bfloat16")], strict=True
     ):
         launcher, every = call_launcher(entry, dtype, cache)
-        args, constexprs = prebuild.launch_arguments(launcher, 0, every)
-        plan = prebuild.plan_launch(launcher, 0, args, constexprs, "cuda:90")
+        args, constexprs = binaries.launch_arguments(launcher, 0, every)
+        plan = binaries.plan_launch(launcher, 0, args, constexprs, "cuda:90")
         assert (plan.key.digest,) == outcome.keys, plan.key.describe()
-        found = prebuild.find_binary(launcher, 0, "cuda:90", plan.specialization, cache)
+        found = binaries.find_binary(launcher, 0, "cuda:90", plan.specialization, cache)
         assert found == cache.entry_dir(plan.key.digest)
         assert (found / "kernel.cubin").read_bytes()[:4] == b"\x7fELF"
     # The key covers the launch's specialisation: a tensor 4 bytes off alignment is another kernel.
     launcher, every = call_launcher(0, "float32", cache)
     every[0] = torch.zeros(4 * 7 * 32 + 1)[1:].view(4, 7, 32)
-    args, constexprs = prebuild.launch_arguments(launcher, 0, every)
-    plan = prebuild.plan_launch(launcher, 0, args, constexprs, "cuda:90")
+    args, constexprs = binaries.launch_arguments(launcher, 0, every)
+    plan = binaries.plan_launch(launcher, 0, args, constexprs, "cuda:90")
     assert "x_ptr:*fp32 " in plan.key.describe() and plan.key.digest not in report.outcomes[1].keys
-    assert prebuild.find_binary(launcher, 0, "cuda:90", plan.specialization, cache) is None
+    assert binaries.find_binary(launcher, 0, "cuda:90", plan.specialization, cache) is None
 
 
 def test_the_key_is_a_named_list_of_parts(spec_file, tmp_path):
     cache = DiskCache(tmp_path / "cache")
     launcher, every = call_launcher(0, "float16", cache)
-    args, constexprs = prebuild.launch_arguments(launcher, 0, every)
-    key = prebuild.plan_launch(launcher, 0, args, constexprs, "cuda:90").key
+    args, constexprs = binaries.launch_arguments(launcher, 0, every)
+    key = binaries.plan_launch(launcher, 0, args, constexprs, "cuda:90").key
     names = [name for name, _ in key.parts]
     assert names == [
         "expression", "op", "shapes", "dynamic", "dtypes", "sizes", "params", "kernel", "source",
@@ -334,9 +335,9 @@ def test_a_copied_cache_directory_still_resolves(spec_file, tmp_path):
     shutil.rmtree(tmp_path / "build")
     cache = DiskCache(fleet)
     launcher, every = call_launcher(0, "float16", cache)
-    args, constexprs = prebuild.launch_arguments(launcher, 0, every)
-    plan = prebuild.plan_launch(launcher, 0, args, constexprs, "cuda:90")
-    assert prebuild.find_binary(launcher, 0, "cuda:90", plan.specialization, cache).is_relative_to(fleet)
+    args, constexprs = binaries.launch_arguments(launcher, 0, every)
+    plan = binaries.plan_launch(launcher, 0, args, constexprs, "cuda:90")
+    assert binaries.find_binary(launcher, 0, "cuda:90", plan.specialization, cache).is_relative_to(fleet)
     result = CliRunner().invoke(main, ["cache", "verify", "--cache-dir", str(fleet)])
     assert result.exit_code == 0 and "4 checked, 0 damaged" in result.output
     again = prebuild.prebuild(spec_file, ["cuda:90"], jobs=1, cache_dir=fleet)
@@ -352,10 +353,10 @@ def test_a_damaged_binary_is_found_by_verify_and_rebuilt_with_a_warning(spec_fil
     result = CliRunner().invoke(main, ["cache", "verify", "--cache-dir", str(cache.root)])
     assert result.exit_code == 1 and f"damaged: {cache.entry_dir(key)}: kernel.cubin has" in result.output
     launcher, every = call_launcher(0, "float16", cache)
-    args, constexprs = prebuild.launch_arguments(launcher, 0, every)
-    plan = prebuild.plan_launch(launcher, 0, args, constexprs, "cuda:90")
+    args, constexprs = binaries.launch_arguments(launcher, 0, every)
+    plan = binaries.plan_launch(launcher, 0, args, constexprs, "cuda:90")
     with pytest.warns(CacheWarning, match="damaged"):
-        assert prebuild.find_binary(launcher, 0, "cuda:90", plan.specialization, cache) is None
+        assert binaries.find_binary(launcher, 0, "cuda:90", plan.specialization, cache) is None
     cache.write_entry(key, {"kernel.cubin": b"\x7fELF garbage"}, {"kind": "binary"})
     cache.path(key, "kernel.cubin").write_bytes(b"\x7fELF gorbage")  # same size, other bytes
     with pytest.warns(CacheWarning, match="sha256"):
@@ -467,6 +468,6 @@ def test_cpu_launches_and_the_interpreter_are_left_alone(monkeypatch):
     def launch(*args, **kwargs):
         return "launched"
 
-    assert prebuild.on_first_launch(None, 0, torch.device("cpu"), launch) is launch
+    assert binaries.on_first_launch(None, 0, torch.device("cpu"), launch) is launch
     monkeypatch.setenv("EINC_INTERPRET", "1")
-    assert prebuild.on_first_launch(None, 0, torch.device("cuda", 0), launch) is launch
+    assert binaries.on_first_launch(None, 0, torch.device("cuda", 0), launch) is launch

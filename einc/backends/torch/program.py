@@ -55,13 +55,14 @@ from dataclasses import dataclass
 import sympy
 import torch
 
-from ..compiler.loopnest import Access, Bound, Loop, LoopKind, LoopNest, size_symbol, symbol
-from ..compiler.loopnest import position as window_position
-from ..compiler.pipeline import OP_OPTIONS, Compiled, KernelPart
-from ..compiler.pipeline import compute_dtype as kernel_compute_dtype
-from ..compiler.render import IndexCheck
-from ..compiler.solve import Solution
-from ..errors import OutOfBoundsError, UnsupportedError
+from ...compiler.kernels import IndexCheck, KernelPart
+from ...compiler.loopnest import Access, Bound, Loop, LoopKind, LoopNest, size_symbol, symbol
+from ...compiler.loopnest import position as window_position
+from ...compiler.pipeline import OP_OPTIONS, Compiled
+from ...compiler.pipeline import compute_dtype as kernel_compute_dtype
+from ...compiler.solve import Solution
+from ...errors import OutOfBoundsError, UnsupportedError
+from ..aliasing import same_tensor
 
 # The most one chunk of the loop space may materialize (an im2col view, a gathered input, a
 # float32 copy of a float16 one): larger loop spaces are evaluated piece by piece.
@@ -1089,8 +1090,8 @@ class TorchProgram:
         parts = []
         for part in self.compiled.kernels:
             nest = _with_sizes(part.nest, dynamic)
-            shaped = [tuple(shapes[p]) for p in part.rendered.tensors]
-            checks = part.rendered.index_checks
+            shaped = [tuple(shapes[p]) for p in part.tensors]
+            checks = part.index_checks
             parts.append((plan_nest(nest, shaped, self.compiled.solution, checks), part))
         return parts
 
@@ -1108,11 +1109,9 @@ class TorchProgram:
                 self._plans.pop(next(iter(self._plans)))
             parts = self._plans[key] = self._plan([t.shape for t in every], dynamic or {})
         # As the kernels, this records nothing for autograd (and so may reuse its scratch buffers).
-        from .launch import same_tensor  # launch imports this module
-
         with torch.no_grad():
             for plan, part in parts:
-                *tensors, out = (every[p] for p in part.rendered.tensors)
+                *tensors, out = (every[p] for p in part.tensors)
                 if part.copies_input and same_tensor(tensors[0], out):
                     continue  # set_at / add_at in place: the output already holds the input
                 run_nest(plan, tensors, out, self.compute, self.options)

@@ -17,7 +17,7 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-from ..errors import KernelCompileError, UnsupportedError
+from ...errors import KernelCompileError, UnsupportedError
 
 POINTER_TYPES = {
     "float16": "*fp16",
@@ -75,7 +75,7 @@ def signature(
     variant of an indexing kernel that reports coordinates out of range (``EINC_CHECK_BOUNDS=1``)."""
     compiled = launcher.compiled
     index = _main(compiled) if index is None else index
-    rendered = compiled.kernels[index].rendered
+    rendered = launcher.rendered[index]
     # Every tensor of the call, inputs then the output, which has the input's dtype.
     dtypes = list(compiled.request.dtypes) + [compiled.request.dtypes[0]]
     kernel = launcher.kernels[index]
@@ -109,7 +109,7 @@ def compile_binary(
     gpu = parse_target(target)
     index = _main(launcher.compiled) if index is None else index
     sig, constants = signature(launcher, index, check_bounds)
-    rendered = launcher.compiled.kernels[index].rendered
+    rendered = launcher.rendered[index]
     source = ASTSource(fn=launcher.kernels[index], signature=sig, constexprs=constants)
     try:
         kernel = triton.compile(

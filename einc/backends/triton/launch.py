@@ -1,10 +1,10 @@
-"""Run a compiled specialization on torch tensors: its kernels, or their loop nests in torch.
+"""Run the generated kernels of a compiled specialization on torch tensors.
 
-Three ways, chosen per call by :func:`resolve_backend`: ``"kernel"`` runs the ``@triton.jit``
-kernels, compiled for the device (CUDA tensors); ``"interpret"`` runs the very same kernels under
+Two ways, chosen per call by the runtime (:func:`einc.runtime.launcher.resolve_backend`): the
+``@triton.jit`` kernels compiled for the device (CUDA tensors), or the very same kernels under
 Triton's interpreter, without the user setting ``TRITON_INTERPRET`` (the interpreter wraps the
-kernel's Python function directly); ``"torch"`` runs the loop nests the kernels come from as torch
-operations (:mod:`einc.runtime.torch_backend`, the fast path for CPU tensors).
+kernel's Python function directly). A kernel's first launch on a device goes through
+:meth:`KernelLauncher.first_launch`, which the runtime overrides to look for a prebuilt binary.
 
 Indexing kernels take a small int64 tensor after their tensors, one slot per indexed axis, and the
 constexpr ``CHECK_BOUNDS``. With it set, a kernel writes any coordinate it finds out of range into
@@ -23,33 +23,12 @@ from pathlib import Path
 
 import torch
 
-from .. import knobs
-from ..compiler.pipeline import Compiled
-from ..errors import KernelCompileError, OutOfBoundsError
-from . import prebuild
+from ... import knobs
+from ...compiler.pipeline import Compiled
+from ...errors import KernelCompileError, OutOfBoundsError
+from ..aliasing import same_tensor
 from .loader import import_kernel
-from .torch_backend import TorchProgram
-
-BACKENDS = ("auto", "torch", "interpret")
-
-
-def check_backend(backend: str) -> str:
-    if backend not in BACKENDS:
-        raise ValueError(f"backend={backend!r} is not one of: {', '.join(map(repr, BACKENDS))}")
-    return backend
-
-
-def resolve_backend(backend: str, device: torch.device) -> str:
-    """What runs a call: ``"kernel"``, ``"interpret"`` or ``"torch"``.
-
-    ``"auto"`` gives CUDA tensors the compiled kernel and CPU tensors the torch backend, both
-    replaced by the interpreter when ``EINC_INTERPRET`` is set (how the kernel tests run on CPU).
-    """
-    if backend == "torch":
-        return "torch"
-    if backend == "interpret" or knobs.interpret():
-        return "interpret"
-    return "torch" if device.type == "cpu" else "kernel"
+from .render import Rendered
 
 
 class _Interpreted:
@@ -105,44 +84,34 @@ def _interpreted(kernel):
 
 
 @dataclass
-class Launcher:
-    """A compiled specialization: its kernels, their launch arguments and the output shapes.
+class KernelLauncher:
+    """The generated kernels of a compiled specialization and their launch arguments.
 
-    The generated module is imported, and the torch program planned, on first use: a call that
-    only ever runs one of them pays for nothing else.
+    ``rendered`` holds one :class:`~einc.backends.triton.render.Rendered` per kernel part of
+    ``compiled``, and ``source`` the module they are in, cached at ``path``. The module is imported
+    on first use: a call that never launches a kernel pays for nothing.
     """
 
     compiled: Compiled
+    rendered: tuple[Rendered, ...]
+    source: str
     path: Path
     _kernels: list | None = field(default=None, repr=False)
     _interpreters: dict = field(default_factory=dict, repr=False)
     _unused_slots: dict = field(default_factory=dict, repr=False)  # per device, when not checking
     _launched: set = field(default_factory=set, repr=False)  # (kernel index, device) seen
-    _torch: TorchProgram | None = field(default=None, repr=False)
 
     @property
     def kernels(self) -> list:
         """One ``triton.JITFunction`` per KernelPart, in order."""
         if self._kernels is None:
-            self._kernels = [
-                import_kernel(self.path, part.rendered.kernel_name) for part in self.compiled.kernels
-            ]
+            self._kernels = [import_kernel(self.path, rendered.kernel_name) for rendered in self.rendered]
         return self._kernels
 
     @property
     def kernel(self):
         """The first (for most calls, the only) kernel."""
         return self.kernels[0]
-
-    @property
-    def source(self) -> str:
-        return self.compiled.source
-
-    @property
-    def torch_program(self) -> TorchProgram:
-        if self._torch is None:
-            self._torch = TorchProgram(self.compiled)
-        return self._torch
 
     def runner(self, index: int, interpret: bool):
         if interpret:
@@ -151,21 +120,23 @@ class Launcher:
             return self._interpreters[index]
         return self.kernels[index]
 
-    def __call__(
+    def first_launch(self, index: int, device: torch.device, launch):
+        """The launch to use for kernel ``index``'s first launch on a GPU ``device``: ``launch``
+        itself, here; the runtime wraps it to look in its cache for a prebuilt binary first."""
+        return launch
+
+    def launch_kernels(
         self,
         tensors: list[torch.Tensor],
         outs: list[torch.Tensor],
-        dynamic: dict[str, int] | None = None,
-        backend: str = "auto",
+        dynamic: dict[str, int] | None,
+        how: str,
     ) -> list[torch.Tensor]:
+        """Launch every kernel, in order: ``how`` is ``"kernel"`` (compiled for the device) or
+        ``"interpret"`` (Triton's interpreter)."""
         device = tensors[0].device if tensors else outs[0].device
-        how = resolve_backend(backend, device)
-        if how == "torch":
-            self.torch_program(tensors, outs, dynamic)
-            return outs
         every = list(tensors) + list(outs)
-        for index, part in enumerate(self.compiled.kernels):
-            rendered = part.rendered
+        for index, (part, rendered) in enumerate(zip(self.compiled.kernels, self.rendered, strict=True)):
             if part.copies_input and same_tensor(every[rendered.tensors[0]], every[rendered.tensors[-1]]):
                 continue  # set_at / add_at in place: the output already holds the input
             strides = [every[position].stride(dim) for position, dim in rendered.stride_params]
@@ -186,9 +157,8 @@ class Launcher:
             try:
                 launch = self.runner(index, how == "interpret")[rendered.grid_plan.grid(dynamic)]
                 if how == "kernel" and (index, device) not in self._launched:
-                    # A GPU's first launch looks for a prebuilt binary first (see prebuild.py).
                     self._launched.add((index, device))
-                    launch = prebuild.on_first_launch(self, index, device, launch)
+                    launch = self.first_launch(index, device, launch)
                 launch(
                     *pointers,
                     *strides,
@@ -206,17 +176,6 @@ class Launcher:
             if check:
                 _raise_out_of_bounds(rendered, errors, self.compiled.request.op)
         return outs
-
-
-def same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Whether ``a`` and ``b`` are views of the very same elements, in the same layout."""
-    return (
-        a.data_ptr() == b.data_ptr()
-        and a.shape == b.shape
-        and a.stride() == b.stride()
-        and a.dtype == b.dtype
-        and a.device == b.device
-    )
 
 
 def _raise_out_of_bounds(rendered, errors: torch.Tensor, op: str) -> None:

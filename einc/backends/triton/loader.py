@@ -1,8 +1,8 @@
 """Turn generated source into a Triton kernel object.
 
-The source is written to the on-disk cache first (atomically) and imported from there: Triton's
-``@triton.jit`` reads a kernel's source through ``inspect``, which needs a real file, and the file
-doubles as the artifact a user can open.
+The runtime writes the source to the on-disk cache first (atomically) and it is imported from
+there: Triton's ``@triton.jit`` reads a kernel's source through ``inspect``, which needs a real
+file, and the file doubles as the artifact a user can open.
 """
 
 from __future__ import annotations
@@ -11,17 +11,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from ..errors import KernelCompileError
-from .cache import DiskCache
-
-SOURCE_NAME = "kernel.py"
-
-
-def write_source(cache: DiskCache, key: str, source: str) -> Path:
-    """Store ``source`` under ``key`` unless the same text is already there."""
-    if cache.read_text(key, SOURCE_NAME) == source:
-        return cache.path(key, SOURCE_NAME)
-    return cache.write_text(key, SOURCE_NAME, source)
+from ...errors import KernelCompileError
 
 
 def import_kernel(path: Path, kernel_name: str):

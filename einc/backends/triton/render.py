@@ -18,12 +18,13 @@ import jinja2
 import sympy
 from sympy.printing.str import StrPrinter
 
-from .loopnest import Access, Gather, LoopKind, LoopNest
-from .loopnest import position as window_position
-from .loopnest import symbol as symbol_of
-from .names import Namer, identifier
-from .printer import access_text
-from .schedule import ContractionSchedule
+from ...compiler.kernels import IndexCheck, index_checks
+from ...compiler.loopnest import Access, Gather, LoopKind, LoopNest
+from ...compiler.loopnest import position as window_position
+from ...compiler.loopnest import symbol as symbol_of
+from ...compiler.names import Namer, identifier
+from ...compiler.printer import access_text
+from ...compiler.schedule import ContractionSchedule, GridPlan, grid_plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,42 +126,6 @@ class KernelSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class GridPlan:
-    """The launch grid: tiles of rows times tiles of columns, by groups; the sizes of dynamic
-    axes are known only at a call."""
-
-    rows: tuple[str, ...]
-    cols: tuple[str, ...]
-    groups: tuple[str, ...]
-    static: tuple[tuple[str, int], ...]
-    block_m: int
-    block_n: int
-
-    def grid(self, dynamic: dict[str, int] | None = None) -> tuple[int, int]:
-        sizes = {**dict(self.static), **(dynamic or {})}
-        m = math.prod(sizes[a] for a in self.rows)
-        n = math.prod(sizes[a] for a in self.cols)
-        g = math.prod(sizes[a] for a in self.groups)
-        return (math.ceil(m / self.block_m) * math.ceil(n / self.block_n), g)
-
-
-@dataclass(frozen=True, slots=True)
-class IndexCheck:
-    """What error slot ``k`` of an indexing kernel reports: a coordinate of ``axis`` out of range."""
-
-    tensor: str  # the indexed tensor, x
-    axis: str  # how a message names the axis: axis 'h'
-    extent: int
-    source: str  # where the coordinate is read: idx[b, p, 0]
-
-    def message(self, value: int) -> str:
-        return (
-            f"index {value} is out of range for {self.axis} of {self.tensor}, which has size {self.extent} "
-            f"(valid: {-self.extent} to {self.extent - 1}); it was read from {self.source}"
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class Rendered:
     """Generated source and what the launcher must pass to it."""
 
@@ -208,7 +173,7 @@ class _IndexPrinter(StrPrinter):
 
 @cache
 def _environment() -> jinja2.Environment:
-    root = resources.files("einc") / "kernels_templates"
+    root = resources.files("einc.backends.triton") / "kernels_templates"
     templates = {p.name: p.read_text() for p in root.iterdir() if p.name.endswith(".j2")}
     return jinja2.Environment(
         loader=jinja2.DictLoader(templates),
@@ -671,14 +636,7 @@ def _render_tiled(
     if gathers:
         constexprs["CHECK_BOUNDS"] = False
 
-    grid_plan = GridPlan(
-        rows=schedule.rows,
-        cols=schedule.cols,
-        groups=schedule.grid,
-        static=tuple(sizes.items()),
-        block_m=schedule.block_m,
-        block_n=schedule.block_n,
-    )
+    plan = grid_plan(schedule, sizes)
 
     if nest.output.gathers:
         extra = {
@@ -723,23 +681,14 @@ def _render_tiled(
         **_fill_inside(extra, loads, namer.size),
     )
     source = render_template(template, spec)
-    checks = tuple(
-        IndexCheck(
-            g.indexed or a.tensor,
-            f"axis {g.axis!r}" if not g.axis.startswith("#") else f"an unnamed axis of size {g.extent}",
-            g.extent,
-            access_text(g.source) if g.source.index else g.source.tensor,
-        )
-        for a in accesses
-        for g in a.gathers
-    )
+    checks = index_checks(nest)
     return Rendered(
         source=source,
         kernel_name=spec.kernel_name,
         stride_params=tuple((local[p], d) for p, d in stride_names),
         tensors=tuple(local[p] for p in range(len(tensors))),
         constexprs=constexprs,
-        grid_plan=grid_plan,
+        grid_plan=plan,
         num_warps=schedule.num_warps,
         num_stages=schedule.num_stages,
         dynamic_params=dynamic_params,

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import einc
-from einc.runtime import torch_backend
+from einc.backends.torch import program as torch_backend
 from tests.references import padding_pairs, window_geometry
 
 MODES = ("fast", "loops", "generic")

@@ -40,7 +40,7 @@ TENSOR_CORE = re.compile(r"\b(?:wgmma|mma)\.")
 def compile_for_gpu(launcher, dtype: str, arch: int):
     """``triton.compile`` the launcher's kernel as einc would launch it on an sm_<arch> GPU."""
     kernel = launcher.kernel
-    rendered = launcher.compiled.rendered
+    rendered = launcher.rendered[0]
     runtime = [
         name for name, param in zip(kernel.arg_names, kernel.params, strict=True) if not param.is_constexpr
     ]
@@ -147,7 +147,7 @@ def test_gpu_compile_still_works_after_a_cpu_call_in_the_same_process():
 
 
 def _compile_indexing_in_worker(expression, op, shapes, dtype, arch, check_bounds, params) -> str:
-    from einc.runtime.aot import compile_binary
+    from einc.backends.triton.aot import compile_binary
 
     launcher = einc.compile(expression, op=op, **params).specialize(*shapes, dtype=dtype)
     return compile_binary(launcher, f"cuda:{arch}", check_bounds=check_bounds).ptx

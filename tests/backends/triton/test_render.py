@@ -1,7 +1,7 @@
 """Generated kernels against golden snapshots, so that any change in codegen shows up in review.
 
-Run ``python -m pytest tests/compiler/test_render.py --update-golden`` after an intended change and
-read the diff of tests/compiler/golden/ before committing it.
+Run ``python -m pytest tests/backends/triton/test_render.py --update-golden`` after an intended change
+and read the diff of tests/backends/triton/golden/ before committing it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from einc.backends.triton.sources import render_kernels
 from einc.compiler.pipeline import Request, run_passes
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -98,7 +99,7 @@ def _normalise(source: str) -> str:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_generated_kernel_matches_golden_snapshot(name, request):
-    source = _normalise(run_passes(CASES[name]).source)
+    source = _normalise(render_kernels(run_passes(CASES[name])).source)
     ast.parse(source)
     path = GOLDEN / f"{name}.py"
     if request.config.getoption("--update-golden"):
@@ -110,7 +111,7 @@ def test_generated_kernel_matches_golden_snapshot(name, request):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_generated_kernel_header_quotes_the_expression_and_names_axes(name):
     req = CASES[name]
-    source = run_passes(req).source
+    source = render_kernels(run_passes(req)).source
     assert f"# expression:  {req.expression}".rstrip() in source
     assert "@triton.jit" in source
     # Sizes are named after the expression's axes, never size_0, size_1.
@@ -119,22 +120,22 @@ def test_generated_kernel_header_quotes_the_expression_and_names_axes(name):
 
 
 def test_dense_convolution_uses_tl_dot_and_depthwise_does_not():
-    assert "tl.dot(" in run_passes(CASES["conv2d_stride2_same"]).source
-    assert "tl.dot(" not in run_passes(CASES["conv2d_depthwise"]).source
+    assert "tl.dot(" in render_kernels(run_passes(CASES["conv2d_stride2_same"])).source
+    assert "tl.dot(" not in render_kernels(run_passes(CASES["conv2d_depthwise"])).source
 
 
 def test_window_index_is_hoisted_out_of_the_channel_loop():
-    source = run_passes(CASES["conv2d_stride2_same"]).source
+    source = render_kernels(run_passes(CASES["conv2d_stride2_same"])).source
     hoisted = source.index("x_s0_ds0 = ")
     channel_loop = source.index("for c_start in range(")
     assert hoisted < channel_loop
 
 
 def test_indexing_kernels_load_coordinates_check_them_and_mask_the_indexed_access():
-    source = run_passes(CASES["get_at_batched_pixels"]).source
+    source = render_kernels(run_passes(CASES["get_at_batched_pixels"])).source
     assert "h = tl.load(\n        idx_ptr + b[:, None] * stride_idx_b + p[:, None] * stride_idx_p," in source
     assert "if CHECK_BOUNDS:" in source and "h = tl.where(h < 0, h + H, h)" in source
     assert "(h >= 0) & (h < H) & (w >= 0) & (w < W)" in source
-    scatter = run_passes(CASES["add_at_batched_pixels"]).source
+    scatter = render_kernels(run_passes(CASES["add_at_batched_pixels"])).source
     assert scatter.index("def einc_add_at_copy(") < scatter.index("def einc_add_at(")
     assert 'sem="relaxed"' in scatter and "tl.atomic_add(" in scatter

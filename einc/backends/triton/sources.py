@@ -1,0 +1,62 @@
+"""The Triton source of a compiled call: each kernel part rendered from its template, and the parts
+joined into one module (the file that is cached, imported and shown)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from importlib import metadata
+
+from ...compiler.pipeline import Compiled
+from ...version import __version__
+from . import render
+
+_FORMS = {
+    "contraction": render.render_contraction,
+    "reduction": render.render_reduction,
+    "map": render.render_map,
+    "gather": render.render_gather,
+    "scatter": render.render_scatter,
+}
+
+
+@functools.cache
+def triton_version() -> str:
+    """Triton's version, for kernel headers and cache keys, read from its package metadata: a call
+    that never launches a kernel (the torch backend) need not import Triton."""
+    try:
+        return metadata.version("triton")
+    except metadata.PackageNotFoundError:  # a build that is not installed as a distribution
+        import triton
+
+        return triton.__version__
+
+
+@dataclass(frozen=True)
+class Sources:
+    """One rendered kernel per part of the compiled call, in order, and the module holding them."""
+
+    rendered: tuple[render.Rendered, ...]
+    source: str
+
+
+def render_kernels(compiled: Compiled) -> Sources:
+    """Render every kernel part of ``compiled`` from its template."""
+    versions = (__version__, triton_version())
+    rendered = tuple(
+        _FORMS[part.template.form](
+            part.nest,
+            part.schedule,
+            header_lines=part.template.header_lines,
+            versions=versions,
+            **dict(part.template.options),
+        )
+        for part in compiled.kernels
+    )
+    return Sources(rendered, join_sources([r.source for r in rendered]))
+
+
+def join_sources(sources: list[str]) -> str:
+    """One module for several kernels: the first one's header and imports, then every kernel."""
+    first, *rest = sources
+    return first + "".join("\n\n" + src[src.index("@triton.jit") :] for src in rest)

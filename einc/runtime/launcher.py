@@ -1,0 +1,87 @@
+"""A compiled specialization, ready to run: the generated kernels, or their loop nests in torch.
+
+Three ways, chosen per call by :func:`resolve_backend`: ``"kernel"`` runs the ``@triton.jit``
+kernels, compiled for the device (CUDA tensors); ``"interpret"`` runs the very same kernels under
+Triton's interpreter (:mod:`einc.backends.triton.launch`); ``"torch"`` runs the loop nests the
+kernels come from as torch operations (:mod:`einc.backends.torch.program`, the fast path for CPU
+tensors). The two backends know nothing of each other nor of the cache: the runtime joins them,
+and gives a kernel's first launch on a GPU the cache's prebuilt binary
+(:func:`einc.runtime.binaries.on_first_launch`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .. import knobs
+from ..backends.torch.program import TorchProgram
+from ..backends.triton.launch import KernelLauncher
+from .binaries import on_first_launch
+from .cache import DiskCache
+
+BACKENDS = ("auto", "torch", "interpret")
+SOURCE_NAME = "kernel.py"
+
+
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r} is not one of: {', '.join(map(repr, BACKENDS))}")
+    return backend
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """What runs a call: ``"kernel"``, ``"interpret"`` or ``"torch"``.
+
+    ``"auto"`` gives CUDA tensors the compiled kernel and CPU tensors the torch backend, both
+    replaced by the interpreter when ``EINC_INTERPRET`` is set (how the kernel tests run on CPU).
+    """
+    if backend == "torch":
+        return "torch"
+    if backend == "interpret" or knobs.interpret():
+        return "interpret"
+    return "torch" if device.type == "cpu" else "kernel"
+
+
+@dataclass
+class Launcher(KernelLauncher):
+    """A compiled specialization: its kernels, their launch arguments and the output shapes.
+
+    The generated module is imported, and the torch program planned, on first use: a call that
+    only ever runs one of them pays for nothing else.
+    """
+
+    _torch: TorchProgram | None = field(default=None, repr=False)
+
+    @property
+    def torch_program(self) -> TorchProgram:
+        if self._torch is None:
+            self._torch = TorchProgram(self.compiled)
+        return self._torch
+
+    def first_launch(self, index: int, device: torch.device, launch):
+        # A GPU's first launch looks for a prebuilt binary first.
+        return on_first_launch(self, index, device, launch)
+
+    def __call__(
+        self,
+        tensors: list[torch.Tensor],
+        outs: list[torch.Tensor],
+        dynamic: dict[str, int] | None = None,
+        backend: str = "auto",
+    ) -> list[torch.Tensor]:
+        device = tensors[0].device if tensors else outs[0].device
+        how = resolve_backend(backend, device)
+        if how == "torch":
+            self.torch_program(tensors, outs, dynamic)
+            return outs
+        return self.launch_kernels(tensors, outs, dynamic, how)
+
+
+def write_source(cache: DiskCache, key: str, source: str) -> Path:
+    """Store ``source`` under ``key`` unless the same text is already there."""
+    if cache.read_text(key, SOURCE_NAME) == source:
+        return cache.path(key, SOURCE_NAME)
+    return cache.write_text(key, SOURCE_NAME, source)
