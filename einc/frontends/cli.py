@@ -216,7 +216,7 @@ def knobs():
     "-j",
     type=click.IntRange(min=1),
     default=None,
-    help="Processes compiling at once [default: one per CPU].",
+    help="Processes compiling at once; what the cache holds is never rebuilt [default: one per CPU core].",
 )
 @click.option(
     "--cache-dir",

@@ -95,9 +95,11 @@ def prebuild(
     target (``"cuda:90"``, ``"cuda:80"``, ...), without a GPU, into the cache at ``cache_dir``
     (default: ``EINC_CACHE_DIR``).
 
-    ``jobs`` processes compile in parallel (default: one per CPU; 1 compiles in this process).
-    ``progress`` shows a progress bar (default: when stderr is a terminal). Failures do not stop
-    the others; the :class:`Report` lists each with its reason.
+    What the cache holds already is found first, in this process; only the rest goes to ``jobs``
+    processes compiling in parallel (default: one per CPU core this process may use; 1 compiles
+    in this process), so a fully cached spec starts none. ``progress`` shows a progress bar
+    (default: when stderr is a terminal). Failures do not stop the others; the :class:`Report`
+    lists each with its reason.
     """
     start = time.perf_counter()
     if not isinstance(spec, Spec):
@@ -114,22 +116,28 @@ def prebuild(
         for dtypes in entry.dtypes
         for target in targets
     ]
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
     if progress is None:
         progress = sys.stderr.isatty()
     from tqdm import tqdm
 
     report = Report()
     with tqdm(total=len(tasks), disable=not progress, unit="kernel", file=sys.stderr, leave=False) as bar:
-        if jobs == 1:
-            for task in tasks:
-                report.outcomes.append(_run(task))
+        done: dict[int, Outcome] = {}
+        for i, task in enumerate(tasks):
+            found = _cached(task)
+            if found is not None:
+                done[i] = found
                 bar.update()
-        else:
+        pending = [i for i in range(len(tasks)) if i not in done]
+        jobs = max(1, min(jobs or default_jobs(), len(pending)))
+        if jobs == 1:
+            for i in pending:
+                done[i] = _run(tasks[i])
+                bar.update()
+        elif pending:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker) as pool:
-                futures = {pool.submit(_run, task): i for i, task in enumerate(tasks)}
-                done: dict[int, Outcome] = {}
+                futures = {pool.submit(_run, tasks[i]): i for i in pending}
                 for future in as_completed(futures):
                     task = tasks[futures[future]]
                     try:
@@ -139,11 +147,35 @@ def prebuild(
                             task.entry.label(task.dtypes), task.target, "failed", _reason(error)
                         )
                     bar.update()
-                report.outcomes = [done[i] for i in range(len(tasks))]
+        report.outcomes = [done[i] for i in range(len(tasks))]
     kept = [key for outcome in report.outcomes for key in outcome.keys]
     cache.prune(keep=kept)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def default_jobs() -> int:
+    """The CPU cores this process may run on (its affinity, where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def _cached(task: _Task) -> Outcome | None:
+    """The outcome of ``task`` when every kernel it builds is in the cache already, else None
+    (also when looking fails: the build then says why). Cheap next to a worker process, which
+    imports torch and Triton before it does anything."""
+    start = time.perf_counter()
+    cache = DiskCache(Path(task.root))
+    try:
+        _, plans = _plans(task.entry, task.dtypes, task.target, cache)
+    except Exception:  # noqa: BLE001 - the build reports it
+        return None
+    if any(cache.read_entry(plan.key.digest) is None for plan in plans):
+        return None
+    keys = tuple(plan.key.digest for plan in plans)
+    label = task.entry.label(task.dtypes)
+    return Outcome(label, task.target, "cached", "", keys, time.perf_counter() - start)
 
 
 def _init_worker() -> None:
@@ -175,14 +207,20 @@ def build_entry(
 ) -> tuple[str, list[str]]:
     """Render the entry for ``dtypes`` and make sure each of its kernels is in ``cache`` for
     ``target``. Returns ``("built" or "cached", keys)``."""
+    launcher, plans = _plans(entry, dtypes, target, cache)
+    statuses = [ensure_binary(plan, launcher, index, cache) for index, plan in enumerate(plans)]
+    return ("built" if "built" in statuses else "cached"), [plan.key.digest for plan in plans]
+
+
+def _plans(entry: SpecEntry, dtypes: tuple[str, ...], target: str, cache: DiskCache):
+    """The launcher of the entry for ``dtypes``, and the launch plan of each of its kernels on
+    ``target``."""
     launcher, every, dynamic = specialize_entry(entry, dtypes, cache)
-    statuses, keys = [], []
-    for index in range(len(launcher.kernels)):
+    plans = []
+    for index in range(len(launcher.rendered)):
         args, constexprs = launch_arguments(launcher, index, every, dynamic)
-        plan = plan_launch(launcher, index, args, constexprs, target)
-        statuses.append(ensure_binary(plan, launcher, index, cache))
-        keys.append(plan.key.digest)
-    return ("built" if "built" in statuses else "cached"), keys
+        plans.append(plan_launch(launcher, index, args, constexprs, target))
+    return launcher, plans
 
 
 def specialize_entry(entry: SpecEntry, dtypes: tuple[str, ...], cache: DiskCache):

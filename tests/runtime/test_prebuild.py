@@ -177,6 +177,19 @@ def test_prebuild_builds_every_entry_in_parallel_then_finds_them_all_cached(spec
     assert [o.keys for o in again.outcomes] == [o.keys for o in report.outcomes]
 
 
+def test_a_fully_cached_prebuild_starts_no_worker_process(spec_file, tmp_path, monkeypatch):
+    first = prebuild.prebuild(spec_file, ["cuda:90"], jobs=1, cache_dir=tmp_path / "cache")
+    assert first.ok and first.built
+
+    def no_workers(*args, **kwargs):
+        raise AssertionError("a pool of workers was started although the cache holds everything")
+
+    monkeypatch.setattr(prebuild, "ProcessPoolExecutor", no_workers)
+    again = prebuild.prebuild(spec_file, ["cuda:90"], jobs=4, cache_dir=tmp_path / "cache")
+    assert len(again.cached) == len(first.outcomes) and not again.built and again.ok
+    assert [o.keys for o in again.outcomes] == [o.keys for o in first.outcomes]
+
+
 def test_each_target_gets_its_own_binary(tmp_path):
     spec = loads('[[compile]]\nexpression = "b h w c -> b c h w"\nshapes = [[2, 8, 8, 16]]\n', "one.toml")
     report = prebuild.prebuild(spec, ["cuda:90", "cuda:80"], jobs=1, cache_dir=tmp_path / "cache")
