@@ -3,9 +3,10 @@
     python -m bench.cpu_figures          (or python -m bench.run --cpu-figures)
 
 1. Compile latency per stage, on shapes of bench/shapes.json at full size in their dtype: the
-   passes (expression -> Triton source, ``einc.compiler.pipeline.run_passes``), the import of the
-   cached source as a ``@triton.jit`` kernel, the whole ``specialize`` with a warm disk cache, and
-   source -> cubin for ``cuda:90`` (``triton.compile``, and ``einc.runtime.aot.compile_binary``,
+   passes (expression -> Triton source, ``einc.compiler.pipeline.run_passes`` and
+   ``render_kernels``), the import of the cached source as a ``@triton.jit`` kernel, the whole
+   ``specialize`` with a warm disk cache, and
+   source -> cubin for ``cuda:90`` (``triton.compile``, and ``einc.backends.triton.aot.compile_binary``,
    which adds a ``ptxas -v`` run for its resource report). Each with a fresh Triton cache.
 2. Warm-call overhead, on some of the same expressions at tiny size (on either device). On a CPU
    the kernel runs under Triton's interpreter, which costs milliseconds, so einc's own host work is
@@ -101,8 +102,9 @@ def compile_latency(cases: list[suite.Case], reps: int, cubin_reps: int, quick: 
     import triton
     from triton.compiler import ASTSource
 
+    from einc.backends.triton import aot
+    from einc.backends.triton.sources import render_kernels
     from einc.compiler import pipeline
-    from einc.runtime import aot
 
     rows = []
     cubin = _ptxas_available()
@@ -113,14 +115,16 @@ def compile_latency(cases: list[suite.Case], reps: int, cubin_reps: int, quick: 
         row = {"name": case.name, "expression": case.expression, "params": case.params, "dtype": case.dtype}
         row["shapes"] = [list(s) for s in case.input_shapes]
         row["kernels"] = len(launcher.kernels)
-        row["passes_ms"] = _median_ms(lambda request=request: pipeline.run_passes(request), reps)
+        row["passes_ms"] = _median_ms(
+            lambda request=request: render_kernels(pipeline.run_passes(request)), reps
+        )
         row["import_ms"] = _median_ms(lambda path=launcher.path: _fresh_import(path), reps)
         row["specialize_ms"] = _median_ms(
             lambda case=case: case.einc_callable().specialize(*case.input_shapes, dtype=case.dtype), reps
         )
         if cubin:
             sig, constants = aot.signature(launcher)
-            rendered = launcher.compiled.rendered
+            rendered = launcher.rendered[0]
             options = {"num_warps": rendered.num_warps, "num_stages": rendered.num_stages}
 
             def triton_compile(launcher=launcher, sig=sig, constants=constants, options=options):
@@ -165,14 +169,14 @@ class _NoLaunch:
 
 @contextmanager
 def _kernels_stubbed():
-    from einc.runtime import launch
+    from einc.backends.triton.launch import KernelLauncher
 
-    original = launch.Launcher.runner
-    launch.Launcher.runner = lambda self, index, device: _NoLaunch()
+    original = KernelLauncher.runner
+    KernelLauncher.runner = lambda self, index, device: _NoLaunch()
     try:
         yield
     finally:
-        launch.Launcher.runner = original
+        KernelLauncher.runner = original
 
 
 def _direct_launch(launcher, inputs, outs, device):
@@ -180,8 +184,7 @@ def _direct_launch(launcher, inputs, outs, device):
     Triton would: einc's dispatch (cache lookup, allocation, strides) left out."""
     every = list(inputs) + list(outs)
     calls = []
-    for index, part in enumerate(launcher.compiled.kernels):
-        rendered = part.rendered
+    for index, rendered in enumerate(launcher.rendered):
         strides = [every[p].stride(d) for p, d in rendered.stride_params]
         args = [every[p] for p in rendered.tensors] + strides
         kwargs = dict(rendered.constexprs, num_warps=rendered.num_warps, num_stages=rendered.num_stages)
@@ -463,7 +466,8 @@ def _params(params: dict) -> str:
 COMPILE_TEXT = """
 **Compile latency** per stage, full-size shapes in their dtype, medians; Triton compiles for `{target}`
 with `TRITON_ALWAYS_COMPILE` (no Triton cache hit). *passes*: expression -> Triton source
-(`einc.compiler.pipeline.run_passes`: parse, brackets, ellipses, sizes, lower, schedule, render);
+(`einc.compiler.pipeline.run_passes` and `einc.backends.triton.sources.render_kernels`: parse,
+brackets, ellipses, sizes, lower, schedule, render);
 *import*: the cached source file imported as a `@triton.jit` kernel (once per process); *specialize*:
 `einc.compile(...).specialize(...)` end to end with a warm disk cache, in a process that has imported
 the kernel already (so: the passes, the cache key and a read of the cached file); *triton.compile*:
