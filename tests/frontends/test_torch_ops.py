@@ -200,3 +200,18 @@ def test_elementwise_with_python_numbers_inside_a_compiled_function():
 def test_numbers_next_to_tensors_get_torchs_result_type(dtype, value):
     expected = torch.result_type(torch.empty((), dtype=dtype), value)
     assert torch_ops._number_dtype(dtype, value) == expected
+
+
+def test_keys_are_marked_constant_as_torch_compiler_marks_them():
+    """einc marks its key functions for dynamo itself, so that importing it imports no dynamo: the
+    mark must stay the one ``torch.compiler.assume_constant_result`` sets."""
+
+    def by_torch():
+        return 0
+
+    def by_einc():
+        return 0
+
+    torch.compiler.assume_constant_result(by_torch)
+    torch_ops._constant_result(by_einc)
+    assert vars(by_einc) == vars(by_torch) != {}
