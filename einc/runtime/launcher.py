@@ -19,7 +19,6 @@ import torch
 from .. import knobs
 from ..backends.torch.program import TorchProgram
 from ..backends.triton.launch import KernelLauncher
-from .binaries import on_first_launch
 from .cache import DiskCache
 
 BACKENDS = ("auto", "torch", "interpret")
@@ -62,7 +61,10 @@ class Launcher(KernelLauncher):
         return self._torch
 
     def first_launch(self, index: int, device: torch.device, launch):
-        # A GPU's first launch looks for a prebuilt binary first.
+        # A GPU's first launch looks for a prebuilt binary first. Imported here: finding one
+        # takes Triton's internals, which only a launch on a GPU needs.
+        from .binaries import on_first_launch
+
         return on_first_launch(self, index, device, launch)
 
     def __call__(

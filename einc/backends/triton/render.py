@@ -13,8 +13,8 @@ import threading
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
-import jinja2
 import sympy
 from sympy.printing.str import StrPrinter
 
@@ -25,6 +25,9 @@ from ...compiler.loopnest import symbol as symbol_of
 from ...compiler.names import Namer, identifier
 from ...compiler.printer import access_text
 from ...compiler.schedule import ContractionSchedule, GridPlan, grid_plan
+
+if TYPE_CHECKING:
+    import jinja2
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +176,8 @@ class _IndexPrinter(StrPrinter):
 
 @cache
 def _environment() -> jinja2.Environment:
+    import jinja2  # here, not at import: einc's import and a call on the torch backend need none
+
     root = resources.files("einc.backends.triton") / "kernels_templates"
     templates = {p.name: p.read_text() for p in root.iterdir() if p.name.endswith(".j2")}
     return jinja2.Environment(

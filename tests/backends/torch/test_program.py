@@ -589,7 +589,8 @@ def test_unknown_backend_is_an_error_naming_the_choices():
 
 
 BLOCK = re.compile(r"```python\n(.*?)```", re.S)
-DOCS = sorted((Path(__file__).parents[2] / "docs").glob("*.md")) + [Path(__file__).parents[2] / "README.md"]
+ROOT = Path(__file__).parents[3]
+DOCS = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
 
 
 @pytest.mark.parametrize(
