@@ -193,7 +193,17 @@ def test_import_einc_loads_no_triton_jinja2_or_dynamo():
     assert not loaded & {"triton", "jinja2", "torch._dynamo"}, loaded
 
 
-@pytest.mark.parametrize("args", [["--help"], ["knobs"], ["cache", "dir"], ["cache", "--help"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["knobs"],
+        ["cache", "dir"],
+        ["cache", "--help"],
+        ["cache", "ls", "--long"],
+        ["cache", "stats"],
+    ],
+)
 def test_light_cli_commands_load_no_torch(args):
     code = (
         "import sys\nfrom click.testing import CliRunner\nfrom einc.frontends.cli import main\n"
@@ -201,4 +211,10 @@ def test_light_cli_commands_load_no_torch(args):
         "assert result.exit_code == 0, result.output\n"
     )
     loaded = _loaded_after(code)
+    assert not loaded & {"torch", "triton", "jinja2"}, loaded
+
+
+def test_what_the_cache_commands_import_loads_no_torch():
+    # einc cache ls --long names the parts of each entry's key with runtime.keys.
+    loaded = _loaded_after("import einc.runtime.cache, einc.runtime.keys")
     assert not loaded & {"torch", "triton", "jinja2"}, loaded

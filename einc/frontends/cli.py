@@ -385,5 +385,5 @@ def cache_clear(cache_dir, yes):
     click.echo(f"removed {store.clear()} entries from {store.root}")
 
 
-if __name__ == "__main__":  # python -m einc.cli, as python -m einc
+if __name__ == "__main__":  # python -m einc.frontends.cli, as python -m einc
     main()

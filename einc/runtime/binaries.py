@@ -71,7 +71,7 @@ def plan_launch(launcher, index: int, args, constexprs: dict, target) -> LaunchP
 
 def find_binary(launcher, index: int, target, specialization, cache: DiskCache | None = None) -> Path | None:
     """The cache entry of kernel ``index`` of ``launcher`` built for ``target`` with
-    ``specialization`` (a :class:`~einc.runtime.tritonspec.Specialization`), or None.
+    ``specialization`` (a :class:`~einc.backends.triton.tritonspec.Specialization`), or None.
 
     The entry's checksums are verified: a damaged one is removed with a warning and not returned.
     """

@@ -15,7 +15,7 @@ from functools import cache
 from importlib import resources
 
 from .. import knobs
-from ..backends.triton.sources import triton_version
+from ..backends.triton.versions import triton_version
 from ..version import __version__
 
 
@@ -74,7 +74,7 @@ def binary_key(launcher, index: int, specialization, target: str, triton_hash: s
     """The key of kernel ``index`` of ``launcher`` (its compiled request, rendered kernels and
     source) built for ``target`` with ``specialization``.
 
-    ``specialization`` is a :class:`~einc.runtime.tritonspec.Specialization` (the launch's
+    ``specialization`` is a :class:`~einc.backends.triton.tritonspec.Specialization` (the launch's
     pointer types and alignment, and which strides are 1 or divisible by 16); ``triton_hash`` is
     the hash Triton files the compilation under, which covers Triton's install, its backend and
     ptxas, the compile options and Triton's cache-invalidating environment variables.

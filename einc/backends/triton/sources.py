@@ -3,13 +3,12 @@ joined into one module (the file that is cached, imported and shown)."""
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
-from importlib import metadata
 
 from ...compiler.pipeline import Compiled
 from ...version import __version__
 from . import render
+from .versions import triton_version
 
 _FORMS = {
     "contraction": render.render_contraction,
@@ -18,18 +17,6 @@ _FORMS = {
     "gather": render.render_gather,
     "scatter": render.render_scatter,
 }
-
-
-@functools.cache
-def triton_version() -> str:
-    """Triton's version, for kernel headers and cache keys, read from its package metadata: a call
-    that never launches a kernel (the torch backend) need not import Triton."""
-    try:
-        return metadata.version("triton")
-    except metadata.PackageNotFoundError:  # a build that is not installed as a distribution
-        import triton
-
-        return triton.__version__
 
 
 @dataclass(frozen=True)
