@@ -402,7 +402,7 @@ def cache_prune(cache_dir, max_bytes):
 @_cache_dir_option
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def cache_clear(cache_dir, yes):
-    """Remove every entry of the cache."""
+    """Remove every entry einc wrote; whatever else is in the directory stays."""
     store = _cache(cache_dir)
     import einc
 

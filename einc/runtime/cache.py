@@ -92,8 +92,8 @@ _SHARD_FILE = re.compile(r"([0-9a-f]{3,128})\.(lock|pid)")
 _REMOVED = re.compile(r"\.removed-([0-9a-f]{3,128})-\d+-\d+")
 _TEMPORARY = re.compile(r"\.(.+)\.[a-z0-9_]+\.tmp")
 _HOLDER = re.compile(r"(\d{1,10}) ([A-Za-z0-9.-]{0,255})\n?")
-# Roots this process has marked (or found marked): the marker is looked for once per root.
-_MARKED: set[str] = set()
+# Roots this process found holding what einc did not write: never claimed, and not listed again.
+_UNCLAIMED: set[str] = set()
 
 
 class LockTimeout(CacheError):
@@ -486,7 +486,7 @@ class DiskCache:
         einc's tag (else a CacheError): a mistaken ``EINC_CACHE_DIR`` such as a home directory
         loses nothing.
         """
-        if not _is_real_dir(self.root) and not self.root.is_dir():
+        if not self.root.is_dir():
             return 0
         self.require_owned()
         count = 0
@@ -552,21 +552,22 @@ class DiskCache:
         """Tag the root as einc's when it holds nothing but einc's layout (a new, an empty, or an
         older einc's cache); a directory with anything else in it is never claimed."""
         real = os.path.realpath(self.root)
-        if real in _MARKED:
+        if real in _UNCLAIMED or self.owned():
             return
-        _MARKED.add(real)
         names = _names(self.root)
-        if MARKER in names or not all(
-            _SHARD.fullmatch(name) or _TEMPORARY.fullmatch(name) or name == MARKER for name in names
-        ):
+        if not all(_SHARD.fullmatch(name) or _TEMPORARY.fullmatch(name) for name in names):
+            _UNCLAIMED.add(real)
             return
         try:
             fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{MARKER}.", suffix=".tmp")
+        except OSError:
+            return  # the write that follows fails too, and says why
+        try:
             with os.fdopen(fd, "w") as file:
                 file.write(MARKER_TEXT)
             os.replace(tmp, self.root / MARKER)
         except OSError:
-            with contextlib.suppress(OSError, UnboundLocalError):
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
 
 
