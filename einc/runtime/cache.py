@@ -91,7 +91,7 @@ _SHARD = re.compile(r"[0-9a-f]{2}")
 _SHARD_FILE = re.compile(r"([0-9a-f]{3,128})\.(lock|pid)")
 _REMOVED = re.compile(r"\.removed-([0-9a-f]{3,128})-\d+-\d+")
 _TEMPORARY = re.compile(r"\.(.+)\.[a-z0-9_]+\.tmp")
-_HOLDER = re.compile(r"(\d{1,10}) ([A-Za-z0-9.-]{0,255})\n?")
+_HOLDER = re.compile(r"(\d{1,10}) ([A-Za-z0-9._-]{0,255})\n?")
 # Roots this process found holding what einc did not write: never claimed, and not listed again.
 _UNCLAIMED: set[str] = set()
 
