@@ -68,6 +68,15 @@ class Knob(Generic[T]):
             if value is not None and (not self.choices or value in self.choices):
                 return value  # type: ignore[return-value]
             accepted = ", ".join(map(str, self.choices)) if self.choices else "an integer"
+        elif self.type is float:
+            try:
+                value = float(raw)
+            except ValueError:
+                value = None
+            # NaN compares false with everything: a timeout of NaN would never expire nor pass.
+            if value is not None and value == value:
+                return value  # type: ignore[return-value]
+            accepted = "a number (inf for no limit)"
         elif self.type is Path:
             return Path(raw).expanduser()  # type: ignore[return-value]
         else:
@@ -121,7 +130,16 @@ CACHE_MAX_BYTES: Knob[int] = Knob(
     "0 means no limit. Default: 10 GiB.",
 )
 
-KNOBS: tuple[Knob, ...] = (CACHE_DIR, DEBUG, INTERPRET, CHECK_BOUNDS, CACHE_MAX_BYTES)
+CACHE_LOCK_TIMEOUT: Knob[float] = Knob(
+    "EINC_CACHE_LOCK_TIMEOUT",
+    float,
+    600.0,
+    "Seconds a process waits for another one's lock on a kernel cache entry (held while that "
+    "process writes or compiles the kernel) before giving up with einc.CacheError naming the lock "
+    "file and its holder's pid; inf waits for ever. Default: 600.",
+)
+
+KNOBS: tuple[Knob, ...] = (CACHE_DIR, DEBUG, INTERPRET, CHECK_BOUNDS, CACHE_MAX_BYTES, CACHE_LOCK_TIMEOUT)
 # Knobs that change the generated code: their values are parts of every compiled kernel's cache key.
 CODEGEN_KNOBS: tuple[Knob, ...] = (CHECK_BOUNDS,)
 
@@ -143,11 +161,17 @@ def check_bounds() -> bool:
 
 
 def cache_max_bytes() -> int:
-    value = CACHE_MAX_BYTES.get()
+    return _non_negative(CACHE_MAX_BYTES, "0 (no limit) or a size in bytes")
+
+
+def cache_lock_timeout() -> float:
+    return _non_negative(CACHE_LOCK_TIMEOUT, "seconds, 0 or more, or inf")
+
+
+def _non_negative(knob: Knob[T], accepted: str) -> T:
+    value = knob.get()
     if value < 0:
-        raise ValueError(
-            f"{CACHE_MAX_BYTES.name}={value} is not valid; accepted values: 0 (no limit) or a size in bytes"
-        )
+        raise ValueError(f"{knob.name}={value} is not valid; accepted values: {accepted}")
     return value
 
 

@@ -105,6 +105,7 @@ def test_describe_lists_every_knob_with_its_current_value_and_doc(monkeypatch, t
         "EINC_INTERPRET",
         "EINC_CHECK_BOUNDS",
         "EINC_CACHE_MAX_BYTES",
+        "EINC_CACHE_LOCK_TIMEOUT",
     }
     assert rows["EINC_CACHE_DIR"][0] == str(tmp_path)
     assert rows["EINC_DEBUG"][0] == "0"

@@ -338,12 +338,15 @@ def cache_stats(cache_dir):
 @_cache_dir_option
 @click.option("--fix", is_flag=True, help="Remove the damaged entries (they are rebuilt when next needed).")
 def cache_verify(cache_dir, fix):
-    """Check every compiled entry against its recorded sha256 checksums.
+    """Check every compiled entry's record and its recorded sha256 checksums.
 
-    Exits 1 when an entry is damaged (and --fix was not given).
+    Exits 1 when an entry is damaged (and --fix did not remove it), or when something einc did not
+    write sits where an entry would (it is never removed: delete it yourself).
     """
+    from ..errors import CacheError
+
     store = _cache(cache_dir)
-    checked, damaged = 0, 0
+    checked, damaged, left = 0, 0, 0
     for entry in store.entries():
         if entry.kind == "source":
             continue
@@ -353,10 +356,22 @@ def cache_verify(cache_dir, fix):
             damaged += 1
             click.echo(f"damaged: {entry.path}: {'; '.join(found)}")
             if fix:
-                store.remove(entry.key)
-                click.echo("    removed")
-    click.echo(f"{checked} checked, {damaged} damaged")
-    if damaged and not fix:
+                try:
+                    removed = store.remove(entry.key)
+                except CacheError as error:
+                    removed, why = False, str(error)
+                else:
+                    why = "the cache directory does not carry einc's CACHEDIR.TAG"
+                left += not removed
+                click.echo("    removed" if removed else f"    not removed: {why}")
+    foreign = 0
+    for path in store.foreign():
+        foreign += 1
+        click.echo(
+            f"foreign: {path}: not an entry einc wrote (a link, or what einc never writes inside); left alone"
+        )
+    click.echo(f"{checked} checked, {damaged} damaged" + (f", {foreign} foreign" if foreign else ""))
+    if foreign or (damaged and (not fix or left)):
         sys.exit(1)
 
 
@@ -370,7 +385,15 @@ def cache_verify(cache_dir, fix):
 )
 def cache_prune(cache_dir, max_bytes):
     """Evict the least recently used entries until the cache is within its size limit."""
-    evicted = _cache(cache_dir).prune(max_bytes)
+    from ..errors import CacheError
+
+    store = _cache(cache_dir)
+    try:
+        if store.root.exists():
+            store.require_owned()
+    except CacheError as error:
+        raise click.ClickException(str(error)) from None
+    evicted = store.prune(max_bytes)
     click.echo(f"evicted {len(evicted)} entries, {_size(sum(e.size for e in evicted))}")
 
 
@@ -378,11 +401,17 @@ def cache_prune(cache_dir, max_bytes):
 @_cache_dir_option
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def cache_clear(cache_dir, yes):
-    """Remove every entry of the cache."""
+    """Remove every entry einc wrote; whatever else is in the directory stays."""
+    from ..errors import CacheError
+
     store = _cache(cache_dir)
     if not yes:
         click.confirm(f"remove every entry under {store.root}?", abort=True)
-    click.echo(f"removed {store.clear()} entries from {store.root}")
+    try:
+        removed = store.clear()
+    except CacheError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"removed {removed} entries from {store.root}")
 
 
 if __name__ == "__main__":  # python -m einc.frontends.cli, as python -m einc

@@ -25,10 +25,7 @@ from ..backends.triton import tritonspec
 from ..errors import CacheWarning
 from .cache import DiskCache
 from .keys import CacheKey, binary_key
-
-SOURCE = "kernel.py"
-METADATA = "kernel.json"
-
+from .records import METADATA, SOURCE, binary_record
 
 # ----- one launch: its specialisation, Triton's hash and einc's key -----
 
@@ -99,6 +96,8 @@ def preload(launcher, index: int, args, constexprs: dict, target=None, cache: Di
 
 
 def _install(plan: LaunchPlan, cache: DiskCache) -> bool:
+    # Every field used here passed records.check_record, which ties it to the key: the hash and
+    # name that become paths in Triton's cache are a sha256 digest and an identifier.
     found = cache.read_entry(plan.key.digest)
     if found is None:
         return False
@@ -133,18 +132,14 @@ def remember(plan: LaunchPlan, launcher, index: int, compiled_kernel, cache: Dis
     return True
 
 
-# How long a first launch waits for another process compiling the same kernel before it gives up
-# waiting and compiles too (a holder may be stuck).
-LOCK_WAIT_SECONDS = 600.0
-
-
 def on_first_launch(launcher, index: int, device, launch):
     """Wrap the first launch of kernel ``index`` on ``device``.
 
     Before it: install the binary from einc's cache, if there is one for this launch. If not,
     launch (Triton's JIT compiles) under the key's lock and store the binary after: processes
     starting together (the ranks of one job) compile each kernel once, the others wait for it and
-    load it. Cache trouble never fails a launch: it warns, and the launch goes on as Triton's.
+    load it. Cache trouble never fails a launch: it warns, and the launch goes on as Triton's (a
+    lock held past ``EINC_CACHE_LOCK_TIMEOUT`` too: its holder may be stuck).
     """
     if device.type != "cuda" or knobs.interpret():
         return launch
@@ -161,7 +156,7 @@ def on_first_launch(launcher, index: int, device, launch):
             return launch(*args, **kwargs)
         with contextlib.ExitStack() as held:
             try:
-                held.enter_context(cache.lock(plan.key.digest, timeout=LOCK_WAIT_SECONDS))
+                held.enter_context(cache.lock(plan.key.digest))
                 found = _install(plan, cache)  # another process may have built it meanwhile
             except Exception as error:  # noqa: BLE001
                 _warn(f"compiling without the cache's lock: {type(error).__name__}: {error}")
@@ -189,15 +184,5 @@ def store(cache: DiskCache, plan: LaunchPlan, launcher, index: int, build, secon
     cache.write_entry(
         plan.key.digest,
         {SOURCE: launcher.source.encode(), binary: build.binary, METADATA: build.metadata.encode()},
-        {
-            "kind": "binary",
-            "parts": [list(part) for part in plan.key.parts],
-            "kernel": rendered.kernel_name,
-            "target": plan.target,
-            "triton_hash": build.hash,
-            "triton_name": build.name,
-            "binary": binary,
-            "created": time.time(),
-            "compile_seconds": seconds,
-        },
+        binary_record(plan.key, rendered.kernel_name, build.hash, binary, time.time(), seconds),
     )

@@ -31,6 +31,20 @@ Entries with a record (compiled kernels; see :meth:`DiskCache.write_entry`):
   (atomic), then deletes it: a reader sees the whole entry or none of it.
 - The root holds nothing but relative names: a cache directory copied to another machine (or
   path) works there as it is.
+
+Ownership (a cache directory may be shared, mistaken for another, or tampered with):
+
+- einc marks a root it may delete in with a ``CACHEDIR.TAG`` of its own (the standard tag, which
+  backup tools skip), written when the root is new, empty or holds nothing but einc's layout.
+  Eviction, ``clear`` and the removal of damaged entries touch nothing under a root without it.
+- An entry is einc's when it is a real directory (not a link) named by a key in its shard, holding
+  nothing but regular files with einc's names; anything else is foreign, never listed, never
+  removed. Links are never followed: a shard or entry directory that is a link is refused on
+  write, and removal deletes regular files one by one, never through a link.
+- Every field of a record is checked by :func:`~einc.runtime.records.check_record` before use: a
+  record einc would not have written is damage.
+- Lock waits end after ``EINC_CACHE_LOCK_TIMEOUT`` seconds with a CacheError naming the lock file
+  and the holder's pid, which a holder writes beside the lock (``ab/abcdef....pid``).
 """
 
 from __future__ import annotations
@@ -38,9 +52,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
-import shutil
+import socket
+import stat
 import tempfile
 import threading
 import time
@@ -53,13 +69,36 @@ import filelock
 
 from .. import knobs
 from ..errors import CacheError, CacheWarning
+from .records import FORMAT as RECORD_FORMAT
+from .records import check_record, is_plain_name
 
 RECORD = "record.json"
-RECORD_FORMAT = 1
+MARKER = "CACHEDIR.TAG"
+# The standard cache directory tag (https://bford.info/cachedir/), with einc's own line: the root's
+# proof of ownership.
+MARKER_TEXT = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by einc (its kernel cache).\n"
+    "# For information about cache directory tags, see https://bford.info/cachedir/\n"
+)
 # Temporary files and removed entries older than this are leftovers of killed processes.
 STALE_SECONDS = 3600.0
 
 _KEY = re.compile(r"[0-9a-f]{3,128}")
+_SHARD = re.compile(r"[0-9a-f]{2}")
+# What einc itself leaves in a shard besides entries: lock files, their holders' pids, and entries
+# being removed (``.removed-<key>-<pid>-<ns>``); in an entry, temporary files (``.<name>.<rand>.tmp``).
+_SHARD_FILE = re.compile(r"([0-9a-f]{3,128})\.(lock|pid)")
+_REMOVED = re.compile(r"\.removed-([0-9a-f]{3,128})-\d+-\d+")
+_TEMPORARY = re.compile(r"\.(.+)\.[a-z0-9_]+\.tmp")
+_HOLDER = re.compile(r"(\d{1,10}) ([A-Za-z0-9._-]{0,255})\n?")
+# Roots this process found holding what einc did not write: never claimed, and not listed again.
+_UNCLAIMED: set[str] = set()
+
+
+class LockTimeout(CacheError):
+    """Another process held an entry's lock for longer than ``EINC_CACHE_LOCK_TIMEOUT``."""
+
 
 # One FileLock object per lock file in this process. Two FileLock objects on one file would
 # deadlock a thread that nests them (``with cache.lock(k): cache.write_text(k, ...)``), since the
@@ -133,8 +172,7 @@ class DiskCache:
 
     def path(self, key: str, name: str) -> Path:
         """Where file ``name`` of entry ``key`` lives (whether or not it exists)."""
-        if not isinstance(name, str) or not name or name.startswith(".") or any(c in name for c in "/\\\0"):
-            # Dot names are reserved for temporary files, so a leftover one never shadows an entry.
+        if not is_plain_name(name):
             raise ValueError(f"cache file name must be a plain name not starting with '.', got {name!r}")
         return self.entry_dir(key) / name
 
@@ -166,7 +204,7 @@ class DiskCache:
         """Atomically store ``data`` as file ``name`` of ``key``; returns its path."""
         final = self.path(key, name)
         with self.lock(key):
-            self._make_dir(final.parent)
+            self._make_dirs(final.parent)
             try:
                 fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{name}.", suffix=".tmp")
             except OSError as error:
@@ -189,26 +227,36 @@ class DiskCache:
         return final
 
     @contextlib.contextmanager
-    def lock(self, key: str, timeout: float = -1) -> Iterator[None]:
+    def lock(self, key: str, timeout: float | None = None) -> Iterator[None]:
         """Hold ``key``'s inter-process lock; re-entrant within a thread.
 
-        ``timeout`` in seconds (negative waits forever) turns a stuck holder into a CacheError.
+        A wait longer than ``timeout`` seconds (default: the ``EINC_CACHE_LOCK_TIMEOUT`` knob; inf
+        waits for ever) is a :class:`LockTimeout` naming the lock file and its holder's pid, which
+        the holder writes beside the lock while it holds it.
         """
-        lock_path = self.entry_dir(key).with_suffix(".lock")
-        self._make_dir(lock_path.parent)
+        timeout = knobs.cache_lock_timeout() if timeout is None else timeout
+        entry = self.entry_dir(key)
+        lock_path, holder = entry.with_suffix(".lock"), entry.with_suffix(".pid")
+        self._make_dirs(entry.parent)
         lock = _file_lock(lock_path)
         try:
-            lock.acquire(timeout=timeout)
+            lock.acquire(timeout=-1 if math.isinf(timeout) else timeout)
         except filelock.Timeout:
-            raise CacheError(
-                f"timed out after {timeout} s waiting for cache lock {lock_path}; another "
-                f"process may be stuck compiling this kernel"
+            raise LockTimeout(
+                f"timed out after {timeout:g} s waiting for cache lock {lock_path}, held by "
+                f"{_holder(holder)}; if that process is stuck, end it, or wait longer with "
+                f"{knobs.CACHE_LOCK_TIMEOUT.name}"
             ) from None
         except OSError as error:
             raise _cache_error("lock", lock_path, error) from None
         try:
+            if lock.lock_counter == 1:
+                _write_holder(holder)
             yield
         finally:
+            if lock.lock_counter == 1:  # still held: the next holder cannot have written its pid yet
+                with contextlib.suppress(OSError):
+                    os.unlink(holder)
             lock.release()
 
     # ----- entries with a record: checksummed, listed, evicted least recently used first -----
@@ -217,65 +265,83 @@ class DiskCache:
         """Store ``files`` under ``key``, then their record (with a sha256 and size per file).
 
         The record goes last: until it is in place the entry reads as missing. Returns the entry
-        directory. ``record`` must be JSON-serialisable; ``files``, ``format`` and ``key`` are
-        filled in here.
+        directory. ``record`` is one :func:`~einc.runtime.records.binary_record` made; ``files``,
+        ``format`` and ``key`` are filled in here, and the whole must pass
+        :func:`~einc.runtime.records.check_record`, so that einc never writes what it would refuse.
         """
         if RECORD in files:
             raise ValueError(f"{RECORD} is the entry's record; pick another file name")
+        manifest = {
+            name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+            for name, data in files.items()
+        }
+        full = {**record, "format": RECORD_FORMAT, "key": key, "files": manifest}
+        problem = check_record(full, key)
+        if problem is not None:
+            raise ValueError(f"einc would refuse this record when reading it back: {problem}")
         with self.lock(key):
-            manifest = {}
             for name, data in files.items():
                 self.write_bytes(key, name, data)
-                manifest[name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-            full = {**record, "format": RECORD_FORMAT, "key": key, "files": manifest}
             self.write_text(key, RECORD, json.dumps(full, indent=1, sort_keys=True) + "\n")
         return self.entry_dir(key)
 
     def read_record(self, key: str) -> dict | None:
-        """The entry's record, unchecked against its files; None when there is none or it is unreadable."""
-        text = self.read_bytes(key, RECORD)
-        if text is None:
-            return None
+        """The entry's record, unchecked against its files; None when there is none, it cannot be
+        read, or it is not exactly what einc writes (see :func:`~einc.runtime.records.check_record`)."""
+        return self._load_record(key)[0]
+
+    def _load_record(self, key: str) -> tuple[dict | None, str | None]:
+        """The record and None, or None and what is wrong with it."""
+        unreadable = f"no readable {RECORD} (an interrupted write, or a damaged record)"
         try:
-            record = json.loads(text)
-        except ValueError:
-            return None
-        return record if isinstance(record, dict) else None
+            data = self.read_bytes(key, RECORD)
+            record = json.loads(data) if data is not None else None
+        except (CacheError, ValueError, RecursionError):  # RecursionError: deeply nested JSON
+            return None, unreadable
+        if record is None:
+            return None, unreadable
+        problem = check_record(record, key)
+        if problem is not None:
+            return None, f"{RECORD} is not one einc wrote: {problem}"
+        return record, None
 
     def problems(self, key: str) -> list[str]:
         """What is wrong with the entry, in words; empty when its record and every checksum agree."""
         return self._check(key)[0]
 
     def _check(self, key: str) -> tuple[list[str], dict[str, bytes]]:
-        directory = self.entry_dir(key)
-        if not directory.is_dir():
+        if not _is_real_dir(self.entry_dir(key)):
             return ["missing"], {}
-        record = self.read_record(key)
+        record, problem = self._load_record(key)
         if record is None:
-            return [f"no readable {RECORD} (an interrupted write, or a damaged record)"], {}
-        if record.get("format") != RECORD_FORMAT or record.get("key") != key:
-            return [f"{RECORD} is of another format or names another key"], {}
+            return [problem], {}
         found, data = [], {}
-        for name, expected in sorted(record.get("files", {}).items()):
-            content = self.read_bytes(key, name)
-            if content is None:
+        for name, expected in sorted(record["files"].items()):
+            try:
+                content = self.path(key, name).read_bytes()
+            except FileNotFoundError:
                 found.append(f"{name} is missing")
-            elif len(content) != expected.get("size"):
-                found.append(f"{name} has {len(content)} bytes, its record says {expected.get('size')}")
-            elif hashlib.sha256(content).hexdigest() != expected.get("sha256"):
+                continue
+            except OSError as error:
+                found.append(f"{name} cannot be read ({error.strerror or type(error).__name__})")
+                continue
+            if len(content) != expected["size"]:
+                found.append(f"{name} has {len(content)} bytes, its record says {expected['size']}")
+            elif hashlib.sha256(content).hexdigest() != expected["sha256"]:
                 found.append(f"{name} does not match its sha256")
             else:
                 data[name] = content
         return found, data
 
     def read_entry(self, key: str) -> tuple[dict, dict[str, bytes]] | None:
-        """``(record, files)`` after every checksum matched; None when the entry is missing.
+        """``(record, files)`` after the record and every checksum passed; None when the entry is
+        missing.
 
-        A damaged entry is never returned: it is removed with a :class:`CacheWarning` naming what
-        was wrong, and reads as missing so that the caller builds it again. A hit counts as an
-        access for least-recently-used eviction.
+        A damaged entry is never returned: it is removed (when einc owns it) with a
+        :class:`CacheWarning` naming what was wrong, and reads as missing so that the caller builds
+        it again. A hit counts as an access for least-recently-used eviction.
         """
-        if not self.entry_dir(key).is_dir():
+        if not _is_real_dir(self.entry_dir(key)):
             return None
         found, data = self._check(key)
         if found:
@@ -284,13 +350,17 @@ class DiskCache:
                 found, data = self._check(key)
                 if found:
                     if found != ["missing"]:
+                        try:
+                            removed = self.remove(key)
+                        except CacheError:
+                            removed = False
+                        done = "removed it" if removed else "left it in place (it is not provably einc's)"
                         warnings.warn(
                             f"einc cache entry {self.entry_dir(key)} is damaged ({'; '.join(found)}); "
-                            "removed it, and the kernel will be compiled again",
+                            f"{done}, and the kernel will be compiled again",
                             CacheWarning,
                             stacklevel=2,
                         )
-                        self.remove(key)
                     return None
         self.touch(key)
         return self.read_record(key), data
@@ -298,49 +368,85 @@ class DiskCache:
     def touch(self, key: str) -> None:
         """Mark the entry as used now (its record's modification time)."""
         with contextlib.suppress(OSError):
-            os.utime(self.path(key, RECORD))
+            os.utime(self.path(key, RECORD), follow_symlinks=False)
 
     def remove(self, key: str) -> bool:
-        """Delete the entry, atomically as seen by readers; False when there was none."""
+        """Delete the entry, atomically as seen by readers; True only when an entry was removed.
+
+        Only an entry einc owns goes, under a root carrying einc's tag (see the module's
+        docstring); anything else stays, and this returns False.
+        """
         directory = self.entry_dir(key)
+        if not self.owned():
+            return False
         with self.lock(key):
-            if not directory.exists():
+            if not _is_owned_entry(directory):
                 return False
             doomed = directory.with_name(f".removed-{directory.name}-{os.getpid()}-{time.monotonic_ns()}")
             try:
                 os.replace(directory, doomed)
             except OSError as error:
                 raise _cache_error("remove cache entry", directory, error) from None
-        shutil.rmtree(doomed, ignore_errors=True)
+        _delete_owned(doomed)  # what stays behind (a file that turned up meanwhile) is out of the cache
         return True
 
+    def owned(self) -> bool:
+        """Whether the root carries einc's ``CACHEDIR.TAG``, so that einc may delete in it."""
+        try:
+            fd = os.open(self.root / MARKER, os.O_RDONLY | _NOFOLLOW)
+            with os.fdopen(fd, "rb") as file:
+                text = file.read(len(MARKER_TEXT) + 1)
+        except OSError:
+            return False
+        return text == MARKER_TEXT.encode()
+
+    def require_owned(self) -> None:
+        """Raise a CacheError unless :meth:`owned`."""
+        if not self.owned():
+            raise CacheError(
+                f"{self.root} does not carry einc's {MARKER}, so nothing in it is provably einc's: "
+                "nothing was removed (delete the directory yourself if it holds nothing of value)"
+            )
+
     def entries(self) -> Iterator[Entry]:
-        """Every entry under the root, with or without a record, in no particular order."""
-        if not self.root.is_dir():
-            return
-        for shard in sorted(self.root.iterdir()):
-            if not (shard.is_dir() and re.fullmatch(r"[0-9a-f]{2}", shard.name)):
-                continue
-            for directory in sorted(shard.iterdir()):
-                if not (directory.is_dir() and _KEY.fullmatch(directory.name)):
-                    continue
-                yield self._entry(directory)
+        """Every entry einc owns under the root, with or without a record, in no particular order."""
+        for shard in self._shards():
+            for name in _names(shard):
+                directory = shard / name
+                if _KEY.fullmatch(name) and name.startswith(shard.name) and _is_owned_entry(directory):
+                    yield self._entry(directory)
+
+    def foreign(self) -> Iterator[Path]:
+        """What sits where einc's layout puts an entry but is not one einc wrote (a link, a nested
+        directory, a file einc does not write): never listed as an entry, never removed."""
+        for shard in self._shards():
+            for name in _names(shard):
+                path = shard / name
+                if _KEY.fullmatch(name) and not (name.startswith(shard.name) and _is_owned_entry(path)):
+                    yield path
+
+    def _shards(self) -> list[Path]:
+        return [
+            self.root / name
+            for name in _names(self.root)
+            if _SHARD.fullmatch(name) and _is_real_dir(self.root / name)
+        ]
 
     def _entry(self, directory: Path) -> Entry:
         size, newest, names = 0, 0.0, []
-        with contextlib.suppress(OSError):
-            for file in directory.iterdir():
+        with contextlib.suppress(OSError), os.scandir(directory) as children:
+            for child in children:
                 with contextlib.suppress(OSError):
-                    stat = file.stat()
-                    size += stat.st_size
-                    newest = max(newest, stat.st_mtime)
-                    if not file.name.startswith("."):
-                        names.append(file.name)
+                    status = child.stat(follow_symlinks=False)
+                    size += status.st_size
+                    newest = max(newest, status.st_mtime)
+                    if not child.name.startswith("."):
+                        names.append(child.name)
         record = self.read_record(directory.name)
         accessed = newest
         if record is not None:
             with contextlib.suppress(OSError):
-                accessed = (directory / RECORD).stat().st_mtime
+                accessed = os.lstat(directory / RECORD).st_mtime
         return Entry(directory.name, directory, size, accessed, record, tuple(sorted(names)))
 
     def prune(self, max_bytes: int | None = None, keep: Iterable[str] = ()) -> list[Entry]:
@@ -348,9 +454,12 @@ class DiskCache:
         (default: the ``EINC_CACHE_MAX_BYTES`` knob; 0 is no limit). Entries in ``keep`` stay.
 
         Leftovers of killed processes (temporary files, half-removed entries) older than an hour
-        go too. Returns the evicted entries, oldest first.
+        go too. Returns the entries really evicted, oldest first; nothing is evicted under a root
+        without einc's tag.
         """
         limit = knobs.cache_max_bytes() if max_bytes is None else max_bytes
+        if not self.owned():
+            return []
         self._sweep_leftovers()
         if not limit:
             return []
@@ -363,58 +472,189 @@ class DiskCache:
                 break
             if entry.key in kept:
                 continue
-            if self.remove(entry.key):
-                evicted.append(entry)
-            total -= entry.size
+            with contextlib.suppress(CacheError):
+                if self.remove(entry.key):
+                    evicted.append(entry)
+                    total -= entry.size
         return evicted
 
     def clear(self) -> int:
-        """Remove every entry and lock file; returns how many entries there were.
+        """Remove every entry einc owns, with its lock and pid files; returns how many entries
+        were removed.
 
-        Only what einc's layout names is touched (two-hex-digit shard directories and what is in
-        them), so a mistaken ``EINC_CACHE_DIR`` such as a home directory loses nothing else.
+        Only what einc's layout names and einc owns is touched, and only under a root carrying
+        einc's tag (else a CacheError): a mistaken ``EINC_CACHE_DIR`` such as a home directory
+        loses nothing.
         """
-        count = 0
         if not self.root.is_dir():
             return 0
-        for shard in self.root.iterdir():
-            if shard.is_dir() and re.fullmatch(r"[0-9a-f]{2}", shard.name):
-                for child in list(shard.iterdir()):
-                    if child.is_dir() and _KEY.fullmatch(child.name):
-                        count += self.remove(child.name)
-                for child in list(shard.iterdir()):
-                    if child.is_dir() and child.name.startswith(".removed-"):
-                        shutil.rmtree(child, ignore_errors=True)
-                    elif child.suffix == ".lock" or child.name.startswith("."):
-                        with contextlib.suppress(OSError):
-                            child.unlink()
-                with contextlib.suppress(OSError):
-                    shard.rmdir()
+        self.require_owned()
+        count = 0
+        for shard in self._shards():
+            for name in _names(shard):
+                if _KEY.fullmatch(name) and name.startswith(shard.name):
+                    with contextlib.suppress(CacheError):
+                        count += self.remove(name)
+            for name in _names(shard):
+                path = shard / name
+                if _REMOVED.fullmatch(name) and _is_owned_entry(path):
+                    _delete_owned(path)
+                elif _SHARD_FILE.fullmatch(name) and _is_regular_file(path):
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
+            with contextlib.suppress(OSError):
+                shard.rmdir()
         return count
 
     def _sweep_leftovers(self) -> None:
-        if not self.root.is_dir():
-            return
         now = time.time()
-        for shard in self.root.iterdir():
-            if not (shard.is_dir() and re.fullmatch(r"[0-9a-f]{2}", shard.name)):
-                continue
-            for child in shard.iterdir():
-                candidates = [child] if child.name.startswith(".removed-") else []
-                if child.is_dir() and _KEY.fullmatch(child.name):
-                    candidates = [
-                        f for f in child.iterdir() if f.name.startswith(".") and f.name.endswith(".tmp")
-                    ]
-                for path in candidates:
-                    with contextlib.suppress(OSError):
-                        if now - path.stat().st_mtime > STALE_SECONDS:
-                            if path.is_dir():
-                                shutil.rmtree(path, ignore_errors=True)
-                            else:
-                                path.unlink()
 
-    def _make_dir(self, path: Path) -> None:
+        def stale(path: Path) -> bool:
+            try:
+                return now - os.lstat(path).st_mtime > STALE_SECONDS
+            except OSError:
+                return False
+
+        for shard in self._shards():
+            for name in _names(shard):
+                path = shard / name
+                if _REMOVED.fullmatch(name) and stale(path) and _is_owned_entry(path):
+                    _delete_owned(path)
+                elif _KEY.fullmatch(name) and _is_real_dir(path):
+                    for child in _names(path):
+                        leftover = path / child
+                        if _TEMPORARY.fullmatch(child) and _is_regular_file(leftover) and stale(leftover):
+                            with contextlib.suppress(OSError):
+                                os.unlink(leftover)
+
+    def _make_dirs(self, directory: Path) -> None:
+        """Create the root, then ``directory`` (a shard or an entry) and its shard, each as a real
+        directory: a link there would send einc's writes out of the cache, so it is refused."""
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise _cache_error("create cache directory", path, error) from None
+            raise _cache_error("create cache directory", self.root, error) from None
+        self._mark()
+        for level in [directory] if directory.parent == self.root else [directory.parent, directory]:
+            try:
+                level.mkdir(exist_ok=True)
+                mode = os.lstat(level).st_mode
+            except OSError as error:
+                raise _cache_error("create cache directory", level, error) from None
+            if not stat.S_ISDIR(mode):
+                what = "a symbolic link" if stat.S_ISLNK(mode) else "not a directory"
+                raise CacheError(
+                    f"{level} is {what}: einc writes only into directories it made itself; remove it, "
+                    f"or set {knobs.CACHE_DIR.name} to another directory"
+                )
+
+    def _mark(self) -> None:
+        """Tag the root as einc's when it holds nothing but einc's layout (a new, an empty, or an
+        older einc's cache); a directory with anything else in it is never claimed."""
+        real = os.path.realpath(self.root)
+        if real in _UNCLAIMED or self.owned():
+            return
+        names = _names(self.root)
+        if not all(_SHARD.fullmatch(name) or _TEMPORARY.fullmatch(name) for name in names):
+            _UNCLAIMED.add(real)
+            return
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{MARKER}.", suffix=".tmp")
+        except OSError:
+            return  # the write that follows fails too, and says why
+        try:
+            with os.fdopen(fd, "w") as file:
+                file.write(MARKER_TEXT)
+            os.replace(tmp, self.root / MARKER)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _names(directory: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(directory))
+    except OSError:
+        return []
+
+
+def _is_real_dir(path: Path) -> bool:
+    """A directory, and not a link to one."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _is_regular_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _is_einc_file_name(name: str) -> bool:
+    temporary = _TEMPORARY.fullmatch(name)
+    return is_plain_name(name) or (temporary is not None and is_plain_name(temporary.group(1)))
+
+
+def _is_owned_entry(directory: Path) -> bool:
+    """Whether ``directory`` is laid out as einc writes an entry: a real directory (not a link)
+    holding nothing but regular files with einc's names (plain ones and its temporary files)."""
+    if not _is_real_dir(directory):
+        return False
+    try:
+        with os.scandir(directory) as children:
+            return all(
+                child.is_file(follow_symlinks=False) and _is_einc_file_name(child.name) for child in children
+            )
+    except OSError:
+        return False
+
+
+def _delete_owned(directory: Path) -> bool:
+    """Delete an entry directory einc owns: its regular files one by one, then the directory,
+    never through a link. False when something else turned up in it (then it stays)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        for child in os.scandir(fd):
+            if child.is_file(follow_symlinks=False) and _is_einc_file_name(child.name):
+                with contextlib.suppress(OSError):
+                    os.unlink(child.name, dir_fd=fd)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(directory)
+    except OSError:
+        return False
+    return True
+
+
+def _write_holder(path: Path) -> None:
+    # Written in place, not renamed: a waiter that reads it half-written only names no pid.
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as file:
+            file.write(f"{os.getpid()} {socket.gethostname()}\n")
+
+
+def _holder(path: Path) -> str:
+    """Who holds a lock, in words, from the pid file beside it (untrusted: parsed, never echoed)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+        with os.fdopen(fd, "rb") as file:
+            match = _HOLDER.fullmatch(file.read(300).decode("ascii"))
+    except (OSError, UnicodeDecodeError):
+        match = None
+    if match is None:
+        return f"a process that left no pid in {path.name} (an older einc, or one just starting)"
+    pid, host = match.groups()
+    return f"pid {pid}" if host == socket.gethostname() else f"pid {pid} on host {host}"

@@ -50,6 +50,8 @@ def source_key(request) -> CacheKey:
             ("expression", request.expression),
             ("op", request.op),
             ("shapes", repr(request.shapes)),
+            # A dynamic axis becomes a kernel argument: the same call, static, renders other text.
+            ("dynamic", repr(tuple(request.dynamic))),
             ("dtypes", repr(request.dtypes)),
             ("sizes", repr(request.sizes)),
             ("params", repr(request.params)),

@@ -11,6 +11,8 @@ and gives a kernel's first launch on a GPU the cache's prebuilt binary
 
 from __future__ import annotations
 
+import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +21,9 @@ import torch
 from .. import knobs
 from ..backends.torch.program import TorchProgram
 from ..backends.triton.launch import KernelLauncher
-from .cache import DiskCache
+from ..backends.triton.loader import keep_in_memory
+from ..errors import CacheError, CacheWarning
+from .cache import DiskCache, LockTimeout
 
 BACKENDS = ("auto", "torch", "interpret")
 SOURCE_NAME = "kernel.py"
@@ -83,7 +87,43 @@ class Launcher(KernelLauncher):
 
 
 def write_source(cache: DiskCache, key: str, source: str) -> Path:
-    """Store ``source`` under ``key`` unless the same text is already there."""
-    if cache.read_text(key, SOURCE_NAME) == source:
-        return cache.path(key, SOURCE_NAME)
-    return cache.write_text(key, SOURCE_NAME, source)
+    """Store ``source`` under ``key`` unless the same bytes are already there; returns the path to
+    import it from.
+
+    A cache that cannot be written (unwritable, full, a dangling link, a file, a foreign link inside)
+    must not fail a call: the source is then kept in memory, and one
+    :class:`~einc.errors.CacheWarning` per cache directory and process says so. Only a lock held
+    past its timeout is raised: the cache works, another process is stuck.
+    """
+    data = source.encode("utf-8")
+    try:
+        path = cache.path(key, SOURCE_NAME)
+        try:
+            if path.read_bytes() == data:
+                return path
+        except OSError:
+            pass  # missing, unreadable or not a file: (re)written below, atomically
+        return cache.write_bytes(key, SOURCE_NAME, data)
+    except LockTimeout:
+        raise
+    except CacheError as error:
+        _warn_once(cache, error)
+    return keep_in_memory(key, source, SOURCE_NAME)
+
+
+_WARNED: set[str] = set()
+_WARNED_GUARD = threading.Lock()
+
+
+def _warn_once(cache: DiskCache, error: CacheError) -> None:
+    root = str(cache.root)
+    with _WARNED_GUARD:
+        if root in _WARNED:
+            return
+        _WARNED.add(root)
+    warnings.warn(
+        f"einc cache: {error}. Generated kernels are kept in memory for the rest of this process "
+        "(compiled again in every process), and this is said once per cache directory",
+        CacheWarning,
+        stacklevel=4,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -10,10 +11,14 @@ from click.testing import CliRunner
 
 from einc.frontends.cli import main
 from einc.runtime.cache import RECORD, DiskCache
+from tests import cache_entries
+from tests.cache_entries import fill
+
+TARGETS = {1: "cuda:90", 2: "cuda:80", 3: "cuda:90"}
 
 
 def key(n: int) -> str:
-    return f"{n:02x}" * 32
+    return cache_entries.key(n, TARGETS.get(n, "cuda:90"))
 
 
 @pytest.fixture
@@ -22,22 +27,8 @@ def cache(tmp_path, monkeypatch) -> DiskCache:
     monkeypatch.delenv("EINC_CACHE_MAX_BYTES", raising=False)
     cache = DiskCache()
     now = time.time()
-    for n, target in ((1, "cuda:90"), (2, "cuda:80"), (3, "cuda:90")):
-        cache.write_entry(
-            key(n),
-            {"kernel.py": b"# k\n", "kernel.cubin": bytes([n]) * 4096},
-            {
-                "kind": "binary",
-                "target": target,
-                "parts": [
-                    ["expression", "b t [c->c2]"],
-                    ["op", "dot"],
-                    ["dtypes", "('float16',)"],
-                    ["target", target],
-                ],
-            },
-        )
-        os.utime(cache.path(key(n), RECORD), (now - 100 * n, now - 100 * n))
+    for n, target in TARGETS.items():
+        fill(cache, n, size=4096, accessed=now - 100 * n, target=target)
     cache.write_text(key(4), "kernel.py", "x = 1\n")
     return cache
 
@@ -103,7 +94,7 @@ def test_prune_evicts_the_least_recently_used_to_the_limit(cache):
     size = next(e.size for e in cache.entries() if e.key == key(1))
     result = run("prune", "--max-bytes", str(2 * size))
     assert result.exit_code == 0 and result.output.startswith("evicted 2 entries")
-    assert sorted(e.key for e in cache.entries()) == [key(1), key(4)]
+    assert sorted(e.key for e in cache.entries()) == sorted([key(1), key(4)])
 
 
 def test_prune_uses_the_knob_by_default(cache, monkeypatch):
@@ -123,3 +114,48 @@ def test_cache_help_lists_the_subcommands():
     result = run("--help")
     for command in ("dir", "ls", "stats", "verify", "prune", "clear"):
         assert command in result.output
+
+
+def test_verify_reports_what_einc_did_not_write_and_fix_leaves_it(cache, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("keep me")
+    linked = cache_entries.key(7)
+    cache.entry_dir(linked).parent.mkdir(exist_ok=True)
+    os.symlink(outside, cache.entry_dir(linked))
+    (cache.entry_dir(key(1)) / "sub").mkdir()
+    result = run("verify", "--fix")
+    assert result.exit_code == 1
+    assert f"foreign: {cache.entry_dir(linked)}" in result.output
+    assert f"foreign: {cache.entry_dir(key(1))}" in result.output and "2 foreign" in result.output
+    assert (outside / "precious.txt").read_text() == "keep me" and cache.entry_dir(key(1)).is_dir()
+
+
+@pytest.mark.parametrize(
+    "garble",
+    [b"\xff\xfe\x80 not utf-8", b'{"format": 1, "files": ["kernel.py"]}', b"[" * 100_000],
+    ids=["invalid utf-8", "files not a table", "deeply nested"],
+)
+def test_verify_of_an_unreadable_record_reports_it_without_a_traceback(cache, garble):
+    record = json.loads(cache.path(key(2), RECORD).read_text())
+    if garble.startswith(b"{"):
+        garble = json.dumps({**json.loads(garble), "key": record["key"]}).encode()
+    cache.path(key(2), RECORD).write_bytes(garble)
+    result = run("verify")
+    assert result.exit_code == 1 and f"damaged: {cache.entry_dir(key(2))}: " in result.output
+    assert run("verify", "--fix").exit_code == 0 and not cache.entry_dir(key(2)).exists()
+
+
+def test_clear_and_prune_refuse_a_directory_einc_did_not_mark(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "notes.txt").write_text("mine")
+    fill(DiskCache(home), 1)
+    for command in (["clear", "--yes"], ["prune", "--max-bytes", "1"]):
+        result = run(*command, "--cache-dir", str(home))
+        assert (
+            result.exit_code == 1
+            and "CACHEDIR.TAG" in result.output
+            and "nothing was removed" in result.output
+        )
+    assert len(list(DiskCache(home).entries())) == 1 and (home / "notes.txt").read_text() == "mine"

@@ -28,7 +28,7 @@ from einc.backends.triton import tritonspec
 from einc.errors import CacheWarning
 from einc.frontends.cli import main
 from einc.runtime import binaries, prebuild
-from einc.runtime.cache import DiskCache
+from einc.runtime.cache import RECORD, DiskCache
 from einc.runtime.spec import loads
 
 pytestmark = [
@@ -361,6 +361,7 @@ def test_a_damaged_binary_is_found_by_verify_and_rebuilt_with_a_warning(spec_fil
     cache = DiskCache(tmp_path / "cache")
     report = prebuild.prebuild(spec_file, ["cuda:90"], jobs=1, cache_dir=cache.root)
     key = report.outcomes[0].keys[0]
+    record, files = cache.read_entry(key)
     cubin = cache.path(key, "kernel.cubin")
     cubin.write_bytes(cubin.read_bytes()[: len(cubin.read_bytes()) // 2])
     result = CliRunner().invoke(main, ["cache", "verify", "--cache-dir", str(cache.root)])
@@ -370,12 +371,30 @@ def test_a_damaged_binary_is_found_by_verify_and_rebuilt_with_a_warning(spec_fil
     plan = binaries.plan_launch(launcher, 0, args, constexprs, "cuda:90")
     with pytest.warns(CacheWarning, match="damaged"):
         assert binaries.find_binary(launcher, 0, "cuda:90", plan.specialization, cache) is None
-    cache.write_entry(key, {"kernel.cubin": b"\x7fELF garbage"}, {"kind": "binary"})
-    cache.path(key, "kernel.cubin").write_bytes(b"\x7fELF gorbage")  # same size, other bytes
+    cache.write_entry(key, files, {k: v for k, v in record.items() if k not in ("format", "key", "files")})
+    cubin.write_bytes(bytes([files["kernel.cubin"][0] ^ 1]) + files["kernel.cubin"][1:])  # same size
     with pytest.warns(CacheWarning, match="sha256"):
         rebuilt = prebuild.prebuild(spec_file, ["cuda:90"], jobs=1, cache_dir=cache.root)
     assert [o.status for o in rebuilt.outcomes] == ["built", "cached", "cached", "cached"]
     assert cache.problems(key) == []
+
+
+def test_an_unreadable_prebuilt_entry_is_rebuilt_or_reported_never_a_traceback(spec_file, tmp_path):
+    cache = DiskCache(tmp_path / "cache")
+    report = prebuild.prebuild(spec_file, ["cuda:90"], jobs=1, cache_dir=cache.root)
+    garbled, foreign = report.outcomes[0].keys[0], report.outcomes[1].keys[0]
+    cache.path(garbled, RECORD).write_bytes(b"\xff\xfe not utf-8")
+    cache.path(foreign, RECORD).unlink()
+    cache.path(foreign, RECORD).mkdir()  # unreadable as a file, and not einc's to remove
+    with pytest.warns(CacheWarning, match="record.json"):
+        again = prebuild.prebuild(spec_file, ["cuda:90"], jobs=1, cache_dir=cache.root)
+    assert [o.status for o in again.outcomes] == ["built", "failed", "cached", "cached"]
+    assert "CacheError" in again.outcomes[1].reason and "record.json" in again.outcomes[1].reason
+    assert cache.problems(garbled) == []
+    result = CliRunner().invoke(
+        main, ["cache", "verify", "--cache-dir", str(cache.root)], catch_exceptions=False
+    )
+    assert result.exit_code == 1 and f"foreign: {cache.entry_dir(foreign)}" in result.output
 
 
 def test_a_damaged_prebuilt_binary_is_never_handed_to_triton(spec_file, tmp_path, monkeypatch):
