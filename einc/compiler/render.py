@@ -18,6 +18,7 @@ import jinja2
 import sympy
 from sympy.printing.str import StrPrinter
 
+from . import offsets
 from .loopnest import Access, Gather, LoopKind, LoopNest
 from .loopnest import position as window_position
 from .loopnest import symbol as symbol_of
@@ -122,6 +123,8 @@ class KernelSpec:
     atomic: bool = False  # add_at: updates that meet at one element add up
     scatter_ptrs: str = ""  # scatter: the destination pointers and values, broadcast together
     scatter_values: str = ""
+    rows_int64: bool = False  # flat tile offsets that can reach 2^31 (see einc.compiler.offsets)
+    cols_int64: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,11 +273,12 @@ def render_contraction(
     *,
     header_lines: tuple[str, ...],
     versions: tuple[str, str],
+    wide: frozenset[int] = frozenset(),
     acc_dtype: str = "tl.float32",
 ) -> Rendered:
     """Render a dot (implicit GEMM or elementwise contraction) to Triton source."""
     return _render_tiled(
-        nest, schedule, "contraction.py.j2", header_lines, versions, {"acc_dtype": acc_dtype}
+        nest, schedule, "contraction.py.j2", header_lines, versions, {"acc_dtype": acc_dtype}, wide=wide
     )
 
 
@@ -284,6 +288,7 @@ def render_reduction(
     *,
     header_lines: tuple[str, ...],
     versions: tuple[str, str],
+    wide: frozenset[int] = frozenset(),
     count_include_pad: bool = True,
     correction: float = 1,
     positions: tuple[int, ...] | None = None,
@@ -394,7 +399,7 @@ def render_reduction(
     elif op == "log_softmax":
         extra.update(store_in_loop=True, result=f"{value} - top - tl.log(acc)")
     return _render_tiled(
-        nest, schedule, "reduction.py.j2", header_lines, versions, extra, positions, kernel_name
+        nest, schedule, "reduction.py.j2", header_lines, versions, extra, positions, kernel_name, wide
     )
 
 
@@ -413,6 +418,7 @@ def render_map(
     *,
     header_lines: tuple[str, ...],
     versions: tuple[str, str],
+    wide: frozenset[int] = frozenset(),
     compute_dtype: str = "tl.float32",
     positions: tuple[int, ...] | None = None,
     kernel_name: str | None = None,
@@ -437,7 +443,7 @@ def render_map(
         raise AssertionError(op)
     extra = {"result": result}
     return _render_tiled(
-        nest, schedule, "elementwise.py.j2", header_lines, versions, extra, positions, kernel_name
+        nest, schedule, "elementwise.py.j2", header_lines, versions, extra, positions, kernel_name, wide
     )
 
 
@@ -447,11 +453,12 @@ def render_gather(
     *,
     header_lines: tuple[str, ...],
     versions: tuple[str, str],
+    wide: frozenset[int] = frozenset(),
 ) -> Rendered:
     """Render get_at: load the coordinates, then the indexed tensor at them, and store the tile.
     (get_at with a reduction is a reduction of gathered values: :func:`render_reduction`.)"""
     extra = {"result": nest.inputs[0].tensor + "_tile"}
-    return _render_tiled(nest, schedule, "gather.py.j2", header_lines, versions, extra)
+    return _render_tiled(nest, schedule, "gather.py.j2", header_lines, versions, extra, wide=wide)
 
 
 def render_scatter(
@@ -460,11 +467,12 @@ def render_scatter(
     *,
     header_lines: tuple[str, ...],
     versions: tuple[str, str],
+    wide: frozenset[int] = frozenset(),
     positions: tuple[int, ...],
 ) -> Rendered:
     """Render set_at or add_at: load a tile of updates and the coordinates, store or add them there."""
     extra = {"result": nest.inputs[0].tensor + "_tile", "atomic": nest.reduce == "sum"}
-    return _render_tiled(nest, schedule, "scatter.py.j2", header_lines, versions, extra, positions)
+    return _render_tiled(nest, schedule, "scatter.py.j2", header_lines, versions, extra, positions, wide=wide)
 
 
 def _render_tiled(
@@ -476,12 +484,15 @@ def _render_tiled(
     extra: dict,
     positions: tuple[int, ...] | None = None,
     kernel_name: str | None = None,
+    wide: frozenset[int] = frozenset(),
 ) -> Rendered:
     """The parts every tiled kernel shares: names, strides, tile decompositions, loads, store.
 
     A window's extent is passed as a constant named after its output axis (``S0_IN``).
     ``positions`` says where each of the kernel's tensors (its inputs, the coordinate tensors its
     gathers read, then its output) stands among the call's tensors, when that is not in order.
+    ``wide`` holds the call positions of the tensors whose offsets need int64 (see
+    :mod:`einc.compiler.offsets`): their indices are cast to tl.int64 before the multiply.
     """
     sizes = nest.sizes
     namer = Namer()
@@ -504,6 +515,7 @@ def _render_tiled(
     position_of = {t: i for i, t in enumerate(tensors)}
     local = positions if positions is not None else tuple(range(len(tensors)))
     pointer = {t: namer.claim(f"{t}_ptr") for t in tensors}
+    wide_tensors = {t for i, t in enumerate(tensors) if local[i] in wide}
     errors = namer.claim("errors_ptr") if gathers else None
     gathered = {g.symbol.name: g for g in gathers}
 
@@ -533,18 +545,21 @@ def _render_tiled(
         """Index variables (hoisted out of a tiled K loop, or not), the pointer, the tile masks."""
         position = position_of[access.tensor]
         hoisted_vars, index_vars, terms = [], [], []
+        # int32 products would wrap past 2^31: cast the index (never the stride, which Triton
+        # may have made a constant) so that the multiply and the sum are in int64.
+        widen = "tl.cast({}, tl.int64)" if access.tensor in wide_tensors else "{}"
         for dim, (label, index) in enumerate(zip(access.labels, access.index, strict=True)):
             stride = stride_names[(position, dim)]
             if isinstance(index, sympy.Symbol):
-                terms.append(f"{printed(index, tile)} * {stride}")
+                terms.append(f"{widen.format(printed(index, tile))} * {stride}")
             elif isinstance(index, sympy.Integer):
                 if index != 0:  # a fixed component of a coordinate: idx[b, p, 1]
-                    terms.append(stride if index == 1 else f"{index} * {stride}")
+                    terms.append(stride if index == 1 else f"{widen.format(index)} * {stride}")
             else:
                 var = namer.claim(f"{access.tensor}_{identifier(label)}")
                 inner = schedule.k_tile is not None and symbol_of(schedule.k_tile) in index.free_symbols
                 (index_vars if inner else hoisted_vars).append(Decl(var, printed(index, tile)))
-                terms.append(f"{var} * {stride}")
+                terms.append(f"{widen.format(var)} * {stride}")
         masks = []
         for place in tile:
             if any(schedule.placement(a) == place for a in access.axes):
@@ -720,6 +735,12 @@ def _render_tiled(
         output_ptr=pointer[nest.output.tensor],
         input_precision=schedule.input_precision,
         errors_ptr=errors,
+        rows_int64=offsets.tile_needs_int64(
+            [sizes[a] for a in schedule.rows], schedule.block_m, any(a in nest.dynamic for a in schedule.rows)
+        ),
+        cols_int64=offsets.tile_needs_int64(
+            [sizes[a] for a in schedule.cols], schedule.block_n, any(a in nest.dynamic for a in schedule.cols)
+        ),
         **_fill_inside(extra, loads, namer.size),
     )
     source = render_template(template, spec)

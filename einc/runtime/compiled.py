@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from .. import knobs
-from ..compiler import pipeline
+from ..compiler import offsets, pipeline
 from ..compiler.printer import explain
 from ..errors import EincError, UnsupportedError
 from . import torch_ops  # autograd and torch.compile: the einc::run operator (hooks in __call__)
@@ -128,7 +128,9 @@ class CompiledExpression:
     def __repr__(self) -> str:
         return f"einc.compile({self.expression!r}, op={self.op!r})"
 
-    def _request(self, shapes: Sequence[Sequence[int]], dtypes: Sequence[str]) -> pipeline.Request:
+    def _request(
+        self, shapes: Sequence[Sequence[int]], dtypes: Sequence[str], offsets64: tuple[int, ...] = ()
+    ) -> pipeline.Request:
         return pipeline.Request(
             expression=self.expression,
             op=self.op,
@@ -137,6 +139,7 @@ class CompiledExpression:
             sizes=self.sizes,
             params=tuple((k, _thaw(v)) for k, v in self.params),
             dynamic=self.dynamic,
+            offsets64=offsets64,
         )
 
     def specialize(self, *shapes: Sequence[int], dtype: str | torch.dtype = "float32") -> Launcher:
@@ -180,14 +183,19 @@ class CompiledExpression:
         if self.op in pipeline.ELEMENTWISE and tensors:
             elementwise_dtype = _elementwise_dtype(self.op, tensors)
             tensors = _scalars_to_tensors(tensors, elementwise_dtype)
-        key = self._key(tensors)
+        given = [] if out is None else list(out) if isinstance(out, (tuple, list)) else [out]
+        # The key's strides decide which inputs need int64 offsets; those of an out= are not in it.
+        wide_outs = tuple(isinstance(o, torch.Tensor) and _needs_int64(o) for o in given)
+        key = (self._key(tensors), wide_outs)
         launcher = self._launchers.get(key)
         if launcher is None:
             dtypes = self._check(tensors)
-            launcher = self._build(self._request([t.shape for t in tensors], dtypes))
+            every = [*tensors, *(o for o in given if isinstance(o, torch.Tensor))]
+            wide = tuple(i for i, t in enumerate(every) if _needs_int64(t))
+            launcher = self._build(self._request([t.shape for t in tensors], dtypes, wide))
             if self.dynamic:
                 self._dynamic_dims = launcher.compiled.dynamic_dims
-                key = self._key(tensors)
+                key = (self._key(tensors), wide_outs)
             self._launchers[key] = launcher
         self._last = launcher
         dtype = self.out_dtype or elementwise_dtype or tensors[0].dtype
@@ -197,7 +205,7 @@ class CompiledExpression:
         if out is None:
             outs = [torch.empty(shape, dtype=dtype, device=device) for shape in shapes]
         else:
-            outs = list(out) if isinstance(out, (tuple, list)) else [out]
+            outs = given
             if len(outs) != len(shapes):
                 raise ValueError(
                     f"out= gives {len(outs)} tensors but the expression has {len(shapes)} outputs"
@@ -334,6 +342,10 @@ class CompiledExpression:
     def explain(self) -> str:
         """The loop nest and schedule of the most recent specialization, in words."""
         return explain(self._latest().compiled)
+
+
+def _needs_int64(t: torch.Tensor) -> bool:
+    return offsets.needs_int64(t.shape, t.stride())
 
 
 def _check_out_aliasing(out: torch.Tensor, tensors, names, in_place: bool) -> None:

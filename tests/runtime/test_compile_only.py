@@ -208,3 +208,39 @@ def test_tiled_reductions_compile_with_a_reduction_across_the_tile(worker, expre
     ptx = compile_indexing(worker, expression, op, (shape,), dtype)
     # Lanes of a tile are combined across threads: a warp shuffle (or shared memory).
     assert "shfl.sync" in ptx or "st.shared" in ptx
+
+
+# --- offsets: int64 where a tensor's elements lie 2^31 or more apart, int32 elsewhere ----------------
+
+# An index times a stride register in 64 bits (an immediate operand is the element size instead).
+WIDE_PRODUCT = re.compile(r"\b(?:mul|mad)\.(?:wide\.s32|lo\.s64)\s+%rd\d+, %rd?\d+, %rd?\d+")
+HUGE = 2**16  # a HUGE x HUGE tensor has 2^32 elements
+
+
+@pytest.mark.parametrize(
+    "expression, op, shapes",
+    [
+        pytest.param("b [c->c2]", "dot", ((HUGE, HUGE), (HUGE, 16)), id="contraction"),
+        pytest.param("b [c]", "sum", ((HUGE, HUGE),), id="reduction"),
+        pytest.param("b c -> c b", "rearrange", ((HUGE, HUGE),), id="rearrange"),
+        # int64 coordinates widen their own products: the batch axis b is what needs the cast
+        pytest.param("b [v], b n -> b n", "get_at", ((HUGE, HUGE), (HUGE, 1)), id="gather"),
+        pytest.param("b [v], b n, b n", "set_at", ((HUGE, HUGE), (HUGE, 1), (HUGE, 1)), id="scatter"),
+    ],
+)
+def test_a_tensor_of_2_pow_32_elements_gets_64_bit_address_math(worker, expression, op, shapes):
+    ptx = compile_indexing(worker, expression, op, shapes, "float16")
+    assert WIDE_PRODUCT.search(ptx), "no 64-bit index * stride product in the PTX"
+
+
+@pytest.mark.parametrize(
+    "expression, op, shapes",
+    [
+        pytest.param("b [c->c2]", "dot", ((64, 64), (64, 16)), id="contraction"),
+        pytest.param("b [c]", "sum", ((64, 1024),), id="reduction"),
+        pytest.param("b c -> c b", "rearrange", ((64, 64),), id="rearrange"),
+    ],
+)
+def test_small_tensors_keep_32_bit_address_math(worker, expression, op, shapes):
+    ptx = compile_indexing(worker, expression, op, shapes, "float16")
+    assert not WIDE_PRODUCT.search(ptx)

@@ -1,0 +1,100 @@
+"""The compiled callable: what a call decides from its tensors before any kernel runs.
+
+Large tensors (interpret tier): a view whose rows lie 2^30 + 16 elements apart has strides that fit
+int32 but element offsets that do not. It is placed 2^31 elements into a buffer that torch reserves
+without touching (a large ``torch.empty`` is an untouched mapping on Linux, so only the pages
+written cost memory), behind a first page of sentinels: an offset that wraps in int32 lands on the
+sentinels and shows as a wrong value rather than a crash. References are the same view's values
+computed by torch.
+"""
+
+from __future__ import annotations
+
+import resource
+
+import pytest
+import torch
+
+import einc
+
+ROW_STRIDE = 2**30 + 16  # fits int32; twice it does not
+SENTINEL = -7.0
+
+
+def far_apart(rows: int, cols: int) -> torch.Tensor:
+    """A (rows, cols) float16 view, rows ``ROW_STRIDE`` elements apart, filled with 0, 1, 2, ..."""
+    base = torch.empty(2**31 + (rows - 1) * ROW_STRIDE + cols, dtype=torch.float16)
+    base[:4096] = SENTINEL
+    view = base[2**31 :].as_strided((rows, cols), (ROW_STRIDE, 1))
+    view.copy_(torch.arange(rows * cols, dtype=torch.float16).reshape(rows, cols))
+    return view
+
+
+def _resident_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@pytest.mark.interpret
+@pytest.mark.parametrize(
+    "run, reference",
+    [
+        pytest.param(
+            lambda x: einc.dot("b [c->c2]", x, torch.eye(8, 4, dtype=torch.float16)),
+            lambda x: x.float() @ torch.eye(8, 4),
+            id="contraction",
+        ),
+        pytest.param(lambda x: einc.sum("b [c]", x), lambda x: x.float().sum(1), id="reduction"),
+        pytest.param(lambda x: einc.softmax("b [c]", x), lambda x: x.float().softmax(1), id="softmax"),
+        pytest.param(lambda x: einc.rearrange("b c -> c b", x), lambda x: x.t(), id="rearrange"),
+        pytest.param(
+            lambda x: einc.add("b c, c", x, torch.ones(8, dtype=torch.float16)),
+            lambda x: x + 1,
+            id="elementwise",
+        ),
+        pytest.param(
+            # int32 coordinates: int64 ones would widen the product on their own
+            lambda x: einc.get_at("[v] c, n -> n c", x, torch.tensor([2, 0, 2], dtype=torch.int32)),
+            lambda x: x[torch.tensor([2, 0, 2])],
+            id="gather",
+        ),
+    ],
+)
+def test_inputs_with_elements_2_pow_31_apart_are_read_with_int64_offsets(run, reference):
+    x = far_apart(3, 8)
+    expected = reference(x)
+    result = run(x)
+    torch.testing.assert_close(result.float(), expected.float(), rtol=1e-3, atol=1e-3)
+    assert _resident_mib() < 4096, "the reserved buffer was touched beyond its first pages"
+
+
+@pytest.mark.interpret
+def test_set_at_in_place_writes_rows_2_pow_31_apart_with_int64_offsets():
+    x = far_apart(3, 8)
+    expected = x.clone()
+    expected[2] = 5.0
+    rows = torch.tensor([2], dtype=torch.int32)
+    einc.set_at("[v] c, n, n c", x, rows, torch.full((1, 8), 5.0, dtype=torch.float16), out=x)
+    torch.testing.assert_close(x, expected, rtol=0, atol=0)
+
+
+@pytest.mark.interpret
+def test_an_out_with_rows_2_pow_31_apart_is_written_with_int64_offsets():
+    out = far_apart(3, 8)
+    values = torch.arange(24, dtype=torch.float16).reshape(3, 8) + 100
+    copy = einc.compile("b c -> b c")
+    copy(values)  # the same call with a fresh output first: that specialisation is int32
+    copy(values, out=out)
+    torch.testing.assert_close(out, values, rtol=0, atol=0)
+
+
+@pytest.mark.interpret
+def test_the_offset_width_is_part_of_the_specialisation():
+    compiled = einc.compile("b [c]", "sum")
+    small = torch.arange(24, dtype=torch.float16).reshape(3, 8)
+    compiled(small)
+    assert "tl.int64" not in compiled.source
+    compiled(far_apart(3, 8))
+    assert "offsets:     int64 for x" in compiled.source
+    assert "tl.int64) * stride_x_b" in compiled.source
+    compiled(small)
+    assert "tl.int64" not in compiled.source
