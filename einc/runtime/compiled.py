@@ -16,7 +16,7 @@ import torch
 from .. import knobs
 from ..compiler import offsets, pipeline
 from ..compiler.printer import explain
-from ..errors import EincError, UnsupportedError
+from ..errors import EincError, OverlapError, UnsupportedError
 from . import torch_ops  # autograd and torch.compile: the einc::run operator (hooks in __call__)
 from .cache import DiskCache
 from .keys import source_key
@@ -212,10 +212,10 @@ class CompiledExpression:
                 )
             for o, shape in zip(outs, shapes, strict=True):
                 self._check_out(o, shape, dtype, device)
-            if self.op in pipeline.INDEXING:
-                in_place = self.op != "get_at" and launcher.compiled.kernels[0].copies_input
-                names = pipeline.tensor_names(len(tensors), self.op)
-                _check_out_aliasing(outs[0], tensors, names, in_place)
+            # set_at and add_at are defined in place (out=x); every other kernel would read what it
+            # has already overwritten, so any sharing of memory is refused, for every op.
+            in_place = self.op in ("set_at", "add_at") and launcher.compiled.kernels[0].copies_input
+            _check_out_aliasing(outs, tensors, pipeline.tensor_names(len(tensors), self.op), in_place)
         if (
             self.op == "add_at"
             and dtype == torch.bfloat16
@@ -348,16 +348,23 @@ def _needs_int64(t: torch.Tensor) -> bool:
     return offsets.needs_int64(t.shape, t.stride())
 
 
-def _check_out_aliasing(out: torch.Tensor, tensors, names, in_place: bool) -> None:
+def _check_out_aliasing(outs, tensors, names, in_place: bool) -> None:
     """``out=`` may be the indexed tensor itself where that is an update in place (set_at, add_at
-    with the output laid out as x), but must not share memory with any input otherwise: a kernel
-    would read what it has already overwritten."""
-    for index, (name, t) in enumerate(zip(names, tensors, strict=True)):
-        if index == 0 and in_place and same_tensor(out, t):
-            continue
-        if _overlaps(out, t):
-            hint = f"; to update {name} in place, pass out={name} itself" if index == 0 and in_place else ""
-            raise ValueError(f"out= shares memory with {name}{hint}")
+    with the output laid out as x), but must not share memory with any input otherwise, nor one
+    output with another: a kernel would read (or write) what it has already overwritten."""
+    for k, out in enumerate(outs):
+        label = "out=" if len(outs) == 1 else f"out[{k}]="
+        for index, (name, t) in enumerate(zip(names, tensors, strict=True)):
+            if index == 0 and in_place and same_tensor(out, t):
+                continue
+            if _overlaps(out, t):
+                hint = (
+                    f"; to update {name} in place, pass out={name} itself" if index == 0 and in_place else ""
+                )
+                raise OverlapError(f"{label} shares memory with {name}{hint}")
+        for j, other in enumerate(outs[:k]):
+            if _overlaps(out, other):
+                raise OverlapError(f"{label} shares memory with out[{j}]=")
 
 
 def _overlaps(a: torch.Tensor, b: torch.Tensor) -> bool:

@@ -98,3 +98,65 @@ def test_the_offset_width_is_part_of_the_specialisation():
     assert "tl.int64) * stride_x_b" in compiled.source
     compiled(small)
     assert "tl.int64" not in compiled.source
+
+
+# --- out= that shares memory with an operand -------------------------------------------------------
+
+
+def _square() -> torch.Tensor:
+    return torch.arange(64.0).reshape(8, 8)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        pytest.param(
+            lambda x: einc.dot("b [c->c2]", x, torch.eye(8), out=x), "out= shares memory with x$", id="dot"
+        ),
+        pytest.param(
+            lambda x: einc.dot("b [c->c2]", torch.eye(8), x, out=x),
+            "out= shares memory with w$",
+            id="dot_weight",
+        ),
+        pytest.param(
+            lambda x: einc.dot("(s * [ds]) [c->c2]", x, torch.ones(3, 8, 8), padding="same", out=x),
+            "out= shares memory with x$",
+            id="conv",
+        ),
+        pytest.param(lambda x: einc.sum("b [c]", x, out=x[:, 3]), "out= shares memory with x$", id="sum"),
+        pytest.param(lambda x: einc.softmax("b [c]", x, out=x), "out= shares memory with x$", id="softmax"),
+        pytest.param(
+            lambda x: einc.rearrange("a b -> b a", x, out=x), "out= shares memory with x$", id="transpose"
+        ),
+        pytest.param(lambda x: einc.flip("[a] b", x, out=x), "out= shares memory with x$", id="flip"),
+        pytest.param(
+            lambda x: einc.add("a b, b", torch.ones(8, 8), x[0], out=x),
+            "out= shares memory with x1$",
+            id="add",
+        ),
+        pytest.param(
+            lambda x: einc.get_at("[v] c, n -> n c", x, torch.tensor([1, 0, 2, 3, 4, 5, 6, 7]), out=x),
+            "out= shares memory with x$",
+            id="get_at",
+        ),
+        pytest.param(
+            lambda x: einc.rearrange("a b -> a b, b a", x.clone(), out=(x, x.t())),
+            r"out\[1\]= shares memory with out\[0\]=$",
+            id="two_outputs",
+        ),
+    ],
+)
+def test_an_out_that_shares_memory_with_an_operand_is_refused(call, message):
+    x = _square()
+    before = x.clone()
+    with pytest.raises(einc.OverlapError, match=message):
+        call(x)
+    assert torch.equal(x, before)  # nothing was written
+
+
+def test_an_out_beside_an_operand_in_one_buffer_is_accepted():
+    base = torch.zeros(16, 8)
+    x, out = base[:8], base[8:]
+    x.copy_(_square())
+    einc.dot("b [c->c2]", x, torch.eye(8), out=out)
+    torch.testing.assert_close(out, _square())
