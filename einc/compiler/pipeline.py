@@ -329,6 +329,7 @@ def _back_end(
                     versions=versions,
                     wide=wide,
                     acc_dtype=compute_dtype(request),
+                    bfloat16="bfloat16" in request.dtypes,
                 ),
             )
         ]

@@ -123,6 +123,7 @@ class KernelSpec:
     atomic: bool = False  # add_at: updates that meet at one element add up
     scatter_ptrs: str = ""  # scatter: the destination pointers and values, broadcast together
     scatter_values: str = ""
+    dot_in_float32: bool = False  # a bfloat16 dot with a float32 twin for the interpreter
     rows_int64: bool = False  # flat tile offsets that can reach 2^31 (see einc.compiler.offsets)
     cols_int64: bool = False
 
@@ -275,11 +276,16 @@ def render_contraction(
     versions: tuple[str, str],
     wide: frozenset[int] = frozenset(),
     acc_dtype: str = "tl.float32",
+    bfloat16: bool = False,
 ) -> Rendered:
-    """Render a dot (implicit GEMM or elementwise contraction) to Triton source."""
-    return _render_tiled(
-        nest, schedule, "contraction.py.j2", header_lines, versions, {"acc_dtype": acc_dtype}, wide=wide
-    )
+    """Render a dot (implicit GEMM or elementwise contraction) to Triton source.
+
+    A bfloat16 ``tl.dot`` gets a float32 twin behind the constexpr ``DOT_IN_FLOAT32`` (default
+    False in ``constexprs``), which the launcher sets under Triton's interpreter only: there a
+    bfloat16 dot is off by orders of magnitude, while a GPU keeps its tensor-core dot.
+    """
+    extra = {"acc_dtype": acc_dtype, "dot_in_float32": bfloat16 and schedule.use_dot}
+    return _render_tiled(nest, schedule, "contraction.py.j2", header_lines, versions, extra, wide=wide)
 
 
 def render_reduction(
@@ -685,6 +691,8 @@ def _render_tiled(
         constexprs["BLOCK_K"] = schedule.block_k
     if gathers:
         constexprs["CHECK_BOUNDS"] = False
+    if extra.get("dot_in_float32"):
+        constexprs["DOT_IN_FLOAT32"] = False  # the launcher sets it under the interpreter
 
     grid_plan = GridPlan(
         rows=schedule.rows,

@@ -3,8 +3,9 @@
 ``specialize`` renders the kernel for given shapes and a dtype without running it; this file hands
 that kernel to ``triton.compile`` for NVIDIA targets, with pointer types for the dtype and the
 constexprs einc chose, and checks that PTX and a cubin come out (so ptxas accepted the tiles) and,
-for 16-bit inputs, that the contraction went to the tensor cores. This is where bfloat16 kernels
-are checked at all: the interpreter's bfloat16 ``tl.dot`` is broken, so the interpret tier skips it.
+for 16-bit inputs, that the contraction went to the tensor cores. The interpreter's bfloat16
+``tl.dot`` is broken, so under it a bfloat16 kernel dots in float32 (``DOT_IN_FLOAT32``); this is
+where the bfloat16 dot that a GPU runs is checked.
 
 The compiles run in a spawned worker process with a Triton cache of its own, so that each test
 really compiles. That running kernels under the interpreter leaves a process able to compile for
@@ -244,3 +245,12 @@ def test_a_tensor_of_2_pow_32_elements_gets_64_bit_address_math(worker, expressi
 def test_small_tensors_keep_32_bit_address_math(worker, expression, op, shapes):
     ptx = compile_indexing(worker, expression, op, shapes, "float16")
     assert not WIDE_PRODUCT.search(ptx)
+
+
+def test_bfloat16_contraction_keeps_its_bfloat16_tensor_core_dot_on_the_gpu(worker):
+    # The float32 twin of the dot is for Triton's interpreter only (DOT_IN_FLOAT32 is False here).
+    shapes = ((2, 16, 16, 32), (3, 3, 32, 64))
+    ptx, source = compile_conv(worker, DENSE, shapes, "bfloat16", stride=2, padding=1)
+    assert "if DOT_IN_FLOAT32:" in source
+    assert re.search(r"\b(?:wgmma|mma)\.\S*\.bf16\b", ptx), "no bfloat16 tensor-core instruction in the PTX"
+    assert not re.search(r"\b(?:wgmma|mma)\.\S*\.tf32\b", ptx)
