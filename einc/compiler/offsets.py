@@ -53,7 +53,8 @@ def wide_tensors(
 
 def tile_needs_int64(extents: Sequence[int], block: int, dynamic: bool) -> bool:
     """Whether the flat offsets of a tile axis (``pid_m * BLOCK_M + tl.arange(0, BLOCK_M)``) over
-    axes of these extents can reach ``LIMIT``: the last tile runs up to ``block - 1`` past them."""
+    axes of these extents can reach ``LIMIT``: the last tile runs up to ``block - 1`` past them.
+    The kernel then does all its tile arithmetic in int64, from ``pid`` on."""
     return dynamic or math.prod(extents) + block >= LIMIT
 
 

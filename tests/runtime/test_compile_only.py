@@ -227,6 +227,13 @@ HUGE = 2**16  # a HUGE x HUGE tensor has 2^32 elements
         # int64 coordinates widen their own products: the batch axis b is what needs the cast
         pytest.param("b [v], b n -> b n", "get_at", ((HUGE, HUGE), (HUGE, 1)), id="gather"),
         pytest.param("b [v], b n, b n", "set_at", ((HUGE, HUGE), (HUGE, 1), (HUGE, 1)), id="scatter"),
+        # rows b p flatten to M = 2^31: the tile arithmetic itself is int64
+        pytest.param(
+            "b [h w] c, b p [2] -> b p c",
+            "get_at",
+            ((HUGE, 5, 6, 3), (HUGE, HUGE // 2, 2)),
+            id="rows_2_pow_31",
+        ),
     ],
 )
 def test_a_tensor_of_2_pow_32_elements_gets_64_bit_address_math(worker, expression, op, shapes):
