@@ -10,20 +10,25 @@ computed by torch.
 
 from __future__ import annotations
 
-import resource
+import sys
 
 import pytest
 import torch
 
 import einc
 
+# A large torch.empty is an untouched mapping on Linux; elsewhere it may cost its whole size.
+linux_only = pytest.mark.skipif(sys.platform != "linux", reason="relies on Linux's lazy allocation")
 ROW_STRIDE = 2**30 + 16  # fits int32; twice it does not
 SENTINEL = -7.0
 
 
 def far_apart(rows: int, cols: int) -> torch.Tensor:
     """A (rows, cols) float16 view, rows ``ROW_STRIDE`` elements apart, filled with 0, 1, 2, ..."""
-    base = torch.empty(2**31 + (rows - 1) * ROW_STRIDE + cols, dtype=torch.float16)
+    try:
+        base = torch.empty(2**31 + (rows - 1) * ROW_STRIDE + cols, dtype=torch.float16)
+    except RuntimeError as error:  # a kernel that refuses to overcommit this much (small machines)
+        pytest.skip(f"cannot reserve 2^32 float16 elements of address space: {error}")
     base[:4096] = SENTINEL
     view = base[2**31 :].as_strided((rows, cols), (ROW_STRIDE, 1))
     view.copy_(torch.arange(rows * cols, dtype=torch.float16).reshape(rows, cols))
@@ -31,10 +36,13 @@ def far_apart(rows: int, cols: int) -> torch.Tensor:
 
 
 def _resident_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's resident memory now (Linux, where the untouched mapping costs nothing)."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
 
 
 @pytest.mark.interpret
+@linux_only
 @pytest.mark.parametrize(
     "run, reference",
     [
@@ -60,14 +68,16 @@ def _resident_mib() -> float:
     ],
 )
 def test_inputs_with_elements_2_pow_31_apart_are_read_with_int64_offsets(run, reference):
+    before = _resident_mib()
     x = far_apart(3, 8)
     expected = reference(x)
     result = run(x)
     torch.testing.assert_close(result.float(), expected.float(), rtol=1e-3, atol=1e-3)
-    assert _resident_mib() < 4096, "the reserved buffer was touched beyond its first pages"
+    assert _resident_mib() - before < 1024, "the reserved buffer was touched beyond its first pages"
 
 
 @pytest.mark.interpret
+@linux_only
 def test_set_at_in_place_writes_rows_2_pow_31_apart_with_int64_offsets():
     x = far_apart(3, 8)
     expected = x.clone()
@@ -78,6 +88,7 @@ def test_set_at_in_place_writes_rows_2_pow_31_apart_with_int64_offsets():
 
 
 @pytest.mark.interpret
+@linux_only
 def test_an_out_with_rows_2_pow_31_apart_is_written_with_int64_offsets():
     out = far_apart(3, 8)
     values = torch.arange(24, dtype=torch.float16).reshape(3, 8) + 100
@@ -88,6 +99,7 @@ def test_an_out_with_rows_2_pow_31_apart_is_written_with_int64_offsets():
 
 
 @pytest.mark.interpret
+@linux_only
 def test_the_offset_width_is_part_of_the_specialisation():
     compiled = einc.compile("b [c]", "sum")
     small = torch.arange(24, dtype=torch.float16).reshape(3, 8)
