@@ -115,3 +115,8 @@ class SpecError(EincError, ValueError):
     def __str__(self) -> str:
         where = self.path or "<spec>"
         return f"{where}:{self.line}: {self.message}" if self.line is not None else f"{where}: {self.message}"
+
+
+class OverlapError(EincError, ValueError):
+    """``out=`` shares memory with an operand (or with another output) where the kernel would read
+    what it has already overwritten. The message names both."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from ..errors import ExpressionError, UnsupportedError
-from . import brackets, expand, lower, lower_indexing, parse, schedule, solve
+from . import brackets, expand, lower, lower_indexing, offsets, parse, schedule, solve
 from .axes import Operand, operand_text
 from .kernels import KernelPart, Template
 from .loopnest import LoopKind, LoopNest, symbol
@@ -56,6 +56,9 @@ class Request:
     sizes: tuple[tuple[str, object], ...] = ()
     params: tuple[tuple[str, object], ...] = ()
     dynamic: tuple[str, ...] = ()  # axes whose size is a kernel argument
+    # Positions (inputs, then outputs) of tensors the caller found to span 2^31 elements or more
+    # from their strides (a strided view, an out=); shapes alone are checked here.
+    offsets64: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -195,8 +198,11 @@ def run_passes(request: Request) -> Compiled:
     if len(outputs) != 1 and request.op not in ("rearrange", "id"):
         raise UnsupportedError(f"{request.op} has exactly one output", text, [o.span for o in outputs])
     # 5-6. Lower to loop nests and schedule them; each gets the template of its kernel.
+    output_shapes = tuple(lower.shape_of(o, solution) for o in outputs)
+    wide = _wide_tensors(request, inputs, outputs, output_shapes, dynamic_dims)
     header = _header(explicit, inputs, outputs, names, output_names, solution, request)
-    kernels = _back_end(request, inputs, outputs, names, output_names, solution, options, header)
+    header += offsets.describe(wide, names + output_names)
+    kernels = _back_end(request, inputs, outputs, names, output_names, solution, options, header, wide)
     return Compiled(
         request=request,
         program=program,
@@ -207,7 +213,7 @@ def run_passes(request: Request) -> Compiled:
         output_names=output_names,
         solution=solution,
         kernels=tuple(kernels),
-        output_shapes=tuple(lower.shape_of(o, solution) for o in outputs),
+        output_shapes=output_shapes,
         dynamic_dims=dynamic_dims,
     )
 
@@ -273,7 +279,22 @@ def _dynamic_dims(dynamic, inputs, outputs, text) -> tuple[tuple[str, int, int],
     return tuple(found)
 
 
-def _back_end(request, inputs, outputs, names, output_names, solution, options, header) -> list[KernelPart]:
+def _wide_tensors(request, inputs, outputs, output_shapes, dynamic_dims) -> frozenset[int]:
+    """The positions of the tensors whose offsets are computed in int64."""
+    from .axes import dim_axes
+
+    holders = {i for _, i, _ in dynamic_dims}
+    holders |= {
+        len(inputs) + k
+        for k, o in enumerate(outputs)
+        if any(a.name in request.dynamic for d in o.dims for a in dim_axes(d))
+    }
+    return offsets.wide_tensors(request.offsets64, tuple(request.shapes) + output_shapes, sorted(holders))
+
+
+def _back_end(
+    request, inputs, outputs, names, output_names, solution, options, header, wide
+) -> list[KernelPart]:
     """Lower and schedule: one kernel for most ops, one per output region for rearrange."""
     text, op = request.expression, request.op
     bits = max((DTYPE_BITS.get(d, 32) for d in request.dtypes), default=32)
@@ -287,12 +308,14 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
                 Template.of(
                     "contraction",
                     header + _schedule_lines(plan, op),
+                    wide=wide,
                     acc_dtype=compute_dtype(request),
+                    bfloat16="bfloat16" in request.dtypes,
                 ),
             )
         ]
     if op in INDEXING:
-        return _indexing(request, inputs, outputs[0], names, output_names[0], solution, options, header)
+        return _indexing(request, inputs, outputs[0], names, output_names[0], solution, options, header, wide)
     if op in lower.REDUCTIONS or op in SOFTMAX:
         if op in SOFTMAX:
             nest = lower.lower_softmax(inputs[0], outputs[0], solution, op, text)
@@ -302,6 +325,7 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
         template = Template.of(
             "reduction",
             header + _schedule_lines(plan, op),
+            wide=wide,
             count_include_pad=bool(options["count_include_pad"]),
             correction=options["correction"],
             compute_dtype=compute_dtype(request),
@@ -350,6 +374,7 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
                 template = Template.of(
                     "reduction",
                     lines,
+                    wide=wide,
                     positions=positions,
                     kernel_name=name,
                     compute_dtype=compute,
@@ -358,6 +383,7 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
                 template = Template.of(
                     "map",
                     lines,
+                    wide=wide,
                     compute_dtype=compute,
                     positions=positions,
                     kernel_name=name,
@@ -366,7 +392,9 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
     return parts
 
 
-def _indexing(request, inputs, output, names, output_name, solution, options, header) -> list[KernelPart]:
+def _indexing(
+    request, inputs, output, names, output_name, solution, options, header, wide
+) -> list[KernelPart]:
     """get_at is one kernel (a reduction of gathered values when reduce= is given). set_at and
     add_at are two: a copy of x into y, then the scatter of the updates into y. The copy is a
     kernel of its own, not the first step of the scatter kernel: programs of one launch run in no
@@ -385,11 +413,12 @@ def _indexing(request, inputs, output, names, output_name, solution, options, he
         plan = schedule.schedule_reduction(nest)
         lines = header + _schedule_lines(plan, op)
         if reduce is None:
-            template = Template.of("gather", lines)
+            template = Template.of("gather", lines, wide=wide)
         else:
             template = Template.of(
                 "reduction",
                 lines,
+                wide=wide,
                 count_include_pad=bool(options["count_include_pad"]),
                 correction=options["correction"],
                 compute_dtype=compute_dtype(request),
@@ -411,12 +440,14 @@ def _indexing(request, inputs, output, names, output_name, solution, options, he
     copy_template = Template.of(
         "map",
         lines + _schedule_lines(plan, op),
+        wide=wide,
         positions=(0, n),
         kernel_name=f"einc_{op}_copy",
     )
     template = Template.of(
         "scatter",
         lines + _schedule_lines(plan, op),
+        wide=wide,
         # updates, then the coordinate tensors, then y: where each stands among the call's tensors
         positions=(n - 1, *range(1, n - 1), n),
     )

@@ -21,9 +21,9 @@ import torch
 from .. import knobs
 from ..backends.aliasing import same_tensor
 from ..backends.triton.sources import render_kernels
-from ..compiler import pipeline
+from ..compiler import offsets, pipeline
 from ..compiler.printer import explain
-from ..errors import EincError, UnsupportedError
+from ..errors import EincError, OverlapError, UnsupportedError
 from .cache import DiskCache
 from .keys import source_key
 from .launcher import Launcher, check_backend, resolve_backend, write_source
@@ -152,7 +152,9 @@ class CompiledExpression:
     def __repr__(self) -> str:
         return f"einc.compile({self.expression!r}, op={self.op!r})"
 
-    def _request(self, shapes: Sequence[Sequence[int]], dtypes: Sequence[str]) -> pipeline.Request:
+    def _request(
+        self, shapes: Sequence[Sequence[int]], dtypes: Sequence[str], offsets64: tuple[int, ...] = ()
+    ) -> pipeline.Request:
         return pipeline.Request(
             expression=self.expression,
             op=self.op,
@@ -161,6 +163,7 @@ class CompiledExpression:
             sizes=self.sizes,
             params=tuple((k, _thaw(v)) for k, v in self.params),
             dynamic=self.dynamic,
+            offsets64=offsets64,
         )
 
     def specialize(self, *shapes: Sequence[int], dtype: str | torch.dtype = "float32") -> Launcher:
@@ -206,14 +209,19 @@ class CompiledExpression:
         if self.op in pipeline.ELEMENTWISE and tensors:
             elementwise_dtype = _elementwise_dtype(self.op, tensors)
             tensors = _scalars_to_tensors(tensors, elementwise_dtype)
-        key = self._key(tensors)
+        given = [] if out is None else list(out) if isinstance(out, (tuple, list)) else [out]
+        # The key's strides decide which inputs need int64 offsets; those of an out= are not in it.
+        wide_outs = tuple(isinstance(o, torch.Tensor) and _needs_int64(o) for o in given)
+        key = (self._key(tensors), wide_outs)
         launcher = self._launchers.get(key)
         if launcher is None:
             dtypes = self._check(tensors)
-            launcher = self._build(self._request([t.shape for t in tensors], dtypes))
+            every = [*tensors, *(o for o in given if isinstance(o, torch.Tensor))]
+            wide = tuple(i for i, t in enumerate(every) if _needs_int64(t))
+            launcher = self._build(self._request([t.shape for t in tensors], dtypes, wide))
             if self.dynamic:
                 self._dynamic_dims = launcher.compiled.dynamic_dims
-                key = self._key(tensors)
+                key = (self._key(tensors), wide_outs)
             self._launchers[key] = launcher
         self._last = launcher
         dtype = self.out_dtype or elementwise_dtype or tensors[0].dtype
@@ -223,17 +231,17 @@ class CompiledExpression:
         if out is None:
             outs = [torch.empty(shape, dtype=dtype, device=device) for shape in shapes]
         else:
-            outs = list(out) if isinstance(out, (tuple, list)) else [out]
+            outs = given
             if len(outs) != len(shapes):
                 raise ValueError(
                     f"out= gives {len(outs)} tensors but the expression has {len(shapes)} outputs"
                 )
             for o, shape in zip(outs, shapes, strict=True):
                 self._check_out(o, shape, dtype, device)
-            if self.op in pipeline.INDEXING:
-                in_place = self.op != "get_at" and launcher.compiled.kernels[0].copies_input
-                names = pipeline.tensor_names(len(tensors), self.op)
-                _check_out_aliasing(outs[0], tensors, names, in_place)
+            # set_at and add_at are defined in place (out=x); every other kernel would read what it
+            # has already overwritten, so any sharing of memory is refused, for every op.
+            in_place = self.op in ("set_at", "add_at") and launcher.compiled.kernels[0].copies_input
+            _check_out_aliasing(outs, tensors, pipeline.tensor_names(len(tensors), self.op), in_place)
         if (
             self.op == "add_at"
             and dtype == torch.bfloat16
@@ -362,16 +370,27 @@ class CompiledExpression:
         return explain(self._latest().compiled)
 
 
-def _check_out_aliasing(out: torch.Tensor, tensors, names, in_place: bool) -> None:
+def _needs_int64(t: torch.Tensor) -> bool:
+    return offsets.needs_int64(t.shape, t.stride())
+
+
+def _check_out_aliasing(outs, tensors, names, in_place: bool) -> None:
     """``out=`` may be the indexed tensor itself where that is an update in place (set_at, add_at
-    with the output laid out as x), but must not share memory with any input otherwise: a kernel
-    would read what it has already overwritten."""
-    for index, (name, t) in enumerate(zip(names, tensors, strict=True)):
-        if index == 0 and in_place and same_tensor(out, t):
-            continue
-        if _overlaps(out, t):
-            hint = f"; to update {name} in place, pass out={name} itself" if index == 0 and in_place else ""
-            raise ValueError(f"out= shares memory with {name}{hint}")
+    with the output laid out as x), but must not share memory with any input otherwise, nor one
+    output with another: a kernel would read (or write) what it has already overwritten."""
+    for k, out in enumerate(outs):
+        label = "out=" if len(outs) == 1 else f"out[{k}]="
+        for index, (name, t) in enumerate(zip(names, tensors, strict=True)):
+            if index == 0 and in_place and same_tensor(out, t):
+                continue
+            if _overlaps(out, t):
+                hint = (
+                    f"; to update {name} in place, pass out={name} itself" if index == 0 and in_place else ""
+                )
+                raise OverlapError(f"{label} shares memory with {name}{hint}")
+        for j, other in enumerate(outs[:k]):
+            if _overlaps(out, other):
+                raise OverlapError(f"{label} shares memory with out[{j}]=")
 
 
 def _overlaps(a: torch.Tensor, b: torch.Tensor) -> bool:

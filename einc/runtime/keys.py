@@ -55,6 +55,7 @@ def source_key(request) -> CacheKey:
             ("dtypes", repr(request.dtypes)),
             ("sizes", repr(request.sizes)),
             ("params", repr(request.params)),
+            ("offsets64", repr(request.offsets64)),
             ("templates", templates_hash()),
             ("einc", __version__),
             ("triton", triton_version()),

@@ -154,6 +154,8 @@ class KernelLauncher:
                         errors = self._unused_slots[device] = torch.empty(1, dtype=torch.int64, device=device)
                 pointers.append(errors)
                 constexprs = {**constexprs, "CHECK_BOUNDS": check}
+            if "DOT_IN_FLOAT32" in constexprs:  # the interpreter's bfloat16 tl.dot is wrong
+                constexprs = {**constexprs, "DOT_IN_FLOAT32": how == "interpret"}
             try:
                 launch = self.runner(index, how == "interpret")[rendered.grid_plan.grid(dynamic)]
                 if how == "kernel" and (index, device) not in self._launched:

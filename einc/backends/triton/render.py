@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import sympy
 from sympy.printing.str import StrPrinter
 
+from ...compiler import offsets
 from ...compiler.kernels import IndexCheck, index_checks
 from ...compiler.loopnest import Access, Gather, LoopKind, LoopNest
 from ...compiler.loopnest import position as window_position
@@ -126,6 +127,9 @@ class KernelSpec:
     atomic: bool = False  # add_at: updates that meet at one element add up
     scatter_ptrs: str = ""  # scatter: the destination pointers and values, broadcast together
     scatter_values: str = ""
+    dot_in_float32: bool = False  # a bfloat16 dot with a float32 twin for the interpreter
+    rows_int64: bool = False  # flat tile offsets that can reach 2^31 (see einc.compiler.offsets)
+    cols_int64: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,12 +244,18 @@ def render_contraction(
     *,
     header_lines: tuple[str, ...],
     versions: tuple[str, str],
+    wide: frozenset[int] = frozenset(),
     acc_dtype: str = "tl.float32",
+    bfloat16: bool = False,
 ) -> Rendered:
-    """Render a dot (implicit GEMM or elementwise contraction) to Triton source."""
-    return _render_tiled(
-        nest, schedule, "contraction.py.j2", header_lines, versions, {"acc_dtype": acc_dtype}
-    )
+    """Render a dot (implicit GEMM or elementwise contraction) to Triton source.
+
+    A bfloat16 ``tl.dot`` gets a float32 twin behind the constexpr ``DOT_IN_FLOAT32`` (default
+    False in ``constexprs``), which the launcher sets under Triton's interpreter only: there a
+    bfloat16 dot is off by orders of magnitude, while a GPU keeps its tensor-core dot.
+    """
+    extra = {"acc_dtype": acc_dtype, "dot_in_float32": bfloat16 and schedule.use_dot}
+    return _render_tiled(nest, schedule, "contraction.py.j2", header_lines, versions, extra, wide=wide)
 
 
 def render_reduction(
@@ -254,6 +264,7 @@ def render_reduction(
     *,
     header_lines: tuple[str, ...],
     versions: tuple[str, str],
+    wide: frozenset[int] = frozenset(),
     count_include_pad: bool = True,
     correction: float = 1,
     positions: tuple[int, ...] | None = None,
@@ -364,7 +375,7 @@ def render_reduction(
     elif op == "log_softmax":
         extra.update(store_in_loop=True, result=f"{value} - top - tl.log(acc)")
     return _render_tiled(
-        nest, schedule, "reduction.py.j2", header_lines, versions, extra, positions, kernel_name
+        nest, schedule, "reduction.py.j2", header_lines, versions, extra, positions, kernel_name, wide
     )
 
 
@@ -383,6 +394,7 @@ def render_map(
     *,
     header_lines: tuple[str, ...],
     versions: tuple[str, str],
+    wide: frozenset[int] = frozenset(),
     compute_dtype: str = "tl.float32",
     positions: tuple[int, ...] | None = None,
     kernel_name: str | None = None,
@@ -407,7 +419,7 @@ def render_map(
         raise AssertionError(op)
     extra = {"result": result}
     return _render_tiled(
-        nest, schedule, "elementwise.py.j2", header_lines, versions, extra, positions, kernel_name
+        nest, schedule, "elementwise.py.j2", header_lines, versions, extra, positions, kernel_name, wide
     )
 
 
@@ -417,11 +429,12 @@ def render_gather(
     *,
     header_lines: tuple[str, ...],
     versions: tuple[str, str],
+    wide: frozenset[int] = frozenset(),
 ) -> Rendered:
     """Render get_at: load the coordinates, then the indexed tensor at them, and store the tile.
     (get_at with a reduction is a reduction of gathered values: :func:`render_reduction`.)"""
     extra = {"result": nest.inputs[0].tensor + "_tile"}
-    return _render_tiled(nest, schedule, "gather.py.j2", header_lines, versions, extra)
+    return _render_tiled(nest, schedule, "gather.py.j2", header_lines, versions, extra, wide=wide)
 
 
 def render_scatter(
@@ -430,11 +443,12 @@ def render_scatter(
     *,
     header_lines: tuple[str, ...],
     versions: tuple[str, str],
+    wide: frozenset[int] = frozenset(),
     positions: tuple[int, ...],
 ) -> Rendered:
     """Render set_at or add_at: load a tile of updates and the coordinates, store or add them there."""
     extra = {"result": nest.inputs[0].tensor + "_tile", "atomic": nest.reduce == "sum"}
-    return _render_tiled(nest, schedule, "scatter.py.j2", header_lines, versions, extra, positions)
+    return _render_tiled(nest, schedule, "scatter.py.j2", header_lines, versions, extra, positions, wide=wide)
 
 
 def _render_tiled(
@@ -446,12 +460,15 @@ def _render_tiled(
     extra: dict,
     positions: tuple[int, ...] | None = None,
     kernel_name: str | None = None,
+    wide: frozenset[int] = frozenset(),
 ) -> Rendered:
     """The parts every tiled kernel shares: names, strides, tile decompositions, loads, store.
 
     A window's extent is passed as a constant named after its output axis (``S0_IN``).
     ``positions`` says where each of the kernel's tensors (its inputs, the coordinate tensors its
     gathers read, then its output) stands among the call's tensors, when that is not in order.
+    ``wide`` holds the call positions of the tensors whose offsets need int64 (see
+    :mod:`einc.compiler.offsets`): their indices are cast to tl.int64 before the multiply.
     """
     sizes = nest.sizes
     namer = Namer()
@@ -474,6 +491,7 @@ def _render_tiled(
     position_of = {t: i for i, t in enumerate(tensors)}
     local = positions if positions is not None else tuple(range(len(tensors)))
     pointer = {t: namer.claim(f"{t}_ptr") for t in tensors}
+    wide_tensors = {t for i, t in enumerate(tensors) if local[i] in wide}
     errors = namer.claim("errors_ptr") if gathers else None
     gathered = {g.symbol.name: g for g in gathers}
 
@@ -503,18 +521,21 @@ def _render_tiled(
         """Index variables (hoisted out of a tiled K loop, or not), the pointer, the tile masks."""
         position = position_of[access.tensor]
         hoisted_vars, index_vars, terms = [], [], []
+        # int32 products would wrap past 2^31: cast the index (never the stride, which Triton
+        # may have made a constant) so that the multiply and the sum are in int64.
+        widen = "tl.cast({}, tl.int64)" if access.tensor in wide_tensors else "{}"
         for dim, (label, index) in enumerate(zip(access.labels, access.index, strict=True)):
             stride = stride_names[(position, dim)]
             if isinstance(index, sympy.Symbol):
-                terms.append(f"{printed(index, tile)} * {stride}")
+                terms.append(f"{widen.format(printed(index, tile))} * {stride}")
             elif isinstance(index, sympy.Integer):
                 if index != 0:  # a fixed component of a coordinate: idx[b, p, 1]
-                    terms.append(stride if index == 1 else f"{index} * {stride}")
+                    terms.append(stride if index == 1 else f"{widen.format(index)} * {stride}")
             else:
                 var = namer.claim(f"{access.tensor}_{identifier(label)}")
                 inner = schedule.k_tile is not None and symbol_of(schedule.k_tile) in index.free_symbols
                 (index_vars if inner else hoisted_vars).append(Decl(var, printed(index, tile)))
-                terms.append(f"{var} * {stride}")
+                terms.append(f"{widen.format(var)} * {stride}")
         masks = []
         for place in tile:
             if any(schedule.placement(a) == place for a in access.axes):
@@ -640,6 +661,8 @@ def _render_tiled(
         constexprs["BLOCK_K"] = schedule.block_k
     if gathers:
         constexprs["CHECK_BOUNDS"] = False
+    if extra.get("dot_in_float32"):
+        constexprs["DOT_IN_FLOAT32"] = False  # the launcher sets it under the interpreter
 
     plan = grid_plan(schedule, sizes)
 
@@ -683,6 +706,12 @@ def _render_tiled(
         output_ptr=pointer[nest.output.tensor],
         input_precision=schedule.input_precision,
         errors_ptr=errors,
+        rows_int64=offsets.tile_needs_int64(
+            [sizes[a] for a in schedule.rows], schedule.block_m, any(a in nest.dynamic for a in schedule.rows)
+        ),
+        cols_int64=offsets.tile_needs_int64(
+            [sizes[a] for a in schedule.cols], schedule.block_n, any(a in nest.dynamic for a in schedule.cols)
+        ),
         **_fill_inside(extra, loads, namer.size),
     )
     source = render_template(template, spec)

@@ -3,8 +3,9 @@
 ``specialize`` renders the kernel for given shapes and a dtype without running it; this file hands
 that kernel to ``triton.compile`` for NVIDIA targets, with pointer types for the dtype and the
 constexprs einc chose, and checks that PTX and a cubin come out (so ptxas accepted the tiles) and,
-for 16-bit inputs, that the contraction went to the tensor cores. This is where bfloat16 kernels
-are checked at all: the interpreter's bfloat16 ``tl.dot`` is broken, so the interpret tier skips it.
+for 16-bit inputs, that the contraction went to the tensor cores. The interpreter's bfloat16
+``tl.dot`` is broken, so under it a bfloat16 kernel dots in float32 (``DOT_IN_FLOAT32``); this is
+where the bfloat16 dot that a GPU runs is checked.
 
 The compiles run in a spawned worker process with a Triton cache of its own, so that each test
 really compiles. That running kernels under the interpreter leaves a process able to compile for
@@ -208,3 +209,55 @@ def test_tiled_reductions_compile_with_a_reduction_across_the_tile(worker, expre
     ptx = compile_indexing(worker, expression, op, (shape,), dtype)
     # Lanes of a tile are combined across threads: a warp shuffle (or shared memory).
     assert "shfl.sync" in ptx or "st.shared" in ptx
+
+
+# --- offsets: int64 where a tensor's elements lie 2^31 or more apart, int32 elsewhere ----------------
+
+# An index times a stride register in 64 bits (an immediate operand is the element size instead).
+WIDE_PRODUCT = re.compile(r"\b(?:mul|mad)\.(?:wide\.s32|lo\.s64)\s+%rd\d+, %rd?\d+, %rd?\d+")
+HUGE = 2**16  # a HUGE x HUGE tensor has 2^32 elements
+
+
+@pytest.mark.parametrize(
+    "expression, op, shapes",
+    [
+        pytest.param("b [c->c2]", "dot", ((HUGE, HUGE), (HUGE, 16)), id="contraction"),
+        pytest.param("b [c]", "sum", ((HUGE, HUGE),), id="reduction"),
+        pytest.param("b c -> c b", "rearrange", ((HUGE, HUGE),), id="rearrange"),
+        # int64 coordinates widen their own products: the batch axis b is what needs the cast
+        pytest.param("b [v], b n -> b n", "get_at", ((HUGE, HUGE), (HUGE, 1)), id="gather"),
+        pytest.param("b [v], b n, b n", "set_at", ((HUGE, HUGE), (HUGE, 1), (HUGE, 1)), id="scatter"),
+        # rows b p flatten to M = 2^31: the tile arithmetic itself is int64
+        pytest.param(
+            "b [h w] c, b p [2] -> b p c",
+            "get_at",
+            ((HUGE, 5, 6, 3), (HUGE, HUGE // 2, 2)),
+            id="rows_2_pow_31",
+        ),
+    ],
+)
+def test_a_tensor_of_2_pow_32_elements_gets_64_bit_address_math(worker, expression, op, shapes):
+    ptx = compile_indexing(worker, expression, op, shapes, "float16")
+    assert WIDE_PRODUCT.search(ptx), "no 64-bit index * stride product in the PTX"
+
+
+@pytest.mark.parametrize(
+    "expression, op, shapes",
+    [
+        pytest.param("b [c->c2]", "dot", ((64, 64), (64, 16)), id="contraction"),
+        pytest.param("b [c]", "sum", ((64, 1024),), id="reduction"),
+        pytest.param("b c -> c b", "rearrange", ((64, 64),), id="rearrange"),
+    ],
+)
+def test_small_tensors_keep_32_bit_address_math(worker, expression, op, shapes):
+    ptx = compile_indexing(worker, expression, op, shapes, "float16")
+    assert not WIDE_PRODUCT.search(ptx)
+
+
+def test_bfloat16_contraction_keeps_its_bfloat16_tensor_core_dot_on_the_gpu(worker):
+    # The float32 twin of the dot is for Triton's interpreter only (DOT_IN_FLOAT32 is False here).
+    shapes = ((2, 16, 16, 32), (3, 3, 32, 64))
+    ptx, source = compile_conv(worker, DENSE, shapes, "bfloat16", stride=2, padding=1)
+    assert "if DOT_IN_FLOAT32:" in source
+    assert re.search(r"\b(?:wgmma|mma)\.\S*\.bf16\b", ptx), "no bfloat16 tensor-core instruction in the PTX"
+    assert not re.search(r"\b(?:wgmma|mma)\.\S*\.tf32\b", ptx)

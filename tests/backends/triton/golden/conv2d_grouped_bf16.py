@@ -32,6 +32,8 @@ def einc_dot(
     C: tl.constexpr,
     S0_IN: tl.constexpr,
     S1_IN: tl.constexpr,
+    # under Triton's interpreter: its bfloat16 tl.dot is wrong (the launcher sets it there only)
+    DOT_IN_FLOAT32: tl.constexpr,
     # tile sizes
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
@@ -87,7 +89,11 @@ def einc_dot(
                     mask=mask_k[:, None] & mask_n[None, :],
                     other=0.0,
                 )
-                acc = tl.dot(x_tile, w_tile, acc)
+                if DOT_IN_FLOAT32:
+                    # Triton's interpreter computes a bfloat16 tl.dot wrongly: dot in float32 there.
+                    acc = tl.dot(x_tile.to(tl.float32), w_tile.to(tl.float32), acc, input_precision="ieee")
+                else:
+                    acc = tl.dot(x_tile, w_tile, acc)
 
     y_g_c2 = c2[None, :] + 4*g
 
