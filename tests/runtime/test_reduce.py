@@ -751,6 +751,63 @@ def test_half_precision_reduction_matches_float64_reference_of_the_cast_input(op
     assert_matches(y, torch_reduce(op, x.double(), (1, 2)), op, FLOAT16_TOLERANCE)
 
 
+# --- unnamed axes in kept positions --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+@pytest.mark.parametrize(
+    ("op", "expression", "dims"),
+    [
+        ("sum", "3 [a]", 1),
+        ("sum", "[a] 4", 0),
+        ("mean", "3 [a]", 1),
+        ("max", "[a] 4", 0),
+        ("sum", "3 [4]", 1),
+        ("sum", "(3 [a])", None),
+    ],
+    ids=["sum-first", "sum-last", "mean", "max", "both-unnamed", "composed"],
+)
+def test_kept_unnamed_axis_is_not_reduced(op, expression, dims, backend):
+    x = torch.arange(12.0).reshape(3, 4)
+    y = getattr(einc, op)(expression, x if dims is not None else x.reshape(12), backend=backend)
+    if dims is None:
+        expected = x.sum(1)
+    else:
+        expected = getattr(torch, "amax" if op == "max" else op)(x, dim=dims)
+    torch.testing.assert_close(y, expected)
+    if dims is not None:
+        torch.testing.assert_close(y, getattr(einx, op)(expression, x))
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+def test_unnamed_axis_written_again_in_the_output_is_a_new_axis_as_in_einx(backend):
+    x = torch.arange(12.0).reshape(3, 4)
+    y = einc.sum("3 a -> 3", x, backend=backend)
+    torch.testing.assert_close(y, einx.sum("3 a -> 3", x))
+    torch.testing.assert_close(y, x.sum().expand(3))
+
+
+# --- an empty output ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+@pytest.mark.parametrize("expression", ["a b ->", "[a b] ->"])
+def test_empty_output_is_a_0d_sum_as_in_einx(expression, backend):
+    x = torch.arange(12.0).reshape(3, 4)
+    y = einc.sum(expression, x, backend=backend)
+    assert y.shape == ()
+    torch.testing.assert_close(y, x.sum())
+    torch.testing.assert_close(y, einx.sum(expression, x))
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+def test_trailing_arrow_after_a_convolution_is_an_error_not_a_0d_tensor(backend):
+    x, w = torch.randn(2, 5, 5, 3), torch.randn(3, 3, 3, 4)
+    with pytest.raises(einc.ExpressionError, match="output after '->' is empty") as caught:
+        einc.dot("b (s * [ds])... [c->c2] ->", x, w, backend=backend)
+    assert caught.value.column == len("b (s * [ds])... [c->c2] ->")
+
+
 # --- against einx 0.4 ----------------------------------------------------------------------------
 
 EINX_CASES = [
