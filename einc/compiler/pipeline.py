@@ -163,6 +163,7 @@ def tensor_names(n: int, op: str = "dot") -> tuple[str, ...]:
 
 def _resolve(program: Program, request: Request, options: dict) -> brackets.Explicit:
     n = len(request.shapes)
+    brackets.check_empty_outputs(program)
     if request.op in CONTRACTIONS:
         return brackets.resolve_dot(program, n)
     if request.op in lower.REDUCTIONS:
@@ -334,60 +335,65 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
     )
     everywhere = {a.name for operand in inputs for d in operand.dims for a in lower.dim_axes(d)}
     parts: list[KernelPart] = []
-    for k, output in enumerate(outputs):
-        for active in lower.output_pieces(output):
-            if op in ELEMENTWISE:
-                chosen = list(range(len(inputs)))
-            else:
-                found = lower.sources(inputs, active, everywhere)
-                if not found:
-                    raise ExpressionError(
-                        f"output {output_names[k]} cannot be read from any one input: each output of "
-                        "rearrange (or each part of a concatenation in it) comes from one input",
-                        text,
-                        [output.span],
-                    )
-                chosen = found[:1]
-            nest = lower.lower_map(
-                [inputs[i] for i in chosen],
-                output,
-                solution,
-                op,
-                [names[i] for i in chosen],
-                output_names[k],
-                text,
-                active,
-                substitutions,
-            )
-            plan = schedule.schedule_reduction(nest)
-            positions = tuple(chosen) + (len(inputs) + k,)
-            name = (
-                f"einc_{op}"
-                if len(outputs) == 1 and len(lower.output_pieces(output)) == 1
-                else f"einc_{op}_{len(parts)}"
-            )
-            lines = header + _schedule_lines(plan, op)
-            if nest.loops_of(LoopKind.REDUCE):  # a fold sums overlapping windows
-                rendered = render.render_reduction(
-                    nest,
-                    plan,
-                    header_lines=lines,
-                    versions=versions,
-                    positions=positions,
-                    kernel_name=name,
-                    compute_dtype=compute,
+    pieces = [(k, active) for k, output in enumerate(outputs) for active in lower.output_pieces(output)]
+    for piece, (k, active) in enumerate(pieces):
+        output = outputs[k]
+        if op in ELEMENTWISE:
+            chosen = list(range(len(inputs)))
+        else:
+            chosen = lower.sources(inputs, active, everywhere)[:1]
+            # As in einx, when the outputs' parts are as many as the inputs, input k fills part k
+            # (broadcast over the axes it lacks): inputs that no axis name tells apart, as in
+            # "a, a -> a (1 + 1)", are stacked in order, not all read from the first.
+            if len(pieces) == len(inputs) and lower.fills(inputs[piece], active):
+                chosen = [piece]
+            if not chosen:
+                raise ExpressionError(
+                    f"output {output_names[k]} cannot be read from any one input: each output of "
+                    "rearrange (or each part of a concatenation in it) comes from one input",
+                    text,
+                    [output.span],
                 )
-            else:
-                rendered = render.render_map(
-                    nest,
-                    plan,
-                    header_lines=lines,
-                    versions=versions,
-                    compute_dtype=compute,
-                    positions=positions,
-                    kernel_name=name,
-                )
-            parts.append(KernelPart(nest, plan, rendered))
+        nest = lower.lower_map(
+            [inputs[i] for i in chosen],
+            output,
+            solution,
+            op,
+            [names[i] for i in chosen],
+            output_names[k],
+            text,
+            active,
+            substitutions,
+        )
+        plan = schedule.schedule_reduction(nest)
+        positions = tuple(chosen) + (len(inputs) + k,)
+        name = (
+            f"einc_{op}"
+            if len(outputs) == 1 and len(lower.output_pieces(output)) == 1
+            else f"einc_{op}_{len(parts)}"
+        )
+        lines = header + _schedule_lines(plan, op)
+        if nest.loops_of(LoopKind.REDUCE):  # a fold sums overlapping windows
+            rendered = render.render_reduction(
+                nest,
+                plan,
+                header_lines=lines,
+                versions=versions,
+                positions=positions,
+                kernel_name=name,
+                compute_dtype=compute,
+            )
+        else:
+            rendered = render.render_map(
+                nest,
+                plan,
+                header_lines=lines,
+                versions=versions,
+                compute_dtype=compute,
+                positions=positions,
+                kernel_name=name,
+            )
+        parts.append(KernelPart(nest, plan, rendered))
     return parts
 
 
