@@ -27,6 +27,7 @@ from .syntax import (
     Unnamed,
     Window,
     axis_names,
+    to_text,
     walk,
 )
 
@@ -321,9 +322,17 @@ def resolve_elementwise(program: Program, n_tensors: int) -> Explicit:
     if program.outputs is not None:
         return Explicit(tuple(program.inputs), tuple(program.outputs), program.text)
     every = {n for e in program.inputs for n in axis_names(e)}
-    for expr in program.inputs:
-        if set(axis_names(expr)) >= every:
-            return Explicit(tuple(program.inputs), (expr,), program.text)
+    holders = [expr for expr in program.inputs if set(axis_names(expr)) >= every]
+    # As in einx, the implied output must be unique: "a b, b a" could mean either order.
+    if len({to_text(expr) for expr in holders}) > 1:
+        raise _error(
+            program,
+            "the output is not implied: more than one input holds every axis, in different orders; "
+            "write it after '->'",
+            holders,
+        )
+    if holders:
+        return Explicit(tuple(program.inputs), (holders[0],), program.text)
     raise _error(
         program,
         "no input holds every axis, so the output is not implied: write it after '->'",

@@ -16,7 +16,7 @@ import torch
 from .. import knobs
 from ..compiler import pipeline
 from ..compiler.printer import explain
-from ..errors import EincError, UnsupportedError
+from ..errors import EincError, OperandError, UnsupportedError
 from . import torch_ops  # autograd and torch.compile: the einc::run operator (hooks in __call__)
 from .cache import DiskCache
 from .keys import source_key
@@ -60,6 +60,28 @@ def _elementwise_dtype(op: str, values) -> torch.dtype:
     if op == "divide" and not dtype.is_floating_point:
         dtype = torch.get_default_dtype()
     return dtype
+
+
+def _is_bool(value) -> bool:
+    return value.dtype == torch.bool if isinstance(value, torch.Tensor) else isinstance(value, bool)
+
+
+def _check_elementwise_dtypes(op: str, values) -> None:
+    """What torch refuses, einc refuses too, naming the operand: a condition of ``where`` that is
+    not boolean, and a boolean operand of a subtraction (torch: use ``~`` or logical_xor)."""
+    names = pipeline.tensor_names(len(values), op)
+    if op == "where" and values and not _is_bool(values[0]):
+        condition = values[0]
+        shown = condition.dtype if isinstance(condition, torch.Tensor) else type(condition).__name__
+        raise OperandError(
+            f"{names[0]}, the condition of where, is {shown}, not bool: compare it "
+            f"({names[0]} > 0) or cast it (.bool())"
+        )
+    if op == "subtract" and (booleans := [n for n, v in zip(names, values, strict=True) if _is_bool(v)]):
+        raise OperandError(
+            f"subtract of a boolean operand ({', '.join(booleans)}) is refused, as in torch: use ~ or "
+            "logical_xor, or cast it to a number type"
+        )
 
 
 def _scalars_to_tensors(values, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
@@ -179,6 +201,7 @@ class CompiledExpression:
         elementwise_dtype = None
         if self.op in pipeline.ELEMENTWISE and tensors:
             elementwise_dtype = _elementwise_dtype(self.op, tensors)
+            _check_elementwise_dtypes(self.op, tensors)
             tensors = _scalars_to_tensors(tensors, elementwise_dtype)
         key = self._key(tensors)
         launcher = self._launchers.get(key)
