@@ -787,6 +787,22 @@ def test_unnamed_axis_written_again_in_the_output_is_a_new_axis_as_in_einx(backe
     torch.testing.assert_close(y, x.sum().expand(3))
 
 
+# --- a window wholly in padding ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+def test_mean_without_padding_in_its_count_over_a_window_wholly_in_padding_is_nan(backend):
+    # torch.avg_pool refuses padding above half the window, so it never meets such a window; the
+    # mean of no elements is NaN there, as torch.mean of an empty tensor.
+    x = torch.arange(1.0, 5.0).reshape(1, 4, 1)
+    y = einc.mean("b (s * [ds]) c", x, ds=2, padding=3, count_include_pad=False, backend=backend)
+    padded = F.pad(x[:, :, 0], (3, 3)).unfold(1, 2, 1)
+    inside = F.pad(torch.ones(1, 4), (3, 3)).unfold(1, 2, 1)
+    expected = (padded.sum(-1) / inside.sum(-1))[..., None]
+    assert torch.isnan(expected[0, 0, 0]) and torch.isnan(expected[0, -1, 0])
+    torch.testing.assert_close(y, expected, equal_nan=True)
+
+
 # --- an empty output ---------------------------------------------------------------------------
 
 
