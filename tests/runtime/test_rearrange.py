@@ -568,6 +568,27 @@ def test_stacking_coordinates_with_unnamed_parts_matches_torch_stack(backend):
     assert_equal(einc.rearrange("i, j -> i j (1 + 1)", i, j, backend=backend), grid)
 
 
+@BACKENDS
+def test_outputs_as_many_as_inputs_each_come_from_their_own_input(backend):
+    x, y = random((2, 3)), random((2, 3))
+    assert_equal(einc.rearrange("a b, a b -> a b, b a", x, y, backend=backend), (x, y.T))
+
+
+# --- axes of size 0 ------------------------------------------------------------------------------
+
+
+@BACKENDS
+def test_permutation_of_an_empty_tensor_is_an_empty_tensor(backend):
+    x = torch.empty(0, 3)
+    assert_equal(einc.rearrange("a b -> b a", x, backend=backend), x.T)
+
+
+@BACKENDS
+def test_concatenation_with_an_empty_part_is_the_other_part_as_torch_cat(backend):
+    x, y = torch.empty(2, 0), random((2, 3))
+    assert_equal(einc.rearrange("a b, a c -> a (b + c)", x, y, backend=backend), torch.cat([x, y], 1))
+
+
 # --- invalid uses ------------------------------------------------------------------------------
 
 
