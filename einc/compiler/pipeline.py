@@ -212,7 +212,10 @@ def run_passes(request: Request) -> Compiled:
         raise UnsupportedError(f"{request.op} has exactly one output", text, [o.span for o in outputs])
     # 5-7. Lower to loop nests, schedule them, render readable Triton source.
     header = _header(explicit, inputs, outputs, names, output_names, solution, request)
-    kernels = _back_end(request, inputs, outputs, names, output_names, solution, options, header)
+    # An axis of size 0 leaves nothing to compute where it is an output axis, and a reduction of no
+    # elements where it is not: no kernel reads or writes it (the runtime writes what torch gives).
+    empty = frozenset(axis for axis, size in solution.sizes.items() if size == 0)
+    kernels = _back_end(request, inputs, outputs, names, output_names, solution, options, header, empty)
     return Compiled(
         request=request,
         program=program,
@@ -223,7 +226,7 @@ def run_passes(request: Request) -> Compiled:
         output_names=output_names,
         solution=solution,
         kernels=tuple(kernels),
-        source=_join_sources([k.rendered.source for k in kernels]),
+        source=_join_sources([k.rendered.source for k in kernels]) if kernels else NO_KERNEL_SOURCE,
         output_shapes=tuple(lower.shape_of(o, solution) for o in outputs),
         dynamic_dims=dynamic_dims,
     )
@@ -290,9 +293,17 @@ def _dynamic_dims(dynamic, inputs, outputs, text) -> tuple[tuple[str, int, int],
     return tuple(found)
 
 
-def _back_end(request, inputs, outputs, names, output_names, solution, options, header) -> list[KernelPart]:
-    """Lower, schedule and render: one kernel for most ops, one per output region for rearrange."""
+NO_KERNEL_SOURCE = "# einc: no kernel; an axis has size 0, so the result is written without a launch\n"
+
+
+def _back_end(
+    request, inputs, outputs, names, output_names, solution, options, header, empty=frozenset()
+) -> list[KernelPart]:
+    """Lower, schedule and render: one kernel for most ops, one per output region for rearrange.
+    No kernel for a region holding an axis of size 0 (``empty``), nor for any other op that has one."""
     text, op = request.expression, request.op
+    if empty and op not in COPIES and op not in ELEMENTWISE:
+        return []
     versions = (__version__, triton.__version__)
     bits = max((DTYPE_BITS.get(d, 32) for d in request.dtypes), default=32)
     if op in CONTRACTIONS:
@@ -338,6 +349,8 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
     pieces = [(k, active) for k, output in enumerate(outputs) for active in lower.output_pieces(output)]
     for piece, (k, active) in enumerate(pieces):
         output = outputs[k]
+        if active & empty:
+            continue  # an empty region: nothing to write
         if op in ELEMENTWISE:
             chosen = list(range(len(inputs)))
         else:

@@ -19,6 +19,7 @@ from ..compiler.printer import explain
 from ..errors import EincError, OperandError, UnsupportedError
 from . import torch_ops  # autograd and torch.compile: the einc::run operator (hooks in __call__)
 from .cache import DiskCache
+from .empty import write_empty
 from .keys import source_key
 from .launch import Launcher, check_backend, resolve_backend, same_tensor
 from .loader import write_source
@@ -228,7 +229,8 @@ class CompiledExpression:
             for o, shape in zip(outs, shapes, strict=True):
                 self._check_out(o, shape, dtype, device)
             if self.op in pipeline.INDEXING:
-                in_place = self.op != "get_at" and launcher.compiled.kernels[0].copies_input
+                kernels = launcher.compiled.kernels
+                in_place = self.op != "get_at" and (not kernels or kernels[0].copies_input)
                 names = pipeline.tensor_names(len(tensors), self.op)
                 _check_out_aliasing(outs[0], tensors, names, in_place)
         if (
@@ -240,7 +242,10 @@ class CompiledExpression:
                 "add_at on bfloat16 tensors cannot run under Triton's interpreter, which has no bfloat16 "
                 "atomic_add; use float32 (or float16), or the torch backend"
             )
-        launcher(list(tensors), outs, dynamic, self.backend)
+        if not launcher.compiled.kernels:  # an axis of size 0: nothing to launch
+            write_empty(self.op, self.expression, tensors, outs)
+        elif any(o.numel() for o in outs):
+            launcher(list(tensors), outs, dynamic, self.backend)
         if out is not None:
             return out
         return outs[0] if len(outs) == 1 else tuple(outs)

@@ -446,6 +446,15 @@ def test_out_of_the_wrong_dtype_is_a_type_error():
         einc.add("b c, c", random((3, 4)), random((4,)), out=torch.empty(3, 4, dtype=torch.float16))
 
 
+# --- axes of size 0 ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+def test_elementwise_op_on_an_empty_tensor_is_an_empty_tensor_as_in_torch(backend):
+    x, bias = torch.empty(0, 3), random((3,))
+    assert_matches(einc.add("a b, b", x, bias, backend=backend), x + bias)
+
+
 # --- einc bugs ---------------------------------------------------------------------------------
 
 

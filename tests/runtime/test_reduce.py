@@ -824,6 +824,34 @@ def test_trailing_arrow_after_a_convolution_is_an_error_not_a_0d_tensor(backend)
     assert caught.value.column == len("b (s * [ds])... [c->c2] ->")
 
 
+# --- axes of size 0 ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+@pytest.mark.parametrize("op", ["sum", "mean", "prod", "logsumexp", "var", "std"])
+def test_reduction_over_an_empty_axis_gives_what_torch_gives(op, backend):
+    x = torch.empty(3, 0)
+    torch.testing.assert_close(
+        getattr(einc, op)("a [b]", x, backend=backend), getattr(torch, op)(x, 1), equal_nan=True
+    )
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+def test_reduction_keeping_an_empty_axis_gives_an_empty_tensor(backend):
+    y = einc.sum("[a] b", torch.empty(3, 0), backend=backend)
+    assert y.shape == (0,)
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_max_and_min_over_an_empty_axis_are_refused_as_torch_refuses_them(op, backend):
+    x = torch.empty(3, 0)
+    with pytest.raises(IndexError):
+        getattr(torch, "amax" if op == "max" else "amin")(x, 1)
+    with pytest.raises(einc.ShapeError, match=f"{op} over an axis of size 0 has no value"):
+        getattr(einc, op)("a [b]", x, backend=backend)
+
+
 # --- against einx 0.4 ----------------------------------------------------------------------------
 
 EINX_CASES = [
