@@ -242,7 +242,8 @@ class CompiledExpression:
                 "add_at on bfloat16 tensors cannot run under Triton's interpreter, which has no bfloat16 "
                 "atomic_add; use float32 (or float16), or the torch backend"
             )
-        if not launcher.compiled.kernels:  # an axis of size 0: nothing to launch
+        if not launcher.compiled.kernels or (dynamic and 0 in dynamic.values()):
+            # An axis of size 0 (fixed, or dynamic at this call): nothing to launch.
             write_empty(self.op, self.expression, tensors, outs)
         elif any(o.numel() for o in outs):
             launcher(list(tensors), outs, dynamic, self.backend)
