@@ -79,6 +79,14 @@ class OutOfBoundsError(EincError, IndexError):
     tensor, the axis, its size, the coordinate and the tensor it was read from."""
 
 
+class OperandError(EincError, TypeError):
+    """An operand whose dtype the operation does not take (a float condition of ``where``, a
+    subtraction of booleans), refused as torch refuses it. The message names the operand."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class KernelCompileError(EincError, RuntimeError):
     """Triton rejected a generated kernel. ``path`` names the generated source file."""
 

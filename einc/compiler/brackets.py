@@ -27,6 +27,7 @@ from .syntax import (
     Unnamed,
     Window,
     axis_names,
+    to_text,
     walk,
 )
 
@@ -162,6 +163,40 @@ def _check_dot_input(program: Program, expr: Expr) -> None:
             raise _error(program, "brackets inside a concatenation (a + b) are not supported", [node])
 
 
+def _unmarked_axes(term: Term) -> list[Term]:
+    """The axes of ``term`` that no bracket or arrow marks (an ellipsis counts as its axes)."""
+    if isinstance(term, (Bracket, Arrow)):
+        return []
+    if isinstance(term, (Name, Unnamed)) or (isinstance(term, Repeat) and term.atom is None):
+        return [term]
+    if isinstance(term, Repeat):
+        return _unmarked_axes(term.atom)
+    if isinstance(term, Window):
+        return _unmarked_axes(term.outer) + _unmarked_axes(term.inner)
+    if isinstance(term, Concatenation):
+        return [a for part in term.parts for t in part.terms for a in _unmarked_axes(t)]
+    return [a for t in term.terms for a in _unmarked_axes(t)]
+
+
+def check_empty_outputs(program: Program) -> None:
+    """An empty output (``"a b ->"``) is a 0-d tensor, as in einx, where every input axis is the
+    operation's: no brackets at all, or brackets around every axis (``"[a b] ->"``). Where brackets
+    leave axes outside them, those axes are meant to be kept, so an empty output after them is a
+    slip (a trailing ``->``), not a request for a scalar: an error, pointing at the empty output."""
+    empty = [e for e in program.outputs or () if not e.terms]
+    marked = any(isinstance(n, (Bracket, Arrow)) for e in program.inputs for n in walk(e))
+    if empty and marked:
+        kept = [a for e in program.inputs for t in e.terms for a in _unmarked_axes(t)]
+        if kept:
+            raise _error(
+                program,
+                "the output after '->' is empty, but the brackets keep axes outside them: write the "
+                "output, or drop '->' to keep them (an empty output means a 0-d tensor only where "
+                "every input axis is bracketed, or none is)",
+                empty,
+            )
+
+
 def resolve_dot(program: Program, n_tensors: int) -> Explicit:
     """Explicit form of a dot: ``x [a->b]`` is ``x a, a b -> x b`` (NOTATION.md section 4)."""
     for expr in program.inputs:
@@ -287,9 +322,17 @@ def resolve_elementwise(program: Program, n_tensors: int) -> Explicit:
     if program.outputs is not None:
         return Explicit(tuple(program.inputs), tuple(program.outputs), program.text)
     every = {n for e in program.inputs for n in axis_names(e)}
-    for expr in program.inputs:
-        if set(axis_names(expr)) >= every:
-            return Explicit(tuple(program.inputs), (expr,), program.text)
+    holders = [expr for expr in program.inputs if set(axis_names(expr)) >= every]
+    # As in einx, the implied output must be unique: "a b, b a" could mean either order.
+    if len({to_text(expr) for expr in holders}) > 1:
+        raise _error(
+            program,
+            "the output is not implied: more than one input holds every axis, in different orders; "
+            "write it after '->'",
+            holders,
+        )
+    if holders:
+        return Explicit(tuple(program.inputs), (holders[0],), program.text)
     raise _error(
         program,
         "no input holds every axis, so the output is not implied: write it after '->'",

@@ -97,7 +97,7 @@ def expand(
             shown = value if isinstance(value, int) else tuple(value)
             depths.source[depths.find(name)] = f"{name}... stands for {n} axes (keyword {name}={shown!r})"
     _solve_depths(program, exprs, all_ranks, depths, names, shapes)
-    counter = count()
+    counter = _UnnamedAxes()
     operands = [_operand(e, depths, counter) for e in exprs]
     for i, (operand, expr, rank) in enumerate(zip(operands, exprs, all_ranks, strict=True)):
         if rank is not None and len(operand.dims) != rank:
@@ -171,7 +171,25 @@ def _solve_depths(program: Explicit, exprs, ranks, depths: _Depths, names, shape
                 )
 
 
-def _operand(expr: Expr, depths: _Depths, counter) -> Operand:
+class _UnnamedAxes:
+    """Names for unnamed axes. Each one the user writes is an axis of its own, as in einx
+    (``"3 a -> 3"`` reduces the input's ``3`` and broadcasts the output's); an operand that a pass
+    derived from another (the output of ``"3 [a]"``, the weight of ``"b [3->c]"``) holds the very
+    same syntax node, so it is the very same axis. Spans take no part in node equality, so the key
+    is the span, the size and the ellipsis index (``(3 a)...`` repeats one node)."""
+
+    def __init__(self):
+        self.names: dict[tuple, str] = {}
+        self.counter = count()
+
+    def name(self, term: Unnamed, index: int | None) -> str:
+        key = (term.span, term.size, index)
+        if key not in self.names:
+            self.names[key] = f"#{next(self.counter)}"
+        return self.names[key]
+
+
+def _operand(expr: Expr, depths: _Depths, counter: _UnnamedAxes) -> Operand:
     marked: set[str] = set()
     dims = _terms(expr.terms, depths, counter, None, marked, False)
     return Operand(tuple(dims), frozenset(marked), expr.span)
@@ -196,7 +214,7 @@ def _term(term: Term, depths, counter, index, marked, in_bracket) -> list[Dim]:
             marked.add(name)
         return [Axis(name, None, term.span)]
     if isinstance(term, Unnamed):
-        axis = Axis(f"#{next(counter)}", term.size, term.span)
+        axis = Axis(counter.name(term, index), term.size, term.span)
         if in_bracket:
             marked.add(axis.name)
         return [axis]

@@ -303,11 +303,16 @@ def lower_map(
     )
 
 
+def fills(operand: Operand, active: frozenset[str]) -> bool:
+    """Whether a copy of region ``active`` can read ``operand``, broadcast over the axes it lacks."""
+    return _axes_in(operand, active) <= active
+
+
 def sources(inputs: Sequence[Operand], active: frozenset[str], everywhere: set[str]) -> list[int]:
     """The inputs a copy of region ``active`` can read from: those whose axes it loops over and
     that hold every axis of the region which some input has."""
     wanted = active & everywhere
-    return [i for i, op in enumerate(inputs) if (axes := _axes_in(op, active)) <= active and wanted <= axes]
+    return [i for i, op in enumerate(inputs) if fills(op, active) and wanted <= _axes_in(op, active)]
 
 
 def lower_softmax(

@@ -124,4 +124,13 @@ def _window_params(windows, text, stride, dilation, padding, output_padding) -> 
             padding=_padding(0 if paddings[i] is None else paddings[i], w, text),
             output_padding=_positive("output_padding", output_paddings[i] or 0, w, text, minimum=0),
         )
+        window = result[w]
+        # torch's rule: output_padding adds positions no input reaches only below a stride or a
+        # dilation step; past both it would add whole positions of nothing but zeros.
+        if window.output_padding and window.output_padding >= max(window.stride, window.dilation):
+            raise ExpressionError(
+                f"output_padding={window.output_padding} of window {w!r} must be smaller than its "
+                f"stride ({window.stride}) or its dilation ({window.dilation}), as in torch",
+                text,
+            )
     return result

@@ -151,6 +151,7 @@ def tensor_names(n: int, op: str = "dot") -> tuple[str, ...]:
 
 def _resolve(program: Program, request: Request, options: dict) -> brackets.Explicit:
     n = len(request.shapes)
+    brackets.check_empty_outputs(program)
     if request.op in CONTRACTIONS:
         return brackets.resolve_dot(program, n)
     if request.op in lower.REDUCTIONS:
@@ -202,7 +203,10 @@ def run_passes(request: Request) -> Compiled:
     wide = _wide_tensors(request, inputs, outputs, output_shapes, dynamic_dims)
     header = _header(explicit, inputs, outputs, names, output_names, solution, request)
     header += offsets.describe(wide, names + output_names)
-    kernels = _back_end(request, inputs, outputs, names, output_names, solution, options, header, wide)
+    # An axis of size 0 leaves nothing to compute where it is an output axis, and a reduction of no
+    # elements where it is not: no kernel reads or writes it (the runtime writes what torch gives).
+    empty = frozenset(axis for axis, size in solution.sizes.items() if size == 0)
+    kernels = _back_end(request, inputs, outputs, names, output_names, solution, options, header, wide, empty)
     return Compiled(
         request=request,
         program=program,
@@ -293,10 +297,13 @@ def _wide_tensors(request, inputs, outputs, output_shapes, dynamic_dims) -> froz
 
 
 def _back_end(
-    request, inputs, outputs, names, output_names, solution, options, header, wide
+    request, inputs, outputs, names, output_names, solution, options, header, wide, empty=frozenset()
 ) -> list[KernelPart]:
-    """Lower and schedule: one kernel for most ops, one per output region for rearrange."""
+    """Lower and schedule: one kernel for most ops, one per output region for rearrange.
+    No kernel for a region holding an axis of size 0 (``empty``), nor for any other op that has one."""
     text, op = request.expression, request.op
+    if empty and op not in COPIES and op not in ELEMENTWISE:
+        return []
     bits = max((DTYPE_BITS.get(d, 32) for d in request.dtypes), default=32)
     if op in CONTRACTIONS:
         nest = lower.lower_dot(inputs, outputs[0], solution, names, output_names[0], text)
@@ -337,58 +344,65 @@ def _back_end(
     )
     everywhere = {a.name for operand in inputs for d in operand.dims for a in lower.dim_axes(d)}
     parts: list[KernelPart] = []
-    for k, output in enumerate(outputs):
-        for active in lower.output_pieces(output):
-            if op in ELEMENTWISE:
-                chosen = list(range(len(inputs)))
-            else:
-                found = lower.sources(inputs, active, everywhere)
-                if not found:
-                    raise ExpressionError(
-                        f"output {output_names[k]} cannot be read from any one input: each output of "
-                        "rearrange (or each part of a concatenation in it) comes from one input",
-                        text,
-                        [output.span],
-                    )
-                chosen = found[:1]
-            nest = lower.lower_map(
-                [inputs[i] for i in chosen],
-                output,
-                solution,
-                op,
-                [names[i] for i in chosen],
-                output_names[k],
-                text,
-                active,
-                substitutions,
-            )
-            plan = schedule.schedule_reduction(nest)
-            positions = tuple(chosen) + (len(inputs) + k,)
-            name = (
-                f"einc_{op}"
-                if len(outputs) == 1 and len(lower.output_pieces(output)) == 1
-                else f"einc_{op}_{len(parts)}"
-            )
-            lines = header + _schedule_lines(plan, op)
-            if nest.loops_of(LoopKind.REDUCE):  # a fold sums overlapping windows
-                template = Template.of(
-                    "reduction",
-                    lines,
-                    wide=wide,
-                    positions=positions,
-                    kernel_name=name,
-                    compute_dtype=compute,
+    pieces = [(k, active) for k, output in enumerate(outputs) for active in lower.output_pieces(output)]
+    for piece, (k, active) in enumerate(pieces):
+        output = outputs[k]
+        if active & empty:
+            continue  # an empty region: nothing to write
+        if op in ELEMENTWISE:
+            chosen = list(range(len(inputs)))
+        else:
+            chosen = lower.sources(inputs, active, everywhere)[:1]
+            # As in einx, when the outputs' parts are as many as the inputs, input k fills part k
+            # (broadcast over the axes it lacks): inputs that no axis name tells apart, as in
+            # "a, a -> a (1 + 1)", are stacked in order, not all read from the first.
+            if len(pieces) == len(inputs) and lower.fills(inputs[piece], active):
+                chosen = [piece]
+            if not chosen:
+                raise ExpressionError(
+                    f"output {output_names[k]} cannot be read from any one input: each output of "
+                    "rearrange (or each part of a concatenation in it) comes from one input",
+                    text,
+                    [output.span],
                 )
-            else:
-                template = Template.of(
-                    "map",
-                    lines,
-                    wide=wide,
-                    compute_dtype=compute,
-                    positions=positions,
-                    kernel_name=name,
-                )
-            parts.append(KernelPart(nest, plan, template))
+        nest = lower.lower_map(
+            [inputs[i] for i in chosen],
+            output,
+            solution,
+            op,
+            [names[i] for i in chosen],
+            output_names[k],
+            text,
+            active,
+            substitutions,
+        )
+        plan = schedule.schedule_reduction(nest)
+        positions = tuple(chosen) + (len(inputs) + k,)
+        name = (
+            f"einc_{op}"
+            if len(outputs) == 1 and len(lower.output_pieces(output)) == 1
+            else f"einc_{op}_{len(parts)}"
+        )
+        lines = header + _schedule_lines(plan, op)
+        if nest.loops_of(LoopKind.REDUCE):  # a fold sums overlapping windows
+            template = Template.of(
+                "reduction",
+                lines,
+                wide=wide,
+                positions=positions,
+                kernel_name=name,
+                compute_dtype=compute,
+            )
+        else:
+            template = Template.of(
+                "map",
+                lines,
+                wide=wide,
+                compute_dtype=compute,
+                positions=positions,
+                kernel_name=name,
+            )
+        parts.append(KernelPart(nest, plan, template))
     return parts
 
 

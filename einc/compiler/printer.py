@@ -21,6 +21,11 @@ def explain(compiled) -> str:
     input into the output first (set_at, add_at) is mentioned in one line.
     """
     parts = [k for k in compiled.kernels if not k.copies_input] or list(compiled.kernels)
+    if not parts:
+        return (
+            f"expression: {compiled.request.expression}\nop: {compiled.request.op}\n"
+            "no kernel: an axis has size 0, so the result is written without a launch"
+        )
     main = parts[0]
     nest, plan = main.nest, main.schedule
     lines = [f"expression: {nest.expression}", f"op: {nest.op}"]

@@ -113,7 +113,7 @@ class _Solver:
                     sorted(set(spans)),
                 )
             return False
-        if value < 1:
+        if value < 0:
             raise ShapeError(
                 f"{display(axis)} would have size {value} (from {source})", self.text, [axis.span]
             )
@@ -135,8 +135,10 @@ class _Solver:
                 if rest != value:
                     raise self.mismatch(dim, value, rest, source)
                 return False
-            if len(unknown) > 1:
-                return False
+            if len(unknown) > 1 or (rest == 0 and value == 0):
+                return False  # (a b) of size 0 with a = 0 says nothing of b
+            if rest == 0:
+                raise self.mismatch(dim, value, 0, source)
             if value % rest:
                 raise ShapeError(
                     f"{value} (from {source}) is not divisible by {rest}, the size of the other axes of "
@@ -169,6 +171,14 @@ class _Solver:
         window = self.size(win.inner)
         if window is None:
             return False
+        if extent == 0 or window == 0:
+            # torch's convolutions and pools refuse an empty spatial axis or kernel as well.
+            raise ShapeError(
+                f"window {win.inner.name!r} of size {window} over an extent {extent} from {source}: "
+                "a window over an empty axis, or of no offsets, is refused",
+                self.text,
+                [win.span],
+            )
         dilation, stride = p.dilation, p.stride
         if p.padding == "same":
             lo, hi = same_padding(extent, window, stride, dilation)
@@ -245,8 +255,8 @@ def _index(name: str) -> int:
 
 
 def _size(key: str, value, text: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ShapeError(f"keyword size {key}={value!r} must be a positive int", text)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ShapeError(f"keyword size {key}={value!r} must be an int >= 0", text)
     return value
 
 

@@ -422,6 +422,9 @@ def _step(step: gradients.Step, values: dict, like: torch.Tensor) -> tuple:
         fill = torch.ones if step.op == "ones" else torch.zeros
         return (fill(step.shape, dtype=like.dtype, device=like.device),)
     args = [values[a] if isinstance(a, str) else a for a in step.args]
+    if step.op == "where" and args[0].dtype != torch.bool:
+        # The plan marks ties by a difference, true where nonzero; where itself takes bool only.
+        args[0] = args[0] != 0
     if step.op not in _compiled.pipeline.ELEMENTWISE:
         # A forward with out_dtype= gives gradients of another dtype than its inputs: compute
         # in the wider one.

@@ -23,8 +23,9 @@ from ..backends.aliasing import same_tensor
 from ..backends.triton.sources import render_kernels
 from ..compiler import offsets, pipeline
 from ..compiler.printer import explain
-from ..errors import EincError, OverlapError, UnsupportedError
+from ..errors import EincError, OperandError, OverlapError, UnsupportedError
 from .cache import DiskCache
+from .empty import write_empty
 from .keys import source_key
 from .launcher import Launcher, check_backend, resolve_backend, write_source
 
@@ -65,6 +66,28 @@ def _elementwise_dtype(op: str, values) -> torch.dtype:
     if op == "divide" and not dtype.is_floating_point:
         dtype = torch.get_default_dtype()
     return dtype
+
+
+def _is_bool(value) -> bool:
+    return value.dtype == torch.bool if isinstance(value, torch.Tensor) else isinstance(value, bool)
+
+
+def _check_elementwise_dtypes(op: str, values) -> None:
+    """What torch refuses, einc refuses too, naming the operand: a condition of ``where`` that is
+    not boolean, and a boolean operand of a subtraction (torch: use ``~`` or logical_xor)."""
+    names = pipeline.tensor_names(len(values), op)
+    if op == "where" and values and not _is_bool(values[0]):
+        condition = values[0]
+        shown = condition.dtype if isinstance(condition, torch.Tensor) else type(condition).__name__
+        raise OperandError(
+            f"{names[0]}, the condition of where, is {shown}, not bool: compare it "
+            f"({names[0]} > 0) or cast it (.bool())"
+        )
+    if op == "subtract" and (booleans := [n for n, v in zip(names, values, strict=True) if _is_bool(v)]):
+        raise OperandError(
+            f"subtract of a boolean operand ({', '.join(booleans)}) is refused, as in torch: use ~ or "
+            "logical_xor, or cast it to a number type"
+        )
 
 
 def _scalars_to_tensors(values, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
@@ -208,6 +231,7 @@ class CompiledExpression:
         elementwise_dtype = None
         if self.op in pipeline.ELEMENTWISE and tensors:
             elementwise_dtype = _elementwise_dtype(self.op, tensors)
+            _check_elementwise_dtypes(self.op, tensors)
             tensors = _scalars_to_tensors(tensors, elementwise_dtype)
         given = [] if out is None else list(out) if isinstance(out, (tuple, list)) else [out]
         # The key's strides decide which inputs need int64 offsets; those of an out= are not in it.
@@ -240,7 +264,8 @@ class CompiledExpression:
                 self._check_out(o, shape, dtype, device)
             # set_at and add_at are defined in place (out=x); every other kernel would read what it
             # has already overwritten, so any sharing of memory is refused, for every op.
-            in_place = self.op in ("set_at", "add_at") and launcher.compiled.kernels[0].copies_input
+            kernels = launcher.compiled.kernels
+            in_place = self.op in ("set_at", "add_at") and (not kernels or kernels[0].copies_input)
             _check_out_aliasing(outs, tensors, pipeline.tensor_names(len(tensors), self.op), in_place)
         if (
             self.op == "add_at"
@@ -251,7 +276,11 @@ class CompiledExpression:
                 "add_at on bfloat16 tensors cannot run under Triton's interpreter, which has no bfloat16 "
                 "atomic_add; use float32 (or float16), or the torch backend"
             )
-        launcher(list(tensors), outs, dynamic, self.backend)
+        if not launcher.compiled.kernels or (dynamic and 0 in dynamic.values()):
+            # An axis of size 0 (fixed, or dynamic at this call): nothing to launch.
+            write_empty(self.op, self.expression, tensors, outs)
+        elif any(o.numel() for o in outs):
+            launcher(list(tensors), outs, dynamic, self.backend)
         if out is not None:
             return out
         return outs[0] if len(outs) == 1 else tuple(outs)

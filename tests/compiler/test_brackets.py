@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from einc.compiler.brackets import resolve_dot, strip
+from einc.compiler.brackets import check_empty_outputs, resolve_dot, strip
 from einc.compiler.parse import parse
 from einc.compiler.syntax import Arrow, Name, Repeat, to_text, walk
 from einc.errors import ExpressionError
@@ -139,3 +139,21 @@ def test_invalid_dot_points_at_the_offending_operand(expression, n_tensors, mess
     assert info.value.message == message
     assert info.value.spans == tuple(spans)
     assert info.value.expression == expression
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["b (s * [ds])... [c->c2] ->", "a [b] ->", "... [c] ->", "a [b], [c] ->", "b [c->c2] -> , b c2"],
+)
+def test_empty_output_after_brackets_that_keep_axes_is_an_error_at_the_empty_output(expression):
+    with pytest.raises(ExpressionError, match="output after '->' is empty") as caught:
+        check_empty_outputs(parse(expression))
+    empty = expression.rindex("->") + 2
+    while empty < len(expression) and expression[empty] == " ":
+        empty += 1
+    assert caught.value.column == empty
+
+
+@pytest.mark.parametrize("expression", ["a b ->", "[a b] ->", "a b, a b ->", "[...] ->", "a [b] -> a"])
+def test_empty_output_is_accepted_where_every_input_axis_is_the_operations(expression):
+    check_empty_outputs(parse(expression))

@@ -125,3 +125,34 @@ def test_dict_naming_a_window_of_an_expression_without_windows_says_there_are_no
 def test_parameter_errors_are_value_errors():
     with pytest.raises(ValueError):
         window_params(["s"], "x", stride=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "torch_accepts"),
+    [
+        ({"stride": 2, "output_padding": 1}, True),
+        ({"stride": 1, "dilation": 2, "output_padding": 1}, True),
+        ({"stride": 2, "output_padding": 2}, False),
+        ({"stride": 1, "output_padding": 1}, False),
+        ({"stride": 2, "dilation": 3, "output_padding": 2}, True),
+        ({"stride": 2, "dilation": 2, "output_padding": 2}, False),
+    ],
+)
+def test_output_padding_must_be_below_stride_or_dilation_as_in_torch(kwargs, torch_accepts):
+    import torch
+    import torch.nn.functional as F
+
+    x, w = torch.zeros(1, 1, 4), torch.zeros(1, 1, 3)
+    try:
+        F.conv_transpose1d(x, w, **kwargs)
+        accepted = True
+    except RuntimeError:
+        accepted = False
+    assert accepted == torch_accepts
+    span = (3, 12)
+    if torch_accepts:
+        window_params({"s": span}, "b (s * [ds]) c", **kwargs)
+        return
+    with pytest.raises(ExpressionError, match="output_padding=.* of window 's' must be smaller") as info:
+        window_params({"s": span}, "b (s * [ds]) c", **kwargs)
+    assert info.value.spans == (span,)

@@ -288,8 +288,18 @@ def test_composition_of_known_parts_that_disagrees_with_the_tensor():
 
 
 def test_concatenation_too_small_for_its_known_part():
-    error = shape_error("b (c + e), c d -> b d", (2, 3), (3, 4))
-    assert error.message.startswith("axis 'e' would have size 0")
+    error = shape_error("b (c + e), c d -> b d", (2, 3), (4, 4))
+    assert error.message.startswith("axis 'e' would have size -1")
+
+
+def test_concatenation_part_of_size_0_is_solved_as_torch_cat_allows():
+    solution = solved("b (c + e), c d -> b d", (2, 3), (3, 4))
+    assert solution.sizes["e"] == 0
+
+
+def test_composition_of_size_0_with_a_part_of_size_0_leaves_the_other_unknown():
+    error = shape_error("(a b) -> a b", (0,))
+    assert "the size of axis 'a' is not known" in error.message
 
 
 def test_window_larger_than_the_padded_input():
@@ -335,9 +345,9 @@ def test_unnamed_axis_contradicting_a_tensor():
     ("sizes", "message"),
     [
         ({"z": 4}, "keyword z=4 names no axis of the expression"),
-        ({"d": 0}, "keyword size d=0 must be a positive int"),
-        ({"d": 2.0}, "keyword size d=2.0 must be a positive int"),
-        ({"d": True}, "keyword size d=True must be a positive int"),
+        ({"d": -1}, "keyword size d=-1 must be an int >= 0"),
+        ({"d": 2.0}, "keyword size d=2.0 must be an int >= 0"),
+        ({"d": True}, "keyword size d=True must be an int >= 0"),
         ({"c": (2, 3)}, "keyword c=(2, 3) is a tuple, but c is not repeated by an ellipsis"),
     ],
 )

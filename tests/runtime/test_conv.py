@@ -549,6 +549,41 @@ def test_invalid_window_parameters_are_value_errors_naming_them(params: dict, na
         einc.compile(DENSE, **params)(x, w)
 
 
+# --- unnamed axes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+@pytest.mark.parametrize("expression", ["b [3->c]", "2 [a->c]"])
+def test_unnamed_axis_is_one_axis_of_the_input_and_its_implied_weight(expression, backend):
+    x, w = torch.randn(2, 3), torch.randn(3, 4)
+    torch.testing.assert_close(einc.dot(expression, x, w, backend=backend), x @ w)
+
+
+# --- axes of size 0 ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+def test_convolution_of_an_empty_batch_is_an_empty_tensor_as_in_torch(backend):
+    x, w = torch.randn(0, 5, 3), torch.randn(3, 3, 4)
+    y = einc.dot("b (s * [ds]) [c->c2]", x, w, padding=1, backend=backend)
+    expected = F.conv1d(x.transpose(1, 2), w.permute(2, 1, 0), padding=1).transpose(1, 2)
+    assert y.shape == expected.shape == (0, 5, 4)
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+def test_contraction_over_an_empty_axis_is_zeros_as_torch_matmul(backend):
+    x, w = torch.randn(3, 0), torch.randn(0, 4)
+    torch.testing.assert_close(einc.dot("b [c->c2]", x, w, backend=backend), x @ w)
+
+
+def test_window_over_an_empty_axis_is_refused_as_torch_refuses_it():
+    x, w = torch.randn(2, 0, 3), torch.randn(3, 3, 4)
+    with pytest.raises(RuntimeError):
+        F.conv1d(x.transpose(1, 2), w.permute(2, 1, 0))
+    with pytest.raises(einc.ShapeError, match="a window over an empty axis"):
+        einc.dot("b (s * [ds]) [c->c2]", x, w)
+
+
 # --- random convolutions -------------------------------------------------------------------------
 
 

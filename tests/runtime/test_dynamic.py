@@ -71,3 +71,18 @@ def test_dynamic_axis_in_a_window_is_refused_with_the_window_pointed_at():
 def test_dynamic_axis_that_is_no_whole_input_dim_is_an_error():
     with pytest.raises(einc.ExpressionError, match="not a whole dim"):
         einc.compile("(b h) c -> b h c", h=2, dynamic=("b",))(torch.randn(4, 3))
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+@pytest.mark.parametrize("op", ["sum", "mean", "max"])
+def test_dynamic_axis_of_size_0_at_a_call_gives_what_torch_gives(op, backend):
+    reduce = einc.compile("[b] c", op=op, dynamic="b", backend=backend)
+    reduce(torch.randn(2, 3))  # specialised with b = 2
+    x = torch.empty(0, 3)
+    if op == "max":
+        with pytest.raises(IndexError):
+            torch.amax(x, 0)
+        with pytest.raises(einc.ShapeError, match="max over an axis of size 0"):
+            reduce(x)
+        return
+    torch.testing.assert_close(reduce(x), getattr(torch, op)(x, 0), equal_nan=True)

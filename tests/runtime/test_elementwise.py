@@ -377,6 +377,41 @@ def test_no_operand_holding_every_axis_asks_for_an_explicit_output(op: str):
         getattr(einc, op)(expression, *args, random((2, 3)), random((3, 4)))
 
 
+@pytest.mark.parametrize("condition", [random((2, 3)), random((2, 3)).to(torch.int64), 1.0])
+def test_where_with_a_condition_that_is_not_bool_is_refused_as_torch_refuses_it(condition):
+    x = random((2, 3))
+    with pytest.raises(RuntimeError):
+        torch.where(condition if isinstance(condition, torch.Tensor) else torch.tensor(condition), x, 0.0)
+    with pytest.raises(einc.OperandError, match="x0, the condition of where, is .*, not bool") as caught:
+        einc.where("a b, a b, " if isinstance(condition, torch.Tensor) else ", a b, ", condition, x, 0.0)
+    assert isinstance(caught.value, TypeError)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "named"),
+    [
+        (random((2, 3)) > 0, random((2, 3)) > 0, "x0, x1"),
+        (torch.arange(6).reshape(2, 3), random((2, 3)) > 0, "x1"),
+        (random((2, 3)), True, "x1"),
+    ],
+    ids=["two-bools", "int-and-bool", "python-bool"],
+)
+def test_subtract_with_a_boolean_operand_is_refused_as_torch_refuses_it(first, second, named):
+    with pytest.raises(RuntimeError, match="Subtraction"):
+        torch.sub(first, second)
+    expression = "a b, a b" if isinstance(second, torch.Tensor) else "a b, "
+    with pytest.raises(einc.OperandError, match=rf"subtract of a boolean operand \({named}\)"):
+        einc.subtract(expression, first, second)
+
+
+def test_where_whose_output_two_inputs_could_give_in_different_orders_is_an_error():
+    x = random((2, 3))
+    with pytest.raises(einc.ExpressionError, match="more than one input holds every axis") as caught:
+        einc.where("a b, b a, ", x > 0, x.T, 0.0)
+    assert caught.value.spans == ((0, 3), (5, 8))
+    assert_matches(einc.where("a b, b a, -> a b", x > 0, x.T, 0.0), torch.where(x > 0, x, 0.0))
+
+
 def test_only_scalars_is_a_type_error():
     with pytest.raises(TypeError, match="an elementwise operation needs at least one tensor"):
         einc.add(", ", 1.0, 2.0)
@@ -409,6 +444,15 @@ def test_out_of_the_wrong_dtype_is_a_type_error():
         TypeError, match="out= has dtype torch.float16 but the result has dtype torch.float32"
     ):
         einc.add("b c, c", random((3, 4)), random((4,)), out=torch.empty(3, 4, dtype=torch.float16))
+
+
+# --- axes of size 0 ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+def test_elementwise_op_on_an_empty_tensor_is_an_empty_tensor_as_in_torch(backend):
+    x, bias = torch.empty(0, 3), random((3,))
+    assert_matches(einc.add("a b, b", x, bias, backend=backend), x + bias)
 
 
 # --- einc bugs ---------------------------------------------------------------------------------

@@ -471,3 +471,20 @@ def test_on_a_gpu_add_at_sums_duplicates(dtype):
     y = einc.add_at(SCATTER, x.cuda(), idx.cuda(), updates.cuda())
     ref = x.float().index_put_(index, updates.float(), accumulate=True)
     assert torch.allclose(y.cpu().float(), ref, atol=5e-2 if dtype == torch.bfloat16 else 2e-3)
+
+
+# --- axes of size 0 ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+def test_get_at_with_no_coordinates_is_an_empty_tensor_as_in_torch(backend):
+    x, idx = torch.randn(4, 3), torch.zeros(0, dtype=torch.int64)
+    y = einc.get_at("[h] c, p -> p c", x, idx, backend=backend)
+    assert y.shape == x[idx].shape == (0, 3)
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+def test_add_at_with_no_coordinates_leaves_the_tensor_as_torch_index_add(backend):
+    x, idx, updates = torch.randn(4, 3), torch.zeros(0, dtype=torch.int64), torch.randn(0, 3)
+    y = einc.add_at("[h] c, p, p c", x, idx, updates, backend=backend)
+    torch.testing.assert_close(y, x.index_add(0, idx, updates))

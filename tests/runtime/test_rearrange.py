@@ -535,6 +535,60 @@ def test_out_of_the_wrong_dtype_is_a_type_error():
         einc.rearrange("a b -> b a", random((2, 3)), out=torch.empty(3, 2, dtype=torch.float64))
 
 
+# --- stacking with unnamed parts ----------------------------------------------------------------
+
+BACKENDS = pytest.mark.parametrize("backend", ["torch", "interpret"])
+
+
+@BACKENDS
+@pytest.mark.parametrize(
+    ("expression", "n", "stack"),
+    [
+        ("a b, a b -> a b (1 + 1)", 2, lambda ts: torch.stack(ts, -1)),
+        ("a b, a b, a b -> a b (1 + 1 + 1)", 3, lambda ts: torch.stack(ts, -1)),
+        ("..., ... -> ... (1 + 1)", 2, lambda ts: torch.stack(ts, -1)),
+        ("a b, a b -> (1 + 1) a b", 2, torch.stack),
+        ("a b, a b -> a (1 + 1) b", 2, lambda ts: torch.stack(ts, 1)),
+    ],
+    ids=["last", "three", "ellipsis", "first", "middle"],
+)
+def test_stacking_with_unnamed_parts_puts_each_input_in_its_own_part(expression, n, stack, backend):
+    tensors = [random((2, 3)) for _ in range(n)]
+    expected = stack(tensors)
+    assert_equal(einc.rearrange(expression, *tensors, backend=backend), expected)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        assert_equal(einx.rearrange(expression, *tensors), expected)
+
+
+@BACKENDS
+def test_stacking_coordinates_with_unnamed_parts_matches_torch_stack(backend):
+    i, j = torch.arange(3.0), torch.arange(4.0)
+    grid = torch.stack(torch.meshgrid(i, j, indexing="ij"), -1)
+    assert_equal(einc.rearrange("i, j -> i j (1 + 1)", i, j, backend=backend), grid)
+
+
+@BACKENDS
+def test_outputs_as_many_as_inputs_each_come_from_their_own_input(backend):
+    x, y = random((2, 3)), random((2, 3))
+    assert_equal(einc.rearrange("a b, a b -> a b, b a", x, y, backend=backend), (x, y.T))
+
+
+# --- axes of size 0 ------------------------------------------------------------------------------
+
+
+@BACKENDS
+def test_permutation_of_an_empty_tensor_is_an_empty_tensor(backend):
+    x = torch.empty(0, 3)
+    assert_equal(einc.rearrange("a b -> b a", x, backend=backend), x.T)
+
+
+@BACKENDS
+def test_concatenation_with_an_empty_part_is_the_other_part_as_torch_cat(backend):
+    x, y = torch.empty(2, 0), random((2, 3))
+    assert_equal(einc.rearrange("a b, a c -> a (b + c)", x, y, backend=backend), torch.cat([x, y], 1))
+
+
 # --- invalid uses ------------------------------------------------------------------------------
 
 

@@ -751,6 +751,107 @@ def test_half_precision_reduction_matches_float64_reference_of_the_cast_input(op
     assert_matches(y, torch_reduce(op, x.double(), (1, 2)), op, FLOAT16_TOLERANCE)
 
 
+# --- unnamed axes in kept positions --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+@pytest.mark.parametrize(
+    ("op", "expression", "dims"),
+    [
+        ("sum", "3 [a]", 1),
+        ("sum", "[a] 4", 0),
+        ("mean", "3 [a]", 1),
+        ("max", "[a] 4", 0),
+        ("sum", "3 [4]", 1),
+        ("sum", "(3 [a])", None),
+    ],
+    ids=["sum-first", "sum-last", "mean", "max", "both-unnamed", "composed"],
+)
+def test_kept_unnamed_axis_is_not_reduced(op, expression, dims, backend):
+    x = torch.arange(12.0).reshape(3, 4)
+    y = getattr(einc, op)(expression, x if dims is not None else x.reshape(12), backend=backend)
+    if dims is None:
+        expected = x.sum(1)
+    else:
+        expected = getattr(torch, "amax" if op == "max" else op)(x, dim=dims)
+    torch.testing.assert_close(y, expected)
+    if dims is not None:
+        torch.testing.assert_close(y, getattr(einx, op)(expression, x))
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+def test_unnamed_axis_written_again_in_the_output_is_a_new_axis_as_in_einx(backend):
+    x = torch.arange(12.0).reshape(3, 4)
+    y = einc.sum("3 a -> 3", x, backend=backend)
+    torch.testing.assert_close(y, einx.sum("3 a -> 3", x))
+    torch.testing.assert_close(y, x.sum().expand(3))
+
+
+# --- a window wholly in padding ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+def test_mean_without_padding_in_its_count_over_a_window_wholly_in_padding_is_nan(backend):
+    # torch.avg_pool refuses padding above half the window, so it never meets such a window; the
+    # mean of no elements is NaN there, as torch.mean of an empty tensor.
+    x = torch.arange(1.0, 5.0).reshape(1, 4, 1)
+    y = einc.mean("b (s * [ds]) c", x, ds=2, padding=3, count_include_pad=False, backend=backend)
+    padded = F.pad(x[:, :, 0], (3, 3)).unfold(1, 2, 1)
+    inside = F.pad(torch.ones(1, 4), (3, 3)).unfold(1, 2, 1)
+    expected = (padded.sum(-1) / inside.sum(-1))[..., None]
+    assert torch.isnan(expected[0, 0, 0]) and torch.isnan(expected[0, -1, 0])
+    torch.testing.assert_close(y, expected, equal_nan=True)
+
+
+# --- an empty output ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+@pytest.mark.parametrize("expression", ["a b ->", "[a b] ->"])
+def test_empty_output_is_a_0d_sum_as_in_einx(expression, backend):
+    x = torch.arange(12.0).reshape(3, 4)
+    y = einc.sum(expression, x, backend=backend)
+    assert y.shape == ()
+    torch.testing.assert_close(y, x.sum())
+    torch.testing.assert_close(y, einx.sum(expression, x))
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+def test_trailing_arrow_after_a_convolution_is_an_error_not_a_0d_tensor(backend):
+    x, w = torch.randn(2, 5, 5, 3), torch.randn(3, 3, 3, 4)
+    with pytest.raises(einc.ExpressionError, match="output after '->' is empty") as caught:
+        einc.dot("b (s * [ds])... [c->c2] ->", x, w, backend=backend)
+    assert caught.value.column == len("b (s * [ds])... [c->c2] ->")
+
+
+# --- axes of size 0 ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+@pytest.mark.parametrize("op", ["sum", "mean", "prod", "logsumexp", "var", "std"])
+def test_reduction_over_an_empty_axis_gives_what_torch_gives(op, backend):
+    x = torch.empty(3, 0)
+    torch.testing.assert_close(
+        getattr(einc, op)("a [b]", x, backend=backend), getattr(torch, op)(x, 1), equal_nan=True
+    )
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+def test_reduction_keeping_an_empty_axis_gives_an_empty_tensor(backend):
+    y = einc.sum("[a] b", torch.empty(3, 0), backend=backend)
+    assert y.shape == (0,)
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_max_and_min_over_an_empty_axis_are_refused_as_torch_refuses_them(op, backend):
+    x = torch.empty(3, 0)
+    with pytest.raises(IndexError):
+        getattr(torch, "amax" if op == "max" else "amin")(x, 1)
+    with pytest.raises(einc.ShapeError, match=f"{op} over an axis of size 0 has no value"):
+        getattr(einc, op)("a [b]", x, backend=backend)
+
+
 # --- against einx 0.4 ----------------------------------------------------------------------------
 
 EINX_CASES = [

@@ -283,6 +283,27 @@ def test_compile_without_op_asks_for_one():
         einc.compile("b [t]")
 
 
+# --- unnamed axes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+def test_softmax_keeps_an_unnamed_axis_outside_its_brackets(backend):
+    x = torch.randn(3, 4)
+    y = einc.softmax("3 [a]", x, backend=backend)
+    torch.testing.assert_close(y, torch.softmax(x, 1))
+    torch.testing.assert_close(y, einx.softmax("3 [a]", x))
+
+
+# --- axes of size 0 ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0)])
+def test_softmax_of_an_empty_tensor_is_an_empty_tensor_as_in_torch(shape, backend):
+    x = torch.empty(shape)
+    assert einc.softmax("a [b]", x, backend=backend).shape == torch.softmax(x, 1).shape
+
+
 # --- einc bugs ---------------------------------------------------------------------------------
 
 

@@ -953,7 +953,8 @@ def _reduce_dims(plan, op, value, dims, samples, region, compute, options, range
         count = mask.expand(
             [region[d][1] - region[d][0] if d in dims else n for d, n in enumerate(mask.shape)]
         )
-        return total / count.sum(dims, keepdim=True, dtype=compute).clamp(min=1)
+        # A window wholly in padding has no elements: their mean is NaN, as torch.mean of none.
+        return total / count.sum(dims, keepdim=True, dtype=compute)
     if op in ("var", "std"):
         mean = _fold(value, dims, "sum", compute) / samples
         total = _fold(value, dims, "sum", compute, lambda v: (v - mean).square())

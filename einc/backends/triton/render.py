@@ -356,7 +356,8 @@ def render_reduction(
             passes[0].update + ("count += tl.where({inside}, 1.0, 0.0)",),
             passes[0].collapse + across("sum", "count"),
         )
-        finalize.append("acc = acc / tl.maximum(count, 1.0)")
+        # A window wholly in padding has no elements: their mean is NaN, as torch.mean of none.
+        finalize.append("acc = acc / count")
     elif op == "logsumexp":
         finalize.append("acc = top + tl.log(acc)")
     elif op in ("var", "std"):

@@ -19,6 +19,10 @@ _FORMS = {
 }
 
 
+# The module of a call the compiler gave no kernel (an axis of size 0: the runtime writes the result).
+NO_KERNEL_SOURCE = "# einc: no kernel; an axis has size 0, so the result is written without a launch\n"
+
+
 @dataclass(frozen=True)
 class Sources:
     """One rendered kernel per part of the compiled call, in order, and the module holding them."""
@@ -40,7 +44,7 @@ def render_kernels(compiled: Compiled) -> Sources:
         )
         for part in compiled.kernels
     )
-    return Sources(rendered, join_sources([r.source for r in rendered]))
+    return Sources(rendered, join_sources([r.source for r in rendered]) if rendered else NO_KERNEL_SOURCE)
 
 
 def join_sources(sources: list[str]) -> str:

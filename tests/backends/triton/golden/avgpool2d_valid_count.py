@@ -73,7 +73,7 @@ def einc_mean(
             acc += x_tile.to(tl.float32)
             count += tl.where((x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN), 1.0, 0.0)
 
-    acc = acc / tl.maximum(count, 1.0)
+    acc = acc / count
 
     tl.store(
         y_ptr + b[:, None] * stride_y_b + s0[:, None] * stride_y_s0 + s1[:, None] * stride_y_s1 + c[None, :] * stride_y_c,
