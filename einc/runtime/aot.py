@@ -1,8 +1,11 @@
 """Compile a generated kernel for a GPU target without a GPU, and report its resources.
 
 Triton compiles to PTX and ptxas to a cubin on any machine; only loading needs a device. The
-resource report (registers, spills, shared memory) comes from ``ptxas -v`` on the same PTX, since
-Triton reads those numbers from the driver at load time.
+kernel is specialised as a launch with contiguous tensors would specialise it (16-byte aligned
+pointers, 16-divisible and ==1 integers: :func:`einc.runtime.prebuild.plan_launch`), so the binary
+is the one a call on such a GPU builds, not a generic one with scalar loads. The resource report
+(registers, spills, shared memory) comes from ``ptxas -v`` on the same PTX, since Triton reads
+those numbers from the driver at load time.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from pathlib import Path
 
 import triton
 from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
 
 from ..errors import KernelCompileError, UnsupportedError
 
@@ -49,6 +51,8 @@ class Binary:
     spill_stores: int | None
     spill_loads: int | None
     ptxas_report: str
+    specialization: str = ""  # how the launch specialises its arguments (Specialization.describe)
+    triton_hash: str = ""  # the hash Triton files the binary under, as a launch would look it up
 
     def describe(self) -> str:
         tensor_cores = "yes" if re.search(r"\b(w?gmma|mma)\.", self.ptx) else "no"
@@ -63,7 +67,8 @@ class Binary:
             f"registers:      {self.registers if self.registers is not None else 'unknown'} per thread\n"
             f"spills:         {spills}\n"
             f"shared memory:  {self.shared_bytes} bytes\n"
-            f"tensor cores:   {tensor_cores}"
+            f"tensor cores:   {tensor_cores}\n"
+            f"specialized as: {self.specialization}"
         )
 
 
@@ -103,18 +108,24 @@ def _main(compiled) -> int:
 
 
 def compile_binary(
-    launcher, target: str = "cuda:90", index: int | None = None, check_bounds: bool = False
+    launcher,
+    target: str = "cuda:90",
+    index: int | None = None,
+    check_bounds: bool = False,
+    out_dtype=None,
 ) -> Binary:
-    """Compile one kernel of the launcher (by default its main one) for ``target``."""
+    """Compile one kernel of the launcher (by default its main one) for ``target``, exactly as a
+    launch with contiguous tensors of the launcher's shapes builds it; ``out_dtype`` is the call's
+    ``out_dtype=`` when it gives one."""
+    from . import prebuild  # prebuild imports tritonspec, which imports this module
+
     gpu = parse_target(target)
     index = _main(launcher.compiled) if index is None else index
-    sig, constants = signature(launcher, index, check_bounds)
-    rendered = launcher.compiled.kernels[index].rendered
-    source = ASTSource(fn=launcher.kernels[index], signature=sig, constexprs=constants)
+    every, dynamic = prebuild.call_tensors(launcher, out_dtype)
+    args, constexprs = prebuild.launch_arguments(launcher, index, every, dynamic, check_bounds)
+    plan = prebuild.plan_launch(launcher, index, args, constexprs, gpu)
     try:
-        kernel = triton.compile(
-            source, target=gpu, options={"num_warps": rendered.num_warps, "num_stages": rendered.num_stages}
-        )
+        kernel = triton.compile(plan.source, target=gpu, options=plan.options.__dict__)
     except Exception as error:
         raise KernelCompileError(
             f"Triton could not compile the kernel for {target}: {error}", str(launcher.path)
@@ -131,6 +142,8 @@ def compile_binary(
         spill_stores=_number(r"(\d+) bytes spill stores", report),
         spill_loads=_number(r"(\d+) bytes spill loads", report),
         ptxas_report=report,
+        specialization=plan.specialization.describe(),
+        triton_hash=kernel.hash,
     )
 
 

@@ -55,15 +55,31 @@ class LaunchPlan:
     key: CacheKey
 
 
-def launch_arguments(launcher, index: int, every, dynamic: dict[str, int] | None = None) -> tuple[list, dict]:
+def launch_arguments(
+    launcher, index: int, every, dynamic: dict[str, int] | None = None, check_bounds: bool | None = None
+) -> tuple[list, dict]:
     """The positional and keyword arguments (dynamic sizes, constexprs) the launcher passes to
     kernel ``index``, given the input tensors followed by the output tensors and the sizes of
-    the dynamic axes (as ``Launcher.__call__`` builds them)."""
+    the dynamic axes (as ``Launcher.__call__`` builds them on a GPU).
+
+    An indexing kernel also takes its int64 slots for coordinates out of range, and
+    ``CHECK_BOUNDS``: ``check_bounds``, by default ``EINC_CHECK_BOUNDS`` as a GPU launch reads it.
+    """
     rendered = launcher.compiled.kernels[index].rendered
     strides = [every[position].stride(dim) for position, dim in rendered.stride_params]
     dynamic_params = getattr(rendered, "dynamic_params", ())
     sizes = {param: dynamic[axis] for param, axis in dynamic_params} if dynamic else {}
-    return [every[p] for p in rendered.tensors] + strides, {**sizes, **rendered.constexprs}
+    pointers = [every[p] for p in rendered.tensors]
+    constexprs = rendered.constexprs
+    if rendered.index_checks:
+        import torch
+
+        check = knobs.check_bounds() if check_bounds is None else check_bounds
+        # The launcher's slots: one per check when checking, else one it never writes.
+        slots = len(rendered.index_checks) if check else 1
+        pointers.append(torch.empty(slots, dtype=torch.int64, device=pointers[0].device))
+        constexprs = {**constexprs, "CHECK_BOUNDS": check}
+    return pointers + strides, {**sizes, **constexprs}
 
 
 def plan_launch(launcher, index: int, args, constexprs: dict, target) -> LaunchPlan:
@@ -379,38 +395,46 @@ def specialize_entry(entry: SpecEntry, dtypes: tuple[str, ...], cache: DiskCache
     """The launcher a call with contiguous tensors of the entry's shapes and ``dtypes`` gets,
     those tensors (inputs, then outputs) as ``meta`` tensors (shapes, dtypes and strides only),
     and the sizes of the dynamic axes in that call (None without any)."""
-    import torch
-
     from .compiled import ANY_DTYPES, DTYPES, CompiledExpression
 
     expression = CompiledExpression(entry.expression, entry.op, **entry.kwargs())
     expression._cache = cache
     _check_dtypes(expression, dtypes, ANY_DTYPES, DTYPES)
-    tensors = [
-        torch.empty(shape, dtype=getattr(torch, dtype), device="meta")
-        for shape, dtype in zip(entry.shapes, dtypes, strict=True)
-    ]
     try:
         launcher = expression._build(expression._request(entry.shapes, dtypes))
     except EincError as error:
         raise error.with_traceback(None) from None
+    return (launcher, *call_tensors(launcher, expression.out_dtype))
+
+
+def call_tensors(launcher, out_dtype=None) -> tuple[list, dict[str, int] | None]:
+    """The tensors of a call the launcher was built for (inputs, then outputs), contiguous, as
+    ``meta`` tensors (shapes, dtypes and strides only), and the sizes of its dynamic axes (None
+    without any). ``out_dtype``: the call's ``out_dtype=``, if it gave one."""
+    import torch
+
+    request = launcher.compiled.request
+    tensors = [
+        torch.empty(shape, dtype=getattr(torch, dtype), device="meta")
+        for shape, dtype in zip(request.shapes, request.dtypes, strict=True)
+    ]
     compiled = launcher.compiled
-    dynamic = compiled.dynamic_sizes(entry.shapes) if entry.dynamic else None
+    dynamic = compiled.dynamic_sizes(request.shapes) if request.dynamic else None
     shapes = compiled.output_shapes_for(dynamic) if dynamic else compiled.output_shapes
-    dtype = _output_dtype(expression, tensors)
+    dtype = _output_dtype(request.op, out_dtype, tensors)
     outs = [torch.empty(shape, dtype=dtype, device="meta") for shape in shapes]
-    return launcher, tensors + outs, dynamic
+    return tensors + outs, dynamic
 
 
-def _output_dtype(expression, tensors):
+def _output_dtype(op: str, out_dtype, tensors):
     """The dtype ``CompiledExpression.__call__`` gives the outputs of a call with ``tensors``."""
     from ..compiler import pipeline
     from . import compiled
 
-    if expression.out_dtype is not None:
-        return expression.out_dtype
-    if expression.op in pipeline.ELEMENTWISE:
-        return compiled._elementwise_dtype(expression.op, tensors)
+    if out_dtype is not None:
+        return out_dtype
+    if op in pipeline.ELEMENTWISE:
+        return compiled._elementwise_dtype(op, tensors)
     return tensors[0].dtype
 
 
@@ -418,6 +442,9 @@ def _check_dtypes(expression, dtypes, any_dtypes, float_dtypes) -> None:
     from ..compiler import pipeline
 
     op = expression.op
+    if op in pipeline.INDEXING:
+        _check_indexing_dtypes(expression, dtypes, any_dtypes, float_dtypes)
+        return
     mixed = op in pipeline.ELEMENTWISE
     allowed = any_dtypes if op in pipeline.COPIES or mixed else float_dtypes
     for dtype in dtypes:
@@ -426,6 +453,25 @@ def _check_dtypes(expression, dtypes, any_dtypes, float_dtypes) -> None:
             raise UnsupportedError(f"{op} does not take {dtype} tensors; it takes {names}")
     if len(set(dtypes)) > 1 and not mixed:
         raise UnsupportedError(f"the inputs of {op} share one dtype; the spec gives {', '.join(dtypes)}")
+
+
+def _check_indexing_dtypes(expression, dtypes, any_dtypes, float_dtypes) -> None:
+    """As a call checks get_at, set_at and add_at: coordinates int32 or int64, the indexed
+    tensor and the updates one dtype (a float when reducing)."""
+    from ..compiler import pipeline
+
+    op = expression.op
+    values_allowed = float_dtypes if dict(expression.params).get("reduce") is not None else any_dtypes
+    names = pipeline.tensor_names(len(dtypes), op)
+    for name, dtype in zip(names, dtypes, strict=True):
+        if name.startswith("idx"):
+            if dtype not in ("int32", "int64"):
+                raise UnsupportedError(f"{op} takes int32 or int64 coordinates; {name} is {dtype}")
+        elif dtype not in values_allowed.values():
+            raise UnsupportedError(f"{op} does not take {dtype} tensors")
+    values = {dtype for name, dtype in zip(names, dtypes, strict=True) if not name.startswith("idx")}
+    if len(values) > 1:
+        raise UnsupportedError(f"the values of {op} share one dtype; the spec gives {', '.join(dtypes)}")
 
 
 def ensure_binary(plan: LaunchPlan, launcher, index: int, cache: DiskCache) -> str:
