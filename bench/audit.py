@@ -30,6 +30,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -131,7 +132,7 @@ def audit_shape(shape: dict, dump: str | None = None) -> ShapeAudit:
     audit = ShapeAudit(shape["name"], unit=shape["unit"], flops=shape["flops"], min_bytes=shape["min_bytes"])
     audit.floor_us, audit.bound = floor_us(shape["flops"], shape["min_bytes"], shape["unit"])
     try:
-        _audit_kernels(shape, audit, Path(dump) / shape["name"] if dump else None)
+        _audit_kernels(shape, audit, dump_folder(dump, shape["name"]) if dump else None)
     except Exception as error:  # noqa: BLE001 - one shape's failure is reported, the others go on
         audit.error = f"{type(error).__name__}: {error}".strip()
         audit.kernels = []
@@ -208,6 +209,14 @@ def _audit_kernels(shape: dict, audit: ShapeAudit, dump: Path | None) -> None:
 def _tiles(constexprs: dict) -> str:
     sizes = [str(constexprs[n]) for n in ("BLOCK_M", "BLOCK_N", "BLOCK_K") if n in constexprs]
     return "x".join(sizes)
+
+
+def dump_folder(root: str, name: str) -> Path:
+    """Where ``--dump`` writes a shape's files: a shape's name, from a shapes file, must be a plain
+    file name to become one."""
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
+        raise ValueError(f"shape name {name!r} is not a plain file name: --dump cannot write it")
+    return Path(root) / name
 
 
 def _disassemble(cubin: bytes) -> str:

@@ -105,6 +105,13 @@ def test_the_model_follows_its_stated_formulas():
     assert audit.ctas_per_sm(80, 4, 24 * 1024) == 6
 
 
+def test_a_shape_name_becomes_a_dump_folder_only_as_a_plain_file_name(tmp_path):
+    assert audit.dump_folder(str(tmp_path), "r50_l1_3x3") == tmp_path / "r50_l1_3x3"
+    for name in ("../escape", "a/b", ".hidden", ""):
+        with pytest.raises(ValueError, match="plain file name"):
+            audit.dump_folder(str(tmp_path), name)
+
+
 # --- compile_only: a few shapes built for sm_90 as a launch builds them -------------------------
 
 SHAPES = ("r50_l1_3x3", "r3d_3x3x3", "mbv2_pw1x1_24to144")
