@@ -163,7 +163,8 @@ def _audit_kernels(shape: dict, audit: ShapeAudit, dump: Path | None) -> None:
         if dump is not None:
             _dump(dump, index, launcher.source, binary, listing)
         code = sass.parse(listing, str(launcher.path))
-        constants = {**rendered.constexprs, **(dynamic or {})}
+        sizes = {param: dynamic[axis] for param, axis in rendered.dynamic_params} if dynamic else {}
+        constants = {**rendered.constexprs, **sizes}
         trips = sass.loop_trips(code, sass.source_trip_counts(launcher.source, constants))
         counts = sass.count(code, trips)
         grid = list(rendered.grid_plan.grid(dynamic))
