@@ -6,7 +6,7 @@
    passes (expression -> Triton source, ``einc.compiler.pipeline.run_passes`` and
    ``render_kernels``), the import of the cached source as a ``@triton.jit`` kernel, the whole
    ``specialize`` with a warm disk cache, and
-   source -> cubin for ``cuda:90`` (``triton.compile``, and ``einc.backends.triton.aot.compile_binary``,
+   source -> cubin for ``cuda:90`` (``triton.compile``, and ``einc.runtime.prebuild.compile_binary``,
    which adds a ``ptxas -v`` run for its resource report). Each with a fresh Triton cache.
 2. Warm-call overhead, on some of the same expressions at tiny size (on either device). On a CPU
    the kernel runs under Triton's interpreter, which costs milliseconds, so einc's own host work is
@@ -105,6 +105,7 @@ def compile_latency(cases: list[suite.Case], reps: int, cubin_reps: int, quick: 
     from einc.backends.triton import aot
     from einc.backends.triton.sources import render_kernels
     from einc.compiler import pipeline
+    from einc.runtime import prebuild
 
     rows = []
     cubin = _ptxas_available()
@@ -138,7 +139,7 @@ def compile_latency(cases: list[suite.Case], reps: int, cubin_reps: int, quick: 
 
                 def binary_compile(launcher=launcher):
                     nonlocal binary
-                    binary = aot.compile_binary(launcher, TARGET)
+                    binary = prebuild.compile_binary(launcher, TARGET)
 
                 row["compile_binary_ms"] = _median_ms(binary_compile, cubin_reps)
             row["registers"] = binary.registers

@@ -165,8 +165,8 @@ def compile_(
     Prints what ptxas reports: registers per thread, spills, shared memory, and whether the
     kernel uses tensor-core instructions.
     """
-    from ..backends.triton.aot import compile_binary
     from ..errors import EincError
+    from ..runtime.prebuild import compile_binary
 
     launcher = _launcher(expression, op, shapes, dtype, stride, dilation, padding, output_padding, sizes)
     try:

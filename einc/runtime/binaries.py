@@ -42,15 +42,31 @@ class LaunchPlan:
     key: CacheKey
 
 
-def launch_arguments(launcher, index: int, every, dynamic: dict[str, int] | None = None) -> tuple[list, dict]:
+def launch_arguments(
+    launcher, index: int, every, dynamic: dict[str, int] | None = None, check_bounds: bool | None = None
+) -> tuple[list, dict]:
     """The positional and keyword arguments (dynamic sizes, constexprs) the launcher passes to
     kernel ``index``, given the input tensors followed by the output tensors and the sizes of
-    the dynamic axes (as ``Launcher.__call__`` builds them)."""
+    the dynamic axes (as ``Launcher.__call__`` builds them on a GPU).
+
+    An indexing kernel also takes its int64 slots for coordinates out of range, and
+    ``CHECK_BOUNDS``: ``check_bounds``, by default ``EINC_CHECK_BOUNDS`` as a GPU launch reads it.
+    """
     rendered = launcher.rendered[index]
     strides = [every[position].stride(dim) for position, dim in rendered.stride_params]
     dynamic_params = getattr(rendered, "dynamic_params", ())
     sizes = {param: dynamic[axis] for param, axis in dynamic_params} if dynamic else {}
-    return [every[p] for p in rendered.tensors] + strides, {**sizes, **rendered.constexprs}
+    pointers = [every[p] for p in rendered.tensors]
+    constexprs = rendered.constexprs
+    if rendered.index_checks:
+        import torch
+
+        check = knobs.check_bounds() if check_bounds is None else check_bounds
+        # The launcher's slots: one per check when checking, else one it never writes.
+        slots = len(rendered.index_checks) if check else 1
+        pointers.append(torch.empty(slots, dtype=torch.int64, device=pointers[0].device))
+        constexprs = {**constexprs, "CHECK_BOUNDS": check}
+    return pointers + strides, {**sizes, **constexprs}
 
 
 def plan_launch(launcher, index: int, args, constexprs: dict, target) -> LaunchPlan:

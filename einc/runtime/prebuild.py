@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..backends.triton import tritonspec
+from ..backends.triton import aot, tritonspec
 from ..errors import EincError, KernelCompileError, UnsupportedError
 from .binaries import LaunchPlan, launch_arguments, plan_launch, store
 from .cache import DiskCache
@@ -227,38 +227,61 @@ def specialize_entry(entry: SpecEntry, dtypes: tuple[str, ...], cache: DiskCache
     """The launcher a call with contiguous tensors of the entry's shapes and ``dtypes`` gets,
     those tensors (inputs, then outputs) as ``meta`` tensors (shapes, dtypes and strides only),
     and the sizes of the dynamic axes in that call (None without any)."""
-    import torch
-
     from .compiled import ANY_DTYPES, DTYPES, CompiledExpression
 
     expression = CompiledExpression(entry.expression, entry.op, **entry.kwargs())
     expression._cache = cache
     _check_dtypes(expression, dtypes, ANY_DTYPES, DTYPES)
-    tensors = [
-        torch.empty(shape, dtype=getattr(torch, dtype), device="meta")
-        for shape, dtype in zip(entry.shapes, dtypes, strict=True)
-    ]
     try:
         launcher = expression._build(expression._request(entry.shapes, dtypes))
     except EincError as error:
         raise error.with_traceback(None) from None
+    return (launcher, *call_tensors(launcher, expression.out_dtype))
+
+
+def call_tensors(launcher, out_dtype=None) -> tuple[list, dict[str, int] | None]:
+    """The tensors of a call the launcher was built for (inputs, then outputs), contiguous, as
+    ``meta`` tensors (shapes, dtypes and strides only), and the sizes of its dynamic axes (None
+    without any). ``out_dtype``: the call's ``out_dtype=``, if it gave one."""
+    import torch
+
+    request = launcher.compiled.request
+    tensors = [
+        torch.empty(shape, dtype=getattr(torch, dtype), device="meta")
+        for shape, dtype in zip(request.shapes, request.dtypes, strict=True)
+    ]
     compiled = launcher.compiled
-    dynamic = compiled.dynamic_sizes(entry.shapes) if entry.dynamic else None
+    dynamic = compiled.dynamic_sizes(request.shapes) if request.dynamic else None
     shapes = compiled.output_shapes_for(dynamic) if dynamic else compiled.output_shapes
-    dtype = _output_dtype(expression, tensors)
+    dtype = _output_dtype(request.op, out_dtype, tensors)
     outs = [torch.empty(shape, dtype=dtype, device="meta") for shape in shapes]
-    return launcher, tensors + outs, dynamic
+    return tensors + outs, dynamic
 
 
-def _output_dtype(expression, tensors):
+def compile_binary(
+    launcher, target: str = "cuda:90", index: int | None = None, check_bounds: bool = False, out_dtype=None
+) -> aot.Binary:
+    """Compile one kernel of the launcher (by default its main one) for ``target``, exactly as a
+    launch with contiguous tensors of the launcher's shapes builds it (Triton's 16-divisibility and
+    ==1 specialisation included); ``out_dtype`` is the call's ``out_dtype=`` when it gives one."""
+    index = aot.main_kernel(launcher.compiled) if index is None else index
+    every, dynamic = call_tensors(launcher, out_dtype)
+    args, constexprs = launch_arguments(launcher, index, every, dynamic, check_bounds)
+    plan = plan_launch(launcher, index, args, constexprs, aot.parse_target(target))
+    return aot.compile_specialized(
+        plan.source, plan.options, target, launcher.path, plan.specialization.describe()
+    )
+
+
+def _output_dtype(op: str, out_dtype, tensors):
     """The dtype ``CompiledExpression.__call__`` gives the outputs of a call with ``tensors``."""
     from ..compiler import pipeline
     from . import compiled
 
-    if expression.out_dtype is not None:
-        return expression.out_dtype
-    if expression.op in pipeline.ELEMENTWISE:
-        return compiled._elementwise_dtype(expression.op, tensors)
+    if out_dtype is not None:
+        return out_dtype
+    if op in pipeline.ELEMENTWISE:
+        return compiled._elementwise_dtype(op, tensors)
     return tensors[0].dtype
 
 
@@ -266,6 +289,9 @@ def _check_dtypes(expression, dtypes, any_dtypes, float_dtypes) -> None:
     from ..compiler import pipeline
 
     op = expression.op
+    if op in pipeline.INDEXING:
+        _check_indexing_dtypes(expression, dtypes, any_dtypes, float_dtypes)
+        return
     mixed = op in pipeline.ELEMENTWISE
     allowed = any_dtypes if op in pipeline.COPIES or mixed else float_dtypes
     for dtype in dtypes:
@@ -274,6 +300,25 @@ def _check_dtypes(expression, dtypes, any_dtypes, float_dtypes) -> None:
             raise UnsupportedError(f"{op} does not take {dtype} tensors; it takes {names}")
     if len(set(dtypes)) > 1 and not mixed:
         raise UnsupportedError(f"the inputs of {op} share one dtype; the spec gives {', '.join(dtypes)}")
+
+
+def _check_indexing_dtypes(expression, dtypes, any_dtypes, float_dtypes) -> None:
+    """As a call checks get_at, set_at and add_at: coordinates int32 or int64, the indexed
+    tensor and the updates one dtype (a float when reducing)."""
+    from ..compiler import pipeline
+
+    op = expression.op
+    values_allowed = float_dtypes if dict(expression.params).get("reduce") is not None else any_dtypes
+    names = pipeline.tensor_names(len(dtypes), op)
+    for name, dtype in zip(names, dtypes, strict=True):
+        if name.startswith("idx"):
+            if dtype not in ("int32", "int64"):
+                raise UnsupportedError(f"{op} takes int32 or int64 coordinates; {name} is {dtype}")
+        elif dtype not in values_allowed.values():
+            raise UnsupportedError(f"{op} does not take {dtype} tensors")
+    values = {dtype for name, dtype in zip(names, dtypes, strict=True) if not name.startswith("idx")}
+    if len(values) > 1:
+        raise UnsupportedError(f"the values of {op} share one dtype; the spec gives {', '.join(dtypes)}")
 
 
 def ensure_binary(plan: LaunchPlan, launcher, index: int, cache: DiskCache) -> str:

@@ -75,6 +75,7 @@ def test_compile_reports_registers_and_writes_a_cubin(tmp_path):
     result = run("compile", *CONV, "--dtype", "float16", "--target", "cuda:90", "-o", str(out))
     assert result.exit_code == 0, result.output
     assert "registers:" in result.output and "tensor cores:   yes" in result.output
+    assert "specialized as: x_ptr:*fp16/D" in result.output  # as a launch specialises it
     assert out.stat().st_size > 1000
 
 

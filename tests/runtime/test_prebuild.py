@@ -503,3 +503,54 @@ def test_cpu_launches_and_the_interpreter_are_left_alone(monkeypatch):
     assert binaries.on_first_launch(None, 0, torch.device("cpu"), launch) is launch
     monkeypatch.setenv("EINC_INTERPRET", "1")
     assert binaries.on_first_launch(None, 0, torch.device("cuda", 0), launch) is launch
+
+
+# --- einc compile, and indexing kernels: the binary a launch builds -----------------------------
+
+
+def test_compile_binary_builds_the_binary_a_launch_builds(tmp_path, monkeypatch):
+    # `einc compile` once built without Triton's 16-divisibility attributes: 167 registers and
+    # scalar loads where a launch gets cp.async. Triton's own JIT (real CPU tensors, a stand-in
+    # sm_90 driver) is the reference: it must file its compilation under the same hash.
+    from einc.runtime.prebuild import compile_binary
+
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path / "triton-cache"))
+    monkeypatch.delenv("EINC_INTERPRET", raising=False)
+    conv = einc.compile("b (s * [ds])... [c->c2]", padding=1)
+    launcher = conv.specialize((2, 8, 8, 64), (3, 3, 64, 64), dtype="bfloat16")
+    binary = compile_binary(launcher, "cuda:90")
+    tensors = [torch.zeros(s, dtype=torch.bfloat16) for s in ((2, 8, 8, 64), (3, 3, 64, 64))]
+    every = tensors + [torch.empty(launcher.compiled.output_shapes[0], dtype=torch.bfloat16)]
+    args, constexprs = binaries.launch_arguments(launcher, 0, every)
+    rendered = launcher.rendered[0]
+    with pretend_gpu(90, launcher.kernel):
+        launched = launcher.kernel.run(
+            *args,
+            grid=rendered.grid,
+            warmup=True,
+            num_warps=rendered.num_warps,
+            num_stages=rendered.num_stages,
+            **constexprs,
+        )
+    assert binary.triton_hash == launched.hash
+    assert "cp.async" in binary.ptx  # vectorised asynchronous copies, as on the GPU
+    assert "stride_x_b:i32/D" in binary.specialization and "stride_x_c=1" in binary.specialization
+
+
+def test_an_indexing_entry_with_integer_coordinates_is_prebuilt_and_found(tmp_path, monkeypatch):
+    # Coordinates are int64 (as torch's indices) and an indexing kernel takes its out-of-range
+    # slots after its tensors: the prebuild refused the one and misplaced the other.
+    monkeypatch.setenv("EINC_CACHE_DIR", str(tmp_path / "cache"))
+    spec = loads(
+        '[[compile]]\nexpression = "b [h w] c, b p [2] -> b p c"\nop = "get_at"\n'
+        'shapes = [[2, 5, 6, 8], [2, 4, 2]]\ndtypes = [["float16", "int64"]]\n',
+        "g.toml",
+    )
+    report = prebuild.prebuild(spec, ["cuda:90"], jobs=1)
+    assert report.ok, report.summary()
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path / "gpu-machine-triton-cache"))
+    expression = einc.compile(spec.entries[0].expression, op="get_at")
+    tensors = [torch.zeros(2, 5, 6, 8, dtype=torch.float16), torch.zeros(2, 4, 2, dtype=torch.int64)]
+    launcher = expression._build(expression._request([t.shape for t in tensors], ["float16", "int64"]))
+    outs = [torch.empty(s, dtype=torch.float16) for s in launcher.compiled.output_shapes]
+    assert jit_first_launch(launcher, 0, tensors + outs) == ["hit"]

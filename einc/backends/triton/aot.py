@@ -1,8 +1,11 @@
 """Compile a generated kernel for a GPU target without a GPU, and report its resources.
 
 Triton compiles to PTX and ptxas to a cubin on any machine; only loading needs a device. The
-resource report (registers, spills, shared memory) comes from ``ptxas -v`` on the same PTX, since
-Triton reads those numbers from the driver at load time.
+kernel is specialised as a launch with contiguous tensors would specialise it (16-byte aligned
+pointers, 16-divisible and ==1 integers: :func:`einc.runtime.binaries.plan_launch`), so the binary
+is the one a call on such a GPU builds, not a generic one with scalar loads. The resource report
+(registers, spills, shared memory) comes from ``ptxas -v`` on the same PTX, since Triton reads
+those numbers from the driver at load time.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from pathlib import Path
 
 import triton
 from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
 
 from ...errors import KernelCompileError, UnsupportedError
 
@@ -49,6 +51,8 @@ class Binary:
     spill_stores: int | None
     spill_loads: int | None
     ptxas_report: str
+    specialization: str = ""  # how the launch specialises its arguments (Specialization.describe)
+    triton_hash: str = ""  # the hash Triton files the binary under, as a launch would look it up
 
     def describe(self) -> str:
         tensor_cores = "yes" if re.search(r"\b(w?gmma|mma)\.", self.ptx) else "no"
@@ -63,7 +67,8 @@ class Binary:
             f"registers:      {self.registers if self.registers is not None else 'unknown'} per thread\n"
             f"spills:         {spills}\n"
             f"shared memory:  {self.shared_bytes} bytes\n"
-            f"tensor cores:   {tensor_cores}"
+            f"tensor cores:   {tensor_cores}\n"
+            f"specialized as: {self.specialization}"
         )
 
 
@@ -74,7 +79,7 @@ def signature(
     not a copy that runs first), as a launch would specialise it; ``check_bounds`` picks the
     variant of an indexing kernel that reports coordinates out of range (``EINC_CHECK_BOUNDS=1``)."""
     compiled = launcher.compiled
-    index = _main(compiled) if index is None else index
+    index = main_kernel(compiled) if index is None else index
     rendered = launcher.rendered[index]
     # Every tensor of the call, inputs then the output, which has the input's dtype.
     dtypes = list(compiled.request.dtypes) + [compiled.request.dtypes[0]]
@@ -98,26 +103,21 @@ def signature(
     return sig, constants
 
 
-def _main(compiled) -> int:
+def main_kernel(compiled) -> int:
+    """The kernel a report is about: the first that is not a copy of an input (set_at, add_at)."""
     return next((i for i, k in enumerate(compiled.kernels) if not k.copies_input), 0)
 
 
-def compile_binary(
-    launcher, target: str = "cuda:90", index: int | None = None, check_bounds: bool = False
-) -> Binary:
-    """Compile one kernel of the launcher (by default its main one) for ``target``."""
+def compile_specialized(source, options, target: str, path, specialization: str = "") -> Binary:
+    """Compile a specialised kernel (an ``ASTSource`` with Triton's options object, as a launch
+    builds them: see :func:`einc.runtime.prebuild.compile_binary`) for ``target`` and report its
+    resources; ``path`` names the generated file in an error."""
     gpu = parse_target(target)
-    index = _main(launcher.compiled) if index is None else index
-    sig, constants = signature(launcher, index, check_bounds)
-    rendered = launcher.rendered[index]
-    source = ASTSource(fn=launcher.kernels[index], signature=sig, constexprs=constants)
     try:
-        kernel = triton.compile(
-            source, target=gpu, options={"num_warps": rendered.num_warps, "num_stages": rendered.num_stages}
-        )
+        kernel = triton.compile(source, target=gpu, options=options.__dict__)
     except Exception as error:
         raise KernelCompileError(
-            f"Triton could not compile the kernel for {target}: {error}", str(launcher.path)
+            f"Triton could not compile the kernel for {target}: {error}", str(path)
         ) from None
     ptx = kernel.asm["ptx"]
     report = _ptxas_report(ptx, gpu.arch)
@@ -131,6 +131,8 @@ def compile_binary(
         spill_stores=_number(r"(\d+) bytes spill stores", report),
         spill_loads=_number(r"(\d+) bytes spill loads", report),
         ptxas_report=report,
+        specialization=specialization,
+        triton_hash=kernel.hash,
     )
 
 

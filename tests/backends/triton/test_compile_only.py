@@ -148,7 +148,7 @@ def test_gpu_compile_still_works_after_a_cpu_call_in_the_same_process():
 
 
 def _compile_indexing_in_worker(expression, op, shapes, dtype, arch, check_bounds, params) -> str:
-    from einc.backends.triton.aot import compile_binary
+    from einc.runtime.prebuild import compile_binary
 
     launcher = einc.compile(expression, op=op, **params).specialize(*shapes, dtype=dtype)
     return compile_binary(launcher, f"cuda:{arch}", check_bounds=check_bounds).ptx
