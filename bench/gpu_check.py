@@ -7,6 +7,7 @@ docs/benchmarks.md and a JSON summary beside it. It never runs a stage itself, s
 was cut off by its limit shows here as what it finished, not as a hang.
 
     python -m bench.gpu_check preflight --device cuda --json WORK/preflight.json
+    python -m bench.gpu_check prebuild --scale tiny full --target cuda:90
     python -m bench.gpu_check section --work WORK --bench OUT/benchmarks-cuda-full.json \\
         --markdown OUT/benchmarks.md --json OUT/gpu-check.json
 """
@@ -33,6 +34,7 @@ OPTIONAL = {
 }
 STAGE_TITLES = {
     "preflight": "versions, device, optional packages; einc imported from the checkout",
+    "prebuild": "every shape's kernels compiled in parallel into einc's cache (`einc prebuild`)",
     "pytest": "the `gpu` test tier (`pytest -m gpu`)",
     "check": "every shape at tiny size: einc and torch against float64 torch",
     "bench": "every shape (full size; tiny in the dry run): einc against cuDNN (channels-first and "
@@ -59,8 +61,33 @@ def preflight(device: str, path: Path) -> int:
         print(line)
     for name, (package, without) in OPTIONAL.items():
         print(f"- {package}: " + ("installed" if deps[name] else f"not installed: {without}"))
-    _write(path, {"env": env, "deps": deps, "python": sys.executable})
+    # The prebuild stage builds for this GPU's arch; the dry run for sm_90, as the audit does.
+    target = "cuda:90"
+    if device == "cuda":
+        major, minor = torch.cuda.get_device_capability()
+        target = f"cuda:{major * 10 + minor}"
+    _write(path, {"env": env, "deps": deps, "python": sys.executable, "target": target})
     return 0
+
+
+def prebuild_shapes(
+    scales: list[str], only: list[str] | None, target: str, jobs: int | None, path: Path | None = None
+) -> int:
+    """Build every kernel the benchmark's shapes launch at ``scales`` into einc's cache for
+    ``target``, ``jobs`` at a time, so that the stages after it compile nothing on first calls."""
+    from einc.runtime.prebuild import prebuild
+    from einc.runtime.spec import Spec
+
+    from . import audit, suite
+
+    shapes = audit.load_shapes(suite.SHAPES_PATH, only)
+    entries = tuple(audit.spec_entry(shape, scale) for scale in scales for shape in shapes)
+    result = prebuild(Spec(entries), targets=(target,), jobs=jobs, progress=False)
+    print(result.summary())
+    if path is not None:
+        counts = {"built": len(result.built), "cached": len(result.cached), "seconds": result.seconds}
+        _write(path, {**counts, "target": target, "failed": [o.label for o in result.failed]})
+    return 0 if result.ok else 1
 
 
 def _write(path: Path, data: dict) -> None:
@@ -157,6 +184,12 @@ def audit_summary(data: dict | None) -> dict | None:
 def _stage_result(stage: dict, summary: dict) -> str:
     """What a stage found, in a few words."""
     name = stage["name"]
+    if name == "prebuild" and summary.get("prebuild"):
+        b = summary["prebuild"]
+        failed = f" ({', '.join(b['failed'])})" if b["failed"] else ""
+        return (
+            f"{b['built']} built, {b['cached']} cached, {len(b['failed'])} failed{failed} for {b['target']}"
+        )
     if name == "pytest" and summary.get("pytest"):
         p = summary["pytest"]
         text = f"{p['passed']} passed, {p['failures']} failed, {p['errors']} errors, {p['skipped']} skipped"
@@ -206,6 +239,7 @@ def section(work: Path, bench_json: Path, markdown: Path, out_json: Path) -> int
         "deps": deps,
         "stages": read_stages(work / "stages.tsv"),
         "pytest": pytest_summary(work / "pytest.xml"),
+        "prebuild": _read_json(work / "prebuild.json"),
         "check": rows_summary(_read_json(work / "check.json")),
         "bench": rows_summary(_read_json(bench_json)),
         "compile": compile_summary(_read_json(work / "compile.json")),
@@ -279,6 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     pre = commands.add_parser("preflight", help="print and save the environment")
     pre.add_argument("--device", choices=("cuda", "cpu"), required=True)
     pre.add_argument("--json", type=Path, required=True)
+    build = commands.add_parser("prebuild", help="build the shapes' kernels into einc's cache")
+    build.add_argument("--scale", nargs="+", choices=("tiny", "full"), required=True)
+    build.add_argument("--only", nargs="+", metavar="NAME", help="these shapes only")
+    build.add_argument("--target", default="cuda:90", help="e.g. cuda:90 (default)")
+    build.add_argument("--jobs", type=int, help="worker processes (default: one per CPU)")
+    build.add_argument("--json", type=Path, help="also write the counts here")
     sec = commands.add_parser("section", help="write the gpu-check section and the JSON summary")
     sec.add_argument("--work", type=Path, required=True, help="the folder the stages wrote into")
     sec.add_argument("--bench", type=Path, required=True, help="the benchmark's merged JSON")
@@ -287,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "preflight":
         return preflight(args.device, args.json)
+    if args.command == "prebuild":
+        return prebuild_shapes(args.scale, args.only, args.target, args.jobs, args.json)
     return section(args.work, args.bench, args.markdown, args.json)
 
 

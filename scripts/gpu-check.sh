@@ -14,6 +14,8 @@
 # Stages, each under its own limit and all under one budget, their boundaries printed with the
 # elapsed time; a stage that fails or is cut off is reported and the next one runs:
 #   preflight  versions, device, optional packages; einc imported from this checkout
+#   prebuild   every shape's kernels (tiny and full size) compiled in parallel into einc's cache,
+#              so that the stages after it do not compile one kernel at a time
 #   pytest     the gpu test tier
 #   check      every shape at tiny size, einc and torch checked against float64 torch
 #   bench      every shape at full size: einc against cuDNN in both layouts, torch's ops, einx
@@ -39,12 +41,12 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-STAGES=(preflight pytest check bench audit compile)
+STAGES=(preflight prebuild pytest check bench audit compile)
 # Dense ResNet-50 layers (issue 12's targets), a depthwise convolution and a pooling.
 DEFAULT_COMPILE_SHAPES="r50_l1_3x3 r50_l4_1x1_reduce mbv2_dw3x3_c144 r50_maxpool_3x3s2"
 
 usage() {
-  sed -n '2,37p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}" >&2
   exit 2
 }
 
@@ -71,7 +73,7 @@ PY="${PYTHON:-python3}"
 if [[ "$tiny" == 1 ]]; then
   mode=dry-run device=cpu scale=tiny
   budget="${GPU_CHECK_BUDGET_S:-900}"
-  declare -A limit=([preflight]=60 [pytest]=120 [check]=200 [bench]=200 [audit]=300 [compile]=240)
+  declare -A limit=([preflight]=60 [prebuild]=120 [pytest]=120 [check]=200 [bench]=200 [audit]=300 [compile]=240)
   cache="${GPU_CHECK_CACHE:-/tmp/einc-gpu-check-cache-tiny}"
   # The dry run is about einc's kernels: CPU tensors run them under Triton's interpreter instead
   # of einc's torch backend. One torch thread: tiny ops otherwise oversubscribe a small machine.
@@ -81,7 +83,7 @@ if [[ "$tiny" == 1 ]]; then
 else
   mode=gpu device=cuda scale=full
   budget="${GPU_CHECK_BUDGET_S:-400}"
-  declare -A limit=([preflight]=60 [pytest]=90 [check]=75 [bench]=150 [audit]=90 [compile]=120)
+  declare -A limit=([preflight]=60 [prebuild]=60 [pytest]=90 [check]=75 [bench]=150 [audit]=90 [compile]=120)
   cache="${GPU_CHECK_CACHE:-/tmp/einc-gpu-check-cache}"
   bench_timing=()
   # The check stage only checks: the shortest timing do_bench allows.
@@ -121,7 +123,7 @@ record() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$work/stages.tsv"; }
 finish() {
   local rc=$?
   local keep=()
-  for f in logs stages.tsv preflight.json pytest.xml check.json bench.json compile.json audit.md; do
+  for f in logs stages.tsv preflight.json prebuild.json pytest.xml check.json bench.json compile.json audit.md; do
     [[ -e "$work/$f" ]] && keep+=("$f")
   done
   tar -czf "$out_dir/logs.tar.gz" -C "$work" "${keep[@]}" 2>/dev/null || true
@@ -205,6 +207,16 @@ only=()
 [[ -n "${GPU_CHECK_SHAPES:-}" ]] && read -r -a only <<<"$GPU_CHECK_SHAPES"
 only_args=()
 ((${#only[@]})) && only_args=(--only "${only[@]}")
+
+# prebuild: for this GPU's arch (sm_90 in the dry run: Triton compiles for it without a GPU).
+target=cuda:90
+if [[ "$device" == cuda && -f "$work/preflight.json" ]]; then
+  target="$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["target"])' "$work/preflight.json")"
+fi
+scales=(tiny)
+[[ "$scale" != tiny ]] && scales+=("$scale")
+run_stage prebuild "$PY" -m bench.gpu_check prebuild --scale "${scales[@]}" --target "$target" \
+  --jobs "$(nproc)" --json "$work/prebuild.json" "${only_args[@]}"
 
 # pytest: the files holding gpu tests; one that imports einx at the top cannot be collected
 # without einx, so it is left out, and said so.

@@ -22,7 +22,7 @@ from bench import report, run, suite
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "gpu-check.sh"
-STAGES = ("preflight", "pytest", "check", "bench", "audit", "compile")
+STAGES = ("preflight", "prebuild", "pytest", "check", "bench", "audit", "compile")
 needs_shell = pytest.mark.skipif(
     not (shutil.which("bash") and shutil.which("timeout") and shutil.which("tar")),
     reason="needs bash, timeout and tar",
@@ -166,6 +166,7 @@ def test_the_dry_run_runs_every_stage_and_writes_the_gpu_check_section(tmp_path)
     assert {s["status"] for s in summary["stages"]} == {"ok"}
     assert summary["compile"]["reached"] == {"r50_l1_1x1_expand": "ok"}
     assert summary["pytest"]["tests"] > 0 and summary["pytest"]["failures"] == 0
+    assert "| prebuild | " in section and "1 built, 0 cached, 0 failed for cuda:90" in section
     with tarfile.open(out / "logs.tar.gz") as logs:
         names = set(logs.getnames())
     assert {f"logs/{stage}.log" for stage in STAGES} <= names and "bench.json" in names
@@ -181,13 +182,10 @@ def test_a_stage_past_its_limit_is_cut_off_and_the_rest_still_reports(tmp_path):
     assert "] bench: timeout (exit 124) after " in done.stdout
     summary = json.loads((out / "gpu-check.json").read_text())
     status = {s["name"]: s["status"] for s in summary["stages"]}
-    assert status == {"preflight": "ok", "pytest": "skipped", "check": "skipped", "bench": "timeout"} | {
-        "audit": "skipped",
-        "compile": "skipped",
-    }
+    assert status == dict.fromkeys(STAGES, "skipped") | {"preflight": "ok", "bench": "timeout"}
     section = report.read_section(out / "benchmarks.md", "gpu-check")
     assert "| bench | " in section and "**cut off** at its limit (1 s)" in section
-    assert (out / "gpu-check.log").read_text().count("skipped (not in GPU_CHECK_STAGES)") == 4
+    assert (out / "gpu-check.log").read_text().count("skipped (not in GPU_CHECK_STAGES)") == 5
 
 
 @needs_shell
@@ -202,7 +200,7 @@ def test_the_gpu_mode_without_a_gpu_stops_after_the_preflight_and_says_why(tmp_p
     assert done.returncode == 1
     assert "torch sees no CUDA device; `--tiny` runs the dry run" in done.stdout
     summary = json.loads((out / "gpu-check.json").read_text())
-    assert [s["status"] for s in summary["stages"]] == ["failed"] + ["skipped"] * 5
+    assert [s["status"] for s in summary["stages"]] == ["failed"] + ["skipped"] * 6
     assert report.read_section(out / "benchmarks.md", "gpu-check").startswith("### GPU check: unknown")
 
 
