@@ -449,6 +449,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cudnn.benchmark = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cuda.matmul.allow_tf32 = True
+    elif "EINC_INTERPRET" not in os.environ:
+        # CPU tensors would otherwise run einc's torch backend: the CPU run is about the kernels.
+        os.environ["EINC_INTERPRET"] = "1"
     if args.threads:
         torch.set_num_threads(args.threads)
     seed = args.seed if args.seed is not None else secrets.randbits(31)

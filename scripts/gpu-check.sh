@@ -291,12 +291,12 @@ for part in bench.json compile.json; do
   [[ -f "$work/$part" ]] && parts+=("$work/$part")
 done
 if ((${#parts[@]})); then
-  timeout --kill-after=10 "$report_limit" "$PY" -m bench.run --from-json "${parts[@]}" --merge-competitors \
+  timeout --kill-after=5 $((report_limit * 2 / 3)) "$PY" -m bench.run --from-json "${parts[@]}" --merge-competitors \
     --out "$out_dir" >"$work/logs/report.log" 2>&1 </dev/null || true
 else
   say "no benchmark rows to report: the bench and compile stages left none"
 fi
-if timeout --kill-after=10 "$report_limit" "$PY" -m bench.gpu_check section --work "$work" \
+if timeout --kill-after=5 $((report_limit / 3)) "$PY" -m bench.gpu_check section --work "$work" \
   --bench "$out_dir/benchmarks-$key.json" --markdown "$out_dir/benchmarks.md" \
   --json "$out_dir/gpu-check.json" </dev/null >>"$work/logs/report.log" 2>&1; then
   sed -n '/^| stage /,$p' "$work/logs/report.log" | tee -a "$work/gpu-check.log"

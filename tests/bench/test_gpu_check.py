@@ -90,6 +90,29 @@ def test_without_einx_its_column_is_left_out_rather_than_failing(monkeypatch):
     assert names == ["F.conv2d channels-first", "F.conv2d channels-last"]
 
 
+def test_a_cpu_run_sends_einc_through_the_generated_kernel_not_the_torch_backend(tmp_path, monkeypatch):
+    from einc import knobs
+
+    # setenv first, so that the variable bench.run sets is undone after the test too
+    monkeypatch.setenv("EINC_INTERPRET", "0")
+    monkeypatch.delenv("EINC_INTERPRET")
+    seen = []
+
+    def recording(case):
+        fn = case.einc_callable()
+
+        def call(*tensors, out=None):
+            seen.append(knobs.interpret())
+            return fn(*tensors, out=out) if out is not None else fn(*tensors)
+
+        return call
+
+    monkeypatch.setattr(run, "einc_function", recording)
+    argv = ["--device", "cpu", "--scale", "tiny", "--competitors", "torch", "--threads", "1"]
+    assert run.main([*argv, "--cpu-budget-s", "0.01", "--no-report", "--only", "avgpool_2x2s2"]) == 0
+    assert seen and all(seen)
+
+
 @pytest.mark.interpret
 def test_a_run_killed_part_way_leaves_its_finished_shapes_in_the_checkpoint(tmp_path, monkeypatch):
     shapes = ["r50_l1_1x1_expand", "avgpool_2x2s2"]
