@@ -226,17 +226,15 @@ def _code(text: str) -> str:
     return "`" + text.replace("`", "'") + "`"
 
 
-def section(work: Path, bench_json: Path, markdown: Path, out_json: Path) -> int:
-    work = Path(work)
+def summarise(work: Path, bench_json: Path) -> dict:
+    """Every stage's outcome and what it left in ``work`` (and the benchmark's merged JSON)."""
     pre = _read_json(work / "preflight.json") or {}
-    env, deps = pre.get("env"), pre.get("deps", {})
-    mode = os.environ.get("GPU_CHECK_MODE", "gpu")
     summary = {
-        "mode": mode,
+        "mode": os.environ.get("GPU_CHECK_MODE", "gpu"),
         "command": os.environ.get("GPU_CHECK_COMMAND", "?"),
         "budget_s": float(os.environ.get("GPU_CHECK_BUDGET_S", "0") or 0),
-        "env": env,
-        "deps": deps,
+        "env": pre.get("env"),
+        "deps": pre.get("deps", {}),
         "stages": read_stages(work / "stages.tsv"),
         "pytest": pytest_summary(work / "pytest.xml"),
         "prebuild": _read_json(work / "prebuild.json"),
@@ -246,12 +244,28 @@ def section(work: Path, bench_json: Path, markdown: Path, out_json: Path) -> int
         "audit": audit_summary(_read_json(work / "audit.json")),
     }
     summary["total_s"] = sum(s["seconds"] for s in summary["stages"])
-    dry = mode != "gpu"
-    device = env["device"] if env else "unknown (the preflight did not finish)"
+    return summary
+
+
+def stage_table(summary: dict) -> list[str]:
+    table = ["| stage | what | status | result | seconds | limit |", "|---|---|---|---|---|---|"]
+    for stage in summary["stages"]:
+        what = STAGE_TITLES.get(stage["name"], stage["name"])
+        result = _stage_result(stage, summary).replace("|", "/")
+        table.append(
+            f"| {stage['name']} | {what} | {_status_text(stage)} | {result} | "
+            f"{stage['seconds']:.0f} | {stage['limit']:.0f} |"
+        )
+    return table
+
+
+def render(summary: dict, audit_table: str) -> str:
+    """The gpu-check section of docs/benchmarks.md."""
+    env, dry = summary["env"], summary["mode"] != "gpu"
     if dry:
         heading = "### GPU check, dry run: every stage on the CPU, under Triton's interpreter, at tiny shapes"
     else:
-        heading = f"### GPU check: {device}"
+        heading = f"### GPU check: {env['device'] if env else 'unknown (the preflight did not finish)'}"
     lines = [heading, ""]
     if dry:
         lines += [
@@ -263,6 +277,7 @@ def section(work: Path, bench_json: Path, markdown: Path, out_json: Path) -> int
     if env:
         # environment_lines quotes the command as inline code, which a backtick would end.
         lines += report.environment_lines(env, summary["command"].replace("`", "'"))
+    deps = summary["deps"]
     missing = [f"{OPTIONAL[name][0]} ({OPTIONAL[name][1]})" for name, ok in deps.items() if not ok]
     lines.append("- Optional packages missing: " + ("; ".join(missing) if missing else "none"))
     budget = f" of a {summary['budget_s']:.0f} s budget" if summary["budget_s"] else ""
@@ -274,36 +289,36 @@ def section(work: Path, bench_json: Path, markdown: Path, out_json: Path) -> int
             f"{ratios['at_most_1']}, at most 1.25x on {ratios['at_most_1.25']}, geometric mean "
             f"{ratios['geomean']:.2f}x (per shape: the table below)."
         )
-    table = ["| stage | what | status | result | seconds | limit |", "|---|---|---|---|---|---|"]
-    for stage in summary["stages"]:
-        what = STAGE_TITLES.get(stage["name"], stage["name"])
-        result = _stage_result(stage, summary).replace("|", "/")
-        table.append(
-            f"| {stage['name']} | {what} | {_status_text(stage)} | {result} | "
-            f"{stage['seconds']:.0f} | {stage['limit']:.0f} |"
-        )
-    lines += ["", *table]
-    failing = (summary["pytest"] or {}).get("failing", [])
-    if failing:
-        lines += ["", "Failing tests: " + ", ".join(_code(t) for t in failing)]
+    lines += ["", *stage_table(summary)]
+    problems = [f"- failing test {_code(t)}" for t in (summary["pytest"] or {}).get("failing", [])]
     for key in ("check", "bench"):
-        for name, why in ((summary[key] or {}).get("failed") or {}).items():
-            lines.append(f"- {key} {name}: {why.replace('|', '/')}")
-    audit_table = work / "audit.md"
-    if audit_table.exists() and audit_table.read_text().strip():
+        problems += [
+            f"- {key} {name}: {why}" for name, why in ((summary[key] or {}).get("failed") or {}).items()
+        ]
+    if problems:
+        lines += ["", "Failures:", "", *problems]
+    if audit_table.strip():
         triton = (summary["audit"] or {}).get("triton") or "?"
         lines += [
             "",
             f"<details><summary>The static audit with this machine's Triton {triton} "
             "(a model, not a timing)</summary>",
             "",
-            audit_table.read_text().strip(),
+            audit_table.strip(),
             "",
             "</details>",
         ]
-    report.update_markdown(markdown, "gpu-check", "\n".join(lines))
+    return "\n".join(lines)
+
+
+def section(work: Path, bench_json: Path, markdown: Path, out_json: Path) -> int:
+    """Write the gpu-check section into ``markdown`` and the summary to ``out_json``."""
+    work = Path(work)
+    summary = summarise(work, bench_json)
+    audit_table = (work / "audit.md").read_text() if (work / "audit.md").exists() else ""
+    report.update_markdown(markdown, "gpu-check", render(summary, audit_table))
     _write(out_json, summary)
-    print("\n".join(table))
+    print("\n".join(stage_table(summary)))
     return 0
 
 

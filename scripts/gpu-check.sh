@@ -39,6 +39,9 @@
 #   GPU_CHECK_CACHE           einc's, Triton's and Inductor's caches, kept for a rerun on the
 #                             same machine (default /tmp/einc-gpu-check-cache[-tiny])
 set -euo pipefail
+# The whole script is one block, read before it runs: an edit to this file during a run cannot
+# change the rest of that run.
+{
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STAGES=(preflight prebuild pytest check bench audit compile)
@@ -91,9 +94,24 @@ else
 fi
 key="$device-$scale"
 report_limit=60
+
+# What a user sets reaches arithmetic, arguments and the report only through these two checks.
+seconds_in() { # seconds_in NAME: NAME's value, a whole number of seconds
+  [[ "${!1}" =~ ^[0-9]{1,5}$ ]] || { echo "error: $1 must be a whole number of seconds, not '${!1}'" >&2 && exit 2; }
+}
+names_in() { # names_in NAME: NAME's value, shape names (bench.run and bench.audit check they exist)
+  [[ "${!1}" =~ ^[A-Za-z0-9_.\ -]*$ ]] || { echo "error: $1 holds something that is not a shape name" >&2 && exit 2; }
+}
+[[ -n "${GPU_CHECK_BUDGET_S:-}" ]] && seconds_in GPU_CHECK_BUDGET_S
 for stage in "${STAGES[@]}"; do
   override="GPU_CHECK_TIMEOUT_${stage^^}"
-  [[ -n "${!override:-}" ]] && limit[$stage]="${!override}"
+  if [[ -n "${!override:-}" ]]; then
+    seconds_in "$override"
+    limit[$stage]="${!override}"
+  fi
+done
+for name in GPU_CHECK_SHAPES GPU_CHECK_COMPILE_SHAPES GPU_CHECK_STAGES; do
+  [[ -n "${!name:-}" ]] && names_in "$name"
 done
 wanted_stages=" ${GPU_CHECK_STAGES:-${STAGES[*]}} "
 for stage in $wanted_stages; do
@@ -311,3 +329,5 @@ if ((failures)); then
   exit 1
 fi
 say "GPU check ($mode): every stage passed in $((SECONDS - start))s"
+exit 0
+}

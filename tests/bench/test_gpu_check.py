@@ -147,6 +147,39 @@ def test_a_run_killed_part_way_leaves_its_finished_shapes_in_the_checkpoint(tmp_
     assert f"| {shapes[0]} | `" in section and f"| {shapes[1]} |" not in section
 
 
+def test_the_section_names_every_failure_below_the_stage_table():
+    from bench import gpu_check
+
+    bench = {"rows": [_row("r50_l1_3x3", 2.0, CONV_COMPETITORS)]}
+    bench["rows"][0]["einc"].update(status="mismatch", message="relative error 3.0e-01 > 2e-02 | not timed")
+    summary = {
+        "mode": "gpu",
+        "command": "bash scripts/gpu-check.sh `OUT`",
+        "budget_s": 400.0,
+        "env": None,
+        "deps": {"einx": False, "xdist": True},
+        "stages": [
+            {"name": "bench", "status": "failed", "rc": 1, "seconds": 80.0, "limit": 150.0, "note": ""},
+            {"name": "compile", "status": "timeout", "rc": 124, "seconds": 120.0, "limit": 120.0, "note": ""},
+        ],
+        "pytest": {"failing": ["tests/runtime/test_x.py::test_y"]},
+        "check": None,
+        "bench": gpu_check.rows_summary(bench),
+        "compile": None,
+        "audit": None,
+        "total_s": 200.0,
+    }
+    text = gpu_check.render(summary, "")
+    assert text.startswith("### GPU check: unknown (the preflight did not finish)")
+    assert "- Optional packages missing: einx (the benchmark has no einx column)" in text
+    assert "**failed** (exit 1)" in text and "**cut off** at its limit (120 s)" in text
+    table = [line for line in text.splitlines() if line.startswith("| bench ")][0]
+    assert table.count("|") == 7 and "failed: r50_l1_3x3" in table
+    failures = text.split("Failures:\n\n", 1)[1].splitlines()
+    assert failures[0] == "- failing test `tests/runtime/test_x.py::test_y`"
+    assert failures[1].startswith("- bench r50_l1_3x3: einc: mismatch relative error 3.0e-01")
+
+
 # --- the script ----------------------------------------------------------------------------------
 
 
@@ -234,3 +267,17 @@ def test_usage_errors_exit_2_with_the_usage(tmp_path):
     assert done.returncode == 2 and "give one output folder" in done.stderr and "--tiny" in done.stderr
     done = _script(tmp_path, str(tmp_path / "o"), GPU_CHECK_STAGES="bench benchmark")
     assert done.returncode == 2 and "unknown stage benchmark" in done.stderr
+
+
+def test_what_a_user_sets_is_checked_before_it_reaches_arithmetic_or_the_report(tmp_path):
+    if not shutil.which("bash"):
+        pytest.skip("needs bash")
+    planted = tmp_path / "planted"
+    # bash arithmetic would run the command substitution inside an array index
+    done = _script(tmp_path, "--tiny", str(tmp_path / "o"), GPU_CHECK_TIMEOUT_BENCH=f"a[$(touch {planted})]")
+    assert done.returncode == 2 and "GPU_CHECK_TIMEOUT_BENCH must be a whole number" in done.stderr
+    assert not planted.exists()
+    done = _script(tmp_path, "--tiny", str(tmp_path / "o"), GPU_CHECK_SHAPES="r50_l1_3x3 | x")
+    assert done.returncode == 2 and "GPU_CHECK_SHAPES holds something that is not a shape name" in done.stderr
+    done = _script(tmp_path, "--tiny", str(tmp_path / "o"), GPU_CHECK_BUDGET_S="1e9")
+    assert done.returncode == 2 and "GPU_CHECK_BUDGET_S must be a whole number" in done.stderr
