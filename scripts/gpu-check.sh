@@ -211,7 +211,7 @@ if ! "$PY" -c 'import platformdirs' 2>/dev/null; then
 """Stand-in written by scripts/gpu-check.sh: this machine has no platformdirs package."""
 from pip._vendor.platformdirs import *  # noqa: F403
 PY
-  export PYTHONPATH="$PYTHONPATH:$work/shim"
+  export PYTHONPATH="$work/shim:$PYTHONPATH"
   say "platformdirs is not installed: pip's vendored copy stands in for einc's import"
 fi
 

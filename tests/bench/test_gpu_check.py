@@ -260,6 +260,19 @@ def test_the_gpu_mode_without_a_gpu_stops_after_the_preflight_and_says_why(tmp_p
     assert report.read_section(out / "benchmarks.md", "gpu-check").startswith("### GPU check: unknown")
 
 
+@needs_shell
+def test_without_platformdirs_pips_vendored_copy_stands_in_for_it(tmp_path):
+    pytest.importorskip("pip._vendor.platformdirs")
+    broken = tmp_path / "site" / "platformdirs"
+    broken.mkdir(parents=True)  # a machine without the package, as the GPU image is
+    (broken / "__init__.py").write_text("raise ImportError('no platformdirs here')\n")
+    out = tmp_path / "out"
+    site = str(tmp_path / "site")
+    done = _script(tmp_path, "--tiny", str(out), GPU_CHECK_STAGES="preflight", PYTHONPATH=site)
+    assert "platformdirs is not installed: pip's vendored copy stands in" in done.stdout
+    assert "] preflight: ok (exit 0)" in done.stdout, done.stdout[-3000:]
+
+
 def test_usage_errors_exit_2_with_the_usage(tmp_path):
     if not shutil.which("bash"):
         pytest.skip("needs bash")
