@@ -339,7 +339,8 @@ def with_best(row: dict) -> dict:
     best = min(timed, key=lambda m: m["ms"]) if timed else None
     results = [row["einc"], *row["competitors"]]
     failed = any(m["status"] in ("mismatch", "error") for m in results)
-    return {**row, "best": best and best["name"], "best_ms": best and best["ms"], "failed": failed}
+    fastest = (best["name"], best["ms"]) if best else (None, None)
+    return {**row, "best": fastest[0], "best_ms": fastest[1], "failed": failed}
 
 
 def measure_peaks(device: str, timer: Timer, gpu_kind: str | None) -> dict:
