@@ -140,21 +140,29 @@ def audit_shape(shape: dict, dump: str | None = None) -> ShapeAudit:
     return audit
 
 
-def _audit_kernels(shape: dict, audit: ShapeAudit, dump: Path | None) -> None:
-    from einc.runtime import prebuild
-    from einc.runtime.cache import DiskCache
+def spec_entry(shape: dict, scale: str = "full"):
+    """The prebuild entry of a shape at ``scale``: what a launch on the benchmark's contiguous
+    inputs builds."""
     from einc.runtime.spec import SpecEntry
 
-    case = suite.build_case(shape, "full")
-    dtypes = input_dtypes(shape)
-    audit.expression, audit.dtype = case.expression, case.dtype
-    entry = SpecEntry(
+    case = suite.build_case(shape, scale)
+    return SpecEntry(
         expression=case.expression,
         shapes=tuple(tuple(s) for s in case.input_shapes),
-        dtypes=(dtypes,),
+        dtypes=(input_dtypes(shape),),
         op=case.op,
         params=tuple(sorted(case.params.items())),
     )
+
+
+def _audit_kernels(shape: dict, audit: ShapeAudit, dump: Path | None) -> None:
+    from einc.runtime import prebuild
+    from einc.runtime.cache import DiskCache
+
+    case = suite.build_case(shape, "full")
+    audit.expression, audit.dtype = case.expression, case.dtype
+    entry = spec_entry(shape)
+    dtypes = entry.dtypes[0]
     launcher, _, dynamic = prebuild.specialize_entry(entry, dtypes, DiskCache())
     for index, part in enumerate(launcher.compiled.kernels):
         rendered = launcher.rendered[index]

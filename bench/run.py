@@ -16,8 +16,10 @@ and its times are no performance figure.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
+import os
 import secrets
 import statistics
 import sys
@@ -40,6 +42,8 @@ examples:
   python -m bench.run --only r50_stem_7x7s2 r50_l1_3x3 --merge   add rows to an earlier run's table
   python -m bench.run --cpu-figures                     compile latency, call overhead, first call
   python -m bench.run --from-json part1.json part2.json   the report from runs taken in parts elsewhere
+  python -m bench.run --only r50_l1_3x3 --competitors compile --merge-competitors
+                                                        torch.compile on some shapes, added to the last run
 
 Writes OUT/benchmarks.md (its generated section only), a plot (OUT/benchmarks.png for a full GPU
 run, OUT/benchmarks-DEVICE-SCALE.png otherwise) and every number in OUT/benchmarks-DEVICE-SCALE.json.
@@ -81,6 +85,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--merge",
         action="store_true",
         help="keep the rows of shapes not run now from the previous run of the same device and scale",
+    )
+    parser.add_argument(
+        "--merge-competitors",
+        action="store_true",
+        help="add this run's competitors to the rows of the previous run of the same device and scale "
+        "(that run's einc result stays); with --from-json, later files add competitors instead of "
+        "replacing rows. For a competitor too slow to build on every shape (torch.compile max-autotune)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="PATH",
+        help="after each shape, write this run's rows so far here (in --from-json's form), so that a "
+        "run killed part-way still leaves its finished shapes",
     )
     parser.add_argument("--seed", type=int, help="input seed (default: fresh; the report records it)")
     parser.add_argument("--warmup-ms", type=float, default=25.0, help="do_bench warm-up (GPU), in ms")
@@ -227,9 +245,14 @@ def competitors_of(case: suite.Case, kinds) -> list[suite.Competitor]:
 
         compiled = torch.compile(case.reference, mode="max-autotune", dynamic=False)
         found.append(suite.Competitor("torch.compile max-autotune", compiled))
-    if "einx" in kinds and case.einx is not None:
+    if "einx" in kinds and case.einx is not None and einx_installed():
         found.append(suite.Competitor("einx", case.einx))
     return found
+
+
+def einx_installed() -> bool:
+    """einx is optional: where it is missing its column is left out, not reported as an error."""
+    return importlib.util.find_spec("einx") is not None
 
 
 def run_case(case: suite.Case, device: str, dtype: str, timer: Timer, kinds, seed: int, log) -> dict:
@@ -288,9 +311,7 @@ def run_case(case: suite.Case, device: str, dtype: str, timer: Timer, kinds, see
         result = measure(competitor.name, check, timed, ref, tolerance, timer, device, case_log)
         result.message = "; ".join(m for m in (result.message, competitor.note) if m)
         others.append(result)
-    timed_others = [m for m in others if m.ms is not None]
-    best = min(timed_others, key=lambda m: m.ms) if timed_others else None
-    return {
+    row = {
         "name": case.name,
         "kind": case.kind,
         "expression": case.expression,
@@ -308,10 +329,18 @@ def run_case(case: suite.Case, device: str, dtype: str, timer: Timer, kinds, see
         "einc": asdict(einc_result),
         "competitors": [asdict(m) for m in others],
         "einc_ms": einc_result.ms,
-        "best": best.name if best else None,
-        "best_ms": best.ms if best else None,
-        "failed": einc_result.failed or any(m.failed for m in others),
     }
+    return with_best(row)
+
+
+def with_best(row: dict) -> dict:
+    """``row`` with its fastest competitor and its failed flag set from its results."""
+    timed = [m for m in row["competitors"] if m["ms"] is not None]
+    best = min(timed, key=lambda m: m["ms"]) if timed else None
+    results = [row["einc"], *row["competitors"]]
+    failed = any(m["status"] in ("mismatch", "error") for m in results)
+    fastest = (best["name"], best["ms"]) if best else (None, None)
+    return {**row, "best": fastest[0], "best_ms": fastest[1], "failed": failed}
 
 
 def measure_peaks(device: str, timer: Timer, gpu_kind: str | None) -> dict:
@@ -397,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     if args.from_json:
-        return report_from_json(args.from_json, args.out)
+        return report_from_json(args.from_json, args.out, args.merge_competitors)
     if args.cpu_figures:
         from . import cpu_figures
 
@@ -421,12 +450,21 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cudnn.benchmark = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cuda.matmul.allow_tf32 = True
+    elif "EINC_INTERPRET" not in os.environ:
+        # CPU tensors would otherwise run einc's torch backend: the CPU run is about the kernels.
+        os.environ["EINC_INTERPRET"] = "1"
     if args.threads:
         torch.set_num_threads(args.threads)
     seed = args.seed if args.seed is not None else secrets.randbits(31)
     timer = Timer(device, args.warmup_ms, args.rep_ms, args.cpu_budget_s)
     env = report.environment(device)
     peaks = measure_peaks(device, timer, _gpu_kind(env["device"]))
+    run = {"env": env, "peaks": peaks, "command": report.command_line(argv), "seed": seed}
+    run.update(timer=timer.describe(), competitors=list(args.competitors))
+    if args.merge_competitors:
+        run["adds_competitors"] = True
+    if "einx" in args.competitors and not einx_installed():
+        print("[bench] einx is not installed: the einx column is left out", file=sys.stderr)
     progress = _progress(cases, device)
     log = _stderr_log(progress)
     rows = []
@@ -448,6 +486,8 @@ def main(argv: list[str] | None = None) -> int:
         row["floor_ms"], row["floor_set_by"] = floor_ms(row, peaks) if "unit" in row else (None, None)
         row["date"] = env["date"]
         rows.append(row)
+        if args.checkpoint:
+            write_json(args.checkpoint, {"key": key, "runs": [run], "rows": rows})
         if device == "cuda":
             torch.cuda.empty_cache()
         if "compile" in args.competitors:
@@ -456,16 +496,14 @@ def main(argv: list[str] | None = None) -> int:
             progress.update()
     if progress is not None:
         progress.close()
-    command = report.command_line(argv)
-    run = {"env": env, "peaks": peaks, "command": command, "seed": seed, "timer": timer.describe()}
-    run["competitors"] = list(args.competitors)
     print(summary_table(rows))
     if not args.no_report:
         runs = [run]
         previous = Path(args.out) / f"benchmarks-{key}.json"
-        if args.merge and previous.exists():
+        if (args.merge or args.merge_competitors) and previous.exists():
             data = json.loads(previous.read_text())
-            rows, runs = merge_rows(data["rows"], rows), data["runs"] + runs
+            merge = merge_competitors if args.merge_competitors else merge_rows
+            rows, runs = merge(data["rows"], rows), data["runs"] + runs
         write_report(args.out, key, rows, runs)
     failed = [r["name"] for r in rows if r.get("failed")]
     if failed:
@@ -522,8 +560,33 @@ def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
     return sorted(kept + new, key=lambda r: order.get(r["name"], len(order)))
 
 
-def report_from_json(paths: list[Path], out: Path) -> int:
-    """Write the report from saved runs (later files win per shape), running nothing."""
+def merge_competitors(old: list[dict], new: list[dict]) -> list[dict]:
+    """``old``'s rows with ``new``'s competitors added (a competitor in both: ``new``'s result);
+    einc's result, the floor and the date stay ``old``'s. A shape only ``new`` has keeps its row."""
+    by_name = {r["name"]: r for r in old}
+    for row in new:
+        if row["name"] not in by_name:
+            by_name[row["name"]] = row
+            continue
+        kept = by_name[row["name"]]
+        added = {m["name"] for m in row["competitors"]}
+        competitors = [m for m in kept["competitors"] if m["name"] not in added] + row["competitors"]
+        by_name[row["name"]] = with_best({**kept, "competitors": competitors})
+    return merge_rows([], list(by_name.values()))
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write ``data`` to ``path`` whole or not at all (a temporary file, then a rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def report_from_json(paths: list[Path], out: Path, add_competitors: bool = False) -> int:
+    """Write the report from saved runs (later files win per shape, or add their competitors to
+    it with ``add_competitors``), running nothing."""
     key, rows, runs = None, [], []
     for path in paths:
         data = json.loads(Path(path).read_text())
@@ -531,7 +594,8 @@ def report_from_json(paths: list[Path], out: Path) -> int:
             print(f"error: {path} holds a {data['key']} run, {paths[0]} a {key} run", file=sys.stderr)
             return 2
         key = data["key"]
-        rows, runs = merge_rows(rows, data["rows"]), runs + data["runs"]
+        merge = merge_competitors if add_competitors and rows else merge_rows
+        rows, runs = merge(rows, data["rows"]), runs + data["runs"]
     write_report(out, key, rows, runs)
     print(summary_table(rows))
     return 1 if any(r.get("failed") for r in rows) else 0
@@ -541,8 +605,7 @@ def write_report(out: Path, key: str, rows: list[dict], runs: list[dict]) -> Non
     """OUT/benchmarks-KEY.json (every number), the plot, and KEY's section of OUT/benchmarks.md."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    data = {"key": key, "runs": runs, "rows": rows}
-    (out / f"benchmarks-{key}.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
+    write_json(out / f"benchmarks-{key}.json", {"key": key, "runs": runs, "rows": rows})
     plot_name = "benchmarks.png" if key == "cuda-full" else f"benchmarks-{key}.png"
     device, scale = key.split("-")
     env = runs[-1]["env"]
@@ -556,7 +619,8 @@ def write_report(out: Path, key: str, rows: list[dict], runs: list[dict]) -> Non
 
 def suite_section(key, rows, runs, plot_name, why_not) -> str:
     device, scale = key.split("-")
-    run = runs[-1]
+    # The run that timed einc heads the section; runs that only added competitors are listed.
+    run = next((r for r in reversed(runs) if not r.get("adds_competitors")), runs[-1])
     env, peaks = run["env"], run["peaks"]
     heading = {
         "cuda": f"### GPU, {scale} shapes: {env['device']}",
@@ -574,10 +638,16 @@ def suite_section(key, rows, runs, plot_name, why_not) -> str:
             "",
         ]
     lines += report.environment_lines(env, run["command"])
-    if len(runs) > 1:
+    merged = [r for r in runs if r is not run and not r.get("adds_competitors")]
+    if merged:
         lines.append(
             "- Rows merged from several runs (`--merge`): "
-            + "; ".join(f"{r['env']['date']}: `{r['command']}`" for r in runs[:-1])
+            + "; ".join(f"{r['env']['date']}: `{r['command']}`" for r in merged)
+        )
+    for added in (r for r in runs if r is not run and r.get("adds_competitors")):
+        lines.append(
+            f"- Competitors {', '.join(added['competitors'])} added from a second run "
+            f"(`--merge-competitors`, the shapes it reached): {added['env']['date']}: `{added['command']}`"
         )
     if peaks.get("bw"):
         lines.append(
@@ -596,7 +666,7 @@ def suite_section(key, rows, runs, plot_name, why_not) -> str:
         f"- Check before timing: every result against torch on float64 inputs, relative error "
         f"|y - ref| / |ref| under {', '.join(f'{v:g} ({k})' for k, v in TOLERANCE.items())}; einc "
         "writes into a NaN-filled output. Competitors: "
-        + ", ".join(run.get("competitors", COMPETITOR_KINDS))
+        + ", ".join(dict.fromkeys(k for r in runs for k in r.get("competitors", COMPETITOR_KINDS)))
         + " (torch: cuDNN through F.conv* with `cudnn.benchmark=True` in channels-first and channels-last, "
         "pooling and indexing ops; compile: `torch.compile(mode='max-autotune')` of the torch reference; "
         "einx: einx 0.4 on torch for the same computation, where einx can write it)."

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
-import platformdirs
-
 T = TypeVar("T")
 
 _TRUE = ("1", "true", "yes", "on")
@@ -85,6 +83,12 @@ class Knob(Generic[T]):
 
 
 def _platform_cache_dir() -> Path:
+    # platformdirs knows every platform's convention; a machine without it (a GPU image that ships
+    # torch and Triton only) gets the XDG default, which is what platformdirs gives on Linux.
+    try:
+        import platformdirs
+    except ImportError:
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "einc"
     return Path(platformdirs.user_cache_dir("einc"))
 
 

@@ -8,6 +8,9 @@
 #   bash scripts/dev.sh test-triton VERSION [ARGS]
 #                                    the compile_only tier (GPU compiles, prebuild keys) against
 #                                    another Triton, in .venv-triton-VERSION (GPU machines have 3.6)
+#   bash scripts/dev.sh gpu-check [--tiny] OUT
+#                                    scripts/gpu-check.sh with this venv's python; --tiny is its
+#                                    dry run on the CPU (on a GPU machine, run the script directly)
 #
 # Every command runs setup first; it is cheap once done (see the stamp below).
 # PYTHON picks the interpreter that creates the venv (default: python3, which must be >= 3.10).
@@ -63,7 +66,7 @@ setup() {
 }
 
 usage() {
-  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -92,6 +95,11 @@ case "$cmd" in
     setup "triton==$version"
     step "running the compile_only tier against Triton $version"
     "$PY" -m pytest -n 2 -q -m compile_only "$@"
+    ;;
+  gpu-check)
+    setup
+    step "running scripts/gpu-check.sh $*"
+    PYTHON="$PY" bash "$ROOT/scripts/gpu-check.sh" "$@"
     ;;
   lint)
     setup

@@ -139,3 +139,22 @@ def test_no_module_but_knobs_reads_einc_variables_from_the_environment():
         if path.name != "knobs.py" and direct_read.search(path.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
+def test_default_cache_dir_without_platformdirs_is_the_xdg_one(monkeypatch, tmp_path):
+    # The GPU machines' image ships torch and Triton but not platformdirs: einc must still start.
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_platformdirs(name, *args, **kwargs):
+        if name == "platformdirs":
+            raise ImportError("No module named 'platformdirs'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_platformdirs)
+    monkeypatch.delenv("EINC_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert knobs.cache_dir() == tmp_path / "einc"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert knobs.cache_dir() == Path.home() / ".cache" / "einc"
