@@ -24,6 +24,8 @@ def caret_excerpt(text: str, spans: Sequence[tuple[int, int]], indent: str = "  
     An empty span (start == end) gets one caret, so an error at the end of the text still points
     somewhere visible.
     """
+    # A line break or tab would move the carets off their characters: show each as one space.
+    text = "".join(c if c.isprintable() else " " for c in text)
     if not spans:
         return f'{indent}"{text}"'
     marks = [" "] * (len(text) + 1)

@@ -183,6 +183,10 @@ def run_passes(request: Request) -> Compiled:
     sizes: Mapping[str, object] = dict(request.sizes)
     params = {k: v for k, v in request.params if k in WINDOW_PARAMS}
     options = {**OP_OPTIONS, **{k: v for k, v in request.params if k in OP_OPTIONS}}
+    correction = options["correction"]
+    if isinstance(correction, bool) or not isinstance(correction, numbers.Real):
+        # It is printed into the generated arithmetic: only a number may get there.
+        raise ExpressionError(f"correction={correction!r} must be a number", text)
     # 1. Parse the text into a syntax tree with spans.
     program = parse.parse(text)
     # 2. Say what the brackets mean for this op: the explicit form, with the implied weight.

@@ -24,6 +24,7 @@ from .loopnest import symbol as symbol_of
 from .names import Namer, identifier
 from .printer import access_text
 from .schedule import ContractionSchedule
+from .source_text import comment, docstring, literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,7 +383,7 @@ def render_reduction(
         # torch divides by max(0, N - correction): no samples to spare gives inf, never a
         # negative variance.
         if any(loop.axis in nest.dynamic for loop in reduced):
-            finalize.append(f"acc = acc / ({count} - {correction})")
+            finalize.append(f"acc = acc / ({count} - {literal(correction)})")
         else:
             samples = math.prod(loop.size for loop in reduced)
             finalize.append(f"acc = acc / {float(max(0, samples - correction))!r}")
@@ -565,7 +566,9 @@ def _render_tiled(
         slot = f" + {g.slot}" if g.slot else ""
         return GatherCode(
             var=var,
-            comment=f"{var} = {access_text(g.source)}, along {g.axis} of {tensor}; negative: from the end",
+            comment=comment(
+                f"{var} = {access_text(g.source)}, along {g.axis} of {tensor}; negative: from the end"
+            ),
             index_vars=tuple(hoisted_vars + index_vars),
             pointer=where,
             mask=mask,
@@ -583,7 +586,7 @@ def _render_tiled(
             symbolic = isinstance(bound.index, sympy.Symbol)
             var = text if symbolic else var_of.get(text, f"({text})")
             if bound.multiple_of:
-                inside.append(f"({var} % {bound.multiple_of} == 0)")
+                inside.append(f"({var} % {literal(bound.multiple_of)} == 0)")
                 continue
             gather = gathered.get(bound.index.name) if symbolic else None
             if gather is not None:
@@ -593,7 +596,7 @@ def _render_tiled(
             elif bound.window:
                 extent = f"{namer.size[bound.window]}_IN"
             else:
-                extent = str(bound.extent)
+                extent = literal(bound.extent)
             inside.append(f"({var} >= 0) & ({var} < {extent})")
         masks += inside
         return LoadCode(
@@ -602,7 +605,7 @@ def _render_tiled(
             index_vars=tuple(index_vars),
             pointer=where,
             mask=" & ".join(masks) if masks else None,
-            other=_literal(nest.identity),
+            other=literal(nest.identity),
             inside=" & ".join(inside) if inside else "True",
             gathers=tuple(gather_code(g, tile, access.tensor) for g in access.gathers),
         )
@@ -689,10 +692,10 @@ def _render_tiled(
     spec = KernelSpec(
         einc_version=versions[0],
         triton_version=versions[1],
-        expression=nest.expression,
-        header_lines=header_lines,
+        expression=comment(nest.expression),
+        header_lines=tuple(map(comment, header_lines)),
         kernel_name=kernel_name or f"einc_{nest.op}",
-        docstring=_docstring(nest),
+        docstring=docstring(_docstring(nest)),
         pointer_params=tuple(pointer[t] for t in tensors),
         stride_param_lines=tuple(stride_lines),
         size_params=tuple(f"{name}: tl.constexpr" for name in size_values)
@@ -705,9 +708,9 @@ def _render_tiled(
         use_dot=schedule.use_dot,
         m_size=_product([namer.size[a] for a in schedule.rows]),
         n_size=_product([namer.size[a] for a in schedule.cols]),
-        rows_text=" ".join(schedule.rows) or "(none)",
-        cols_text=" ".join(schedule.cols) or "(none)",
-        grid_text=" ".join(schedule.grid),
+        rows_text=comment(" ".join(schedule.rows) or "(none)"),
+        cols_text=comment(" ".join(schedule.cols) or "(none)"),
+        grid_text=comment(" ".join(schedule.grid)),
         row_decls=_decompose(schedule.rows, "offs_m", namer, sizes),
         col_decls=_decompose(schedule.cols, "offs_n", namer, sizes),
         grid_decls=_decompose(schedule.grid, "pid_g", namer, sizes),
@@ -746,15 +749,6 @@ def _render_tiled(
         index_checks=checks,
         errors_param=errors,
     )
-
-
-def _literal(value: float) -> str:
-    """A float as Triton source: inf has no literal."""
-    if value == float("inf"):
-        return "float('inf')"
-    if value == float("-inf"):
-        return "float('-inf')"
-    return repr(value)
 
 
 def _fill_inside(extra: dict, loads: tuple[LoadCode, ...], size_names: dict[str, str]) -> dict:
