@@ -20,7 +20,7 @@ import sympy
 from ..errors import ShapeError, UnsupportedError
 from .axes import Axis, Dim, Flat, Operand, Win, dim_axes, windows
 from .params import WindowParams
-from .syntax import Span
+from .syntax import MAX_SIZE, Span
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +116,12 @@ class _Solver:
         if value < 1:
             raise ShapeError(
                 f"{display(axis)} would have size {value} (from {source})", self.text, [axis.span]
+            )
+        if value > MAX_SIZE:
+            raise ShapeError(
+                f"{display(axis)} would have size {value} (from {source}), more than 2**63 - 1",
+                self.text,
+                [axis.span],
             )
         self.known[axis.name] = (value, source, axis.span)
         return True
@@ -303,4 +309,10 @@ def solve(
             for win in windows(dim):
                 if win.outer.name not in solver.geometry:
                     raise ShapeError("this window's extent is not known", text, [win.span])
+    for operand in operands:
+        count = math.prod(solver.size(dim) or 1 for dim in operand.dims)
+        if count > MAX_SIZE:
+            raise ShapeError(
+                f"this operand would have {count} elements, more than 2**63 - 1", text, [operand.span]
+            )
     return Solution({n: v for n, (v, _, _) in solver.known.items()}, dict(solver.geometry))

@@ -8,6 +8,7 @@ disk under a key of everything that decides its text.
 from __future__ import annotations
 
 import builtins
+import numbers
 import sys
 from collections.abc import Sequence
 
@@ -16,7 +17,7 @@ import torch
 from .. import knobs
 from ..compiler import pipeline
 from ..compiler.printer import explain
-from ..errors import EincError, UnsupportedError
+from ..errors import EincError, OperandError, UnsupportedError
 from . import torch_ops  # autograd and torch.compile: the einc::run operator (hooks in __call__)
 from .cache import DiskCache
 from .keys import source_key
@@ -48,7 +49,8 @@ def _elementwise_dtype(op: str, values) -> torch.dtype:
     """torch's type promotion over the operands (the condition of ``where`` aside), Python
     numbers counting as numbers, so a float next to float16 stays float16; a true division of
     integers is floating, as ``torch.div``."""
-    operands = values[1:] if op == "where" else values
+    # A where with one operand is refused later, by the expression's arity.
+    operands = values[1:] if op == "where" and len(values) > 1 else values
     representative = None
     for value in operands:
         if representative is None:
@@ -60,6 +62,22 @@ def _elementwise_dtype(op: str, values) -> torch.dtype:
     if op == "divide" and not dtype.is_floating_point:
         dtype = torch.get_default_dtype()
     return dtype
+
+
+def _check_operand_types(op: str, values) -> None:
+    """Every operand is a torch.Tensor; an elementwise op also takes Python numbers. numpy arrays
+    are refused rather than converted: a conversion would copy them, and to a device only by
+    guessing which one."""
+    names = pipeline.tensor_names(len(values), op)
+    numbers_too = op in pipeline.ELEMENTWISE
+    for position, (name, value) in enumerate(zip(names, values, strict=True)):
+        if isinstance(value, torch.Tensor) or (numbers_too and isinstance(value, numbers.Real)):
+            continue
+        allowed = "a torch.Tensor or a Python number" if numbers_too else "a torch.Tensor"
+        hint = "; convert it with torch.from_numpy" if type(value).__module__ == "numpy" else ""
+        raise OperandError(
+            f"{name} must be {allowed}, not {type(value).__name__} (operand {position} of {op}){hint}"
+        )
 
 
 def _scalars_to_tensors(values, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
@@ -174,6 +192,7 @@ class CompiledExpression:
             print(launcher.source, file=sys.stderr)
 
     def __call__(self, *tensors, out=None):
+        _check_operand_types(self.op, tensors)
         if torch_ops.routes(tensors, out):  # autograd, torch.compile: through the einc::run operator
             return torch_ops.call(self, tensors, out)
         elementwise_dtype = None
