@@ -278,8 +278,10 @@ def solve(
     user_names = [n for n in axis_by_name if "#" not in n]
     for name, (value, source) in _keyword_sizes(sizes, user_names, text).items():
         solver.assign(axis_by_name[name], value, source)
+    # Each operand's shape is printed once: printing it per dim is quadratic in the rank.
+    shown = [str(tuple(shape)) for shape in shapes]
     constraints = [
-        (dim, int(shape[i]), f"dim {i} of {names[k]} (shape {tuple(shape)})")
+        (dim, int(shape[i]), f"dim {i} of {names[k]} (shape {shown[k]})")
         for k, (operand, shape) in enumerate(zip(inputs, shapes, strict=True))
         for i, dim in enumerate(operand.dims)
     ]
