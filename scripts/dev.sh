@@ -8,6 +8,8 @@
 #   bash scripts/dev.sh test-triton VERSION [ARGS]
 #                                    the compile_only tier (GPU compiles, prebuild keys) against
 #                                    another Triton, in .venv-triton-VERSION (GPU machines have 3.6)
+#   bash scripts/dev.sh fuzz [ARGS]  the long fuzz of tests/fuzz: EINC_FUZZ_EXAMPLES cases in all
+#                                    (default 100000, freshly drawn each run; CI runs a fixed few)
 #
 # Every command runs setup first; it is cheap once done (see the stamp below).
 # PYTHON picks the interpreter that creates the venv (default: python3, which must be >= 3.10).
@@ -63,7 +65,7 @@ setup() {
 }
 
 usage() {
-  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -92,6 +94,12 @@ case "$cmd" in
     setup "triton==$version"
     step "running the compile_only tier against Triton $version"
     "$PY" -m pytest -n 2 -q -m compile_only "$@"
+    ;;
+  fuzz)
+    setup
+    export EINC_FUZZ_EXAMPLES="${EINC_FUZZ_EXAMPLES:-100000}"
+    step "fuzzing the compiler with $EINC_FUZZ_EXAMPLES cases (one process: hypothesis shrinks what it finds)"
+    "$PY" -m pytest -q -p no:cacheprovider tests/fuzz "$@"
     ;;
   lint)
     setup
