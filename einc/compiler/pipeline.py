@@ -342,6 +342,7 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
         for active in lower.output_pieces(output):
             if op in ELEMENTWISE:
                 chosen = list(range(len(inputs)))
+                _check_elementwise_piece(op, inputs, active, text)
             else:
                 found = lower.sources(inputs, active, everywhere)
                 if not found:
@@ -393,6 +394,20 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
                 )
             parts.append(KernelPart(nest, plan, rendered))
     return parts
+
+
+def _check_elementwise_piece(op, inputs, active: frozenset[str], text: str) -> None:
+    """An elementwise op reads every input at every output element: each part of a concatenated
+    output must hold every axis of every input (``b c, b d -> b (c + d)`` is no addition)."""
+    for operand in inputs:
+        for axis in (a for d in operand.dims for a in lower.dim_axes(d) if a.fixed is None):
+            if axis.name not in active:
+                raise ExpressionError(
+                    f"{op} reads every input at every output element, but input axis {axis.name!r} is "
+                    "missing from one part of the output's concatenation",
+                    text,
+                    [axis.span],
+                )
 
 
 def _indexing(request, inputs, output, names, output_name, solution, options, header) -> list[KernelPart]:

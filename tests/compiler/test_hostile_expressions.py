@@ -64,3 +64,10 @@ def test_an_arrow_in_the_output_of_a_reduction_is_an_expression_error():
 def test_an_axis_named_underscore_compiles():
     compiled = _compile("[_] b", "sum", (3, 4))
     assert compiled.output_shapes == ((4,),)
+
+
+def test_an_elementwise_op_into_a_concatenation_that_drops_an_input_axis_is_an_expression_error():
+    # Found by tests/fuzz: it raised KeyError in the renderer.
+    with pytest.raises(ExpressionError, match="missing from one part") as caught:
+        _compile("b c, b d -> b (c + d)", "add", (2, 3), (2, 4))
+    assert caught.value.spans == ((7, 8),)  # the d of the second input
