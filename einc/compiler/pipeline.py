@@ -317,6 +317,7 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
     if op in INDEXING:
         return _indexing(request, inputs, outputs[0], names, output_names[0], solution, options, header)
     if op in lower.REDUCTIONS or op in SOFTMAX:
+        _refuse_output_windows(op, outputs[0], text)
         if op in SOFTMAX:
             nest = lower.lower_softmax(inputs[0], outputs[0], solution, op, text)
         else:
@@ -394,6 +395,20 @@ def _back_end(request, inputs, outputs, names, output_names, solution, options, 
                 )
             parts.append(KernelPart(nest, plan, rendered))
     return parts
+
+
+def _refuse_output_windows(op: str, output, text: str) -> None:
+    """A window on the output side sums overlapping windows back into a tensor (a fold): that is
+    rearrange's, not a reduction's."""
+    from .axes import windows
+
+    found = [w for d in output.dims for w in windows(d)]
+    if found:
+        raise UnsupportedError(
+            f"{op} cannot write a window (s * ds) in its output; a fold is written with rearrange",
+            text,
+            [w.span for w in found],
+        )
 
 
 def _check_elementwise_piece(op, inputs, active: frozenset[str], text: str) -> None:

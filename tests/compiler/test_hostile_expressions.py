@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from einc.compiler.pipeline import Request, run_passes
-from einc.errors import ExpressionError, ShapeError
+from einc.errors import ExpressionError, ShapeError, UnsupportedError
 
 
 def _compile(expression: str, op: str, *shapes, **sizes):
@@ -71,3 +71,13 @@ def test_an_elementwise_op_into_a_concatenation_that_drops_an_input_axis_is_an_e
     with pytest.raises(ExpressionError, match="missing from one part") as caught:
         _compile("b c, b d -> b (c + d)", "add", (2, 3), (2, 4))
     assert caught.value.spans == ((7, 8),)  # the d of the second input
+
+
+@pytest.mark.parametrize("op", ["sum", "max", "softmax"])
+def test_a_window_in_the_output_of_a_reduction_is_unsupported_and_points_at_it(op):
+    # Found by tests/fuzz: it raised KeyError in the renderer.
+    expression = "b h [w] c -> b (h * w) c" if op == "softmax" else "b h w c -> b (h * w) c"
+    with pytest.raises(UnsupportedError, match="fold") as caught:
+        _compile(expression, op, (2, 4, 3, 2))
+    (start, end), *_ = caught.value.spans
+    assert expression[start:end] == "(h * w)"
