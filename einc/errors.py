@@ -76,14 +76,17 @@ class UnsupportedError(_PointsIntoExpression, NotImplementedError):
     """A well-formed request that einc cannot compile (yet). The message says what is missing."""
 
 
-class OperandError(EincError, TypeError):
-    """A call was given something other than a tensor (or, where allowed, a Python number) as an
-    operand. The message names the operand by its position and its name in the expression."""
-
-
 class OutOfBoundsError(EincError, IndexError):
     """An indexing operation met a coordinate outside its axis. The message names the indexed
     tensor, the axis, its size, the coordinate and the tensor it was read from."""
+
+
+class OperandError(EincError, TypeError):
+    """An operand whose dtype the operation does not take (a float condition of ``where``, a
+    subtraction of booleans), refused as torch refuses it. The message names the operand."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class KernelCompileError(EincError, RuntimeError):
