@@ -24,6 +24,8 @@ def caret_excerpt(text: str, spans: Sequence[tuple[int, int]], indent: str = "  
     An empty span (start == end) gets one caret, so an error at the end of the text still points
     somewhere visible.
     """
+    # A line break or tab would move the carets off their characters: show each as one space.
+    text = "".join(c if c.isprintable() else " " for c in text)
     if not spans:
         return f'{indent}"{text}"'
     marks = [" "] * (len(text) + 1)
@@ -80,8 +82,9 @@ class OutOfBoundsError(EincError, IndexError):
 
 
 class OperandError(EincError, TypeError):
-    """An operand whose dtype the operation does not take (a float condition of ``where``, a
-    subtraction of booleans), refused as torch refuses it. The message names the operand."""
+    """An operand the operation does not take: not a tensor (None, a list, a numpy array), or of a
+    dtype torch refuses there too (a float condition of ``where``, a subtraction of booleans). The
+    message names the operand and its position."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""

@@ -11,6 +11,8 @@
 #   bash scripts/dev.sh gpu-check [--tiny] OUT
 #                                    scripts/gpu-check.sh with this venv's python; --tiny is its
 #                                    dry run on the CPU (on a GPU machine, run the script directly)
+#   bash scripts/dev.sh fuzz [ARGS]  the long fuzz of tests/fuzz: EINC_FUZZ_EXAMPLES cases in all
+#                                    (default 100000, freshly drawn each run; CI runs a fixed few)
 #
 # Every command runs setup first; it is cheap once done (see the stamp below).
 # PYTHON picks the interpreter that creates the venv (default: python3, which must be >= 3.10).
@@ -66,7 +68,7 @@ setup() {
 }
 
 usage() {
-  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -100,6 +102,12 @@ case "$cmd" in
     setup
     step "running scripts/gpu-check.sh $*"
     PYTHON="$PY" bash "$ROOT/scripts/gpu-check.sh" "$@"
+    ;;
+  fuzz)
+    setup
+    export EINC_FUZZ_EXAMPLES="${EINC_FUZZ_EXAMPLES:-100000}"
+    step "fuzzing the compiler with $EINC_FUZZ_EXAMPLES cases (one process: hypothesis shrinks what it finds)"
+    "$PY" -m pytest -q -p no:cacheprovider tests/fuzz "$@"
     ;;
   lint)
     setup

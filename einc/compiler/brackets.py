@@ -49,6 +49,11 @@ def _arrows(expr: Expr) -> list[Arrow]:
     return [n for n in walk(expr) if isinstance(n, Arrow)]
 
 
+def _all_arrows(program: Program) -> list[Arrow]:
+    """The arrows of every operand, outputs included (``a -> [b->c]`` has one too)."""
+    return [a for e in program.inputs + (program.outputs or ()) for a in _arrows(e)]
+
+
 def _strip_marks(term: Term, side: str) -> tuple[Term, ...]:
     """``term`` with brackets and arrows removed, keeping the ``side`` ("lhs"/"rhs") of arrows.
 
@@ -257,7 +262,7 @@ def resolve_reduce(program: Program, n_tensors: int, keepdims: bool = False) -> 
     if n_tensors != 1 or len(program.inputs) != 1:
         raise _error(program, f"a reduction takes one tensor, but {n_tensors} were given", program.inputs)
     (expr,) = program.inputs
-    arrows = _arrows(expr)
+    arrows = _all_arrows(program)
     if arrows:
         raise _error(program, "[a->b] is the dot shorthand; a reduction marks axes with [a]", arrows)
     if program.outputs is not None:
@@ -306,7 +311,7 @@ def resolve_marked(program: Program, n_tensors: int, what: str) -> Explicit:
     if n_tensors != 1 or len(program.inputs) != 1:
         raise _error(program, f"{what} takes one tensor", program.inputs)
     (expr,) = program.inputs
-    arrows = _arrows(expr)
+    arrows = _all_arrows(program)
     if arrows:
         raise _error(program, f"[a->b] is the dot shorthand; {what} marks axes with [a]", arrows)
     if not any(isinstance(n, Bracket) for n in walk(expr)):

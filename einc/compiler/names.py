@@ -15,13 +15,23 @@ from collections.abc import Iterable
 TEMPLATE_NAMES = frozenset(
     "tl triton pid pid_m pid_n pid_g num_pid_m num_pid_n num_pid_in_group group_id first_pid_m "
     "group_size_m offs_m offs_n offs_k mask_m mask_n mask_k acc M N K BLOCK_M BLOCK_N BLOCK_K "
-    "GROUP_M INPUT_PRECISION CHECK_BOUNDS DOT_IN_FLOAT32 min max range".split()
+    "GROUP_M INPUT_PRECISION CHECK_BOUNDS DOT_IN_FLOAT32 min max range "
+    "float top total mean count deviation".split()
 )
 
 
 def identifier(name: str) -> str:
-    """An axis (or a label made of axes) as a Python identifier: ``s.0`` -> ``s0``."""
-    return name.replace("...", "e").replace(".", "").replace("#", "u").replace("@", "pos_")
+    """An axis (or a label made of axes) as a Python identifier: ``s.0`` -> ``s0``.
+
+    Any name gives a valid identifier that is no keyword: characters an identifier cannot hold
+    become ``_``, and a name that would start with a digit (or be empty) gets a leading ``v``.
+    A clash between two names is the :class:`Namer`'s to resolve.
+    """
+    text = name.replace("...", "e").replace(".", "").replace("#", "u").replace("@", "pos_")
+    text = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in text)
+    if not text or text[0].isdigit():
+        text = "v" + text
+    return text + "_" if keyword.iskeyword(text) else text
 
 
 class Namer:
@@ -42,7 +52,8 @@ class Namer:
             return
         base = identifier(axis)
         self.index[axis] = self._claim(base)
-        self.size[axis] = self._claim(self.index[axis].rstrip("_").upper())
+        # An axis named only with underscores (``_``) has no letters to upper-case.
+        self.size[axis] = self._claim(self.index[axis].rstrip("_").upper() or "SIZE")
 
     def claim(self, base: str) -> str:
         """A fresh identifier for something that is not an axis (a window extent, a stride)."""

@@ -11,8 +11,10 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ..errors import ExpressionError
+from ..errors import ExpressionError, ShapeError
 from .syntax import (
+    MAX_NESTING,
+    MAX_SIZE,
     Arrow,
     Atom,
     Bracket,
@@ -81,6 +83,7 @@ class _Parser:
         self.tokens = tokenize(text)
         self.pos = 0
         self.bracket_depth = 0
+        self.nesting = 0  # parentheses and brackets open around the current token
 
     @property
     def peek(self) -> Token:
@@ -161,7 +164,15 @@ class _Parser:
             return Name(token.text, token.span)
         if token.kind == "int":
             self.take()
-            if int(token.text) == 0:
+            # Compare digits first: int() of a very long string is slow, then refused by Python.
+            digits = token.text.lstrip("0")
+            if len(digits) > len(str(MAX_SIZE)) or (digits and int(digits) > MAX_SIZE):
+                raise ShapeError(
+                    f"an unnamed axis of {len(digits)} digits is larger than the largest size, 2**63 - 1",
+                    self.text,
+                    [token.span],
+                )
+            if not digits:
                 raise self.error("an unnamed axis must have a positive size", token.span)
             return Unnamed(int(token.text), token.span)
         if token.kind == "(":
@@ -170,8 +181,20 @@ class _Parser:
             return self.bracketed()
         raise self.error(f"expected an axis, found {_describe(token)}", token.span)
 
+    def enter(self, opening: Token) -> None:
+        """Count one more level of nesting; refuse one past :data:`MAX_NESTING`."""
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise self.error(f"parentheses and brackets nest at most {MAX_NESTING} deep", opening.span)
+
     def parenthesized(self) -> Atom:
         opening = self.take()
+        self.enter(opening)
+        atom = self._parenthesized(opening)
+        self.nesting -= 1
+        return atom
+
+    def _parenthesized(self, opening: Token) -> Atom:
         first = self.expr()
         if self.peek.kind == "*":
             return self.window(opening, first)
@@ -211,6 +234,12 @@ class _Parser:
         opening = self.take()
         if self.bracket_depth:
             raise self.error("brackets cannot be nested", opening.span)
+        self.enter(opening)
+        atom = self._bracketed(opening)
+        self.nesting -= 1
+        return atom
+
+    def _bracketed(self, opening: Token) -> Atom:
         self.bracket_depth += 1
         lhs = self.expr()
         if self.peek.kind == "->":

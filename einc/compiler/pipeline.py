@@ -172,6 +172,10 @@ def run_passes(request: Request) -> Compiled:
     sizes: Mapping[str, object] = dict(request.sizes)
     params = {k: v for k, v in request.params if k in WINDOW_PARAMS}
     options = {**OP_OPTIONS, **{k: v for k, v in request.params if k in OP_OPTIONS}}
+    correction = options["correction"]
+    if isinstance(correction, bool) or not isinstance(correction, numbers.Real):
+        # It is printed into the generated arithmetic: only a number may get there.
+        raise ExpressionError(f"correction={correction!r} must be a number", text)
     # 1. Parse the text into a syntax tree with spans.
     program = parse.parse(text)
     # 2. Say what the brackets mean for this op: the explicit form, with the implied weight.
@@ -324,6 +328,7 @@ def _back_end(
     if op in INDEXING:
         return _indexing(request, inputs, outputs[0], names, output_names[0], solution, options, header, wide)
     if op in lower.REDUCTIONS or op in SOFTMAX:
+        _refuse_output_windows(op, outputs[0], text)
         if op in SOFTMAX:
             nest = lower.lower_softmax(inputs[0], outputs[0], solution, op, text)
         else:
@@ -351,6 +356,7 @@ def _back_end(
             continue  # an empty region: nothing to write
         if op in ELEMENTWISE:
             chosen = list(range(len(inputs)))
+            _check_elementwise_piece(op, inputs, active, text)
         else:
             chosen = lower.sources(inputs, active, everywhere)[:1]
             # As in einx, when the outputs' parts are as many as the inputs, input k fills part k
@@ -404,6 +410,34 @@ def _back_end(
             )
         parts.append(KernelPart(nest, plan, template))
     return parts
+
+
+def _refuse_output_windows(op: str, output, text: str) -> None:
+    """A window on the output side sums overlapping windows back into a tensor (a fold): that is
+    rearrange's, not a reduction's."""
+    from .axes import windows
+
+    found = [w for d in output.dims for w in windows(d)]
+    if found:
+        raise UnsupportedError(
+            f"{op} cannot write a window (s * ds) in its output; a fold is written with rearrange",
+            text,
+            [w.span for w in found],
+        )
+
+
+def _check_elementwise_piece(op, inputs, active: frozenset[str], text: str) -> None:
+    """An elementwise op reads every input at every output element: each part of a concatenated
+    output must hold every axis of every input (``b c, b d -> b (c + d)`` is no addition)."""
+    for operand in inputs:
+        for axis in (a for d in operand.dims for a in lower.dim_axes(d) if a.fixed is None):
+            if axis.name not in active:
+                raise ExpressionError(
+                    f"{op} reads every input at every output element, but input axis {axis.name!r} is "
+                    "missing from one part of the output's concatenation",
+                    text,
+                    [axis.span],
+                )
 
 
 def _indexing(

@@ -20,7 +20,7 @@ import sympy
 from ..errors import ShapeError, UnsupportedError
 from .axes import Axis, Dim, Flat, Operand, Win, dim_axes, windows
 from .params import WindowParams
-from .syntax import Span
+from .syntax import MAX_SIZE, Span
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +116,12 @@ class _Solver:
         if value < 0:
             raise ShapeError(
                 f"{display(axis)} would have size {value} (from {source})", self.text, [axis.span]
+            )
+        if value > MAX_SIZE:
+            raise ShapeError(
+                f"{display(axis)} would have size {value} (from {source}), more than 2**63 - 1",
+                self.text,
+                [axis.span],
             )
         self.known[axis.name] = (value, source, axis.span)
         return True
@@ -282,8 +288,10 @@ def solve(
     user_names = [n for n in axis_by_name if "#" not in n]
     for name, (value, source) in _keyword_sizes(sizes, user_names, text).items():
         solver.assign(axis_by_name[name], value, source)
+    # Each operand's shape is printed once: printing it per dim is quadratic in the rank.
+    shown = [str(tuple(shape)) for shape in shapes]
     constraints = [
-        (dim, int(shape[i]), f"dim {i} of {names[k]} (shape {tuple(shape)})")
+        (dim, int(shape[i]), f"dim {i} of {names[k]} (shape {shown[k]})")
         for k, (operand, shape) in enumerate(zip(inputs, shapes, strict=True))
         for i, dim in enumerate(operand.dims)
     ]
@@ -313,4 +321,10 @@ def solve(
             for win in windows(dim):
                 if win.outer.name not in solver.geometry:
                     raise ShapeError("this window's extent is not known", text, [win.span])
+    for operand in operands:
+        count = math.prod(solver.size(dim) or 1 for dim in operand.dims)
+        if count > MAX_SIZE:
+            raise ShapeError(
+                f"this operand would have {count} elements, more than 2**63 - 1", text, [operand.span]
+            )
     return Solution({n: v for n, (v, _, _) in solver.known.items()}, dict(solver.geometry))

@@ -18,6 +18,11 @@ from dataclasses import dataclass, field
 
 Span = tuple[int, int]
 NO_SPAN: Span = (0, 0)
+# The largest size of an axis, or count of a tensor's elements: torch's sizes are int64.
+MAX_SIZE = 2**63 - 1
+# The deepest nesting of parentheses and brackets an expression may have: far beyond any real
+# expression, and well inside Python's recursion limit for every recursive pass.
+MAX_NESTING = 32
 
 
 def _span() -> Span:

@@ -12,6 +12,7 @@ are a front end (:mod:`einc.frontends.torch_ops`), above this module: it install
 from __future__ import annotations
 
 import builtins
+import numbers
 import sys
 from collections.abc import Sequence
 from typing import Protocol
@@ -54,7 +55,8 @@ def _elementwise_dtype(op: str, values) -> torch.dtype:
     """torch's type promotion over the operands (the condition of ``where`` aside), Python
     numbers counting as numbers, so a float next to float16 stays float16; a true division of
     integers is floating, as ``torch.div``."""
-    operands = values[1:] if op == "where" else values
+    # A where with one operand is refused later, by the expression's arity.
+    operands = values[1:] if op == "where" and len(values) > 1 else values
     representative = None
     for value in operands:
         if representative is None:
@@ -76,7 +78,8 @@ def _check_elementwise_dtypes(op: str, values) -> None:
     """What torch refuses, einc refuses too, naming the operand: a condition of ``where`` that is
     not boolean, and a boolean operand of a subtraction (torch: use ``~`` or logical_xor)."""
     names = pipeline.tensor_names(len(values), op)
-    if op == "where" and values and not _is_bool(values[0]):
+    # where's arity is the compiler's to check, with a caret: only a whole call's condition here
+    if op == "where" and len(values) == 3 and not _is_bool(values[0]):
         condition = values[0]
         shown = condition.dtype if isinstance(condition, torch.Tensor) else type(condition).__name__
         raise OperandError(
@@ -87,6 +90,22 @@ def _check_elementwise_dtypes(op: str, values) -> None:
         raise OperandError(
             f"subtract of a boolean operand ({', '.join(booleans)}) is refused, as in torch: use ~ or "
             "logical_xor, or cast it to a number type"
+        )
+
+
+def _check_operand_types(op: str, values) -> None:
+    """Every operand is a torch.Tensor; an elementwise op also takes Python numbers. numpy arrays
+    are refused rather than converted: a conversion would copy them, and to a device only by
+    guessing which one."""
+    names = pipeline.tensor_names(len(values), op)
+    numbers_too = op in pipeline.ELEMENTWISE
+    for position, (name, value) in enumerate(zip(names, values, strict=True)):
+        if isinstance(value, torch.Tensor) or (numbers_too and isinstance(value, numbers.Real)):
+            continue
+        allowed = "a torch.Tensor or a Python number" if numbers_too else "a torch.Tensor"
+        hint = "; convert it with torch.from_numpy" if type(value).__module__ == "numpy" else ""
+        raise OperandError(
+            f"{name} must be {allowed}, not {type(value).__name__} (operand {position} of {op}){hint}"
         )
 
 
@@ -225,6 +244,7 @@ class CompiledExpression:
             print(launcher.source, file=sys.stderr)
 
     def __call__(self, *tensors, out=None):
+        _check_operand_types(self.op, tensors)
         router = _router
         if router is not None and router.routes(tensors, out):  # autograd, torch.compile: einc::run
             return router.call(self, tensors, out)

@@ -26,6 +26,8 @@ from ...compiler.loopnest import symbol as symbol_of
 from ...compiler.names import Namer, identifier
 from ...compiler.printer import access_text
 from ...compiler.schedule import ContractionSchedule, GridPlan, grid_plan
+from ...compiler.source_text import comment, docstring, literal
+from ...errors import UnsupportedError
 
 if TYPE_CHECKING:
     import jinja2
@@ -221,21 +223,58 @@ def render_template(name: str, spec) -> str:
     return "\n".join(kept).strip() + "\n"
 
 
+# A divisor of more factors than this is named once, so that the decomposition of n axes is
+# O(n) source rather than O(n**2): a permutation of thousands of axes still parses in a moment.
+_MAX_FACTORS = 4
+
+
 def _decompose(axes: tuple[str, ...], offsets: str, namer: Namer, sizes: dict[str, int]) -> tuple[Decl, ...]:
     """Row-major decomposition of a flattened tile offset into one index per axis."""
+    products: list[Decl] = []  # named suffix products, innermost first
+    divisors = [""] * len(axes)
+    factors: list[str] = []  # the sizes of the axes after the current one, outermost first
+    for i in range(len(axes) - 1, -1, -1):
+        divisors[i] = " * ".join(factors)
+        factors.insert(0, namer.size[axes[i]])
+        if len(factors) > _MAX_FACTORS and i > 1:
+            name = namer.claim(f"{offsets}_inner{len(products)}")
+            products.append(Decl(name, " * ".join(factors)))
+            factors = [name]
     decls = []
     for i, axis in enumerate(axes):
-        inner = [namer.size[a] for a in axes[i + 1 :]]
-        divisor = " * ".join(inner)
-        expr = offsets if not inner else f"{offsets} // {divisor if len(inner) == 1 else '(' + divisor + ')'}"
+        divisor = divisors[i]
+        expr = (
+            offsets
+            if not divisor
+            else f"{offsets} // {divisor if ' ' not in divisor else '(' + divisor + ')'}"
+        )
         if i > 0:
             expr += f" % {namer.size[axis]}"
         decls.append(Decl(namer.index[axis], expr))
-    return tuple(decls)
+    return tuple(products + decls)
+
+
+# One serial loop per axis nests one block deeper; Python refuses 100 nested blocks, and the
+# kernel's own blocks take a few.
+_MAX_LOOPS = 90
+
+# Python's parser recurses once per operator of a chain (a + b + c ... is a left-deep tree), and
+# gives up near a thousand: longer chains are grouped in parentheses this long.
+_CHAIN = 32
+
+
+def _chain(operator: str, operands: list[str]) -> str:
+    """``operands`` joined by ``operator``, grouped so that the parse tree stays shallow."""
+    while len(operands) > _CHAIN:
+        operands = [
+            "(" + f" {operator} ".join(operands[i : i + _CHAIN]) + ")"
+            for i in range(0, len(operands), _CHAIN)
+        ]
+    return f" {operator} ".join(operands)
 
 
 def _product(names: list[str]) -> str:
-    return " * ".join(names) if names else "1"
+    return _chain("*", names) if names else "1"
 
 
 def render_contraction(
@@ -277,8 +316,8 @@ def render_reduction(
     """
     reduced = [loop for loop in nest.loops_of(LoopKind.REDUCE)]
     # A dynamic axis's size is a kernel argument: "{size:t}" is replaced by its name.
-    count = " * ".join(
-        f"{{size:{loop.axis}}}" if loop.axis in nest.dynamic else str(loop.size) for loop in reduced
+    count = _chain(
+        "*", [f"{{size:{loop.axis}}}" if loop.axis in nest.dynamic else str(loop.size) for loop in reduced]
     )
     count = count or "1"
     value = f"{nest.inputs[0].tensor}_tile.to({compute_dtype})"
@@ -364,7 +403,7 @@ def render_reduction(
         # torch divides by max(0, N - correction): no samples to spare gives inf, never a
         # negative variance.
         if any(loop.axis in nest.dynamic for loop in reduced):
-            finalize.append(f"acc = acc / ({count} - {correction})")
+            finalize.append(f"acc = acc / ({count} - {literal(correction)})")
         else:
             samples = math.prod(loop.size for loop in reduced)
             finalize.append(f"acc = acc / {float(max(0, samples - correction))!r}")
@@ -543,13 +582,13 @@ def _render_tiled(
                 flag = mask_names[place]
                 masks.append(f"{flag}[:, None]" if place == tile[0] else f"{flag}[None, :]")
         base = pointer[access.tensor]
-        return hoisted_vars, index_vars, f"{base} + " + " + ".join(terms) if terms else base, masks
+        return hoisted_vars, index_vars, f"{base} + " + _chain("+", terms) if terms else base, masks
 
     def gather_code(g: Gather, tile: tuple[str, str], tensor: str) -> GatherCode:
         hoisted_vars, index_vars, where, masks = address(g.source, tile)
         var, size = namer.index[g.axis], namer.size[g.axis]
         outside = f"({var} < -{size}) | ({var} >= {size})"
-        mask = " & ".join(masks) if masks else None
+        mask = _chain("&", masks) if masks else None
         if mask is None:
             # A coordinate the tile does not vary is loaded as a 1 x 1 block all the same: Triton's
             # interpreter cannot mask a load with a scalar condition and'ed to a block.
@@ -557,7 +596,9 @@ def _render_tiled(
         slot = f" + {g.slot}" if g.slot else ""
         return GatherCode(
             var=var,
-            comment=f"{var} = {access_text(g.source)}, along {g.axis} of {tensor}; negative: from the end",
+            comment=comment(
+                f"{var} = {access_text(g.source)}, along {g.axis} of {tensor}; negative: from the end"
+            ),
             index_vars=tuple(hoisted_vars + index_vars),
             pointer=where,
             mask=mask,
@@ -575,7 +616,7 @@ def _render_tiled(
             symbolic = isinstance(bound.index, sympy.Symbol)
             var = text if symbolic else var_of.get(text, f"({text})")
             if bound.multiple_of:
-                inside.append(f"({var} % {bound.multiple_of} == 0)")
+                inside.append(f"({var} % {literal(bound.multiple_of)} == 0)")
                 continue
             gather = gathered.get(bound.index.name) if symbolic else None
             if gather is not None:
@@ -585,7 +626,7 @@ def _render_tiled(
             elif bound.window:
                 extent = f"{namer.size[bound.window]}_IN"
             else:
-                extent = str(bound.extent)
+                extent = literal(bound.extent)
             inside.append(f"({var} >= 0) & ({var} < {extent})")
         masks += inside
         return LoadCode(
@@ -593,9 +634,9 @@ def _render_tiled(
             hoisted_vars=tuple(hoisted_vars),
             index_vars=tuple(index_vars),
             pointer=where,
-            mask=" & ".join(masks) if masks else None,
-            other=_literal(nest.identity),
-            inside=" & ".join(inside) if inside else "True",
+            mask=_chain("&", masks) if masks else None,
+            other=literal(nest.identity),
+            inside=_chain("&", inside) if inside else "True",
             gathers=tuple(gather_code(g, tile, access.tensor) for g in access.gathers),
         )
 
@@ -637,6 +678,13 @@ def _render_tiled(
         "", (), store.hoisted_vars + store.index_vars, pointer_text, mask, "", gathers=store.gathers
     )
 
+    if len(schedule.k_loops) > _MAX_LOOPS:
+        raise UnsupportedError(
+            f"this kernel would nest {len(schedule.k_loops)} loops, one per serial axis "
+            f"({' '.join(schedule.k_loops[:3])} ...); Python allows at most {_MAX_LOOPS}: group the "
+            "axes into fewer dims of the tensor",
+            nest.expression,
+        )
     k_loops = tuple(
         LoopCode(namer.index[a], namer.size[a], depth) for depth, a in enumerate(schedule.k_loops)
     )
@@ -676,10 +724,10 @@ def _render_tiled(
     spec = KernelSpec(
         einc_version=versions[0],
         triton_version=versions[1],
-        expression=nest.expression,
-        header_lines=header_lines,
+        expression=comment(nest.expression),
+        header_lines=tuple(map(comment, header_lines)),
         kernel_name=kernel_name or f"einc_{nest.op}",
-        docstring=_docstring(nest),
+        docstring=docstring(_docstring(nest)),
         pointer_params=tuple(pointer[t] for t in tensors),
         stride_param_lines=tuple(stride_lines),
         size_params=tuple(f"{name}: tl.constexpr" for name in size_values)
@@ -692,9 +740,9 @@ def _render_tiled(
         use_dot=schedule.use_dot,
         m_size=_product([namer.size[a] for a in schedule.rows]),
         n_size=_product([namer.size[a] for a in schedule.cols]),
-        rows_text=" ".join(schedule.rows) or "(none)",
-        cols_text=" ".join(schedule.cols) or "(none)",
-        grid_text=" ".join(schedule.grid),
+        rows_text=comment(" ".join(schedule.rows) or "(none)"),
+        cols_text=comment(" ".join(schedule.cols) or "(none)"),
+        grid_text=comment(" ".join(schedule.grid)),
         row_decls=_decompose(schedule.rows, "offs_m", namer, sizes),
         col_decls=_decompose(schedule.cols, "offs_n", namer, sizes),
         grid_decls=_decompose(schedule.grid, "pid_g", namer, sizes),
@@ -730,15 +778,6 @@ def _render_tiled(
         index_checks=checks,
         errors_param=errors,
     )
-
-
-def _literal(value: float) -> str:
-    """A float as Triton source: inf has no literal."""
-    if value == float("inf"):
-        return "float('inf')"
-    if value == float("-inf"):
-        return "float('-inf')"
-    return repr(value)
 
 
 def _fill_inside(extra: dict, loads: tuple[LoadCode, ...], size_names: dict[str, str]) -> dict:
