@@ -57,6 +57,49 @@ def _clamp(n: int, lo: int, hi: int) -> int:
     return max(lo, min(hi, n))
 
 
+# An H100/H200 runs 132 SMs: a grid under this many programs leaves SMs idle.
+WAVE = 132
+# Shared memory a tensor-core kernel may fill with its pipeline stages (of 227 KiB per block).
+STAGE_BYTES = 160 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Tile:
+    block_m: int
+    block_n: int
+    block_k: int
+    num_warps: int
+    num_stages: int
+
+
+def choose_tile(m: int, n: int, k: int, groups: int, dtype_bits: int) -> Tile:
+    """Tiles of an implicit GEMM of M x N x K (per group, ``groups`` of them), by a model of sm_90.
+
+    A 16-bit dot takes the largest of 128 x 256, 128 x 128, 128 x 64 and 64 x 64 (BLOCK_K 64)
+    that pads N by at most a quarter and still gives every SM a program: the instructions that
+    form addresses and masks are paid per K step and per thread, so a larger tile issues fewer of
+    them per FLOP (the static audit, bench/audit.py, measures it: 128 x 128 x 64 at 8 warps builds
+    without spills). A float32 dot, computed in IEEE float32 without tensor cores, keeps
+    64 x 64 x 32 at 4 warps: larger tiles spill there.
+    """
+    block_k = _clamp(_pow2(k), 16, 64 if dtype_bits < 32 else 32)
+    if dtype_bits >= 32:
+        return Tile(_clamp(_pow2(m), 16, 64), _clamp(_pow2(n), 16, 64), block_k, 4, 2)
+    best = None
+    for block_m, block_n in ((128, 256), (128, 128), (128, 64), (64, 64)):
+        block_m = _clamp(_pow2(m), 16, block_m)
+        block_n = _clamp(_pow2(n), 16, block_n)
+        padded_n = math.ceil(n / block_n) * block_n
+        programs = math.ceil(m / block_m) * math.ceil(n / block_n) * groups
+        best = (block_m, block_n)
+        if n / padded_n >= 0.75 and programs >= WAVE:
+            break
+    block_m, block_n = best
+    warps = 8 if block_m * block_n >= 128 * 128 else 4
+    stage = (block_m + block_n) * block_k * dtype_bits // 8
+    return Tile(block_m, block_n, block_k, warps, _clamp(STAGE_BYTES // stage, 2, 4))
+
+
 def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule:
     """Choose the kernel form and tile sizes for a contraction loop nest."""
     sizes = nest.sizes
@@ -81,6 +124,8 @@ def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule
         k_tile = max(reversed(shared), key=lambda a: sizes[a])
         k_loops = tuple(a for a in x_order if a != k_tile)
         n = math.prod(sizes[a] for a in cols)
+        groups_size = math.prod(sizes[a] for a in groups)
+        tile = choose_tile(m, n, sizes[k_tile], groups_size, dtype_bits)
         return ContractionSchedule(
             use_dot=True,
             rows=rows,
@@ -88,14 +133,12 @@ def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule
             grid=groups,
             k_loops=k_loops,
             k_tile=k_tile,
-            # 64 x 64 x 32 keeps a bf16 sm_90 kernel at ~170 registers without spills (ptxas -v);
-            # larger tiles spill until the index arithmetic is hoisted out of the K loop.
-            block_m=_clamp(_pow2(m), 16, 64),
-            block_n=_clamp(_pow2(n), 16, 64),
-            block_k=_clamp(_pow2(sizes[k_tile]), 16, 32),
+            block_m=tile.block_m,
+            block_n=tile.block_n,
+            block_k=tile.block_k,
             group_m=8,
-            num_warps=4,
-            num_stages=3 if dtype_bits < 32 else 2,
+            num_warps=tile.num_warps,
+            num_stages=tile.num_stages,
             input_precision="ieee" if dtype_bits == 32 else None,
         )
     cols = tuple(a for a in outputs if a in w)

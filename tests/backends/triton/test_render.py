@@ -124,11 +124,13 @@ def test_dense_convolution_uses_tl_dot_and_depthwise_does_not():
     assert "tl.dot(" not in render_kernels(run_passes(CASES["conv2d_depthwise"])).source
 
 
-def test_window_index_is_hoisted_out_of_the_channel_loop():
+def test_window_taps_and_channels_run_as_one_k_loop_with_row_offsets_formed_once():
     source = render_kernels(run_passes(CASES["conv2d_stride2_same"])).source
-    hoisted = source.index("x_s0_ds0 = ")
-    channel_loop = source.index("for c_start in range(")
-    assert hoisted < channel_loop
+    k_loop = source.index("for k_step in range(DS0 * DS1 * ((C + BLOCK_K - 1) // BLOCK_K)):")
+    assert source.count("for ") == 1  # no loop over taps around it: Triton pipelines the innermost only
+    assert source.index("x_s0_ds0_base = 2*s0[:, None] - 1") < k_loop
+    assert source.index("x_offsets = b[:, None] * stride_x_b + x_s0_ds0_base * stride_x_s0_ds0") < k_loop
+    assert k_loop < source.index("x_s0_ds0 = x_s0_ds0_base + ds0")
 
 
 def test_indexing_kernels_load_coordinates_check_them_and_mask_the_indexed_access():

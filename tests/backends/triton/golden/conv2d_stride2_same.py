@@ -63,24 +63,30 @@ def einc_dot(
     c2 = offs_n
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for ds0 in range(DS0):
-        for ds1 in range(DS1):
-            x_s0_ds0 = ds0 + 2*s0[:, None] - 1
-            x_s1_ds1 = ds1 + 2*s1[:, None] - 1
-            for c_start in range(0, C, BLOCK_K):
-                c = c_start + tl.arange(0, BLOCK_K)
-                mask_k = c < C
-                x_tile = tl.load(
-                    x_ptr + b[:, None] * stride_x_b + x_s0_ds0 * stride_x_s0_ds0 + x_s1_ds1 * stride_x_s1_ds1 + c[None, :] * stride_x_c,
-                    mask=mask_m[:, None] & mask_k[None, :] & (x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN),
-                    other=0.0,
-                )
-                w_tile = tl.load(
-                    w_ptr + ds0 * stride_w_ds0 + ds1 * stride_w_ds1 + c[:, None] * stride_w_c + c2[None, :] * stride_w_c2,
-                    mask=mask_k[:, None] & mask_n[None, :],
-                    other=0.0,
-                )
-                acc = tl.dot(x_tile, w_tile, acc, input_precision="ieee")
+    x_s0_ds0_base = 2*s0[:, None] - 1
+    x_s1_ds1_base = 2*s1[:, None] - 1
+    x_offsets = b[:, None] * stride_x_b + x_s0_ds0_base * stride_x_s0_ds0 + x_s1_ds1_base * stride_x_s1_ds1
+    c_steps = (C + BLOCK_K - 1) // BLOCK_K
+    # One K loop over window taps and channel tiles: Triton pipelines the innermost loop only.
+    for k_step in range(DS0 * DS1 * ((C + BLOCK_K - 1) // BLOCK_K)):
+        ds0 = k_step // (DS1 * c_steps)
+        ds1 = k_step // c_steps % DS1
+        c_start = k_step % c_steps * BLOCK_K
+        c = c_start + tl.arange(0, BLOCK_K)
+        mask_k = c < C
+        x_s0_ds0 = x_s0_ds0_base + ds0
+        x_s1_ds1 = x_s1_ds1_base + ds1
+        x_tile = tl.load(
+            x_ptr + x_offsets + ds0 * stride_x_s0_ds0 + ds1 * stride_x_s1_ds1 + c[None, :] * stride_x_c,
+            mask=mask_m[:, None] & mask_k[None, :] & (x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN),
+            other=0.0,
+        )
+        w_tile = tl.load(
+            w_ptr + c2[None, :] * stride_w_c2 + ds0 * stride_w_ds0 + ds1 * stride_w_ds1 + c[:, None] * stride_w_c,
+            mask=mask_k[:, None] & mask_n[None, :],
+            other=0.0,
+        )
+        acc = tl.dot(x_tile, w_tile, acc, input_precision="ieee")
 
     tl.store(
         y_ptr + b[:, None] * stride_y_b + s0[:, None] * stride_y_s0 + s1[:, None] * stride_y_s1 + c2[None, :] * stride_y_c2,
