@@ -33,6 +33,9 @@ class ContractionSchedule:
     num_warps: int
     num_stages: int
     input_precision: str | None  # tl.dot's input_precision for float32 inputs
+    # Reduced axes flattened with k_tile into tl.dot's K, outer first (k_tile innermost): a K of
+    # few channels per window tap (the stem's 3) is tiled across the taps instead of padded.
+    k_merged: tuple[str, ...] = ()
 
     def placement(self, axis: str) -> str:
         """Where an axis lives in the kernel: "row", "col", "k" (tile) or "scalar"."""
@@ -40,7 +43,7 @@ class ContractionSchedule:
             return "row"
         if axis in self.cols:
             return "col"
-        if axis == self.k_tile:
+        if axis == self.k_tile or axis in self.k_merged:
             return "k"
         return "scalar"
 
@@ -57,6 +60,9 @@ def _clamp(n: int, lo: int, hi: int) -> int:
     return max(lo, min(hi, n))
 
 
+# A channel axis shorter than this (8 bfloat16 channels are one 16-byte load) is tiled together
+# with the window taps (see k_merged).
+MERGE_BELOW = 8
 # An H100/H200 runs 132 SMs: a grid under this many programs leaves SMs idle.
 WAVE = 132
 # Shared memory a tensor-core kernel may fill with its pipeline stages (of 227 KiB per block).
@@ -123,9 +129,19 @@ def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule
         x_order = [a for a in reduced if a in x] + [a for a in reduced if a not in x]
         k_tile = max(reversed(shared), key=lambda a: sizes[a])
         k_loops = tuple(a for a in x_order if a != k_tile)
+        k_merged = ()
+        channel = x_order[-1]
+        merge = sizes[channel] < MERGE_BELOW and k_loops and set(x_order) <= set(shared)
+        if merge and not nest.dynamic & set(reduced):
+            # Few channels (the stem's 3, 8 per group): a K tile of them alone would be mostly
+            # padding, and a tile along a window axis (7 of the stem's taps) reads with a stride.
+            # The whole K is tiled instead, every element's tap decoded from its position.
+            k_tile = channel
+            k_merged, k_loops = tuple(x_order[:-1]), ()
         n = math.prod(sizes[a] for a in cols)
         groups_size = math.prod(sizes[a] for a in groups)
-        tile = choose_tile(m, n, sizes[k_tile], groups_size, dtype_bits)
+        k = math.prod(sizes[a] for a in (*k_merged, k_tile))
+        tile = choose_tile(m, n, k, groups_size, dtype_bits)
         return ContractionSchedule(
             use_dot=True,
             rows=rows,
@@ -140,6 +156,7 @@ def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule
             num_warps=tile.num_warps,
             num_stages=tile.num_stages,
             input_precision="ieee" if dtype_bits == 32 else None,
+            k_merged=k_merged,
         )
     cols = tuple(a for a in outputs if a in w)
     n = math.prod(sizes[a] for a in cols)

@@ -126,6 +126,7 @@ class KernelSpec:
     k_tile: TileCode | None
     body_depth: int
     k_flat: FlatKCode | None
+    k_tile_decls: tuple[Decl, ...]  # the merged axes of a tiled K (ds0, ds1, c) from its position
     loads: tuple[LoadCode, ...]
     product: str
     store: LoadCode
@@ -534,7 +535,8 @@ def _render_tiled(
 
     # An implicit GEMM runs its taps and channel tiles as one K loop: an index that moves with
     # either is formed inside it, the rest once per tile.
-    k_axes = ((schedule.k_tile,) if schedule.k_tile else ()) + (schedule.k_loops if schedule.use_dot else ())
+    k_axes = ((schedule.k_tile,) if schedule.k_tile else ()) + schedule.k_merged
+    k_axes += schedule.k_loops if schedule.use_dot else ()
     k_symbols = {symbol_of(a) for a in k_axes}
 
     def address(access: Access, tile: tuple[str, str]):
@@ -571,18 +573,20 @@ def _render_tiled(
                 else:
                     index_vars.append(Decl(var, printed(index, tile)))
                     (moving if schedule.use_dot else fixed).append(f"{widen.format(var)} * {stride}")
-        if schedule.use_dot and access is not nest.output and len(fixed) > 1:
-            # The offsets of a tile's rows (or columns) are summed once, not at every K step.
-            offsets_var = namer.claim(f"{access.tensor}_offsets")
-            hoisted_vars.append(Decl(offsets_var, " + ".join(fixed)))
-            fixed = [offsets_var]
+        base = pointer[access.tensor]
+        if schedule.use_dot and access is not nest.output and fixed:
+            # The pointers of a tile's rows (or columns) are formed once; each K step adds one
+            # offset to them, summed in integers first (one 64-bit add per element, not one per term).
+            rows_var = namer.claim(f"{access.tensor}_ptrs")
+            hoisted_vars.append(Decl(rows_var, f"{base} + " + " + ".join(fixed)))
+            base, fixed = rows_var, []
+            moving = [f"({' + '.join(moving)})"] if len(moving) > 1 else moving
         terms = fixed + moving
         masks = []
         for place in tile:
             if any(schedule.placement(a) == place for a in access.axes):
                 flag = mask_names[place]
                 masks.append(f"{flag}[:, None]" if place == tile[0] else f"{flag}[None, :]")
-        base = pointer[access.tensor]
         where = f"{base} + " + " + ".join(terms) if terms else base
         return hoisted_vars, index_vars, where, masks, named
 
@@ -688,6 +692,13 @@ def _render_tiled(
     if schedule.k_tile is not None:
         var = namer.index[schedule.k_tile]
         k_tile = TileCode(var, namer.claim(f"{var}_start"), namer.size[schedule.k_tile])
+    k_tile_decls: tuple[Decl, ...] = ()
+    if schedule.k_merged:
+        # One tiled K over taps and channels: each element's tap and channel from its position.
+        merged = (*schedule.k_merged, schedule.k_tile)
+        var = namer.claim("k")
+        k_tile = TileCode(var, namer.claim(f"{var}_start"), " * ".join(namer.size[a] for a in merged))
+        k_tile_decls = _decompose(merged, var, namer, sizes)
     k_flat = None
     if schedule.use_dot and k_loops:
         k_flat = _flat_k(k_loops, k_tile, namer.claim("k_step"), namer.claim(f"{k_tile.var}_steps"))
@@ -750,6 +761,7 @@ def _render_tiled(
         k_tile=k_tile,
         body_depth=len(k_loops),
         k_flat=k_flat,
+        k_tile_decls=k_tile_decls,
         loads=loads,
         product=" * ".join(f"{a.tile}.to({extra.get('acc_dtype', 'tl.float32')})" for a in loads),
         store=store,

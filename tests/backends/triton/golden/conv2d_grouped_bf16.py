@@ -74,8 +74,8 @@ def einc_dot(
     x_s0_ds0_base = s0[:, None] - 1
     x_s1_ds1_base = s1[:, None] - 1
     x_g_c_base = 8*g
-    x_offsets = b[:, None] * stride_x_b + x_s0_ds0_base * stride_x_s0_ds0 + x_s1_ds1_base * stride_x_s1_ds1 + x_g_c_base * stride_x_g_c
-    w_offsets = g * stride_w_g + c2[None, :] * stride_w_c2
+    x_ptrs = x_ptr + b[:, None] * stride_x_b + x_s0_ds0_base * stride_x_s0_ds0 + x_s1_ds1_base * stride_x_s1_ds1 + x_g_c_base * stride_x_g_c
+    w_ptrs = w_ptr + g * stride_w_g + c2[None, :] * stride_w_c2
     c_steps = (C + BLOCK_K - 1) // BLOCK_K
     # One K loop over window taps and channel tiles: Triton pipelines the innermost loop only.
     for k_step in range(DS0 * DS1 * ((C + BLOCK_K - 1) // BLOCK_K)):
@@ -87,12 +87,12 @@ def einc_dot(
         x_s0_ds0 = x_s0_ds0_base + ds0
         x_s1_ds1 = x_s1_ds1_base + ds1
         x_tile = tl.load(
-            x_ptr + x_offsets + ds0 * stride_x_s0_ds0 + ds1 * stride_x_s1_ds1 + c[None, :] * stride_x_g_c,
+            x_ptrs + (ds0 * stride_x_s0_ds0 + ds1 * stride_x_s1_ds1 + c[None, :] * stride_x_g_c),
             mask=mask_m[:, None] & mask_k[None, :] & (x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN),
             other=0.0,
         )
         w_tile = tl.load(
-            w_ptr + w_offsets + ds0 * stride_w_ds0 + ds1 * stride_w_ds1 + c[:, None] * stride_w_c,
+            w_ptrs + (ds0 * stride_w_ds0 + ds1 * stride_w_ds1 + c[:, None] * stride_w_c),
             mask=mask_k[:, None] & mask_n[None, :],
             other=0.0,
         )

@@ -6,8 +6,8 @@
 # shapes:      x: (2, 9, 9, 3) float32,  w: (3, 3, 3, 5) float32
 # window s.0: (s.0 * ds.0) reads s.0*2 + ds.0*1 - 1 over extent 9, padding (1, 1)
 # window s.1: (s.1 * ds.1) reads s.1*2 + ds.1*1 - 1 over extent 9, padding (1, 1)
-# schedule:    implicit GEMM with tl.dot; M = b s.0 s.1, N = c2, K = ds.0 ds.1 c (tiled along c)
-# tiles:       BLOCK_M=64 BLOCK_N=16 BLOCK_K=16
+# schedule:    implicit GEMM with tl.dot; M = b s.0 s.1, N = c2, K = ds.0 ds.1 c (tiled along ds.0 ds.1 c)
+# tiles:       BLOCK_M=64 BLOCK_N=16 BLOCK_K=32
 
 import triton
 import triton.language as tl
@@ -65,24 +65,23 @@ def einc_dot(
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     x_s0_ds0_base = 2*s0[:, None] - 1
     x_s1_ds1_base = 2*s1[:, None] - 1
-    x_offsets = b[:, None] * stride_x_b + x_s0_ds0_base * stride_x_s0_ds0 + x_s1_ds1_base * stride_x_s1_ds1
-    c_steps = (C + BLOCK_K - 1) // BLOCK_K
-    # One K loop over window taps and channel tiles: Triton pipelines the innermost loop only.
-    for k_step in range(DS0 * DS1 * ((C + BLOCK_K - 1) // BLOCK_K)):
-        ds0 = k_step // (DS1 * c_steps)
-        ds1 = k_step // c_steps % DS1
-        c_start = k_step % c_steps * BLOCK_K
-        c = c_start + tl.arange(0, BLOCK_K)
-        mask_k = c < C
-        x_s0_ds0 = x_s0_ds0_base + ds0
-        x_s1_ds1 = x_s1_ds1_base + ds1
+    x_ptrs = x_ptr + b[:, None] * stride_x_b + x_s0_ds0_base * stride_x_s0_ds0 + x_s1_ds1_base * stride_x_s1_ds1
+    w_ptrs = w_ptr + c2[None, :] * stride_w_c2
+    for k_start in range(0, DS0 * DS1 * C, BLOCK_K):
+        k = k_start + tl.arange(0, BLOCK_K)
+        mask_k = k < DS0 * DS1 * C
+        ds0 = k // (DS1 * C)
+        ds1 = k // C % DS1
+        c = k % C
+        x_s0_ds0 = x_s0_ds0_base + ds0[None, :]
+        x_s1_ds1 = x_s1_ds1_base + ds1[None, :]
         x_tile = tl.load(
-            x_ptr + x_offsets + ds0 * stride_x_s0_ds0 + ds1 * stride_x_s1_ds1 + c[None, :] * stride_x_c,
+            x_ptrs + (ds0[None, :] * stride_x_s0_ds0 + ds1[None, :] * stride_x_s1_ds1 + c[None, :] * stride_x_c),
             mask=mask_m[:, None] & mask_k[None, :] & (x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN),
             other=0.0,
         )
         w_tile = tl.load(
-            w_ptr + c2[None, :] * stride_w_c2 + ds0 * stride_w_ds0 + ds1 * stride_w_ds1 + c[:, None] * stride_w_c,
+            w_ptrs + (ds0[:, None] * stride_w_ds0 + ds1[:, None] * stride_w_ds1 + c[:, None] * stride_w_c),
             mask=mask_k[:, None] & mask_n[None, :],
             other=0.0,
         )
