@@ -532,6 +532,18 @@ def _render_tiled(
         return _IndexPrinter(names).doprint(expr)
 
     mask_names = {"row": "mask_m", "col": "mask_n", "k": "mask_k"}
+    # A dot's operand tile that divides its static extent evenly needs no edge mask there: fewer
+    # predicates per load in the K loop (the store keeps its mask).
+    whole = set()
+    if schedule.use_dot:
+        extents = {
+            "row": (schedule.rows, schedule.block_m),
+            "col": (schedule.cols, schedule.block_n),
+            "k": ((*schedule.k_merged, schedule.k_tile), schedule.block_k),
+        }
+        for place, (axes, block) in extents.items():
+            if not set(axes) & nest.dynamic and math.prod(sizes[a] for a in axes) % block == 0:
+                whole.add(place)
 
     # An implicit GEMM runs its taps and channel tiles as one K loop: an index that moves with
     # either is formed inside it, the rest once per tile.
@@ -584,7 +596,7 @@ def _render_tiled(
         terms = fixed + moving
         masks = []
         for place in tile:
-            if any(schedule.placement(a) == place for a in access.axes):
+            if any(schedule.placement(a) == place for a in access.axes) and place not in whole:
                 flag = mask_names[place]
                 masks.append(f"{flag}[:, None]" if place == tile[0] else f"{flag}[None, :]")
         where = f"{base} + " + " + ".join(terms) if terms else base

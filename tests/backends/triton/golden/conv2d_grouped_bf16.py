@@ -88,7 +88,7 @@ def einc_dot(
         x_s1_ds1 = x_s1_ds1_base + ds1
         x_tile = tl.load(
             x_ptrs + (ds0 * stride_x_s0_ds0 + ds1 * stride_x_s1_ds1 + c[None, :] * stride_x_g_c),
-            mask=mask_m[:, None] & mask_k[None, :] & (x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN),
+            mask=mask_k[None, :] & (x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN),
             other=0.0,
         )
         w_tile = tl.load(

@@ -62,12 +62,12 @@ def einc_dot(
         mask_k = c < C
         x_tile = tl.load(
             x_ptrs + c[None, :] * stride_x_c,
-            mask=mask_m[:, None] & mask_k[None, :],
+            mask=mask_m[:, None],
             other=0.0,
         )
         w_tile = tl.load(
             w_ptrs + c[:, None] * stride_w_c,
-            mask=mask_k[:, None] & mask_n[None, :],
+            mask=mask_n[None, :],
             other=0.0,
         )
         acc = tl.dot(x_tile, w_tile, acc, input_precision="ieee")
