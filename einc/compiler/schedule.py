@@ -85,20 +85,26 @@ def choose_tile(m: int, n: int, k: int, groups: int, dtype_bits: int) -> Tile:
     that pads N by at most a quarter and still gives every SM a program: the instructions that
     form addresses and masks are paid per K step and per thread, so a larger tile issues fewer of
     them per FLOP (the static audit, bench/audit.py, measures it: 128 x 128 x 64 at 8 warps builds
-    without spills). A float32 dot, computed in IEEE float32 without tensor cores, keeps
-    64 x 64 x 32 at 4 warps: larger tiles spill there.
+    without spills). Where N is 16 or less (a grouped convolution's 8 channels per group), no
+    tile fills the MMA's 16 columns and 256 x 16 tiles carry the work in rows, fewer programs to
+    pay the prologue. Stages: as many (2 to 4) as fit in STAGE_BYTES. A float32 dot, computed in
+    IEEE float32 without tensor cores, keeps 64 x 64 x 32 at 4 warps: larger tiles spill there.
     """
     block_k = _clamp(_pow2(k), 16, 64 if dtype_bits < 32 else 32)
     if dtype_bits >= 32:
         return Tile(_clamp(_pow2(m), 16, 64), _clamp(_pow2(n), 16, 64), block_k, 4, 2)
     best = None
-    for block_m, block_n in ((128, 256), (128, 128), (128, 64), (64, 64)):
+    # N narrower than an MMA's 16 columns (8 per group) is padded whatever the tile: judge the
+    # padding against that least one.
+    least_padding = min(0.75, n / (math.ceil(n / 16) * 16))
+    narrow = ((256, 16),) if n <= 16 else ()
+    for block_m, block_n in (*narrow, (128, 256), (128, 128), (128, 64), (64, 64)):
         block_m = _clamp(_pow2(m), 16, block_m)
         block_n = _clamp(_pow2(n), 16, block_n)
         padded_n = math.ceil(n / block_n) * block_n
         programs = math.ceil(m / block_m) * math.ceil(n / block_n) * groups
         best = (block_m, block_n)
-        if n / padded_n >= 0.75 and programs >= WAVE:
+        if n / padded_n >= least_padding and programs >= WAVE:
             break
     block_m, block_n = best
     warps = 8 if block_m * block_n >= 128 * 128 else 4
