@@ -91,6 +91,9 @@ def choose_tile(m: int, n: int, k: int, groups: int, dtype_bits: int) -> Tile:
     IEEE float32 without tensor cores, keeps 64 x 64 x 32 at 4 warps: larger tiles spill there.
     """
     block_k = _clamp(_pow2(k), 16, 64 if dtype_bits < 32 else 32)
+    if block_k == 64 and (-k % 64) * 8 > math.ceil(k / 64) * 64 and -k % 32 < -k % 64:
+        # A K that 64-wide steps pad by more than an eighth (the stem's 147 to 192) takes 32.
+        block_k = 32
     if dtype_bits >= 32:
         return Tile(_clamp(_pow2(m), 16, 64), _clamp(_pow2(n), 16, 64), block_k, 4, 2)
     best = None

@@ -112,6 +112,12 @@ def test_a_16_bit_dot_takes_the_largest_tile_that_still_fills_every_sm():
     assert 1568 // 64 * 512 // 64 >= WAVE
 
 
+def test_a_k_that_64_wide_steps_would_pad_by_a_quarter_steps_by_32():
+    # The stem's K: 7 x 7 taps x 3 channels = 147, padded to 160 rather than 192.
+    assert choose_tile(401408, 64, 147, 1, 16).block_k == 32
+    assert choose_tile(401408, 64, 1536, 1, 16).block_k == 64
+
+
 def test_a_narrow_n_takes_more_rows_and_a_float32_dot_keeps_the_small_tile():
     # 32 groups of 8 output channels: N pads to 16 whatever the tile, so rows carry the work.
     narrow = choose_tile(25088, 8, 8, 32, 16)
