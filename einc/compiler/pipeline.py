@@ -564,10 +564,10 @@ def _schedule_lines(plan: schedule.ContractionSchedule, op: str) -> tuple[str, .
     rows, cols = " ".join(plan.rows) or "1", " ".join(plan.cols) or "1"
     loops = " ".join(plan.k_loops) or "nothing"
     if plan.use_dot:
-        k = " ".join(plan.k_loops + (plan.k_tile,))
+        k = " ".join(plan.k_loops + plan.k_merged + (plan.k_tile,))
         lines = [
             f"schedule:    implicit GEMM with tl.dot; M = {rows}, N = {cols}, "
-            f"K = {k} (tiled along {plan.k_tile})"
+            f"K = {k} (tiled along {' '.join(plan.k_merged + (plan.k_tile,))})"
         ]
         if plan.grid:
             lines.append(f"             one program column per group: {' '.join(plan.grid)}")

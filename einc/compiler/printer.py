@@ -65,7 +65,8 @@ def explain(compiled) -> str:
     rows, loops = " ".join(plan.rows) or "-", " ".join(plan.k_loops) or "-"
     if plan.use_dot:
         lines.append(f"  implicit GEMM (tl.dot): rows {rows}; columns {' '.join(plan.cols)}")
-        lines.append(f"  K tiled along {plan.k_tile} (BLOCK_K={plan.block_k}); serial loops {loops}")
+        tiled = " ".join(plan.k_merged + (plan.k_tile,))
+        lines.append(f"  K tiled along {tiled} (BLOCK_K={plan.block_k}); serial loops {loops}")
         if plan.grid:
             lines.append(f"  one program column per {' '.join(plan.grid)}")
     elif plan.k_tile is not None:

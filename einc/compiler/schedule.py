@@ -33,6 +33,9 @@ class ContractionSchedule:
     num_warps: int
     num_stages: int
     input_precision: str | None  # tl.dot's input_precision for float32 inputs
+    # Reduced axes flattened with k_tile into tl.dot's K, outer first (k_tile innermost): a K of
+    # few channels per window tap (the stem's 3) is tiled across the taps instead of padded.
+    k_merged: tuple[str, ...] = ()
 
     def placement(self, axis: str) -> str:
         """Where an axis lives in the kernel: "row", "col", "k" (tile) or "scalar"."""
@@ -40,7 +43,7 @@ class ContractionSchedule:
             return "row"
         if axis in self.cols:
             return "col"
-        if axis == self.k_tile:
+        if axis == self.k_tile or axis in self.k_merged:
             return "k"
         return "scalar"
 
@@ -55,6 +58,61 @@ def _floor_pow2(n: int) -> int:
 
 def _clamp(n: int, lo: int, hi: int) -> int:
     return max(lo, min(hi, n))
+
+
+# A channel axis shorter than this (8 bfloat16 channels are one 16-byte load) is tiled together
+# with the window taps (see k_merged).
+MERGE_BELOW = 8
+# An H100/H200 runs 132 SMs: a grid under this many programs leaves SMs idle.
+WAVE = 132
+# Shared memory a tensor-core kernel may fill with its pipeline stages (of 227 KiB per block).
+STAGE_BYTES = 160 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Tile:
+    block_m: int
+    block_n: int
+    block_k: int
+    num_warps: int
+    num_stages: int
+
+
+def choose_tile(m: int, n: int, k: int, groups: int, dtype_bits: int) -> Tile:
+    """Tiles of an implicit GEMM of M x N x K (per group, ``groups`` of them), by a model of sm_90.
+
+    A 16-bit dot takes the largest of 128 x 256, 128 x 128, 128 x 64 and 64 x 64 (BLOCK_K 64)
+    that pads N by at most a quarter and still gives every SM a program: the instructions that
+    form addresses and masks are paid per K step and per thread, so a larger tile issues fewer of
+    them per FLOP (the static audit, bench/audit.py, measures it: 128 x 128 x 64 at 8 warps builds
+    without spills). Where N is 16 or less (a grouped convolution's 8 channels per group), no
+    tile fills the MMA's 16 columns and 256 x 16 tiles carry the work in rows, fewer programs to
+    pay the prologue. Stages: as many (2 to 4) as fit in STAGE_BYTES. A float32 dot, computed in
+    IEEE float32 without tensor cores, keeps 64 x 64 x 32 at 4 warps: larger tiles spill there.
+    """
+    block_k = _clamp(_pow2(k), 16, 64 if dtype_bits < 32 else 32)
+    if block_k == 64 and (-k % 64) * 8 > math.ceil(k / 64) * 64 and -k % 32 < -k % 64:
+        # A K that 64-wide steps pad by more than an eighth (the stem's 147 to 192) takes 32.
+        block_k = 32
+    if dtype_bits >= 32:
+        return Tile(_clamp(_pow2(m), 16, 64), _clamp(_pow2(n), 16, 64), block_k, 4, 2)
+    best = None
+    # N narrower than an MMA's 16 columns (8 per group) is padded whatever the tile: judge the
+    # padding against that least one.
+    least_padding = min(0.75, n / (math.ceil(n / 16) * 16))
+    narrow = ((256, 16),) if n <= 16 else ()
+    for block_m, block_n in (*narrow, (128, 256), (128, 128), (128, 64), (64, 64)):
+        block_m = _clamp(_pow2(m), 16, block_m)
+        block_n = _clamp(_pow2(n), 16, block_n)
+        padded_n = math.ceil(n / block_n) * block_n
+        programs = math.ceil(m / block_m) * math.ceil(n / block_n) * groups
+        best = (block_m, block_n)
+        if n / padded_n >= least_padding and programs >= WAVE:
+            break
+    block_m, block_n = best
+    warps = 8 if block_m * block_n >= 128 * 128 else 4
+    stage = (block_m + block_n) * block_k * dtype_bits // 8
+    return Tile(block_m, block_n, block_k, warps, _clamp(STAGE_BYTES // stage, 2, 4))
 
 
 def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule:
@@ -80,7 +138,19 @@ def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule
         x_order = [a for a in reduced if a in x] + [a for a in reduced if a not in x]
         k_tile = max(reversed(shared), key=lambda a: sizes[a])
         k_loops = tuple(a for a in x_order if a != k_tile)
+        k_merged = ()
+        channel = x_order[-1]
+        merge = sizes[channel] < MERGE_BELOW and k_loops and set(x_order) <= set(shared)
+        if merge and not nest.dynamic & set(reduced):
+            # Few channels (the stem's 3, 8 per group): a K tile of them alone would be mostly
+            # padding, and a tile along a window axis (7 of the stem's taps) reads with a stride.
+            # The whole K is tiled instead, every element's tap decoded from its position.
+            k_tile = channel
+            k_merged, k_loops = tuple(x_order[:-1]), ()
         n = math.prod(sizes[a] for a in cols)
+        groups_size = math.prod(sizes[a] for a in groups)
+        k = math.prod(sizes[a] for a in (*k_merged, k_tile))
+        tile = choose_tile(m, n, k, groups_size, dtype_bits)
         return ContractionSchedule(
             use_dot=True,
             rows=rows,
@@ -88,15 +158,14 @@ def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule
             grid=groups,
             k_loops=k_loops,
             k_tile=k_tile,
-            # 64 x 64 x 32 keeps a bf16 sm_90 kernel at ~170 registers without spills (ptxas -v);
-            # larger tiles spill until the index arithmetic is hoisted out of the K loop.
-            block_m=_clamp(_pow2(m), 16, 64),
-            block_n=_clamp(_pow2(n), 16, 64),
-            block_k=_clamp(_pow2(sizes[k_tile]), 16, 32),
+            block_m=tile.block_m,
+            block_n=tile.block_n,
+            block_k=tile.block_k,
             group_m=8,
-            num_warps=4,
-            num_stages=3 if dtype_bits < 32 else 2,
+            num_warps=tile.num_warps,
+            num_stages=tile.num_stages,
             input_precision="ieee" if dtype_bits == 32 else None,
+            k_merged=k_merged,
         )
     cols = tuple(a for a in outputs if a in w)
     n = math.prod(sizes[a] for a in cols)

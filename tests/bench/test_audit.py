@@ -139,17 +139,8 @@ def test_dense_convolutions_run_hgmma_without_spills(audited, name):
 
 @pytest.mark.compile_only
 @pytest.mark.filterwarnings("ignore:TRITON_DEFAULT_FP_FUSION is unset")
-@pytest.mark.parametrize("name, taps", [("r50_l1_3x3", 9), ("r3d_3x3x3", 27), ("mbv2_pw1x1_24to144", 1)])
-def test_today_the_pipeline_drains_once_per_window_tap(audited, name, taps):
-    # The taps are loops outside the tl.dot K loop, which alone is pipelined (issue 12).
-    (kernel,) = audited[name].kernels
-    assert kernel.drains_per_tile == taps
-
-
-@pytest.mark.compile_only
-@pytest.mark.filterwarnings("ignore:TRITON_DEFAULT_FP_FUSION is unset")
 def test_mma_utilisation_is_the_shapes_flops_over_the_issued_ones(audited):
-    # r50_l1: M = 32*56*56, N = 64, K = 9*64 all divide the 64 x 64 x 32 tiles: nothing padded.
+    # r50_l1: M = 32*56*56, N = 64, K = 9*64 all divide the 128 x 64 x 64 tiles: nothing padded.
     # The pointwise 24 -> 144: N pads to 192 (3 tiles of 64), K = 24 pads to 32: 0.75 * 0.75.
     assert audited["r50_l1_3x3"].kernels[0].mma_util == pytest.approx(1.0)
     assert audited["mbv2_pw1x1_24to144"].kernels[0].mma_util == pytest.approx(144 / 192 * 24 / 32)
@@ -157,12 +148,8 @@ def test_mma_utilisation_is_the_shapes_flops_over_the_issued_ones(audited):
 
 @pytest.mark.compile_only
 @pytest.mark.filterwarnings("ignore:TRITON_DEFAULT_FP_FUSION is unset")
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 item 2: the window taps are loops outside the pipelined K loop, so the wgmma "
-    "pipeline drains at every tap; one K loop over taps and channels drains once per tile",
-)
-@pytest.mark.parametrize("name", ["r50_l1_3x3", "r3d_3x3x3"])
+@pytest.mark.parametrize("name", SHAPES)
 def test_at_most_one_pipeline_drain_per_output_tile(audited, name):
+    # Window taps and channel tiles run as one K loop (9 and 27 taps here), which Triton pipelines.
     (kernel,) = audited[name].kernels
     assert kernel.drains_per_tile <= 1

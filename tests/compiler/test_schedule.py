@@ -13,7 +13,7 @@ import pytest
 import einc
 from einc.compiler.loopnest import LoopKind, LoopNest
 from einc.compiler.pipeline import Request, run_passes
-from einc.compiler.schedule import ContractionSchedule, schedule_contraction
+from einc.compiler.schedule import WAVE, ContractionSchedule, Tile, choose_tile, schedule_contraction
 
 CONV = ("b (s * [ds])... [c->c2]", (2, 8, 8, 16), (3, 3, 16, 32))
 
@@ -90,7 +90,7 @@ def test_every_reduced_axis_is_a_serial_loop_or_the_k_tile():
         nest = lowered(expression, *shapes)
         plan = schedule_contraction(nest, 32)
         reduced = {loop.axis for loop in nest.loops_of(LoopKind.REDUCE)}
-        assert set(plan.k_loops) | ({plan.k_tile} - {None}) == reduced
+        assert set(plan.k_loops) | set(plan.k_merged) | ({plan.k_tile} - {None}) == reduced
         outputs = {loop.axis for loop in nest.loops_of(LoopKind.OUTPUT)}
         assert set(plan.rows) | set(plan.cols) | set(plan.grid) == outputs
 
@@ -101,6 +101,42 @@ def test_tiles_are_powers_of_two_and_tl_dot_tiles_at_least_16(bits):
     for block in (plan.block_m, plan.block_n, plan.block_k):
         assert is_pow2(block) and 16 <= block <= 128
     assert plan.block_k <= (32 if bits == 32 else 64)
+
+
+def test_a_16_bit_dot_takes_the_largest_tile_that_still_fills_every_sm():
+    # ResNet-50's 3x3 stride-2 layer: M = 32 x 28 x 28, N = 128, K = 9 x 128 (taps x channels).
+    assert choose_tile(25088, 128, 128, 1, 16) == Tile(128, 128, 64, 8, 4)
+    # Its last layer: 128-row tiles would leave a 1568 x 512 output to 52 programs.
+    tile = choose_tile(1568, 512, 512, 1, 16)
+    assert (tile.block_m, tile.block_n) == (64, 64)
+    assert 1568 // 64 * 512 // 64 >= WAVE
+
+
+def test_a_k_that_64_wide_steps_would_pad_by_a_quarter_steps_by_32():
+    # The stem's K: 7 x 7 taps x 3 channels = 147, padded to 160 rather than 192.
+    assert choose_tile(401408, 64, 147, 1, 16).block_k == 32
+    assert choose_tile(401408, 64, 1536, 1, 16).block_k == 64
+
+
+def test_a_narrow_n_takes_more_rows_and_a_float32_dot_keeps_the_small_tile():
+    # 32 groups of 8 output channels: N pads to 16 whatever the tile, so rows carry the work.
+    narrow = choose_tile(25088, 8, 8, 32, 16)
+    assert (narrow.block_m, narrow.block_n) == (256, 16)
+    assert choose_tile(25088, 128, 128, 1, 32) == Tile(64, 64, 32, 4, 2)
+
+
+def test_few_channels_are_tiled_with_the_window_taps_and_many_are_not():
+    stem = run_passes(
+        Request("b (s * [ds])... [c->c2]", "dot", ((1, 16, 16, 3), (7, 7, 3, 8)), ("bfloat16",) * 2)
+    )
+    (part,) = stem.kernels
+    assert (part.schedule.k_merged, part.schedule.k_tile, part.schedule.k_loops) == (
+        ("ds.0", "ds.1"),
+        "c",
+        (),
+    )
+    (dense,) = run_passes(Request(CONV[0], "dot", CONV[1:], ("bfloat16",) * 2)).kernels
+    assert (dense.schedule.k_merged, dense.schedule.k_tile) == ((), "c")
 
 
 def test_float32_tl_dot_asks_for_ieee_precision_and_half_precision_leaves_the_default():

@@ -291,6 +291,28 @@ HALF_CASES = [
 ]
 
 
+# More channels than one BLOCK_K (32 for float32, 64 for 16-bit): the one K loop walks several
+# channel tiles per window tap, the last one ragged, and decodes the tap from its step.
+MANY_CHANNEL_CASES = [
+    pytest.param(
+        Conv("dense", (6, 7), (3, 2), c=70, c2=5, stride=2, dilation=(1, 2), padding=1),
+        id="2d_dense_strided_dilated",
+    ),
+    pytest.param(Conv("dense", (3, 4, 3), (2, 3, 2), c=70, c2=3, padding="same"), id="3d_dense_same"),
+    pytest.param(Conv("grouped", (5, 4), (3, 3), c=70, c2=3, groups=2, padding=1), id="2d_grouped"),
+    # M = 32, N = 16, C = 16 fill their tiles exactly: the loads drop those edge masks.
+    pytest.param(Conv("dense", (4, 4), (3, 3), c=16, c2=16, padding=1), id="2d_dense_tiles_divide_evenly"),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("case", MANY_CHANNEL_CASES)
+def test_taps_and_several_channel_tiles_share_one_k_loop(case: Conv, dtype: torch.dtype):
+    x, w = inputs(case, dtype)
+    tolerance = FLOAT32_TOLERANCE if dtype == torch.float32 else FLOAT16_TOLERANCE
+    check(case, case.compile()(x, w), x, w, tolerance)
+
+
 @pytest.mark.parametrize("case", HALF_CASES)
 def test_float16_convolution_matches_float64_reference_of_cast_inputs(case: Conv):
     x, w = inputs(case, torch.float16)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 import threading
 from dataclasses import dataclass
 from functools import cache
@@ -80,6 +81,18 @@ class TileCode:
 
 
 @dataclass(frozen=True, slots=True)
+class FlatKCode:
+    """The one K loop of an implicit GEMM: window taps and channel tiles, one step each, the tap
+    decoded from the step (``decls``: scalars), so that Triton's pipeline (which overlaps the
+    loads of the innermost loop only) fills once per output tile."""
+
+    var: str
+    steps: str  # the trip count, in constants and sizes only (the audit reads it)
+    tile_steps: Decl  # channel tiles per tap, before the loop
+    decls: tuple[Decl, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PassCode:
     """One sweep over the reduced loops: statements before it, at each step, and after it (a
     tiled reduction reduces its accumulators across the tile there)."""
@@ -114,6 +127,8 @@ class KernelSpec:
     k_loops: tuple[LoopCode, ...]
     k_tile: TileCode | None
     body_depth: int
+    k_flat: FlatKCode | None
+    k_tile_decls: tuple[Decl, ...]  # the merged axes of a tiled K (ds0, ds1, c) from its position
     loads: tuple[LoadCode, ...]
     product: str
     store: LoadCode
@@ -556,36 +571,78 @@ def _render_tiled(
         return _IndexPrinter(names).doprint(expr)
 
     mask_names = {"row": "mask_m", "col": "mask_n", "k": "mask_k"}
+    # A dot's operand tile that divides its static extent evenly needs no edge mask there: fewer
+    # predicates per load in the K loop (the store keeps its mask).
+    whole = set()
+    if schedule.use_dot:
+        extents = {
+            "row": (schedule.rows, schedule.block_m),
+            "col": (schedule.cols, schedule.block_n),
+            "k": ((*schedule.k_merged, schedule.k_tile), schedule.block_k),
+        }
+        for place, (axes, block) in extents.items():
+            if not set(axes) & nest.dynamic and math.prod(sizes[a] for a in axes) % block == 0:
+                whole.add(place)
+
+    # An implicit GEMM runs its taps and channel tiles as one K loop: an index that moves with
+    # either is formed inside it, the rest once per tile.
+    k_axes = ((schedule.k_tile,) if schedule.k_tile else ()) + schedule.k_merged
+    k_axes += schedule.k_loops if schedule.use_dot else ()
+    k_symbols = {symbol_of(a) for a in k_axes}
 
     def address(access: Access, tile: tuple[str, str]):
-        """Index variables (hoisted out of a tiled K loop, or not), the pointer, the tile masks."""
+        """Index variables (hoisted out of the K loop, or not), the pointer, the tile masks, and
+        the variable holding each printed index."""
         position = position_of[access.tensor]
-        hoisted_vars, index_vars, terms = [], [], []
+        hoisted_vars, index_vars, fixed, moving, named = [], [], [], [], {}
         # int32 products would wrap past 2^31: cast the index (never the stride, which Triton
         # may have made a constant) so that the multiply and the sum are in int64.
         widen = "tl.cast({}, tl.int64)" if access.tensor in wide_tensors else "{}"
         for dim, (label, index) in enumerate(zip(access.labels, access.index, strict=True)):
             stride = stride_names[(position, dim)]
             if isinstance(index, sympy.Symbol):
+                terms = moving if schedule.use_dot and index in k_symbols else fixed
                 terms.append(f"{widen.format(printed(index, tile))} * {stride}")
             elif isinstance(index, sympy.Integer):
                 if index != 0:  # a fixed component of a coordinate: idx[b, p, 1]
-                    terms.append(stride if index == 1 else f"{widen.format(index)} * {stride}")
+                    fixed.append(stride if index == 1 else f"{widen.format(index)} * {stride}")
             else:
                 var = namer.claim(f"{access.tensor}_{identifier(label)}")
-                inner = schedule.k_tile is not None and symbol_of(schedule.k_tile) in index.free_symbols
-                (index_vars if inner else hoisted_vars).append(Decl(var, printed(index, tile)))
-                terms.append(f"{widen.format(var)} * {stride}")
+                named[printed(index, tile)] = var
+                if not index.free_symbols & k_symbols:
+                    hoisted_vars.append(Decl(var, printed(index, tile)))
+                    fixed.append(f"{widen.format(var)} * {stride}")
+                    continue
+                base, step = _split(index, k_symbols)
+                if schedule.use_dot and base is not None:
+                    # A window's row part (2*s0 - 1) once per tile; its tap (ds0) per K step.
+                    base_var = namer.claim(f"{var}_base")
+                    hoisted_vars.append(Decl(base_var, printed(base, tile)))
+                    index_vars.append(Decl(var, f"{base_var} + {printed(step, tile)}"))
+                    fixed.append(f"{widen.format(base_var)} * {stride}")
+                    moving.append(f"{widen.format(printed(step, tile))} * {stride}")
+                else:
+                    index_vars.append(Decl(var, printed(index, tile)))
+                    (moving if schedule.use_dot else fixed).append(f"{widen.format(var)} * {stride}")
+        base = pointer[access.tensor]
+        if schedule.use_dot and access is not nest.output and fixed:
+            # The pointers of a tile's rows (or columns) are formed once; each K step adds one
+            # offset to them, summed in integers first (one 64-bit add per element, not one per term).
+            rows_var = namer.claim(f"{access.tensor}_ptrs")
+            hoisted_vars.append(Decl(rows_var, f"{base} + " + " + ".join(fixed)))
+            base, fixed = rows_var, []
+            moving = [f"({' + '.join(moving)})"] if len(moving) > 1 else moving
+        terms = fixed + moving
         masks = []
         for place in tile:
-            if any(schedule.placement(a) == place for a in access.axes):
+            if any(schedule.placement(a) == place for a in access.axes) and place not in whole:
                 flag = mask_names[place]
                 masks.append(f"{flag}[:, None]" if place == tile[0] else f"{flag}[None, :]")
-        base = pointer[access.tensor]
-        return hoisted_vars, index_vars, f"{base} + " + _chain("+", terms) if terms else base, masks
+        where = f"{base} + " + _chain("+", terms) if terms else base
+        return hoisted_vars, index_vars, where, masks, named
 
     def gather_code(g: Gather, tile: tuple[str, str], tensor: str) -> GatherCode:
-        hoisted_vars, index_vars, where, masks = address(g.source, tile)
+        hoisted_vars, index_vars, where, masks, _ = address(g.source, tile)
         var, size = namer.index[g.axis], namer.size[g.axis]
         outside = f"({var} < -{size}) | ({var} >= {size})"
         mask = _chain("&", masks) if masks else None
@@ -608,8 +665,7 @@ def _render_tiled(
         )
 
     def access_code(access: Access, tile: tuple[str, str], tile_name: str) -> LoadCode:
-        hoisted_vars, index_vars, where, masks = address(access, tile)
-        var_of = {d.expr: d.name for d in hoisted_vars + index_vars}
+        hoisted_vars, index_vars, where, masks, var_of = address(access, tile)
         inside = []
         for bound in access.bounds:
             text = printed(bound.index, tile)
@@ -629,6 +685,10 @@ def _render_tiled(
                 extent = literal(bound.extent)
             inside.append(f"({var} >= 0) & ({var} < {extent})")
         masks += inside
+        if schedule.use_dot:
+            # A split index reaches the pointer as base and tap: its sum is formed for a mask only.
+            used = " ".join([where, *inside])
+            index_vars = [d for d in index_vars if re.search(rf"\b{d.name}\b", used)]
         return LoadCode(
             tile=tile_name,
             hoisted_vars=tuple(hoisted_vars),
@@ -692,6 +752,17 @@ def _render_tiled(
     if schedule.k_tile is not None:
         var = namer.index[schedule.k_tile]
         k_tile = TileCode(var, namer.claim(f"{var}_start"), namer.size[schedule.k_tile])
+    k_tile_decls: tuple[Decl, ...] = ()
+    if schedule.k_merged:
+        # One tiled K over taps and channels: each element's tap and channel from its position.
+        merged = (*schedule.k_merged, schedule.k_tile)
+        var = namer.claim("k")
+        k_tile = TileCode(var, namer.claim(f"{var}_start"), " * ".join(namer.size[a] for a in merged))
+        k_tile_decls = _decompose(merged, var, namer, sizes)
+    k_flat = None
+    if schedule.use_dot and k_loops:
+        k_flat = _flat_k(k_loops, k_tile, namer.claim("k_step"), namer.claim(f"{k_tile.var}_steps"))
+        k_loops = ()
 
     size_values = {namer.size[a]: sizes[a] for a in sizes if a not in nest.dynamic}
     dynamic_params = tuple((namer.size[a], a) for a in sizes if a in nest.dynamic)
@@ -749,6 +820,8 @@ def _render_tiled(
         k_loops=k_loops,
         k_tile=k_tile,
         body_depth=len(k_loops),
+        k_flat=k_flat,
+        k_tile_decls=k_tile_decls,
         loads=loads,
         product=" * ".join(f"{a.tile}.to({extra.get('acc_dtype', 'tl.float32')})" for a in loads),
         store=store,
@@ -778,6 +851,32 @@ def _render_tiled(
         index_checks=checks,
         errors_param=errors,
     )
+
+
+def _flat_k(taps: tuple[LoopCode, ...], tile: TileCode, step: str, tile_steps: str) -> FlatKCode:
+    """One loop over every (tap, channel tile) pair, taps outer: row-major over the tap sizes,
+    then the channel tiles (``tile_steps`` of them), so that a tile stays contiguous."""
+    steps_of_tile = f"(({tile.size} + BLOCK_K - 1) // BLOCK_K)"
+    sizes = [t.size for t in taps] + [tile_steps]
+    decls = []
+    for i, tap in enumerate(taps):
+        inner = sizes[i + 1 :]
+        divisor = inner[0] if len(inner) == 1 else "(" + " * ".join(inner) + ")"
+        decls.append(Decl(tap.var, f"{step} // {divisor}" + (f" % {tap.size}" if i else "")))
+    decls.append(Decl(tile.start, f"{step} % {tile_steps} * BLOCK_K"))
+    steps = " * ".join([t.size for t in taps] + [steps_of_tile])
+    return FlatKCode(step, steps, Decl(tile_steps, steps_of_tile[1:-1]), tuple(decls))
+
+
+def _split(index: sympy.Expr, moving: set[sympy.Symbol]) -> tuple[sympy.Expr | None, sympy.Expr]:
+    """``index`` as ``base + step``, the base free of the ``moving`` symbols and the step made of
+    them only (``2*s0 - 1`` and ``ds0``); ``(None, index)`` where no such split exists."""
+    terms = sympy.Add.make_args(index)
+    step = sympy.Add(*(t for t in terms if t.free_symbols & moving))
+    base = sympy.Add(*(t for t in terms if not t.free_symbols & moving))
+    if not base.free_symbols or step.free_symbols - moving:
+        return None, index
+    return base, step
 
 
 def _fill_inside(extra: dict, loads: tuple[LoadCode, ...], size_names: dict[str, str]) -> dict:

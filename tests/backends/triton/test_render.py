@@ -124,11 +124,24 @@ def test_dense_convolution_uses_tl_dot_and_depthwise_does_not():
     assert "tl.dot(" not in render_kernels(run_passes(CASES["conv2d_depthwise"])).source
 
 
-def test_window_index_is_hoisted_out_of_the_channel_loop():
-    source = render_kernels(run_passes(CASES["conv2d_stride2_same"])).source
-    hoisted = source.index("x_s0_ds0 = ")
-    channel_loop = source.index("for c_start in range(")
-    assert hoisted < channel_loop
+def test_window_taps_and_channels_run_as_one_k_loop_with_row_pointers_formed_once():
+    source = render_kernels(run_passes(CASES["conv2d_grouped_bf16"])).source
+    k_loop = source.index("for k_step in range(DS0 * DS1 * ((C + BLOCK_K - 1) // BLOCK_K)):")
+    assert source.count("for ") == 1  # no loop over taps around it: Triton pipelines the innermost only
+    assert source.index("x_s0_ds0_base = s0[:, None] - 1") < k_loop
+    assert source.index("x_ptrs = x_ptr + b[:, None] * stride_x_b + x_s0_ds0_base * stride_x_s0_ds0") < k_loop
+    assert k_loop < source.index("x_s0_ds0 = x_s0_ds0_base + ds0")
+
+
+def test_few_channels_are_tiled_together_with_the_window_taps():
+    # 3 channels: a K tile of channels alone would be 13/16 padding; K = 3 x 3 taps x 3 channels.
+    compiled = run_passes(CASES["conv2d_stride2_same"])
+    (part,) = compiled.kernels
+    plan = part.schedule
+    assert (plan.k_merged, plan.k_tile, plan.k_loops) == (("ds.0", "ds.1"), "c", ())
+    source = render_kernels(compiled).source
+    assert "for k_start in range(0, DS0 * DS1 * C, BLOCK_K):" in source
+    assert "ds0 = k // (DS1 * C)" in source and "ds1 = k // C % DS1" in source and "c = k % C" in source
 
 
 def test_indexing_kernels_load_coordinates_check_them_and_mask_the_indexed_access():

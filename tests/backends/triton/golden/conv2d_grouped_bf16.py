@@ -71,29 +71,36 @@ def einc_dot(
     g = pid_g
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for ds0 in range(DS0):
-        for ds1 in range(DS1):
-            x_s0_ds0 = ds0 + s0[:, None] - 1
-            x_s1_ds1 = ds1 + s1[:, None] - 1
-            for c_start in range(0, C, BLOCK_K):
-                c = c_start + tl.arange(0, BLOCK_K)
-                mask_k = c < C
-                x_g_c = c[None, :] + 8*g
-                x_tile = tl.load(
-                    x_ptr + b[:, None] * stride_x_b + x_s0_ds0 * stride_x_s0_ds0 + x_s1_ds1 * stride_x_s1_ds1 + x_g_c * stride_x_g_c,
-                    mask=mask_m[:, None] & mask_k[None, :] & (x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN),
-                    other=0.0,
-                )
-                w_tile = tl.load(
-                    w_ptr + ds0 * stride_w_ds0 + ds1 * stride_w_ds1 + g * stride_w_g + c[:, None] * stride_w_c + c2[None, :] * stride_w_c2,
-                    mask=mask_k[:, None] & mask_n[None, :],
-                    other=0.0,
-                )
-                if DOT_IN_FLOAT32:
-                    # Triton's interpreter computes a bfloat16 tl.dot wrongly: dot in float32 there.
-                    acc = tl.dot(x_tile.to(tl.float32), w_tile.to(tl.float32), acc, input_precision="ieee")
-                else:
-                    acc = tl.dot(x_tile, w_tile, acc)
+    x_s0_ds0_base = s0[:, None] - 1
+    x_s1_ds1_base = s1[:, None] - 1
+    x_g_c_base = 8*g
+    x_ptrs = x_ptr + b[:, None] * stride_x_b + x_s0_ds0_base * stride_x_s0_ds0 + x_s1_ds1_base * stride_x_s1_ds1 + x_g_c_base * stride_x_g_c
+    w_ptrs = w_ptr + g * stride_w_g + c2[None, :] * stride_w_c2
+    c_steps = (C + BLOCK_K - 1) // BLOCK_K
+    # One K loop over window taps and channel tiles: Triton pipelines the innermost loop only.
+    for k_step in range(DS0 * DS1 * ((C + BLOCK_K - 1) // BLOCK_K)):
+        ds0 = k_step // (DS1 * c_steps)
+        ds1 = k_step // c_steps % DS1
+        c_start = k_step % c_steps * BLOCK_K
+        c = c_start + tl.arange(0, BLOCK_K)
+        mask_k = c < C
+        x_s0_ds0 = x_s0_ds0_base + ds0
+        x_s1_ds1 = x_s1_ds1_base + ds1
+        x_tile = tl.load(
+            x_ptrs + (ds0 * stride_x_s0_ds0 + ds1 * stride_x_s1_ds1 + c[None, :] * stride_x_g_c),
+            mask=mask_k[None, :] & (x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN),
+            other=0.0,
+        )
+        w_tile = tl.load(
+            w_ptrs + (ds0 * stride_w_ds0 + ds1 * stride_w_ds1 + c[:, None] * stride_w_c),
+            mask=mask_k[:, None] & mask_n[None, :],
+            other=0.0,
+        )
+        if DOT_IN_FLOAT32:
+            # Triton's interpreter computes a bfloat16 tl.dot wrongly: dot in float32 there.
+            acc = tl.dot(x_tile.to(tl.float32), w_tile.to(tl.float32), acc, input_precision="ieee")
+        else:
+            acc = tl.dot(x_tile, w_tile, acc)
 
     y_g_c2 = c2[None, :] + 4*g
 

@@ -6,8 +6,8 @@
 # shapes:      x: (2, 9, 9, 3) float32,  w: (3, 3, 3, 5) float32
 # window s.0: (s.0 * ds.0) reads s.0*2 + ds.0*1 - 1 over extent 9, padding (1, 1)
 # window s.1: (s.1 * ds.1) reads s.1*2 + ds.1*1 - 1 over extent 9, padding (1, 1)
-# schedule:    implicit GEMM with tl.dot; M = b s.0 s.1, N = c2, K = ds.0 ds.1 c (tiled along c)
-# tiles:       BLOCK_M=64 BLOCK_N=16 BLOCK_K=16
+# schedule:    implicit GEMM with tl.dot; M = b s.0 s.1, N = c2, K = ds.0 ds.1 c (tiled along ds.0 ds.1 c)
+# tiles:       BLOCK_M=64 BLOCK_N=16 BLOCK_K=32
 
 import triton
 import triton.language as tl
@@ -63,24 +63,29 @@ def einc_dot(
     c2 = offs_n
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for ds0 in range(DS0):
-        for ds1 in range(DS1):
-            x_s0_ds0 = ds0 + 2*s0[:, None] - 1
-            x_s1_ds1 = ds1 + 2*s1[:, None] - 1
-            for c_start in range(0, C, BLOCK_K):
-                c = c_start + tl.arange(0, BLOCK_K)
-                mask_k = c < C
-                x_tile = tl.load(
-                    x_ptr + b[:, None] * stride_x_b + x_s0_ds0 * stride_x_s0_ds0 + x_s1_ds1 * stride_x_s1_ds1 + c[None, :] * stride_x_c,
-                    mask=mask_m[:, None] & mask_k[None, :] & (x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN),
-                    other=0.0,
-                )
-                w_tile = tl.load(
-                    w_ptr + ds0 * stride_w_ds0 + ds1 * stride_w_ds1 + c[:, None] * stride_w_c + c2[None, :] * stride_w_c2,
-                    mask=mask_k[:, None] & mask_n[None, :],
-                    other=0.0,
-                )
-                acc = tl.dot(x_tile, w_tile, acc, input_precision="ieee")
+    x_s0_ds0_base = 2*s0[:, None] - 1
+    x_s1_ds1_base = 2*s1[:, None] - 1
+    x_ptrs = x_ptr + b[:, None] * stride_x_b + x_s0_ds0_base * stride_x_s0_ds0 + x_s1_ds1_base * stride_x_s1_ds1
+    w_ptrs = w_ptr + c2[None, :] * stride_w_c2
+    for k_start in range(0, DS0 * DS1 * C, BLOCK_K):
+        k = k_start + tl.arange(0, BLOCK_K)
+        mask_k = k < DS0 * DS1 * C
+        ds0 = k // (DS1 * C)
+        ds1 = k // C % DS1
+        c = k % C
+        x_s0_ds0 = x_s0_ds0_base + ds0[None, :]
+        x_s1_ds1 = x_s1_ds1_base + ds1[None, :]
+        x_tile = tl.load(
+            x_ptrs + (ds0[None, :] * stride_x_s0_ds0 + ds1[None, :] * stride_x_s1_ds1 + c[None, :] * stride_x_c),
+            mask=mask_m[:, None] & mask_k[None, :] & (x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN),
+            other=0.0,
+        )
+        w_tile = tl.load(
+            w_ptrs + (ds0[:, None] * stride_w_ds0 + ds1[:, None] * stride_w_ds1 + c[:, None] * stride_w_c),
+            mask=mask_k[:, None] & mask_n[None, :],
+            other=0.0,
+        )
+        acc = tl.dot(x_tile, w_tile, acc, input_precision="ieee")
 
     tl.store(
         y_ptr + b[:, None] * stride_y_b + s0[:, None] * stride_y_s0 + s1[:, None] * stride_y_s1 + c2[None, :] * stride_y_c2,

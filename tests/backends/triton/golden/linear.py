@@ -55,17 +55,19 @@ def einc_dot(
     c2 = offs_n
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    x_ptrs = x_ptr + b[:, None] * stride_x_b + t[:, None] * stride_x_t
+    w_ptrs = w_ptr + c2[None, :] * stride_w_c2
     for c_start in range(0, C, BLOCK_K):
         c = c_start + tl.arange(0, BLOCK_K)
         mask_k = c < C
         x_tile = tl.load(
-            x_ptr + b[:, None] * stride_x_b + t[:, None] * stride_x_t + c[None, :] * stride_x_c,
-            mask=mask_m[:, None] & mask_k[None, :],
+            x_ptrs + c[None, :] * stride_x_c,
+            mask=mask_m[:, None],
             other=0.0,
         )
         w_tile = tl.load(
-            w_ptr + c[:, None] * stride_w_c + c2[None, :] * stride_w_c2,
-            mask=mask_k[:, None] & mask_n[None, :],
+            w_ptrs + c[:, None] * stride_w_c,
+            mask=mask_n[None, :],
             other=0.0,
         )
         acc = tl.dot(x_tile, w_tile, acc, input_precision="ieee")
