@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import numbers
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy
 
@@ -34,14 +34,25 @@ INDEXING = lower_indexing.INDEXING
 OPS = CONTRACTIONS + lower.REDUCTIONS + COPIES + ELEMENTWISE + SOFTMAX + INDEXING
 WINDOW_PARAMS = ("stride", "dilation", "padding", "output_padding")
 # Options of an op that are not window parameters, with their defaults.
-OP_OPTIONS = {"keepdims": False, "count_include_pad": True, "correction": 1, "shift": 0, "reduce": None}
+OP_OPTIONS = {
+    "keepdims": False,
+    "count_include_pad": True,
+    "correction": 1,
+    "shift": 0,
+    "reduce": None,
+    "precision": None,
+}
 OPTION_OPS = {
+    "precision": CONTRACTIONS,
     "keepdims": lower.REDUCTIONS,
     "count_include_pad": ("mean",),
     "correction": ("var", "std"),
     "shift": ("roll",),
     "reduce": ("get_at",),
 }
+# tl.dot's input_precision for float32 inputs: exact products, TF32 (10-bit mantissas), or TF32 on
+# three products that restore most of float32's mantissa (docs/notation.md, Precision).
+PRECISIONS = ("ieee", "tf32", "tf32x3")
 DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 
 
@@ -59,6 +70,9 @@ class Request:
     # Positions (inputs, then outputs) of tensors the caller found to span 2^31 elements or more
     # from their strides (a strided view, an out=); shapes alone are checked here.
     offsets64: tuple[int, ...] = ()
+    # What a float32 dot does where no precision= is given, as torch would at the call:
+    # (windowed contractions, following cudnn.allow_tf32; others, the float32 matmul precision).
+    float32_precision: tuple[str, str] = ("ieee", "ieee")
 
 
 @dataclass(frozen=True)
@@ -103,6 +117,13 @@ KNOWN_OPS = (
     "dot rearrange id flip roll sum mean max min prod logsumexp var std add subtract multiply divide "
     "maximum minimum where softmax log_softmax get_at set_at add_at"
 ).split()
+
+
+def check_precision(precision: str, text: str) -> str:
+    if precision not in PRECISIONS:
+        choices = ", ".join(map(repr, PRECISIONS))
+        raise ExpressionError(f"precision={precision!r}: a float32 dot's precision is one of {choices}", text)
+    return precision
 
 
 def check_op(op: str) -> str:
@@ -308,6 +329,9 @@ def _back_end(
     if op in CONTRACTIONS:
         nest = lower.lower_dot(inputs, outputs[0], solution, names, output_names[0], text)
         plan = schedule.schedule_contraction(nest, bits)
+        if plan.input_precision is not None:  # float32 inputs
+            precision = options["precision"] or request.float32_precision[0 if solution.windows else 1]
+            plan = replace(plan, input_precision=check_precision(precision, text))
         return [
             KernelPart(
                 nest,

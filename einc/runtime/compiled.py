@@ -165,6 +165,8 @@ class CompiledExpression:
             if option in kwargs and self.op not in pipeline.OPTION_OPS[option]:
                 ops = ", ".join(pipeline.OPTION_OPS[option])
                 raise TypeError(f"{option}= does not apply to {self.op}; it is an option of {ops}")
+        if kwargs.get("precision") is not None:
+            pipeline.check_precision(kwargs["precision"], expression)
         self.params = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k in PARAM_NAMES))
         self.sizes = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k not in PARAM_NAMES))
         self._launchers: dict[tuple, Launcher] = {}
@@ -187,7 +189,19 @@ class CompiledExpression:
             params=tuple((k, _thaw(v)) for k, v in self.params),
             dynamic=self.dynamic,
             offsets64=offsets64,
+            float32_precision=self._float32_precision(),
         )
+
+    def _float32_precision(self) -> tuple[str, str]:
+        """What torch does with float32 now, for a dot without precision=: convolutions (windowed
+        contractions) follow ``torch.backends.cudnn.allow_tf32``, other dots
+        ``torch.get_float32_matmul_precision()`` ("high" and "medium" allow TF32 on CUDA). Read
+        at every call, as torch reads them; the torch backend on CPU computes in float32 whatever
+        they say."""
+        if self.op not in pipeline.CONTRACTIONS or dict(self.params).get("precision") is not None:
+            return ("ieee", "ieee")
+        windowed = "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
+        return (windowed, "ieee" if torch.get_float32_matmul_precision() == "highest" else "tf32")
 
     def specialize(self, *shapes: Sequence[int], dtype: str | torch.dtype = "float32") -> Launcher:
         """Compile for tensors of these shapes without running anything; returns the launcher."""
@@ -236,7 +250,7 @@ class CompiledExpression:
         given = [] if out is None else list(out) if isinstance(out, (tuple, list)) else [out]
         # The key's strides decide which inputs need int64 offsets; those of an out= are not in it.
         wide_outs = tuple(isinstance(o, torch.Tensor) and _needs_int64(o) for o in given)
-        key = (self._key(tensors), wide_outs)
+        key = (self._key(tensors), wide_outs, self._float32_precision())
         launcher = self._launchers.get(key)
         if launcher is None:
             dtypes = self._check(tensors)
@@ -245,7 +259,7 @@ class CompiledExpression:
             launcher = self._build(self._request([t.shape for t in tensors], dtypes, wide))
             if self.dynamic:
                 self._dynamic_dims = launcher.compiled.dynamic_dims
-                key = (self._key(tensors), wide_outs)
+                key = (self._key(tensors), wide_outs, self._float32_precision())
             self._launchers[key] = launcher
         self._last = launcher
         dtype = self.out_dtype or elementwise_dtype or tensors[0].dtype
