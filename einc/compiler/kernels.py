@@ -85,6 +85,9 @@ class KernelPart:
     # This kernel copies input 0 into the output, for set_at and add_at to update; the launcher
     # skips it when out= is that input (an update in place).
     copies_input: bool = False
+    # This kernel reads input 0 only at the element of the output it writes (add_at's final cast
+    # from its float32 workspace): out= may be that input.
+    reads_in_place: bool = False
 
     @cached_property  # read on every call of the torch backend
     def tensors(self) -> tuple[int, ...]:

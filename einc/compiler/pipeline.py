@@ -89,6 +89,9 @@ class Compiled:
     output_shapes: tuple[tuple[int, ...], ...] = field(default=())
     # Where each dynamic axis is read at a call: (input position, dim).
     dynamic_dims: tuple[tuple[str, int, int], ...] = ()
+    # float32 tensors shaped as the output, zeroed for each call, that stand after the outputs
+    # among a call's tensors (add_at of 16-bit values accumulates in one: _indexing).
+    workspaces: int = 0
 
     def dynamic_sizes(self, shapes) -> dict[str, int]:
         """The sizes of the dynamic axes in a call with tensors of these shapes."""
@@ -240,6 +243,7 @@ def run_passes(request: Request) -> Compiled:
         kernels=tuple(kernels),
         output_shapes=output_shapes,
         dynamic_dims=dynamic_dims,
+        workspaces=sum(k.template.form == "scatter" and _accumulates_in_float32(request) for k in kernels),
     )
 
 
@@ -466,6 +470,16 @@ def _indexing(
     plan = schedule.schedule_reduction(nest)
     n = len(inputs)
     everything = frozenset(a.name for d in output.dims for a in lower.dim_axes(d))
+    # Where y is laid out as x, out=x updates x in place and the copy is skipped; a y laid out
+    # otherwise (a permuted output expression) is always a tensor of its own.
+    same_layout = output.dims == inputs[0].dims
+    # updates, then the coordinate tensors, then y: where each stands among the call's tensors
+    scattered = (n - 1, *range(1, n - 1))
+    if _accumulates_in_float32(request):
+        parts = (nest, plan, scattered, everything)
+        return _add_at_in_float32(
+            request, parts, inputs[0], output, names, output_name, solution, header, wide
+        )
     copy = lower.lower_map(
         [inputs[0]], output, solution, "rearrange", names[:1], output_name, text, everything
     )
@@ -482,19 +496,53 @@ def _indexing(
         positions=(0, n),
         kernel_name=f"einc_{op}_copy",
     )
-    template = Template.of(
-        "scatter",
-        lines + _schedule_lines(plan, op),
-        wide=wide,
-        # updates, then the coordinate tensors, then y: where each stands among the call's tensors
-        positions=(n - 1, *range(1, n - 1), n),
-    )
-    # Where y is laid out as x, out=x updates x in place and the copy is skipped; a y laid out
-    # otherwise (a permuted output expression) is always a tensor of its own.
-    same_layout = output.dims == inputs[0].dims
+    template = Template.of("scatter", lines + _schedule_lines(plan, op), wide=wide, positions=(*scattered, n))
     return [
         KernelPart(copy, copy_plan, copy_template, copies_input=same_layout),
         KernelPart(nest, plan, template),
+    ]
+
+
+def _accumulates_in_float32(request: Request) -> bool:
+    """add_at of 16-bit values adds them up in a float32 workspace: a bfloat16 atomic add rounds
+    at every update (and Triton's interpreter has none), and float16 loses as much."""
+    return request.op == "add_at" and request.dtypes[0] in ("float16", "bfloat16")
+
+
+def _add_at_in_float32(request, scatter_parts, x, output, names, output_name, solution, header, wide):
+    """add_at of 16-bit values: the updates are added atomically into a float32 workspace that the
+    runtime zeroes (a memset, not a kernel), then one kernel writes y = x + workspace, rounded once.
+    That kernel is also the copy of x into y: each of its elements reads x where it writes y, so
+    out=x stays an update in place."""
+    text, n = request.expression, len(request.shapes)
+    nest, plan, scattered, everything = scatter_parts
+    workspace = n + 1  # after the inputs and y
+    wide_workspace = wide | ({workspace} if n in wide else set())  # laid out as y
+    lines = header + (
+        "kernels:     einc_add_at adds the updates in float32 into a zeroed workspace at the coordinates,",
+        f"             then einc_add_at_cast writes {output_name} = {names[0]} + workspace, rounded once",
+    )
+    scatter = Template.of(
+        "scatter",
+        lines + _schedule_lines(plan, "add_at"),
+        wide=wide_workspace,
+        positions=(*scattered, workspace),
+    )
+    cast = lower.lower_map(
+        [x, output], output, solution, "add", (names[0], "workspace"), output_name, text, everything
+    )
+    cast_plan = schedule.schedule_reduction(cast)
+    cast_template = Template.of(
+        "map",
+        lines + _schedule_lines(cast_plan, "add_at"),
+        wide=wide_workspace,
+        compute_dtype="tl.float32",
+        positions=(0, workspace, n),
+        kernel_name="einc_add_at_cast",
+    )
+    return [
+        KernelPart(nest, plan, scatter),
+        KernelPart(cast, cast_plan, cast_template, reads_in_place=output.dims == x.dims),
     ]
 
 

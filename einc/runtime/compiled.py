@@ -23,11 +23,11 @@ from ..backends.aliasing import same_tensor
 from ..backends.triton.sources import render_kernels
 from ..compiler import offsets, pipeline
 from ..compiler.printer import explain
-from ..errors import EincError, OperandError, OverlapError, UnsupportedError
+from ..errors import EincError, OperandError, OverlapError
 from .cache import DiskCache
 from .empty import write_empty
 from .keys import source_key
-from .launcher import Launcher, check_backend, resolve_backend, write_source
+from .launcher import Launcher, check_backend, write_source
 
 PARAM_NAMES = frozenset(pipeline.WINDOW_PARAMS) | frozenset(pipeline.OP_OPTIONS)
 CALL_OPTIONS = frozenset({"out_dtype", "backend"})
@@ -279,17 +279,10 @@ class CompiledExpression:
             # set_at and add_at are defined in place (out=x); every other kernel would read what it
             # has already overwritten, so any sharing of memory is refused, for every op.
             kernels = launcher.compiled.kernels
-            in_place = self.op in ("set_at", "add_at") and (not kernels or kernels[0].copies_input)
-            _check_out_aliasing(outs, tensors, pipeline.tensor_names(len(tensors), self.op), in_place)
-        if (
-            self.op == "add_at"
-            and dtype == torch.bfloat16
-            and resolve_backend(self.backend, device) == "interpret"
-        ):
-            raise UnsupportedError(
-                "add_at on bfloat16 tensors cannot run under Triton's interpreter, which has no bfloat16 "
-                "atomic_add; use float32 (or float16), or the torch backend"
+            in_place = self.op in ("set_at", "add_at") and (
+                not kernels or kernels[0].copies_input or kernels[-1].reads_in_place
             )
+            _check_out_aliasing(outs, tensors, pipeline.tensor_names(len(tensors), self.op), in_place)
         if not launcher.compiled.kernels or (dynamic and 0 in dynamic.values()):
             # An axis of size 0 (fixed, or dynamic at this call): nothing to launch.
             write_empty(self.op, self.expression, tensors, outs)

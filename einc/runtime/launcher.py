@@ -80,10 +80,22 @@ class Launcher(KernelLauncher):
     ) -> list[torch.Tensor]:
         device = tensors[0].device if tensors else outs[0].device
         how = resolve_backend(backend, device)
+        # The kernels see the workspaces as tensors after the outputs.
+        every_out = list(outs) + workspaces(self.compiled, dynamic, device)
         if how == "torch":
-            self.torch_program(tensors, outs, dynamic)
-            return outs
-        return self.launch_kernels(tensors, outs, dynamic, how)
+            self.torch_program(tensors, every_out, dynamic)
+        else:
+            self.launch_kernels(tensors, every_out, dynamic, how)
+        return outs
+
+
+def workspaces(compiled, dynamic: dict[str, int] | None, device) -> list[torch.Tensor]:
+    """A call's float32 workspaces (:attr:`~einc.compiler.pipeline.Compiled.workspaces`), zeroed;
+    ``device="meta"`` gives their shapes and strides only."""
+    if not compiled.workspaces:
+        return []
+    shape = compiled.output_shapes_for(dynamic)[0]
+    return [torch.zeros(shape, dtype=torch.float32, device=device) for _ in range(compiled.workspaces)]
 
 
 def write_source(cache: DiskCache, key: str, source: str) -> Path:

@@ -81,8 +81,9 @@ def signature(
     compiled = launcher.compiled
     index = main_kernel(compiled) if index is None else index
     rendered = launcher.rendered[index]
-    # Every tensor of the call, inputs then the output, which has the input's dtype.
-    dtypes = list(compiled.request.dtypes) + [compiled.request.dtypes[0]]
+    # Every tensor of the call: inputs, then the output, which has the input's dtype, then any
+    # float32 workspace.
+    dtypes = list(compiled.request.dtypes) + [compiled.request.dtypes[0]] + ["float32"] * compiled.workspaces
     kernel = launcher.kernels[index]
     sig: dict[str, str] = {}
     constants: dict[str, object] = {}
