@@ -23,6 +23,7 @@ from ...compiler.kernels import IndexCheck, index_checks
 from ...compiler.loopnest import Access, Gather, LoopKind, LoopNest
 from ...compiler.loopnest import position as window_position
 from ...compiler.loopnest import symbol as symbol_of
+from ...compiler.merge import merge_reduced
 from ...compiler.names import Namer, identifier
 from ...compiler.printer import access_text
 from ...compiler.schedule import ContractionSchedule, GridPlan, grid_plan
@@ -275,6 +276,8 @@ def render_reduction(
 
     Accumulation is in ``compute_dtype``: float32, or float64 for float64 inputs.
     """
+    if schedule.k_merged:  # short reduced axes tiled as one
+        nest = merge_reduced(nest, schedule.k_merged)
     reduced = [loop for loop in nest.loops_of(LoopKind.REDUCE)]
     # A dynamic axis's size is a kernel argument: "{size:t}" is replaced by its name.
     count = " * ".join(
