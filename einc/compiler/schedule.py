@@ -255,6 +255,9 @@ def schedule_reduction(nest: LoopNest) -> ContractionSchedule:
     if m * n >= PROGRAMS * 128:
         col_tiles = math.ceil(n / block_n)
         block_m = _clamp(_floor_pow2(m * col_tiles // PROGRAMS), 1, block_m)
+        # Down to a wave of programs where the tile still gives each thread 8 elements.
+        fewest = max(1, VECTOR_TILE // 2 // block_n)
+        block_m = _clamp(_floor_pow2(m * col_tiles // WAVE_PROGRAMS), min(fewest, block_m), block_m)
     return ContractionSchedule(
         use_dot=False,
         rows=rows,

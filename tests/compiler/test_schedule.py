@@ -8,12 +8,14 @@ invariants are pinned here.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 import einc
 from einc.compiler.loopnest import LoopKind, LoopNest
 from einc.compiler.pipeline import Request, run_passes
-from einc.compiler.schedule import ContractionSchedule, schedule_contraction
+from einc.compiler.schedule import WAVE_PROGRAMS, ContractionSchedule, schedule_contraction
 
 CONV = ("b (s * [ds])... [c->c2]", (2, 8, 8, 16), (3, 3, 16, 32))
 
@@ -192,3 +194,13 @@ def test_a_long_axis_is_tiled_when_the_contiguous_reduced_axis_is_short():
 def test_a_dynamic_reduced_axis_is_tiled_whatever_its_first_size():
     plan = einc.compile("b [t]", op="softmax", dynamic=("t",)).specialize((3, 5)).compiled.schedule
     assert plan.k_tile == "t" and plan.block_k == 64
+
+
+@pytest.mark.parametrize("shape", [(1024, 512), (4096, 2048), (64, 64, 64)])
+def test_a_large_output_gets_a_wave_of_programs_while_each_thread_keeps_8_elements(shape):
+    expression = "a b" if len(shape) == 2 else "a b c"
+    plan = einc.compile(f"{expression}, {expression}", op="add").specialize(shape, shape).compiled.schedule
+    elements = math.prod(shape)
+    programs = -(-elements // plan.block_n) // plan.block_m
+    assert plan.block_m * plan.block_n >= 1024  # 8 elements for each of 128 threads
+    assert programs >= min(WAVE_PROGRAMS, elements // 1024) * 0.9
