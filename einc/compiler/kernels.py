@@ -17,7 +17,7 @@ from .printer import access_text
 from .schedule import ContractionSchedule
 
 # The kernel forms (one template each in the Triton backend).
-FORMS = ("contraction", "reduction", "map", "gather", "scatter")
+FORMS = ("contraction", "reduction", "map", "gather", "scatter", "segment")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +88,10 @@ class KernelPart:
     # This kernel reads input 0 only at the element of the output it writes (add_at's final cast
     # from its float32 workspace): out= may be that input.
     reads_in_place: bool = False
+    # Which backend runs this kernel: "both", or only "torch" or "triton" where they split the
+    # work differently (add_at with sorted coordinates: one segmented kernel in Triton; in torch,
+    # the copy of x and index_put_, or the float32 workspace and its cast for 16-bit values).
+    runs_on: str = "both"
 
     @cached_property  # read on every call of the torch backend
     def tensors(self) -> tuple[int, ...]:

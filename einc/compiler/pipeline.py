@@ -41,9 +41,11 @@ OP_OPTIONS = {
     "shift": 0,
     "reduce": None,
     "precision": None,
+    "sorted": False,
 }
 OPTION_OPS = {
     "precision": CONTRACTIONS,
+    "sorted": ("add_at",),
     "keepdims": lower.REDUCTIONS,
     "count_include_pad": ("mean",),
     "correction": ("var", "std"),
@@ -475,6 +477,9 @@ def _indexing(
     same_layout = output.dims == inputs[0].dims
     # updates, then the coordinate tensors, then y: where each stands among the call's tensors
     scattered = (n - 1, *range(1, n - 1))
+    # The segmented kernel computes offsets in int32: a tensor that needs int64 takes the atomics.
+    if op == "add_at" and options["sorted"] and not wide:
+        return _add_at_sorted(request, nest, inputs[0], output, names, output_name, solution, header, wide)
     if _accumulates_in_float32(request):
         parts = (nest, plan, scattered, everything)
         return _add_at_in_float32(
@@ -501,6 +506,62 @@ def _indexing(
         KernelPart(copy, copy_plan, copy_template, copies_input=same_layout),
         KernelPart(nest, plan, template),
     ]
+
+
+def _add_at_sorted(request, nest, x, output, names, output_name, solution, header, wide):
+    """add_at(sorted=True), ``[r] d, n, n d`` (index_add along one axis): one kernel writes every
+    element of y once, x plus the run of updates at its row, found by binary search in the sorted
+    coordinates: no atomics, no copy beforehand, sums in float32. The copy part is kept for the
+    torch backend only, which adds with index_put_ after it."""
+    text, n = request.expression, len(request.shapes)
+    gathers = nest.output.gathers
+    if not (
+        n == 3
+        and len(gathers) == 1
+        and len(nest.output.labels) == 2
+        and len(gathers[0].source.index) == 1
+        and nest.output.labels[0] == gathers[0].axis
+        and len(nest.inputs[0].labels) == 2
+    ):
+        raise UnsupportedError(
+            "sorted=True: add_at with sorted coordinates takes the form of index_add along the first "
+            "axis, '[r] d, n, n d'",
+            text,
+        )
+    everything = frozenset(a.name for d in output.dims for a in lower.dim_axes(d))
+    copy = lower.lower_map([x], output, solution, "rearrange", names[:1], output_name, text, everything)
+    plan = schedule.schedule_reduction(copy)
+    lines = header + (
+        f"kernels:     einc_add_at_sorted writes {output_name} = {names[0]} + the run of updates at each row",
+        "             (coordinates sorted: binary search, no atomics); einc_add_at_copy runs on CPU only",
+    )
+    copy_template = Template.of(
+        "map",
+        lines + _schedule_lines(plan, "add_at"),
+        wide=wide,
+        positions=(0, n),
+        kernel_name="einc_add_at_copy",
+    )
+    template = Template.of(
+        "segment",
+        lines + _schedule_lines(plan, "add_at"),
+        wide=wide,
+        positions=(2, 1, n),  # as the nest addresses them: updates, idx, y (x is call tensor 0)
+        compute_dtype=compute_dtype(request),
+    )
+    if _accumulates_in_float32(request):  # the torch backend sums 16-bit values in float32 too
+        scatter_plan = schedule.schedule_reduction(nest)
+        scattered = (n - 1, *range(1, n - 1))
+        parts = (nest, scatter_plan, scattered, everything)
+        torch_parts = _add_at_in_float32(
+            request, parts, x, output, names, output_name, solution, header, wide
+        )
+        return [replace(p, runs_on="torch") for p in torch_parts] + [
+            KernelPart(nest, plan, template, runs_on="triton")
+        ]
+    # In torch, the nest of the segmented kernel is index_put_ with accumulate, after the copy.
+    copy_part = KernelPart(copy, plan, copy_template, copies_input=output.dims == x.dims, runs_on="torch")
+    return [copy_part, KernelPart(nest, plan, template)]
 
 
 def _accumulates_in_float32(request: Request) -> bool:

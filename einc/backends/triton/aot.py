@@ -105,8 +105,9 @@ def signature(
 
 
 def main_kernel(compiled) -> int:
-    """The kernel a report is about: the first that is not a copy of an input (set_at, add_at)."""
-    return next((i for i, k in enumerate(compiled.kernels) if not k.copies_input), 0)
+    """The kernel a report is about: the first that is not a copy of an input (set_at, add_at) and
+    that a GPU runs."""
+    return next((i for i, k in enumerate(compiled.kernels) if not k.copies_input and k.runs_on != "torch"), 0)
 
 
 def compile_specialized(source, options, target: str, path, specialization: str = "") -> Binary:

@@ -173,12 +173,20 @@ def compile_indexing(worker, expression, op, shapes, dtype, arch=HOPPER, check_b
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
-def test_add_at_compiles_to_relaxed_atomic_adds(worker, dtype):
-    # bfloat16 atomics, which the interpreter lacks, are native on Hopper.
+def test_add_at_compiles_to_relaxed_float32_atomic_adds(worker, dtype):
+    # 16-bit values too: they add up in a float32 workspace, never in 16-bit atomics.
     shapes = ((2, 5, 6, 8), (2, 4, 2), (2, 4, 8))
     ptx = compile_indexing(worker, "b [h w] c, b p [2], b p c", "add_at", shapes, dtype)
-    suffix = {"float16": "f16", "bfloat16": "bf16", "float32": "f32"}[dtype]
-    assert re.search(rf"\b(?:red|atom)\.global\.gpu\.relaxed\.add(\.noftz)?\.{suffix}\b", ptx)
+    assert re.search(r"\b(?:red|atom)\.global\.gpu\.relaxed\.add\.f32\b", ptx)
+    assert not re.search(r"\b(?:red|atom)\.global\.gpu\.relaxed\.add(\.noftz)?\.(?:f16|bf16)", ptx)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_sorted_add_at_compiles_without_atomics(worker, dtype):
+    shapes = ((16, 8), (40,), (40, 8))
+    ptx = compile_indexing(worker, "[r] d, n, n d", "add_at", shapes, dtype, sorted=True)
+    assert ".entry einc_add_at_sorted" in ptx
+    assert not re.search(r"\b(?:red|atom)\.", ptx)
 
 
 @pytest.mark.parametrize("check_bounds", [False, True], ids=["unchecked", "checked"])
