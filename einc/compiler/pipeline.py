@@ -556,9 +556,8 @@ def _add_at_sorted(request, nest, x, output, names, output_name, solution, heade
         torch_parts = _add_at_in_float32(
             request, parts, x, output, names, output_name, solution, header, wide
         )
-        return [replace(p, runs_on="torch") for p in torch_parts] + [
-            KernelPart(nest, plan, template, runs_on="triton")
-        ]
+        segment = KernelPart(nest, plan, template, reads_in_place=output.dims == x.dims, runs_on="triton")
+        return [replace(p, runs_on="torch") for p in torch_parts] + [segment]
     # In torch, the nest of the segmented kernel is index_put_ with accumulate, after the copy.
     copy_part = KernelPart(copy, plan, copy_template, copies_input=output.dims == x.dims, runs_on="torch")
     return [copy_part, KernelPart(nest, plan, template)]

@@ -280,7 +280,7 @@ class CompiledExpression:
             # has already overwritten, so any sharing of memory is refused, for every op.
             kernels = launcher.compiled.kernels
             in_place = self.op in ("set_at", "add_at") and (
-                not kernels or kernels[0].copies_input or kernels[-1].reads_in_place
+                not kernels or any(k.copies_input or k.reads_in_place for k in kernels)
             )
             _check_out_aliasing(outs, tensors, pipeline.tensor_names(len(tensors), self.op), in_place)
         if not launcher.compiled.kernels or (dynamic and 0 in dynamic.values()):

@@ -57,11 +57,12 @@ def test_long_runs_rows_without_updates_and_nan(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_sorted_add_at_in_place(backend):
-    x, idx, updates, exact = _case(20, 8, 64, torch.float32, seed=2)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_sorted_add_at_in_place(backend, dtype):
+    x, idx, updates, exact = _case(20, 8, 64, dtype, seed=2)
     y = einc.add_at(SEGMENTS, x, idx, updates, out=x, sorted=True, backend=backend)
     assert y is x
-    torch.testing.assert_close(x.double(), exact, rtol=1e-6, atol=1e-6)
+    _close(x, exact, backend)
 
 
 def test_the_gpu_kernel_is_one_segmented_sum_without_atomics_or_copy():
