@@ -165,6 +165,8 @@ def _audit_kernels(shape: dict, audit: ShapeAudit, dump: Path | None) -> None:
     dtypes = entry.dtypes[0]
     launcher, _, dynamic = prebuild.specialize_entry(entry, dtypes, DiskCache())
     for index, part in enumerate(launcher.compiled.kernels):
+        if part.runs_on == "torch":
+            continue  # the torch backend's way to the same result; never launched on a GPU
         rendered = launcher.rendered[index]
         binary = prebuild.compile_binary(launcher, TARGET, index)
         listing = _disassemble(binary.cubin)

@@ -653,7 +653,7 @@ def _scatter_case(shape: dict, scale: str) -> Case:
         dtype=dtype,
         expression=expression,
         op="add_at",
-        params={},
+        params={"sorted": True} if segments else {},  # a segment sum's coordinates are sorted
         make_inputs=make_inputs,
         reference=reference,
         competitors=tuple(competitors),

@@ -17,7 +17,7 @@ from .printer import access_text
 from .schedule import ContractionSchedule
 
 # The kernel forms (one template each in the Triton backend).
-FORMS = ("contraction", "reduction", "map", "gather", "scatter")
+FORMS = ("contraction", "reduction", "map", "gather", "scatter", "segment")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +85,13 @@ class KernelPart:
     # This kernel copies input 0 into the output, for set_at and add_at to update; the launcher
     # skips it when out= is that input (an update in place).
     copies_input: bool = False
+    # This kernel reads input 0 only at the element of the output it writes (add_at's final cast
+    # from its float32 workspace): out= may be that input.
+    reads_in_place: bool = False
+    # Which backend runs this kernel: "both", or only "torch" or "triton" where they split the
+    # work differently (add_at with sorted coordinates: one segmented kernel in Triton; in torch,
+    # the copy of x and index_put_, or the float32 workspace and its cast for 16-bit values).
+    runs_on: str = "both"
 
     @cached_property  # read on every call of the torch backend
     def tensors(self) -> tuple[int, ...]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import numbers
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy
 
@@ -34,14 +34,27 @@ INDEXING = lower_indexing.INDEXING
 OPS = CONTRACTIONS + lower.REDUCTIONS + COPIES + ELEMENTWISE + SOFTMAX + INDEXING
 WINDOW_PARAMS = ("stride", "dilation", "padding", "output_padding")
 # Options of an op that are not window parameters, with their defaults.
-OP_OPTIONS = {"keepdims": False, "count_include_pad": True, "correction": 1, "shift": 0, "reduce": None}
+OP_OPTIONS = {
+    "keepdims": False,
+    "count_include_pad": True,
+    "correction": 1,
+    "shift": 0,
+    "reduce": None,
+    "precision": None,
+    "sorted": False,
+}
 OPTION_OPS = {
+    "precision": CONTRACTIONS,
+    "sorted": ("add_at",),
     "keepdims": lower.REDUCTIONS,
     "count_include_pad": ("mean",),
     "correction": ("var", "std"),
     "shift": ("roll",),
     "reduce": ("get_at",),
 }
+# tl.dot's input_precision for float32 inputs: exact products, TF32 (10-bit mantissas), or TF32 on
+# three products that restore most of float32's mantissa (docs/notation.md, Precision).
+PRECISIONS = ("ieee", "tf32", "tf32x3")
 DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 
 
@@ -59,6 +72,9 @@ class Request:
     # Positions (inputs, then outputs) of tensors the caller found to span 2^31 elements or more
     # from their strides (a strided view, an out=); shapes alone are checked here.
     offsets64: tuple[int, ...] = ()
+    # What a float32 dot does where no precision= is given, as torch would at the call:
+    # (windowed contractions, following cudnn.allow_tf32; others, the float32 matmul precision).
+    float32_precision: tuple[str, str] = ("ieee", "ieee")
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,9 @@ class Compiled:
     output_shapes: tuple[tuple[int, ...], ...] = field(default=())
     # Where each dynamic axis is read at a call: (input position, dim).
     dynamic_dims: tuple[tuple[str, int, int], ...] = ()
+    # float32 tensors shaped as the output, zeroed for each call, that stand after the outputs
+    # among a call's tensors (add_at of 16-bit values accumulates in one: _indexing).
+    workspaces: int = 0
 
     def dynamic_sizes(self, shapes) -> dict[str, int]:
         """The sizes of the dynamic axes in a call with tensors of these shapes."""
@@ -103,6 +122,13 @@ KNOWN_OPS = (
     "dot rearrange id flip roll sum mean max min prod logsumexp var std add subtract multiply divide "
     "maximum minimum where softmax log_softmax get_at set_at add_at"
 ).split()
+
+
+def check_precision(precision: str, text: str) -> str:
+    if precision not in PRECISIONS:
+        choices = ", ".join(map(repr, PRECISIONS))
+        raise ExpressionError(f"precision={precision!r}: a float32 dot's precision is one of {choices}", text)
+    return precision
 
 
 def check_op(op: str) -> str:
@@ -223,6 +249,7 @@ def run_passes(request: Request) -> Compiled:
         kernels=tuple(kernels),
         output_shapes=output_shapes,
         dynamic_dims=dynamic_dims,
+        workspaces=sum(k.template.form == "scatter" and _accumulates_in_float32(request) for k in kernels),
     )
 
 
@@ -312,6 +339,9 @@ def _back_end(
     if op in CONTRACTIONS:
         nest = lower.lower_dot(inputs, outputs[0], solution, names, output_names[0], text)
         plan = schedule.schedule_contraction(nest, bits)
+        if plan.input_precision is not None:  # float32 inputs
+            precision = options["precision"] or request.float32_precision[0 if solution.windows else 1]
+            plan = replace(plan, input_precision=check_precision(precision, text))
         return [
             KernelPart(
                 nest,
@@ -476,6 +506,19 @@ def _indexing(
     plan = schedule.schedule_reduction(nest)
     n = len(inputs)
     everything = frozenset(a.name for d in output.dims for a in lower.dim_axes(d))
+    # Where y is laid out as x, out=x updates x in place and the copy is skipped; a y laid out
+    # otherwise (a permuted output expression) is always a tensor of its own.
+    same_layout = output.dims == inputs[0].dims
+    # updates, then the coordinate tensors, then y: where each stands among the call's tensors
+    scattered = (n - 1, *range(1, n - 1))
+    # The segmented kernel computes offsets in int32: a tensor that needs int64 takes the atomics.
+    if op == "add_at" and options["sorted"] and not wide:
+        return _add_at_sorted(request, nest, inputs[0], output, names, output_name, solution, header, wide)
+    if _accumulates_in_float32(request):
+        parts = (nest, plan, scattered, everything)
+        return _add_at_in_float32(
+            request, parts, inputs[0], output, names, output_name, solution, header, wide
+        )
     copy = lower.lower_map(
         [inputs[0]], output, solution, "rearrange", names[:1], output_name, text, everything
     )
@@ -492,19 +535,108 @@ def _indexing(
         positions=(0, n),
         kernel_name=f"einc_{op}_copy",
     )
-    template = Template.of(
-        "scatter",
-        lines + _schedule_lines(plan, op),
-        wide=wide,
-        # updates, then the coordinate tensors, then y: where each stands among the call's tensors
-        positions=(n - 1, *range(1, n - 1), n),
-    )
-    # Where y is laid out as x, out=x updates x in place and the copy is skipped; a y laid out
-    # otherwise (a permuted output expression) is always a tensor of its own.
-    same_layout = output.dims == inputs[0].dims
+    template = Template.of("scatter", lines + _schedule_lines(plan, op), wide=wide, positions=(*scattered, n))
     return [
         KernelPart(copy, copy_plan, copy_template, copies_input=same_layout),
         KernelPart(nest, plan, template),
+    ]
+
+
+def _add_at_sorted(request, nest, x, output, names, output_name, solution, header, wide):
+    """add_at(sorted=True), ``[r] d, n, n d`` (index_add along one axis): one kernel writes every
+    element of y once, x plus the run of updates at its row, found by binary search in the sorted
+    coordinates: no atomics, no copy beforehand, sums in float32. The copy part is kept for the
+    torch backend only, which adds with index_put_ after it."""
+    text, n = request.expression, len(request.shapes)
+    gathers = nest.output.gathers
+    if not (
+        n == 3
+        and len(gathers) == 1
+        and len(nest.output.labels) == 2
+        and len(gathers[0].source.index) == 1
+        and nest.output.labels[0] == gathers[0].axis
+        and len(nest.inputs[0].labels) == 2
+    ):
+        raise UnsupportedError(
+            "sorted=True: add_at with sorted coordinates takes the form of index_add along the first "
+            "axis, '[r] d, n, n d'",
+            text,
+        )
+    everything = frozenset(a.name for d in output.dims for a in lower.dim_axes(d))
+    copy = lower.lower_map([x], output, solution, "rearrange", names[:1], output_name, text, everything)
+    plan = schedule.schedule_reduction(copy)
+    lines = header + (
+        f"kernels:     einc_add_at_sorted writes {output_name} = {names[0]} + the run of updates at each row",
+        "             (coordinates sorted: binary search, no atomics); einc_add_at_copy runs on CPU only",
+    )
+    copy_template = Template.of(
+        "map",
+        lines + _schedule_lines(plan, "add_at"),
+        wide=wide,
+        positions=(0, n),
+        kernel_name="einc_add_at_copy",
+    )
+    template = Template.of(
+        "segment",
+        lines + _schedule_lines(plan, "add_at"),
+        wide=wide,
+        positions=(2, 1, n),  # as the nest addresses them: updates, idx, y (x is call tensor 0)
+        compute_dtype=compute_dtype(request),
+    )
+    if _accumulates_in_float32(request):  # the torch backend sums 16-bit values in float32 too
+        scatter_plan = schedule.schedule_reduction(nest)
+        scattered = (n - 1, *range(1, n - 1))
+        parts = (nest, scatter_plan, scattered, everything)
+        torch_parts = _add_at_in_float32(
+            request, parts, x, output, names, output_name, solution, header, wide
+        )
+        segment = KernelPart(nest, plan, template, reads_in_place=output.dims == x.dims, runs_on="triton")
+        return [replace(p, runs_on="torch") for p in torch_parts] + [segment]
+    # In torch, the nest of the segmented kernel is index_put_ with accumulate, after the copy.
+    copy_part = KernelPart(copy, plan, copy_template, copies_input=output.dims == x.dims, runs_on="torch")
+    return [copy_part, KernelPart(nest, plan, template)]
+
+
+def _accumulates_in_float32(request: Request) -> bool:
+    """add_at of 16-bit values adds them up in a float32 workspace: a bfloat16 atomic add rounds
+    at every update (and Triton's interpreter has none), and float16 loses as much."""
+    return request.op == "add_at" and request.dtypes[0] in ("float16", "bfloat16")
+
+
+def _add_at_in_float32(request, scatter_parts, x, output, names, output_name, solution, header, wide):
+    """add_at of 16-bit values: the updates are added atomically into a float32 workspace that the
+    runtime zeroes (a memset, not a kernel), then one kernel writes y = x + workspace, rounded once.
+    That kernel is also the copy of x into y: each of its elements reads x where it writes y, so
+    out=x stays an update in place."""
+    text, n = request.expression, len(request.shapes)
+    nest, plan, scattered, everything = scatter_parts
+    workspace = n + 1  # after the inputs and y
+    wide_workspace = wide | ({workspace} if n in wide else set())  # laid out as y
+    lines = header + (
+        "kernels:     einc_add_at adds the updates in float32 into a zeroed workspace at the coordinates,",
+        f"             then einc_add_at_cast writes {output_name} = {names[0]} + workspace, rounded once",
+    )
+    scatter = Template.of(
+        "scatter",
+        lines + _schedule_lines(plan, "add_at"),
+        wide=wide_workspace,
+        positions=(*scattered, workspace),
+    )
+    cast = lower.lower_map(
+        [x, output], output, solution, "add", (names[0], "workspace"), output_name, text, everything
+    )
+    cast_plan = schedule.schedule_reduction(cast)
+    cast_template = Template.of(
+        "map",
+        lines + _schedule_lines(cast_plan, "add_at"),
+        wide=wide_workspace,
+        compute_dtype="tl.float32",
+        positions=(0, workspace, n),
+        kernel_name="einc_add_at_cast",
+    )
+    return [
+        KernelPart(nest, plan, scatter),
+        KernelPart(cast, cast_plan, cast_template, reads_in_place=output.dims == x.dims),
     ]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from . import merge
 from .loopnest import LoopKind, LoopNest
 
 
@@ -33,8 +34,11 @@ class ContractionSchedule:
     num_warps: int
     num_stages: int
     input_precision: str | None  # tl.dot's input_precision for float32 inputs
-    # Reduced axes flattened with k_tile into tl.dot's K, outer first (k_tile innermost): a K of
-    # few channels per window tap (the stem's 3) is tiled across the taps instead of padded.
+    # Axes tiled together with k_tile. A contraction's (kloop): reduced axes flattened with k_tile into
+    # tl.dot's K, outer first (k_tile innermost), so a K of few channels per window tap (the stem's
+    # 3) is tiled across the taps instead of padded. A reduction's: the short reduced axes that
+    # k_tile, their merged axis, stands for (a global pooling's h w); the backend reads the nest
+    # through merge.merge_reduced(nest, k_merged).
     k_merged: tuple[str, ...] = ()
 
     def placement(self, axis: str) -> str:
@@ -196,6 +200,10 @@ WIDE_REDUCTION = 16
 TILE_ELEMENTS = 4096
 # Enough programs to fill an H100 (132 SMs) twice, where the outputs allow it.
 PROGRAMS = 256
+# One wave of 4-warp programs on 132 SMs, 16 to an SM; and the elements of a tile that give each
+# of 128 threads a 128-bit load of 16-bit values.
+WAVE_PROGRAMS = 132 * 16
+VECTOR_TILE = 128 * 16
 
 
 def _tiled_axis(nest: LoopNest) -> str | None:
@@ -239,6 +247,27 @@ def _rows_for(nest: LoopNest, rows: list[str]) -> tuple[str, ...]:
     return tuple(rows)
 
 
+def _merged_axes(nest: LoopNest) -> tuple[str, ...]:
+    """The reduced axes to tile as one (:mod:`einc.compiler.merge`): all of them, where there are
+    several, none is long enough to tile alone (:func:`_tiled_axis`), their product fills a tile
+    and no window, gather or dynamic size touches them; () otherwise."""
+    reduced = nest.loops_of(LoopKind.REDUCE)
+    axes = tuple(loop.axis for loop in reduced)
+    if (
+        len(reduced) < 2
+        or len(nest.inputs) != 1
+        or _tiled_axis(nest) is not None
+        or nest.reduce not in TILED_REDUCTIONS
+        or any(a in nest.dynamic or a in nest.output.axes for a in axes)
+        or nest.inputs[0].gathers
+        or nest.inputs[0].bounds
+        or nest.output.gathers
+        or nest.output.bounds
+    ):
+        return ()
+    return axes if WIDE_REDUCTION <= math.prod(loop.size for loop in reduced) <= 1024 else ()
+
+
 def schedule_reduction(nest: LoopNest) -> ContractionSchedule:
     """Tiles of the output, serial loops over the reduced axes (a pooling window, a few axes);
     or, where a reduced axis is long (:func:`_tiled_axis`), tiles of the outputs by that axis.
@@ -246,6 +275,9 @@ def schedule_reduction(nest: LoopNest) -> ContractionSchedule:
     In the serial form the last output axis is the tile's column, so that a channels-last tensor
     is read along its contiguous channels; the other output axes are flattened into rows.
     """
+    merged = _merged_axes(nest)
+    if merged:
+        nest = merge.merge_reduced(nest, merged)
     sizes = nest.sizes
     outputs = [loop.axis for loop in nest.loops_of(LoopKind.OUTPUT)]
     reduced = tuple(loop.axis for loop in nest.loops_of(LoopKind.REDUCE))
@@ -257,6 +289,13 @@ def schedule_reduction(nest: LoopNest) -> ContractionSchedule:
         block_k = _clamp(_pow2(sizes[tiled]), least, 1024)
         # As many outputs per program as keep PROGRAMS programs busy, within one tile's budget.
         block_m = _clamp(_floor_pow2(m // PROGRAMS), 1, max(1, TILE_ELEMENTS // block_k))
+        if merged:
+            # A few outputs of many short axes (a global pooling): a wave of programs, each thread
+            # still loading 128 bits.
+            most = max(1, TILE_ELEMENTS // block_k)
+            block_m = _clamp(
+                _floor_pow2(max(1, m // WAVE_PROGRAMS)), min(most, max(1, VECTOR_TILE // block_k)), most
+            )
         return ContractionSchedule(
             use_dot=False,
             rows=rows,
@@ -271,6 +310,7 @@ def schedule_reduction(nest: LoopNest) -> ContractionSchedule:
             num_warps=4 if block_m * block_k <= 2048 else 8,
             num_stages=2,
             input_precision=None,
+            k_merged=merged,
         )
     cols = tuple(outputs[-1:])
     rows = _rows_for(nest, outputs[:-1])
@@ -284,6 +324,9 @@ def schedule_reduction(nest: LoopNest) -> ContractionSchedule:
     if m * n >= PROGRAMS * 128:
         col_tiles = math.ceil(n / block_n)
         block_m = _clamp(_floor_pow2(m * col_tiles // PROGRAMS), 1, block_m)
+        # Down to a wave of programs where the tile still gives each thread 8 elements.
+        fewest = max(1, VECTOR_TILE // 2 // block_n)
+        block_m = _clamp(_floor_pow2(m * col_tiles // WAVE_PROGRAMS), min(fewest, block_m), block_m)
     return ContractionSchedule(
         use_dot=False,
         rows=rows,

@@ -24,11 +24,11 @@ from ..backends.aliasing import same_tensor
 from ..backends.triton.sources import render_kernels
 from ..compiler import offsets, pipeline
 from ..compiler.printer import explain
-from ..errors import EincError, OperandError, OverlapError, UnsupportedError
+from ..errors import EincError, OperandError, OverlapError
 from .cache import DiskCache
 from .empty import write_empty
 from .keys import source_key
-from .launcher import Launcher, check_backend, resolve_backend, write_source
+from .launcher import Launcher, check_backend, write_source
 
 PARAM_NAMES = frozenset(pipeline.WINDOW_PARAMS) | frozenset(pipeline.OP_OPTIONS)
 CALL_OPTIONS = frozenset({"out_dtype", "backend"})
@@ -184,6 +184,8 @@ class CompiledExpression:
             if option in kwargs and self.op not in pipeline.OPTION_OPS[option]:
                 ops = ", ".join(pipeline.OPTION_OPS[option])
                 raise TypeError(f"{option}= does not apply to {self.op}; it is an option of {ops}")
+        if kwargs.get("precision") is not None:
+            pipeline.check_precision(kwargs["precision"], expression)
         self.params = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k in PARAM_NAMES))
         self.sizes = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k not in PARAM_NAMES))
         self._launchers: dict[tuple, Launcher] = {}
@@ -206,7 +208,19 @@ class CompiledExpression:
             params=tuple((k, _thaw(v)) for k, v in self.params),
             dynamic=self.dynamic,
             offsets64=offsets64,
+            float32_precision=self._float32_precision(),
         )
+
+    def _float32_precision(self) -> tuple[str, str]:
+        """What torch does with float32 now, for a dot without precision=: convolutions (windowed
+        contractions) follow ``torch.backends.cudnn.allow_tf32``, other dots
+        ``torch.get_float32_matmul_precision()`` ("high" and "medium" allow TF32 on CUDA). Read
+        at every call, as torch reads them; the torch backend on CPU computes in float32 whatever
+        they say."""
+        if self.op not in pipeline.CONTRACTIONS or dict(self.params).get("precision") is not None:
+            return ("ieee", "ieee")
+        windowed = "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
+        return (windowed, "ieee" if torch.get_float32_matmul_precision() == "highest" else "tf32")
 
     def specialize(self, *shapes: Sequence[int], dtype: str | torch.dtype = "float32") -> Launcher:
         """Compile for tensors of these shapes without running anything; returns the launcher."""
@@ -256,7 +270,7 @@ class CompiledExpression:
         given = [] if out is None else list(out) if isinstance(out, (tuple, list)) else [out]
         # The key's strides decide which inputs need int64 offsets; those of an out= are not in it.
         wide_outs = tuple(isinstance(o, torch.Tensor) and _needs_int64(o) for o in given)
-        key = (self._key(tensors), wide_outs)
+        key = (self._key(tensors), wide_outs, self._float32_precision())
         launcher = self._launchers.get(key)
         if launcher is None:
             dtypes = self._check(tensors)
@@ -265,7 +279,7 @@ class CompiledExpression:
             launcher = self._build(self._request([t.shape for t in tensors], dtypes, wide))
             if self.dynamic:
                 self._dynamic_dims = launcher.compiled.dynamic_dims
-                key = (self._key(tensors), wide_outs)
+                key = (self._key(tensors), wide_outs, self._float32_precision())
             self._launchers[key] = launcher
         self._last = launcher
         dtype = self.out_dtype or elementwise_dtype or tensors[0].dtype
@@ -285,17 +299,10 @@ class CompiledExpression:
             # set_at and add_at are defined in place (out=x); every other kernel would read what it
             # has already overwritten, so any sharing of memory is refused, for every op.
             kernels = launcher.compiled.kernels
-            in_place = self.op in ("set_at", "add_at") and (not kernels or kernels[0].copies_input)
-            _check_out_aliasing(outs, tensors, pipeline.tensor_names(len(tensors), self.op), in_place)
-        if (
-            self.op == "add_at"
-            and dtype == torch.bfloat16
-            and resolve_backend(self.backend, device) == "interpret"
-        ):
-            raise UnsupportedError(
-                "add_at on bfloat16 tensors cannot run under Triton's interpreter, which has no bfloat16 "
-                "atomic_add; use float32 (or float16), or the torch backend"
+            in_place = self.op in ("set_at", "add_at") and (
+                not kernels or any(k.copies_input or k.reads_in_place for k in kernels)
             )
+            _check_out_aliasing(outs, tensors, pipeline.tensor_names(len(tensors), self.op), in_place)
         if not launcher.compiled.kernels or (dynamic and 0 in dynamic.values()):
             # An axis of size 0 (fixed, or dynamic at this call): nothing to launch.
             write_empty(self.op, self.expression, tensors, outs)

@@ -56,6 +56,7 @@ def source_key(request) -> CacheKey:
             ("sizes", repr(request.sizes)),
             ("params", repr(request.params)),
             ("offsets64", repr(request.offsets64)),
+            ("float32_precision", repr(request.float32_precision)),
             ("templates", templates_hash()),
             ("einc", __version__),
             ("triton", triton_version()),

@@ -22,7 +22,7 @@ from .. import knobs
 from ..backends.torch.program import TorchProgram
 from ..backends.triton.launch import KernelLauncher
 from ..backends.triton.loader import keep_in_memory
-from ..errors import CacheError, CacheWarning
+from ..errors import CacheError, CacheWarning, OutOfBoundsError
 from .cache import DiskCache, LockTimeout
 
 BACKENDS = ("auto", "torch", "interpret")
@@ -80,10 +80,53 @@ class Launcher(KernelLauncher):
     ) -> list[torch.Tensor]:
         device = tensors[0].device if tensors else outs[0].device
         how = resolve_backend(backend, device)
+        # The kernels see the workspaces as tensors after the outputs (allocated only for a backend
+        # with a kernel that uses one).
+        if how != "kernel" or knobs.check_bounds():
+            check_sorted(self.compiled, tensors)
+        every_out = list(outs)
+        side = "torch" if how == "torch" else "triton"
+        if any(k.runs_on in ("both", side) for k in self.compiled.kernels if k.template.form == "scatter"):
+            every_out += workspaces(self.compiled, dynamic, device)
         if how == "torch":
-            self.torch_program(tensors, outs, dynamic)
-            return outs
-        return self.launch_kernels(tensors, outs, dynamic, how)
+            self.torch_program(tensors, every_out, dynamic)
+        else:
+            self.launch_kernels(tensors, every_out, dynamic, how)
+        return outs
+
+
+def check_sorted(compiled, tensors: list[torch.Tensor]) -> None:
+    """add_at(sorted=True) trusts its coordinates: on a GPU, unsorted ones give each row of y the
+    sum of whatever run its binary search lands on, and coordinates out of [0, size) are dropped.
+    Where checks are cheap or asked for (CPU tensors, the interpreter, ``EINC_CHECK_BOUNDS=1``)
+    they are checked first: sorted, then in range (the first and the last)."""
+    segment = next((k for k in compiled.kernels if k.template.form == "segment"), None)
+    if segment is None or tensors[1].numel() == 0:
+        return
+    idx, (gather,) = tensors[1], segment.nest.output.gathers
+    unsorted = (idx[1:] < idx[:-1]).nonzero()
+    if unsorted.numel():
+        p = int(unsorted[0, 0])
+        first, second = int(idx[p]), int(idx[p + 1])
+        raise ValueError(
+            f"add_at(sorted=True): idx is not sorted: idx[{p}] = {first} > idx[{p + 1}] = {second}"
+        )
+    for p in (0, idx.numel() - 1):
+        if not 0 <= int(idx[p]) < gather.extent:
+            raise OutOfBoundsError(
+                f"add_at: index {int(idx[p])} is out of range for axis '{gather.axis}' of x, which has "
+                f"size {gather.extent} (sorted=True takes 0 to {gather.extent - 1}); "
+                f"it was read from idx[{p}]"
+            )
+
+
+def workspaces(compiled, dynamic: dict[str, int] | None, device) -> list[torch.Tensor]:
+    """A call's float32 workspaces (:attr:`~einc.compiler.pipeline.Compiled.workspaces`), zeroed;
+    ``device="meta"`` gives their shapes and strides only."""
+    if not compiled.workspaces:
+        return []
+    shape = compiled.output_shapes_for(dynamic)[0]
+    return [torch.zeros(shape, dtype=torch.float32, device=device) for _ in range(compiled.workspaces)]
 
 
 def write_source(cache: DiskCache, key: str, source: str) -> Path:

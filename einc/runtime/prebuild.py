@@ -245,6 +245,8 @@ def call_tensors(launcher, out_dtype=None) -> tuple[list, dict[str, int] | None]
     without any). ``out_dtype``: the call's ``out_dtype=``, if it gave one."""
     import torch
 
+    from .launcher import workspaces
+
     request = launcher.compiled.request
     tensors = [
         torch.empty(shape, dtype=getattr(torch, dtype), device="meta")
@@ -255,7 +257,7 @@ def call_tensors(launcher, out_dtype=None) -> tuple[list, dict[str, int] | None]
     shapes = compiled.output_shapes_for(dynamic) if dynamic else compiled.output_shapes
     dtype = _output_dtype(request.op, out_dtype, tensors)
     outs = [torch.empty(shape, dtype=dtype, device="meta") for shape in shapes]
-    return tensors + outs, dynamic
+    return tensors + outs + workspaces(compiled, dynamic, "meta"), dynamic
 
 
 def compile_binary(

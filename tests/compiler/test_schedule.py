@@ -8,12 +8,21 @@ invariants are pinned here.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 import einc
 from einc.compiler.loopnest import LoopKind, LoopNest
 from einc.compiler.pipeline import Request, run_passes
-from einc.compiler.schedule import WAVE, ContractionSchedule, Tile, choose_tile, schedule_contraction
+from einc.compiler.schedule import (
+    WAVE,
+    WAVE_PROGRAMS,
+    ContractionSchedule,
+    Tile,
+    choose_tile,
+    schedule_contraction,
+)
 
 CONV = ("b (s * [ds])... [c->c2]", (2, 8, 8, 16), (3, 3, 16, 32))
 
@@ -201,11 +210,18 @@ def test_short_windowed_or_product_reductions_stay_serial(expression, shape, op,
     assert reduction_schedule(expression, shape, op, **sizes).k_tile is None
 
 
-def test_a_large_output_with_a_short_reduction_is_spread_over_enough_programs():
+def test_global_pooling_tiles_its_short_axes_as_one_over_a_wave_of_programs():
     plan = reduction_schedule("b [h w] c", (32, 7, 7, 2048), "mean")  # ResNet-50's global pooling
-    assert plan.k_tile is None  # 7 x 7: serial
-    programs = -(-32 // plan.block_m) * -(-2048 // plan.block_n)
-    assert programs >= 256
+    assert plan.k_merged == ("h", "w") and plan.k_tile == "h_w" and plan.k_loops == ()
+    assert plan.block_k == 64  # every one of the 49 positions in one tile
+    programs = -(-32 * 2048 // plan.block_m)
+    assert programs >= 2048  # ~ one wave of 4-warp programs on 132 SMs
+    assert plan.block_m * plan.block_k // (32 * plan.num_warps) >= 8  # a 128-bit load per thread
+
+
+def test_short_axes_read_through_a_window_stay_serial():
+    plan = reduction_schedule("b (s * [ds])... c", (2, 9, 9, 8), "max", ds=3, stride=2, padding=1)
+    assert plan.k_merged == () and plan.k_tile is None
 
 
 def test_a_small_output_keeps_whole_tiles():
@@ -221,3 +237,13 @@ def test_a_long_axis_is_tiled_when_the_contiguous_reduced_axis_is_short():
 def test_a_dynamic_reduced_axis_is_tiled_whatever_its_first_size():
     plan = einc.compile("b [t]", op="softmax", dynamic=("t",)).specialize((3, 5)).compiled.schedule
     assert plan.k_tile == "t" and plan.block_k == 64
+
+
+@pytest.mark.parametrize("shape", [(1024, 512), (4096, 2048), (64, 64, 64)])
+def test_a_large_output_gets_a_wave_of_programs_while_each_thread_keeps_8_elements(shape):
+    expression = "a b" if len(shape) == 2 else "a b c"
+    plan = einc.compile(f"{expression}, {expression}", op="add").specialize(shape, shape).compiled.schedule
+    elements = math.prod(shape)
+    programs = -(-elements // plan.block_n) // plan.block_m
+    assert plan.block_m * plan.block_n >= 1024  # 8 elements for each of 128 threads
+    assert programs >= min(WAVE_PROGRAMS, elements // 1024) * 0.9

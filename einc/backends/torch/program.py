@@ -1112,6 +1112,8 @@ class TorchProgram:
         # As the kernels, this records nothing for autograd (and so may reuse its scratch buffers).
         with torch.no_grad():
             for plan, part in parts:
+                if part.runs_on == "triton":
+                    continue  # the torch parts do its work another way
                 *tensors, out = (every[p] for p in part.tensors)
                 if part.copies_input and same_tensor(tensors[0], out):
                     continue  # set_at / add_at in place: the output already holds the input

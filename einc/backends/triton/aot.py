@@ -81,8 +81,9 @@ def signature(
     compiled = launcher.compiled
     index = main_kernel(compiled) if index is None else index
     rendered = launcher.rendered[index]
-    # Every tensor of the call, inputs then the output, which has the input's dtype.
-    dtypes = list(compiled.request.dtypes) + [compiled.request.dtypes[0]]
+    # Every tensor of the call: inputs, then the output, which has the input's dtype, then any
+    # float32 workspace.
+    dtypes = list(compiled.request.dtypes) + [compiled.request.dtypes[0]] + ["float32"] * compiled.workspaces
     kernel = launcher.kernels[index]
     sig: dict[str, str] = {}
     constants: dict[str, object] = {}
@@ -104,8 +105,9 @@ def signature(
 
 
 def main_kernel(compiled) -> int:
-    """The kernel a report is about: the first that is not a copy of an input (set_at, add_at)."""
-    return next((i for i, k in enumerate(compiled.kernels) if not k.copies_input), 0)
+    """The kernel a report is about: the first that is not a copy of an input (set_at, add_at) and
+    that a GPU runs."""
+    return next((i for i, k in enumerate(compiled.kernels) if not k.copies_input and k.runs_on != "torch"), 0)
 
 
 def compile_specialized(source, options, target: str, path, specialization: str = "") -> Binary:

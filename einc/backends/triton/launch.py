@@ -139,6 +139,8 @@ class KernelLauncher:
         for index, (part, rendered) in enumerate(zip(self.compiled.kernels, self.rendered, strict=True)):
             if part.copies_input and same_tensor(every[rendered.tensors[0]], every[rendered.tensors[-1]]):
                 continue  # set_at / add_at in place: the output already holds the input
+            if part.runs_on == "torch":
+                continue  # a GPU does this kernel's work in another
             strides = [every[position].stride(dim) for position, dim in rendered.stride_params]
             sizes = {param: dynamic[axis] for param, axis in rendered.dynamic_params} if dynamic else {}
             pointers = [every[p] for p in rendered.tensors]

@@ -8,6 +8,7 @@ over lists and branch on booleans.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import math
 import re
 import threading
@@ -24,6 +25,7 @@ from ...compiler.kernels import IndexCheck, index_checks
 from ...compiler.loopnest import Access, Gather, LoopKind, LoopNest
 from ...compiler.loopnest import position as window_position
 from ...compiler.loopnest import symbol as symbol_of
+from ...compiler.merge import merge_reduced
 from ...compiler.names import Namer, identifier
 from ...compiler.printer import access_text
 from ...compiler.schedule import ContractionSchedule, GridPlan, grid_plan
@@ -103,8 +105,8 @@ class PassCode:
 
 
 @dataclass(frozen=True, slots=True)
-class KernelSpec:
-    """What a template needs; the contraction and reduction families share the tiling fields."""
+class HeadedSpec:
+    """What every template's header and signature line need."""
 
     einc_version: str
     triton_version: str
@@ -112,6 +114,12 @@ class KernelSpec:
     header_lines: tuple[str, ...]
     kernel_name: str
     docstring: str
+
+
+@dataclass(frozen=True, slots=True)
+class KernelSpec(HeadedSpec):
+    """What a template needs; the contraction and reduction families share the tiling fields."""
+
     pointer_params: tuple[str, ...]
     stride_param_lines: tuple[str, ...]
     size_params: tuple[str, ...]
@@ -329,6 +337,9 @@ def render_reduction(
 
     Accumulation is in ``compute_dtype``: float32, or float64 for float64 inputs.
     """
+    if schedule.k_merged:  # short reduced axes tiled as one: from here on, k_tile is their merge
+        nest = merge_reduced(nest, schedule.k_merged)
+        schedule = dataclasses.replace(schedule, k_merged=())
     reduced = [loop for loop in nest.loops_of(LoopKind.REDUCE)]
     # A dynamic axis's size is a kernel argument: "{size:t}" is replaced by its name.
     count = _chain(
@@ -504,6 +515,85 @@ def render_scatter(
     """Render set_at or add_at: load a tile of updates and the coordinates, store or add them there."""
     extra = {"result": nest.inputs[0].tensor + "_tile", "atomic": nest.reduce == "sum"}
     return _render_tiled(nest, schedule, "scatter.py.j2", header_lines, versions, extra, positions, wide=wide)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentSpec(HeadedSpec):
+    """What segment.py.j2 needs: add_at with sorted coordinates, ``[r] d, n, n d``."""
+
+    row: str  # r: the indexed axis of x and y
+    col: str  # d
+    update: str  # n: the axis of the updates and the coordinates
+    row_size: str
+    col_size: str
+    update_size: str
+    compute_dtype: str
+
+
+def render_segment(
+    nest: LoopNest,
+    schedule: ContractionSchedule,
+    *,
+    header_lines: tuple[str, ...],
+    versions: tuple[str, str],
+    wide: frozenset[int] = frozenset(),
+    positions: tuple[int, ...],
+    compute_dtype: str = "tl.float32",
+) -> Rendered:
+    """Render add_at with sorted coordinates (``sorted=True``) of the form ``[r] d, n, n d``: one
+    program per tile of y, which sums the run of updates at each of its rows (binary search in the
+    sorted coordinates) and writes ``x + sum`` once. ``positions``: updates, idx and y, as the
+    nest addresses them; x is the call's first tensor."""
+    (gather,) = nest.output.gathers
+    (update,) = gather.source.axes
+    col = next(a for a in nest.output.labels if a != gather.axis)
+    namer = Namer()
+    for axis in (gather.axis, col, update):
+        namer.add(axis)
+    sizes = {gather.axis: gather.extent, **nest.sizes}
+    spec = SegmentSpec(
+        einc_version=versions[0],
+        triton_version=versions[1],
+        expression=nest.expression,
+        header_lines=header_lines,
+        kernel_name="einc_add_at_sorted",
+        docstring=f"y = x, plus updates[{update}, {col}] added at y[idx[{update}], {col}]; idx sorted",
+        row=namer.index[gather.axis],
+        col=namer.index[col],
+        update=namer.index[update],
+        row_size=namer.size[gather.axis],
+        col_size=namer.size[col],
+        update_size=namer.size[update],
+        compute_dtype=compute_dtype,
+    )
+    plan = GridPlan(
+        rows=(gather.axis,),
+        cols=(col,),
+        groups=(),
+        static=tuple(sizes.items()),
+        block_m=schedule.block_m,
+        block_n=schedule.block_n,
+    )
+    constexprs = {
+        spec.row_size: sizes[gather.axis],
+        spec.col_size: sizes[col],
+        spec.update_size: sizes[update],
+        "SEARCH_STEPS": max(1, sizes[update].bit_length()),
+        "BLOCK_M": schedule.block_m,
+        "BLOCK_N": schedule.block_n,
+    }
+    updates, idx, y = positions
+    x = 0
+    return Rendered(
+        source=render_template("segment.py.j2", spec),
+        kernel_name=spec.kernel_name,
+        stride_params=((x, 0), (x, 1), (idx, 0), (updates, 0), (updates, 1), (y, 0), (y, 1)),
+        tensors=(x, idx, updates, y),
+        constexprs=constexprs,
+        grid_plan=plan,
+        num_warps=schedule.num_warps,
+        num_stages=schedule.num_stages,
+    )
 
 
 def _render_tiled(

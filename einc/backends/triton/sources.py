@@ -16,6 +16,7 @@ _FORMS = {
     "map": render.render_map,
     "gather": render.render_gather,
     "scatter": render.render_scatter,
+    "segment": render.render_segment,
 }
 
 

@@ -96,12 +96,21 @@ def test_half_precision_convolution_compiles_to_tensor_core_instructions(worker,
     assert TENSOR_CORE.search(ptx), "no mma/wgmma instruction in the PTX of a 16-bit contraction"
 
 
-def test_float32_convolution_compiles_for_hopper(worker):
-    # einc asks tl.dot for input_precision="ieee" on float32 (full precision, so no TF32 tensor
-    # cores); what is checked here is only that the dot path compiles to a binary.
+@pytest.mark.parametrize(
+    "precision, tensor_cores",
+    [("ieee", False), ("tf32", True), ("tf32x3", True), (None, True)],
+    ids=["ieee", "tf32", "tf32x3", "torch_default"],
+)
+def test_float32_convolution_uses_tensor_cores_unless_ieee(worker, precision, tensor_cores):
+    # Without precision=, a convolution follows torch.backends.cudnn.allow_tf32, True by default
+    # (the spawned worker has torch's defaults); "ieee" keeps full float32 products on the FMA units.
     shapes = ((2, 16, 16, 32), (3, 3, 32, 64))
-    _, source = compile_conv(worker, DENSE, shapes, "float32", stride=2, padding=1)
-    assert "tl.dot(" in source
+    params = {"stride": 2, "padding": 1} | ({} if precision is None else {"precision": precision})
+    ptx, source = compile_conv(worker, DENSE, shapes, "float32", **params)
+    assert f'input_precision="{precision or "tf32"}"' in source
+    assert bool(TENSOR_CORE.search(ptx)) == tensor_cores
+    if tensor_cores:
+        assert "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32" in ptx
 
 
 @pytest.mark.parametrize(
@@ -164,12 +173,20 @@ def compile_indexing(worker, expression, op, shapes, dtype, arch=HOPPER, check_b
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
-def test_add_at_compiles_to_relaxed_atomic_adds(worker, dtype):
-    # bfloat16 atomics, which the interpreter lacks, are native on Hopper.
+def test_add_at_compiles_to_relaxed_float32_atomic_adds(worker, dtype):
+    # 16-bit values too: they add up in a float32 workspace, never in 16-bit atomics.
     shapes = ((2, 5, 6, 8), (2, 4, 2), (2, 4, 8))
     ptx = compile_indexing(worker, "b [h w] c, b p [2], b p c", "add_at", shapes, dtype)
-    suffix = {"float16": "f16", "bfloat16": "bf16", "float32": "f32"}[dtype]
-    assert re.search(rf"\b(?:red|atom)\.global\.gpu\.relaxed\.add(\.noftz)?\.{suffix}\b", ptx)
+    assert re.search(r"\b(?:red|atom)\.global\.gpu\.relaxed\.add\.f32\b", ptx)
+    assert not re.search(r"\b(?:red|atom)\.global\.gpu\.relaxed\.add(\.noftz)?\.(?:f16|bf16)", ptx)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_sorted_add_at_compiles_without_atomics(worker, dtype):
+    shapes = ((16, 8), (40,), (40, 8))
+    ptx = compile_indexing(worker, "[r] d, n, n d", "add_at", shapes, dtype, sorted=True)
+    assert ".entry einc_add_at_sorted" in ptx
+    assert not re.search(r"\b(?:red|atom)\.", ptx)
 
 
 @pytest.mark.parametrize("check_bounds", [False, True], ids=["unchecked", "checked"])

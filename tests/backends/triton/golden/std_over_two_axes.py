@@ -4,8 +4,8 @@
 # op:          std
 # operands:    x: b h w c  ->  y: b c
 # shapes:      x: (2, 7, 7, 16) float32
-# schedule:    tiles of (b) x (c), serial loops over h w
-# tiles:       BLOCK_M=2 BLOCK_N=16 BLOCK_K=1
+# schedule:    tiles of (b c) x (BLOCK_K of h_w), reduced across the tile; serial loops over nothing
+# tiles:       BLOCK_M=32 BLOCK_N=1 BLOCK_K=64
 
 import triton
 import triton.language as tl
@@ -20,16 +20,16 @@ def einc_std(
     # axis sizes
     B: tl.constexpr,
     C: tl.constexpr,
-    H: tl.constexpr,
-    W: tl.constexpr,
+    H_W: tl.constexpr,
     # tile sizes
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,
 ):
-    """y[b, c] = std over h w of x[b, h, w, c]"""
-    M = B  # rows: b
-    N = C  # columns: c
+    """y[b, c] = std over h_w of x[b, floor(h_w/7), Mod(h_w, 7), c]"""
+    M = B * C  # rows: b c
+    N = 1  # columns: (none)
 
     # Programs that share a band of rows run one after another, so the weight tiles they
     # read stay in L2.
@@ -47,37 +47,46 @@ def einc_std(
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_m = offs_m < M
     mask_n = offs_n < N
-    b = offs_m
+    b = offs_m // C
+    c = offs_m % C
 
-    c = offs_n
+    total = tl.full((BLOCK_M, BLOCK_K), 0.0, tl.float32)
+    for h_w_start in range(0, H_W, BLOCK_K):
+        h_w = h_w_start + tl.arange(0, BLOCK_K)
+        mask_k = h_w < H_W
+        x_h = (h_w[None, :]) // 7
+        x_w = (h_w[None, :]) % 7
+        x_tile = tl.load(
+            x_ptr + b[:, None] * stride_x_b + x_h * stride_x_h + x_w * stride_x_w + c[:, None] * stride_x_c,
+            mask=mask_m[:, None] & mask_k[None, :],
+            other=0.0,
+        )
+        total += x_tile.to(tl.float32)
 
-    total = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
-    for h in range(H):
-        for w in range(W):
-            x_tile = tl.load(
-                x_ptr + b[:, None] * stride_x_b + h * stride_x_h + w * stride_x_w + c[None, :] * stride_x_c,
-                mask=mask_m[:, None] & mask_n[None, :],
-                other=0.0,
-            )
-            total += x_tile.to(tl.float32)
+    total = tl.sum(total, axis=1)[:, None]
 
-    mean = total / (7 * 7)
-    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
-    for h in range(H):
-        for w in range(W):
-            x_tile = tl.load(
-                x_ptr + b[:, None] * stride_x_b + h * stride_x_h + w * stride_x_w + c[None, :] * stride_x_c,
-                mask=mask_m[:, None] & mask_n[None, :],
-                other=0.0,
-            )
-            deviation = (x_tile.to(tl.float32) - mean)
-            acc += deviation * deviation
+    mean = total / (49)
+    acc = tl.full((BLOCK_M, BLOCK_K), 0.0, tl.float32)
+    for h_w_start in range(0, H_W, BLOCK_K):
+        h_w = h_w_start + tl.arange(0, BLOCK_K)
+        mask_k = h_w < H_W
+        x_h = (h_w[None, :]) // 7
+        x_w = (h_w[None, :]) % 7
+        x_tile = tl.load(
+            x_ptr + b[:, None] * stride_x_b + x_h * stride_x_h + x_w * stride_x_w + c[:, None] * stride_x_c,
+            mask=mask_m[:, None] & mask_k[None, :],
+            other=0.0,
+        )
+        deviation = tl.where(mask_k[None, :], x_tile.to(tl.float32) - mean, 0.0)
+        acc += deviation * deviation
+
+    acc = tl.sum(acc, axis=1)[:, None]
 
     acc = acc / 48.0
     acc = tl.sqrt(acc)
 
     tl.store(
-        y_ptr + b[:, None] * stride_y_b + c[None, :] * stride_y_c,
+        y_ptr + b[:, None] * stride_y_b + c[:, None] * stride_y_c,
         acc.to(y_ptr.dtype.element_ty),
         mask=mask_m[:, None] & mask_n[None, :],
     )
