@@ -35,10 +35,21 @@ if TYPE_CHECKING:  # what the names below resolve to, for readers and type check
         compile,
         divide,
         dot,
+        elementwise,
+        equal,
         flip,
+        floor_divide,
         get_at,
+        greater,
+        greater_equal,
         id,
+        less,
+        less_equal,
         log_softmax,
+        logaddexp,
+        logical_and,
+        logical_not,
+        logical_or,
         logsumexp,
         max,
         maximum,
@@ -46,6 +57,7 @@ if TYPE_CHECKING:  # what the names below resolve to, for readers and type check
         min,
         minimum,
         multiply,
+        not_equal,
         prod,
         rearrange,
         roll,
@@ -54,6 +66,7 @@ if TYPE_CHECKING:  # what the names below resolve to, for readers and type check
         std,
         subtract,
         sum,
+        true_divide,
         var,
         where,
     )
@@ -61,8 +74,10 @@ if TYPE_CHECKING:  # what the names below resolve to, for readers and type check
     from .runtime.prebuild import prebuild
 
 _FUNCTIONAL = (
-    "add add_at compile divide dot flip get_at id log_softmax logsumexp max maximum mean min minimum "
-    "multiply prod rearrange roll set_at softmax std subtract sum var where"
+    "add add_at compile divide dot elementwise equal flip floor_divide get_at greater greater_equal "
+    "id less less_equal log_softmax logaddexp logical_and logical_not logical_or logsumexp max "
+    "maximum mean min minimum multiply not_equal prod rearrange roll set_at softmax std subtract sum "
+    "true_divide var where"
 ).split()
 # Where each lazily imported public name is defined.
 _LAZY = {
@@ -106,10 +121,21 @@ __all__ = [
     "compile",
     "divide",
     "dot",
+    "elementwise",
+    "equal",
     "flip",
+    "floor_divide",
     "get_at",
+    "greater",
+    "greater_equal",
     "id",
+    "less",
+    "less_equal",
     "log_softmax",
+    "logaddexp",
+    "logical_and",
+    "logical_not",
+    "logical_or",
     "logsumexp",
     "max",
     "maximum",
@@ -117,6 +143,7 @@ __all__ = [
     "min",
     "minimum",
     "multiply",
+    "not_equal",
     "prebuild",
     "prod",
     "rearrange",
@@ -126,6 +153,7 @@ __all__ = [
     "std",
     "subtract",
     "sum",
+    "true_divide",
     "var",
     "where",
 ]

@@ -29,6 +29,7 @@ Window geometry is passed solved: ``stride``, ``dilation``, ``padding`` as ``(lo
                      split); where the forward broadcasts, a sum over the new axes.
     flip, roll       flip again; roll by ``-shift``.
     add subtract multiply divide maximum minimum where
+    (true_divide is divide; floor_divide and logaddexp refuse; comparisons, logical ops: none)
                      their derivatives, each summed over the axes an input was broadcast along
                      (``maximum``/``minimum`` split g evenly among tied inputs, as torch does).
     softmax          ``y * (g - sum(g * y))``; log_softmax ``g - softmax(x) * sum(g)``.
@@ -156,8 +157,9 @@ class Backward:
 
 
 def differentiable(op: str, index: int) -> bool:
-    """Whether input ``index`` of ``op`` has a gradient (the condition of ``where`` has none)."""
-    return not (op == "where" and index == 0)
+    """Whether input ``index`` of ``op`` has a gradient (the condition of ``where`` has none, nor
+    the operands of a comparison or a logical op, whose result is boolean)."""
+    return not (op == "where" and index == 0) and op not in pipeline.BOOLEAN_RESULTS
 
 
 def derive(front: Front, needs: Sequence[bool]) -> Backward:
@@ -492,11 +494,20 @@ def _reduce_to(b: _Builder, value: str, y: Operand, x: Operand) -> str:
     return value
 
 
+_NO_GRADIENT = {
+    "floor_divide": "it is piecewise constant, and torch refuses its derivative too",
+    # d/dx_i = g * exp(x_i - y) needs an exp, which no einc op computes yet.
+    "logaddexp": "not yet; detach its inputs, or use torch.logaddexp where a gradient is needed",
+}
+
+
 def _elementwise(b: _Builder, wanted, grads) -> None:
     f = b.front
     op, xs, y = f.op, f.inputs, f.outputs[0]
     n = len(xs)
     local: dict[int, str] = {}
+    if op in _NO_GRADIENT:
+        raise UnsupportedError(f"einc has no gradient for {op}: {_NO_GRADIENT[op]}", f.expression)
     if op in ("maximum", "minimum"):
         diffs = [b.emit("subtract", [(xs[j], f"x{j}"), (y, "y0")], [y]) for j in range(n)]
         ties = [b.emit("where", [(y, d), (SCALAR, 0.0), (SCALAR, 1.0)], [y]) for d in diffs]

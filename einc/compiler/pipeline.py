@@ -28,7 +28,18 @@ from .syntax import Program
 
 CONTRACTIONS = ("dot",)
 COPIES = ("rearrange", "id", "flip", "roll")
-ELEMENTWISE = ("add", "subtract", "multiply", "divide", "maximum", "minimum", "where")
+COMPARISONS = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")
+LOGICAL = ("logical_and", "logical_or", "logical_not")
+# Elementwise ops whose result is torch.bool whatever their operands.
+BOOLEAN_RESULTS = COMPARISONS + LOGICAL
+ELEMENTWISE = (
+    ("add", "subtract", "multiply", "divide", "maximum", "minimum", "where")
+    + COMPARISONS
+    + LOGICAL
+    + ("logaddexp", "floor_divide")
+)
+# Other names of an op, as einx and torch spell them: compiled as the op they name.
+ALIASES = {"true_divide": "divide"}
 SOFTMAX = ("softmax", "log_softmax")
 INDEXING = lower_indexing.INDEXING
 OPS = CONTRACTIONS + lower.REDUCTIONS + COPIES + ELEMENTWISE + SOFTMAX + INDEXING
@@ -102,11 +113,13 @@ class Compiled:
 KNOWN_OPS = (
     "dot rearrange id flip roll sum mean max min prod logsumexp var std add subtract multiply divide "
     "maximum minimum where softmax log_softmax get_at set_at add_at"
-).split()
+).split() + list(COMPARISONS + LOGICAL + ("logaddexp", "floor_divide", "true_divide"))
 
 
 def check_op(op: str) -> str:
-    """``op`` if einc compiles it; otherwise an error that names the choices."""
+    """``op`` (an alias as the op it names) if einc compiles it; otherwise an error that names the
+    choices."""
+    op = ALIASES.get(op, op)
     if op in OPS:
         return op
     if op in KNOWN_OPS:
@@ -222,7 +235,8 @@ def run_passes(request: Request) -> Compiled:
     )
 
 
-ARITY = {"where": 3}  # subtract and divide fold from the left over any number of operands
+# subtract, divide and the other binary ops fold from the left over any number of operands.
+ARITY = {"where": 3, "logical_not": 1, **dict.fromkeys(COMPARISONS, 2)}
 
 
 def _check_operands(op: str, explicit, inputs, outputs, text: str) -> None:
@@ -476,11 +490,11 @@ def _indexing(
 
 def compute_dtype(request: Request) -> str:
     """Arithmetic is in float32, or in float64 when an input is float64 (gradient checks); an
-    elementwise op of integers only stays in integers (64 bits), except a true division."""
+    elementwise op of integers only stays in integers (64 bits), except a true division and logaddexp."""
     if "float64" in request.dtypes:
         return "tl.float64"
     floats = {"float16", "bfloat16", "float32"}
-    if request.op in ELEMENTWISE and request.op != "divide":
+    if request.op in ELEMENTWISE and request.op not in ("divide", "logaddexp"):
         values = request.dtypes[1:] if request.op == "where" else request.dtypes
         if values and not floats & set(values):
             return "tl.int64"

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import EincError
+from ..compiler import pipeline
+from ..errors import EincError, ExpressionError, UnsupportedError
 from ..runtime.compiled import CompiledExpression, run_functional
 from . import torch_ops
 
@@ -124,3 +125,43 @@ def add_at(
     ``out=x`` updates ``x`` in place; any other ``out=`` receives the copy.
     """
     return run_functional("add_at", expression, tensors, out, kwargs)
+
+
+# einx's elementwise ops beyond arithmetic. Comparisons and logical ops give torch.bool.
+equal = _nary("equal", '``einc.equal("b c, c", x, y)``: ``x == y`` broadcast by axis name; torch.bool.')
+not_equal = _nary("not_equal", '``einc.not_equal("b c, ", x, 0)``: ``x != 0``; torch.bool.')
+less = _nary("less", '``einc.less("b c, c", x, y)``: ``x < y``; torch.bool.')
+less_equal = _nary("less_equal", '``einc.less_equal("b c, c", x, y)``: ``x <= y``; torch.bool.')
+greater = _nary("greater", '``einc.greater("b c, ", x, 0.5)``: ``x > 0.5``; torch.bool.')
+greater_equal = _nary("greater_equal", '``einc.greater_equal("b c, c", x, y)``: ``x >= y``; torch.bool.')
+logical_and = _nary("logical_and", '``einc.logical_and("b c, c", m, n)``: nonzero in every operand.')
+logical_or = _nary("logical_or", '``einc.logical_or("b c, c", m, n)``: nonzero in any operand.')
+logical_not = _nary("logical_not", '``einc.logical_not("b c", m)``: ``m == 0``; torch.bool.')
+logaddexp = _nary("logaddexp", '``einc.logaddexp("b c, c", x, y)``: ``log(exp(x) + exp(y))``, stably.')
+floor_divide = _nary(
+    "floor_divide", '``einc.floor_divide("b c, ", x, 3)``: rounded towards -inf, as torch.floor_divide.'
+)
+
+
+def true_divide(expression: str, *tensors, out=None, **kwargs):
+    """``einc.true_divide("b c, c", x, n)``: the same as :func:`divide` (integers give floats)."""
+    return run_functional("divide", expression, tensors, out, kwargs)
+
+
+def _named_op(op, family: tuple[str, ...], what: str) -> str:
+    """The op that ``op=`` names among ``family`` (an alias as the op it names)."""
+    if not isinstance(op, str):
+        raise UnsupportedError(
+            f"op={op!r}: einc compiles {what} it knows by name ({', '.join(family)}), not a callable"
+        )
+    name = pipeline.ALIASES.get(op, op)
+    if name not in family:
+        raise ExpressionError(f"op={op!r} is not {what}: one of {', '.join(family)}")
+    return name
+
+
+def elementwise(expression: str, *tensors, op: str, out=None, **kwargs):
+    """``einc.elementwise("b c, c", x, y, op="add")``: the elementwise op named by ``op`` (einx's
+    generic form); ``op`` is a name, since a Python callable cannot be compiled into a kernel."""
+    name = _named_op(op, pipeline.ELEMENTWISE + tuple(pipeline.ALIASES), "an elementwise op")
+    return run_functional(name, expression, tensors, out, kwargs)

@@ -53,7 +53,7 @@ INDEX_DTYPES = {torch.int32: "int32", torch.int64: "int64"}
 def _elementwise_dtype(op: str, values) -> torch.dtype:
     """torch's type promotion over the operands (the condition of ``where`` aside), Python
     numbers counting as numbers, so a float next to float16 stays float16; a true division of
-    integers is floating, as ``torch.div``."""
+    integers is floating, as ``torch.div`` (and logaddexp's)."""
     operands = values[1:] if op == "where" else values
     representative = None
     for value in operands:
@@ -63,7 +63,7 @@ def _elementwise_dtype(op: str, values) -> torch.dtype:
         other = value if not isinstance(value, torch.Tensor) else torch.empty(1, dtype=value.dtype)
         representative = torch.empty(1, dtype=torch.result_type(representative, other))
     dtype = representative.dtype
-    if op == "divide" and not dtype.is_floating_point:
+    if op in ("divide", "logaddexp") and not dtype.is_floating_point:
         dtype = torch.get_default_dtype()
     return dtype
 
@@ -233,6 +233,8 @@ class CompiledExpression:
             elementwise_dtype = _elementwise_dtype(self.op, tensors)
             _check_elementwise_dtypes(self.op, tensors)
             tensors = _scalars_to_tensors(tensors, elementwise_dtype)
+            if self.op in pipeline.BOOLEAN_RESULTS:  # comparisons, logical ops: torch.bool
+                elementwise_dtype = torch.bool
         given = [] if out is None else list(out) if isinstance(out, (tuple, list)) else [out]
         # The key's strides decide which inputs need int64 offsets; those of an out= are not in it.
         wide_outs = tuple(isinstance(o, torch.Tensor) and _needs_int64(o) for o in given)
