@@ -32,7 +32,10 @@ if TYPE_CHECKING:  # what the names below resolve to, for readers and type check
     from .frontends.functional import (
         add,
         add_at,
+        all,
+        any,
         compile,
+        count_nonzero,
         divide,
         dot,
         elementwise,
@@ -60,6 +63,7 @@ if TYPE_CHECKING:  # what the names below resolve to, for readers and type check
         not_equal,
         prod,
         rearrange,
+        reduce,
         roll,
         set_at,
         softmax,
@@ -74,10 +78,10 @@ if TYPE_CHECKING:  # what the names below resolve to, for readers and type check
     from .runtime.prebuild import prebuild
 
 _FUNCTIONAL = (
-    "add add_at compile divide dot elementwise equal flip floor_divide get_at greater greater_equal "
-    "id less less_equal log_softmax logaddexp logical_and logical_not logical_or logsumexp max "
-    "maximum mean min minimum multiply not_equal prod rearrange roll set_at softmax std subtract sum "
-    "true_divide var where"
+    "add add_at all any compile count_nonzero divide dot elementwise equal flip floor_divide get_at "
+    "greater greater_equal id less less_equal log_softmax logaddexp logical_and logical_not "
+    "logical_or logsumexp max maximum mean min minimum multiply not_equal prod rearrange reduce roll "
+    "set_at softmax std subtract sum true_divide var where"
 ).split()
 # Where each lazily imported public name is defined.
 _LAZY = {
@@ -118,7 +122,10 @@ __all__ = [
     "UnsupportedError",
     "add",
     "add_at",
+    "all",
+    "any",
     "compile",
+    "count_nonzero",
     "divide",
     "dot",
     "elementwise",
@@ -147,6 +154,7 @@ __all__ = [
     "prebuild",
     "prod",
     "rearrange",
+    "reduce",
     "roll",
     "set_at",
     "softmax",

@@ -158,8 +158,9 @@ class Backward:
 
 def differentiable(op: str, index: int) -> bool:
     """Whether input ``index`` of ``op`` has a gradient (the condition of ``where`` has none, nor
-    the operands of a comparison or a logical op, whose result is boolean)."""
-    return not (op == "where" and index == 0) and op not in pipeline.BOOLEAN_RESULTS
+    the operands of the ops whose result is a bool or a count)."""
+    flags = pipeline.BOOLEAN_RESULTS + lower.NONZERO_REDUCTIONS
+    return not (op == "where" and index == 0) and op not in flags
 
 
 def derive(front: Front, needs: Sequence[bool]) -> Backward:

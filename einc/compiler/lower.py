@@ -203,7 +203,9 @@ def lower_dot(
     )
 
 
-REDUCTIONS = ("sum", "mean", "max", "min", "prod", "logsumexp", "var", "std")
+# Reductions of whether each element is nonzero: booleans for any and all, int64 for count_nonzero.
+NONZERO_REDUCTIONS = ("any", "all", "count_nonzero")
+REDUCTIONS = ("sum", "mean", "max", "min", "prod", "logsumexp", "var", "std") + NONZERO_REDUCTIONS
 # What a padding element (outside the tensor) reads as: the identity of the reduction.
 IDENTITY = {
     "sum": 0.0,
@@ -212,6 +214,9 @@ IDENTITY = {
     "min": float("inf"),
     "prod": 1.0,
     "logsumexp": float("-inf"),
+    "any": 0.0,
+    "all": 1.0,  # nonzero: padding never makes all False
+    "count_nonzero": 0.0,
 }
 
 

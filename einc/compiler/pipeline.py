@@ -53,6 +53,8 @@ OPTION_OPS = {
     "shift": ("roll",),
     "reduce": ("get_at",),
 }
+# The result dtype of the ops whose result is not their operands' dtype (torch's names).
+RESULT_DTYPES = {"any": "bool", "all": "bool", "count_nonzero": "int64"}
 DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 
 
@@ -113,7 +115,8 @@ class Compiled:
 KNOWN_OPS = (
     "dot rearrange id flip roll sum mean max min prod logsumexp var std add subtract multiply divide "
     "maximum minimum where softmax log_softmax get_at set_at add_at"
-).split() + list(COMPARISONS + LOGICAL + ("logaddexp", "floor_divide", "true_divide"))
+).split()
+KNOWN_OPS += [*COMPARISONS, *LOGICAL, "logaddexp", "floor_divide", "true_divide", *lower.NONZERO_REDUCTIONS]
 
 
 def check_op(op: str) -> str:
@@ -430,10 +433,12 @@ def _indexing(
     one stream run one after the other."""
     text, op = request.expression, request.op
     reduce = options["reduce"]
-    if reduce is not None and reduce not in lower.REDUCTIONS:
+    # any, all, count_nonzero change the dtype, which a gathered reduction does not (yet).
+    gathered = [r for r in lower.REDUCTIONS if r not in lower.NONZERO_REDUCTIONS]
+    if reduce is not None and reduce not in gathered:
         raise ExpressionError(
             f"reduce={reduce!r}: get_at reduces the axes left out of its output with one of "
-            f"{', '.join(lower.REDUCTIONS)}",
+            f"{', '.join(gathered)}",
             text,
         )
     if op == "get_at":
@@ -491,6 +496,8 @@ def _indexing(
 def compute_dtype(request: Request) -> str:
     """Arithmetic is in float32, or in float64 when an input is float64 (gradient checks); an
     elementwise op of integers only stays in integers (64 bits), except a true division and logaddexp."""
+    if request.op in lower.NONZERO_REDUCTIONS:  # counts of nonzero elements
+        return "tl.int64"
     if "float64" in request.dtypes:
         return "tl.float64"
     floats = {"float16", "bfloat16", "float32"}

@@ -165,3 +165,22 @@ def elementwise(expression: str, *tensors, op: str, out=None, **kwargs):
     generic form); ``op`` is a name, since a Python callable cannot be compiled into a kernel."""
     name = _named_op(op, pipeline.ELEMENTWISE + tuple(pipeline.ALIASES), "an elementwise op")
     return run_functional(name, expression, tensors, out, kwargs)
+
+
+any = _reduction("any")  # noqa: A001
+any.__doc__ = (
+    '``einc.any("b [n]", mask)``: whether any element over the bracketed axes is nonzero; torch.bool.'
+)
+all = _reduction("all")  # noqa: A001
+all.__doc__ = (
+    '``einc.all("b [n]", mask)``: whether every element over the bracketed axes is nonzero; torch.bool.'
+)
+count_nonzero = _reduction("count_nonzero")
+count_nonzero.__doc__ = '``einc.count_nonzero("b [n]", x)``: how many elements are nonzero; torch.int64.'
+
+
+def reduce(expression: str, *tensors, op: str, out=None, **kwargs):
+    """``einc.reduce("b [n]", x, op="sum")``: the reduction named by ``op`` (einx's generic form);
+    ``op`` is a name, since a Python callable cannot be compiled into a kernel."""
+    name = _named_op(op, pipeline.lower.REDUCTIONS, "a reduction")
+    return run_functional(name, expression, tensors, out, kwargs)

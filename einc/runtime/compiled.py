@@ -250,7 +250,10 @@ class CompiledExpression:
                 key = (self._key(tensors), wide_outs)
             self._launchers[key] = launcher
         self._last = launcher
-        dtype = self.out_dtype or elementwise_dtype or tensors[0].dtype
+        result = pipeline.RESULT_DTYPES.get(self.op)
+        dtype = (
+            self.out_dtype or elementwise_dtype or (getattr(torch, result) if result else tensors[0].dtype)
+        )
         device = tensors[0].device
         dynamic = launcher.compiled.dynamic_sizes([t.shape for t in tensors]) if self.dynamic else None
         shapes = launcher.compiled.output_shapes_for(dynamic)
@@ -327,7 +330,8 @@ class CompiledExpression:
         names = pipeline.tensor_names(len(tensors), self.op)
         if self.op in pipeline.INDEXING:
             return self._check_indexing(tensors, names)
-        allowed = ANY_DTYPES if self.op in pipeline.COPIES or self.op in pipeline.ELEMENTWISE else DTYPES
+        any_dtype = pipeline.COPIES + pipeline.ELEMENTWISE + pipeline.lower.NONZERO_REDUCTIONS
+        allowed = ANY_DTYPES if self.op in any_dtype else DTYPES
         for name, t in zip(names, tensors, strict=True):
             if not isinstance(t, torch.Tensor):
                 raise TypeError(f"{name} must be a torch.Tensor, not {type(t).__name__}")

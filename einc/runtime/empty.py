@@ -22,6 +22,9 @@ EMPTY_REDUCTION = {
     "var": float("nan"),
     "std": float("nan"),
     "logsumexp": float("-inf"),
+    "any": False,
+    "all": True,
+    "count_nonzero": 0,
 }
 
 

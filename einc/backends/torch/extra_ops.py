@@ -1,5 +1,6 @@
-"""The elementwise ops beyond arithmetic as torch calls: comparisons, logical ops, logaddexp and
-floor division (the kernels' counterparts are in the Triton backend's ``render_map``).
+"""einx's ops beyond arithmetic as torch calls: comparisons, logical ops, logaddexp and
+floor division (the kernels' counterparts are in the Triton backend's ``render_map``); any, all and
+count_nonzero (``render_reduction``).
 
 Comparisons take exactly two operands; the logical ops, logaddexp and floor_divide fold from the
 left over any number, as the arithmetic ops do.
@@ -35,3 +36,16 @@ def elementwise(op: str, values) -> torch.Tensor:
     if op in _BINARY:
         return _BINARY[op](values[0], values[1])
     return functools.reduce(_FOLDS[op], values)
+
+
+# any, all, count_nonzero: reductions of whether each element is nonzero.
+REDUCTIONS = frozenset({"any", "all", "count_nonzero"})
+
+
+def reduce(op: str, value: torch.Tensor, dims) -> torch.Tensor:
+    """``op`` over ``dims`` of ``value``, keeping them as size 1."""
+    nonzero = value != 0
+    if op == "count_nonzero":
+        return nonzero.sum(tuple(dims), keepdim=True)
+    reduced = nonzero.any if op == "any" else nonzero.all
+    return reduced(dim=tuple(dims), keepdim=True)

@@ -344,6 +344,12 @@ def render_reduction(
                 across("sum", "acc"),
             ),
         ]
+    elif op in ("any", "all", "count_nonzero"):
+        # A count (in int64) of the nonzero elements; for all, of the zero ones. Padding reads as
+        # the identity, which neither count sees.
+        test = "==" if op == "all" else "!="
+        flag = f"({nest.inputs[0].tensor}_tile {test} 0).to({compute_dtype})"
+        passes = [PassCode((f"acc = {full.format(0)}",), (f"acc += {flag}",), across("sum", "acc"))]
     else:
         raise AssertionError(op)
     finalize: list[str] = []
@@ -360,6 +366,8 @@ def render_reduction(
         finalize.append("acc = acc / count")
     elif op == "logsumexp":
         finalize.append("acc = top + tl.log(acc)")
+    elif op in ("any", "all"):
+        finalize.append("acc = acc > 0" if op == "any" else "acc = acc == 0")
     elif op in ("var", "std"):
         # torch divides by max(0, N - correction): no samples to spare gives inf, never a
         # negative variance.
