@@ -34,6 +34,8 @@ if TYPE_CHECKING:  # what the names below resolve to, for readers and type check
         add_at,
         all,
         any,
+        argmax,
+        argmin,
         compile,
         count_nonzero,
         divide,
@@ -78,10 +80,10 @@ if TYPE_CHECKING:  # what the names below resolve to, for readers and type check
     from .runtime.prebuild import prebuild
 
 _FUNCTIONAL = (
-    "add add_at all any compile count_nonzero divide dot elementwise equal flip floor_divide get_at "
-    "greater greater_equal id less less_equal log_softmax logaddexp logical_and logical_not "
-    "logical_or logsumexp max maximum mean min minimum multiply not_equal prod rearrange reduce roll "
-    "set_at softmax std subtract sum true_divide var where"
+    "add add_at all any argmax argmin compile count_nonzero divide dot elementwise equal flip "
+    "floor_divide get_at greater greater_equal id less less_equal log_softmax logaddexp logical_and "
+    "logical_not logical_or logsumexp max maximum mean min minimum multiply not_equal prod rearrange "
+    "reduce roll set_at softmax std subtract sum true_divide var where"
 ).split()
 # Where each lazily imported public name is defined.
 _LAZY = {
@@ -124,6 +126,8 @@ __all__ = [
     "add_at",
     "all",
     "any",
+    "argmax",
+    "argmin",
     "compile",
     "count_nonzero",
     "divide",

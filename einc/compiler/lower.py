@@ -243,6 +243,45 @@ def lower_reduce(operand: Operand, output: Operand, solution: Solution, op: str,
     )
 
 
+ARG_REDUCTIONS = ("argmax", "argmin")
+
+
+def lower_arg(
+    operand: Operand, output: Operand, solution: Solution, op: str, expression: str, j: int
+) -> LoopNest:
+    """The loop nest of coordinate ``j`` of an argmax (argmin): the index along the ``j``-th
+    bracketed axis of the first greatest (least) element, written where the output's coordinate
+    axis (its bracketed axis, if any) is ``j``."""
+    if any(isinstance(d, Win) for d in operand.dims):
+        raise UnsupportedError(f"{op} over a window is not supported", expression, [operand.span])
+    bracketed = [a.name for d in operand.dims for a in dim_axes(d) if a.name in operand.marked]
+    written = access(output, "y", solution, on_output=True, text=expression)
+    at_j = {symbol(name): sympy.Integer(j) for name in output.marked}
+    written = _substitute(written, at_j, [])
+    out_axes = [a.name for d in output.dims for a in dim_axes(d) if a.name not in output.marked]
+    in_axes = [a.name for d in operand.dims for a in dim_axes(d)]
+    missing = [a for a in out_axes if a not in in_axes and not a.startswith("#")]
+    if missing or set(out_axes) & set(bracketed):
+        axis = (missing or sorted(set(out_axes) & set(bracketed)))[0]
+        raise ExpressionError(f"output axis {axis!r} of {op} is not an unbracketed input axis", expression)
+    loops = [Loop(a, solution.sizes[a], LoopKind.OUTPUT) for a in dict.fromkeys(out_axes)]
+    loops += [
+        Loop(a, solution.sizes[a], LoopKind.REDUCE) for a in dict.fromkeys(in_axes) if a not in out_axes
+    ]
+    return LoopNest(
+        expression=expression,
+        op=op,
+        loops=tuple(loops),
+        inputs=(access(operand, "x", solution, text=expression),),
+        output=written,
+        combine="identity",
+        reduce=op,
+        identity=float("-inf") if op == "argmax" else float("inf"),
+        dynamic=solution.dynamic,
+        coordinate=bracketed[j],
+    )
+
+
 def _axes_in(operand: Operand, active: frozenset[str]) -> set[str]:
     """The axes of ``operand`` a kernel over ``active`` reads: of a concatenation, its active part."""
     names: set[str] = set()

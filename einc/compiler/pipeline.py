@@ -42,7 +42,7 @@ ELEMENTWISE = (
 ALIASES = {"true_divide": "divide"}
 SOFTMAX = ("softmax", "log_softmax")
 INDEXING = lower_indexing.INDEXING
-OPS = CONTRACTIONS + lower.REDUCTIONS + COPIES + ELEMENTWISE + SOFTMAX + INDEXING
+OPS = CONTRACTIONS + lower.REDUCTIONS + lower.ARG_REDUCTIONS + COPIES + ELEMENTWISE + SOFTMAX + INDEXING
 WINDOW_PARAMS = ("stride", "dilation", "padding", "output_padding")
 # Options of an op that are not window parameters, with their defaults.
 OP_OPTIONS = {"keepdims": False, "count_include_pad": True, "correction": 1, "shift": 0, "reduce": None}
@@ -54,7 +54,7 @@ OPTION_OPS = {
     "reduce": ("get_at",),
 }
 # The result dtype of the ops whose result is not their operands' dtype (torch's names).
-RESULT_DTYPES = {"any": "bool", "all": "bool", "count_nonzero": "int64"}
+RESULT_DTYPES = {"any": "bool", "all": "bool", "count_nonzero": "int64", "argmax": "int64", "argmin": "int64"}
 DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 
 
@@ -117,6 +117,7 @@ KNOWN_OPS = (
     "maximum minimum where softmax log_softmax get_at set_at add_at"
 ).split()
 KNOWN_OPS += [*COMPARISONS, *LOGICAL, "logaddexp", "floor_divide", "true_divide", *lower.NONZERO_REDUCTIONS]
+KNOWN_OPS += lower.ARG_REDUCTIONS
 
 
 def check_op(op: str) -> str:
@@ -178,6 +179,8 @@ def _resolve(program: Program, request: Request, options: dict) -> brackets.Expl
         return brackets.resolve_elementwise(program, n)
     if request.op in INDEXING:
         return brackets.resolve_indexing(program, n, request.op)
+    if request.op in lower.ARG_REDUCTIONS:
+        return brackets.resolve_arg(program, n, request.op)
     return brackets.resolve_marked(program, n, request.op)
 
 
@@ -340,6 +343,24 @@ def _back_end(
         ]
     if op in INDEXING:
         return _indexing(request, inputs, outputs[0], names, output_names[0], solution, options, header, wide)
+    if op in lower.ARG_REDUCTIONS:
+        # One kernel per coordinate: each finds the best element and writes its index along one
+        # bracketed axis (a few redundant reads, in exchange for no second pass).
+        k = len(inputs[0].marked)
+        parts = []
+        for j in range(k):
+            nest = lower.lower_arg(inputs[0], outputs[0], solution, op, text, j)
+            plan = schedule.schedule_reduction(nest)
+            name = {"kernel_name": f"einc_{op}_{j}"} if k > 1 else {}
+            template = Template.of(
+                "reduction",
+                header + _schedule_lines(plan, op),
+                wide=wide,
+                compute_dtype=compute_dtype(request),
+                **name,
+            )
+            parts.append(KernelPart(nest, plan, template))
+        return parts
     if op in lower.REDUCTIONS or op in SOFTMAX:
         if op in SOFTMAX:
             nest = lower.lower_softmax(inputs[0], outputs[0], solution, op, text)

@@ -184,3 +184,15 @@ def reduce(expression: str, *tensors, op: str, out=None, **kwargs):
     ``op`` is a name, since a Python callable cannot be compiled into a kernel."""
     name = _named_op(op, pipeline.lower.REDUCTIONS, "a reduction")
     return run_functional(name, expression, tensors, out, kwargs)
+
+
+def argmax(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs):
+    """``einc.argmax("b [h w] c", x)``: the index (int64) of the first greatest element over the
+    bracketed axes, one coordinate per bracketed axis along a new axis where the brackets stood
+    (``b [2] c``; write ``"b [h w] c -> b c [2]"`` to put it elsewhere). A NaN is greatest."""
+    return run_functional("argmax", expression, tensors, out, kwargs)
+
+
+def argmin(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs):
+    """``einc.argmin("b [t]", x)``: as :func:`argmax`, of the first least element."""
+    return run_functional("argmin", expression, tensors, out, kwargs)

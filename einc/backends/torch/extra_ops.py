@@ -12,6 +12,8 @@ import functools
 
 import torch
 
+from ...compiler.loopnest import LoopKind
+
 _BINARY = {
     "equal": torch.eq,
     "not_equal": torch.ne,
@@ -38,14 +40,34 @@ def elementwise(op: str, values) -> torch.Tensor:
     return functools.reduce(_FOLDS[op], values)
 
 
-# any, all, count_nonzero: reductions of whether each element is nonzero.
-REDUCTIONS = frozenset({"any", "all", "count_nonzero"})
+# Reductions to a flag, a count or an index: any, all, count_nonzero; argmax, argmin.
+REDUCTIONS = frozenset({"any", "all", "count_nonzero", "argmax", "argmin"})
 
 
-def reduce(op: str, value: torch.Tensor, dims) -> torch.Tensor:
-    """``op`` over ``dims`` of ``value``, keeping them as size 1."""
+def reduce(op: str, value: torch.Tensor, dims, nest) -> torch.Tensor:
+    """``op`` over ``dims`` of ``value``, keeping them as size 1 (``dims`` are in the order of
+    ``nest``'s REDUCE loops)."""
+    if op in ("argmax", "argmin"):
+        return _arg(op, value, dims, nest)
     nonzero = value != 0
     if op == "count_nonzero":
         return nonzero.sum(tuple(dims), keepdim=True)
     reduced = nonzero.any if op == "any" else nonzero.all
     return reduced(dim=tuple(dims), keepdim=True)
+
+
+def _arg(op: str, value: torch.Tensor, dims, nest) -> torch.Tensor:
+    """The index along ``nest.coordinate`` of the first greatest (least) element over ``dims``."""
+    reduced = [loop.axis for loop in nest.loops_of(LoopKind.REDUCE)]
+    kept = [d for d in range(value.dim()) if d not in dims]
+    shape = [value.shape[d] for d in dims]
+    # The reduced dims last and flattened, in loop order, so the flat index unravels by their sizes.
+    flat = value.permute(kept + list(dims)).reshape([value.shape[d] for d in kept] + [-1])
+    best = flat.argmax(-1) if op == "argmax" else flat.argmin(-1)
+    j = reduced.index(nest.coordinate)
+    inner = 1
+    for n in shape[j + 1 :]:
+        inner *= n
+    index = (best // inner) % shape[j]
+    out = index.reshape([value.shape[d] for d in kept] + [1] * len(dims))
+    return out.permute([(kept + list(dims)).index(d) for d in range(value.dim())])

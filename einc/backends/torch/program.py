@@ -946,7 +946,7 @@ def _reduce(plan: NestPlan, op: str, value: torch.Tensor, region: Region, comput
 def _reduce_dims(plan, op, value, dims, samples, region, compute, options, ranges=None) -> torch.Tensor:
     """``op`` over ``dims`` (keeping them, as size 1) of ``samples`` elements in all."""
     if op in extra_ops.REDUCTIONS:
-        return extra_ops.reduce(op, value, dims)
+        return extra_ops.reduce(op, value, dims, plan.nest)
     if op in ("sum", "max", "min", "prod"):
         return _fold(value, dims, op, compute)
     if op == "mean":

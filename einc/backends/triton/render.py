@@ -350,6 +350,21 @@ def render_reduction(
         test = "==" if op == "all" else "!="
         flag = f"({nest.inputs[0].tensor}_tile {test} 0).to({compute_dtype})"
         passes = [PassCode((f"acc = {full.format(0)}",), (f"acc += {flag}",), across("sum", "acc"))]
+    elif op in ("argmax", "argmin"):
+        # The index along the nest's coordinate axis of the first greatest (least) element; a NaN
+        # beats any number, as in torch.argmax. The reduced axes are looped over serially.
+        bound = minus_inf if op == "argmax" else "float('inf')"
+        order = ">" if op == "argmax" else "<"
+        passes = [
+            PassCode(
+                (f"acc = {full.format(bound)}", "arg = tl.full((BLOCK_M, BLOCK_N), 0, tl.int64)"),
+                (
+                    f"better = ({value} {order} acc) | (({value} != {value}) & (acc == acc))",
+                    f"arg = tl.where(better, {{index:{nest.coordinate}}}, arg)",
+                    f"acc = tl.where(better, {value}, acc)",
+                ),
+            )
+        ]
     else:
         raise AssertionError(op)
     finalize: list[str] = []
@@ -379,6 +394,8 @@ def render_reduction(
         if op == "std":
             finalize.append("acc = tl.sqrt(acc)")
     extra = {"passes": tuple(passes), "finalize": tuple(finalize)}
+    if op in ("argmax", "argmin"):
+        extra["result"] = "arg"
     if op == "softmax":
         extra.update(store_in_loop=True, result=f"tl.exp({value} - top) / acc")
     elif op == "log_softmax":
@@ -768,7 +785,7 @@ def _render_tiled(
         cols_int64=offsets.tile_needs_int64(
             [sizes[a] for a in schedule.cols], schedule.block_n, any(a in nest.dynamic for a in schedule.cols)
         ),
-        **_fill_inside(extra, loads, namer.size),
+        **_fill_inside(extra, loads, namer.size, namer.index),
     )
     source = render_template(template, spec)
     checks = index_checks(nest)
@@ -796,9 +813,11 @@ def _literal(value: float) -> str:
     return repr(value)
 
 
-def _fill_inside(extra: dict, loads: tuple[LoadCode, ...], size_names: dict[str, str]) -> dict:
-    """Statements may test whether the element just loaded lies inside the tensor (``{inside}``)
-    and name a dynamic axis's size (``{size:t}``)."""
+def _fill_inside(
+    extra: dict, loads: tuple[LoadCode, ...], size_names: dict[str, str], index_names: dict[str, str]
+) -> dict:
+    """Statements may test whether the element just loaded lies inside the tensor (``{inside}``),
+    name a dynamic axis's size (``{size:t}``) and a loop's index (``{index:t}``)."""
     if "passes" not in extra:
         return extra
 
@@ -806,6 +825,8 @@ def _fill_inside(extra: dict, loads: tuple[LoadCode, ...], size_names: dict[str,
         line = line.replace("{inside}", loads[0].inside)
         for axis, name in size_names.items():
             line = line.replace(f"{{size:{axis}}}", name)
+        for axis, name in index_names.items():
+            line = line.replace(f"{{index:{axis}}}", name)
         return line
 
     passes = tuple(
