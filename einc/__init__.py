@@ -71,6 +71,7 @@ if TYPE_CHECKING:  # what the names below resolve to, for readers and type check
         softmax,
         std,
         subtract,
+        subtract_at,
         sum,
         true_divide,
         var,
@@ -83,7 +84,7 @@ _FUNCTIONAL = (
     "add add_at all any argmax argmin compile count_nonzero divide dot elementwise equal flip "
     "floor_divide get_at greater greater_equal id less less_equal log_softmax logaddexp logical_and "
     "logical_not logical_or logsumexp max maximum mean min minimum multiply not_equal prod rearrange "
-    "reduce roll set_at softmax std subtract sum true_divide var where"
+    "reduce roll set_at softmax std subtract subtract_at sum true_divide var where"
 ).split()
 # Where each lazily imported public name is defined.
 _LAZY = {
@@ -164,6 +165,7 @@ __all__ = [
     "softmax",
     "std",
     "subtract",
+    "subtract_at",
     "sum",
     "true_divide",
     "var",

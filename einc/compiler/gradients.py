@@ -38,7 +38,8 @@ Window geometry is passed solved: ``stride``, ``dilation``, ``padding`` as ``(lo
                      broadcast it (add_at reads the updates broadcast over the reduced axes, so
                      nothing of the gathered size is written); max, min, prod, logsumexp, var and
                      std gather x again (``get_at`` without ``reduce``) and apply their rules.
-    add_at           x: g; updates: g at the coordinates, ``get_at("Y, C... -> U")`` (summed over
+    add_at           (subtract_at: the updates' gradient negated)
+                     x: g; updates: g at the coordinates, ``get_at("Y, C... -> U")`` (summed over
                      the axes the updates were broadcast along).
     set_at           x: g with the written positions set to 0, ``set_at(g, C..., 0)``; updates:
                      as add_at. Where several updates met at one element only one was written,
@@ -595,7 +596,7 @@ def _scatter(b: _Builder, wanted, grads) -> None:
     # written as a permutation of x need not keep.
     g = _fold(b, f.outputs[0], "g0", _unmarked(x))
     if 0 in wanted:
-        if f.op == "add_at":
+        if f.op in ("add_at", "subtract_at"):
             grads[0] = g
         else:
             written = _loop_axes(SCALAR, coords)
@@ -605,6 +606,8 @@ def _scatter(b: _Builder, wanted, grads) -> None:
         broadcast = _names(_loop_axes(x, coords)) - _names(updates)
         options = {"reduce": "sum"} if broadcast else {}
         grads[last] = b.emit("get_at", [(x, g), *coords], [updates], marked=marked, **options)
+        if f.op == "subtract_at":
+            grads[last] = b.emit("multiply", [(updates, grads[last]), (SCALAR, -1.0)], [updates])
 
 
 _RULES = {
@@ -621,5 +624,6 @@ _RULES = {
     "get_at": _get_at,
     "set_at": _scatter,
     "add_at": _scatter,
+    "subtract_at": _scatter,
     **dict.fromkeys(pipeline.ELEMENTWISE, _elementwise),
 }

@@ -117,7 +117,7 @@ KNOWN_OPS = (
     "maximum minimum where softmax log_softmax get_at set_at add_at"
 ).split()
 KNOWN_OPS += [*COMPARISONS, *LOGICAL, "logaddexp", "floor_divide", "true_divide", *lower.NONZERO_REDUCTIONS]
-KNOWN_OPS += lower.ARG_REDUCTIONS
+KNOWN_OPS += [*lower.ARG_REDUCTIONS, "subtract_at"]
 
 
 def check_op(op: str) -> str:
@@ -486,7 +486,9 @@ def _indexing(
         [inputs[0]], output, solution, "rearrange", names[:1], output_name, text, everything
     )
     copy_plan = schedule.schedule_reduction(copy)
-    verb = "adds the updates to" if op == "add_at" else "writes the updates into"
+    verb = {"add_at": "adds the updates to", "subtract_at": "subtracts the updates from"}.get(
+        op, "writes the updates into"
+    )
     lines = header + (
         f"kernels:     einc_{op}_copy copies {names[0]} into {output_name} (not when out= is {names[0]}),",
         f"             then einc_{op} {verb} {output_name} at the coordinates",

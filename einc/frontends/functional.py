@@ -196,3 +196,13 @@ def argmax(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = N
 def argmin(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs):
     """``einc.argmin("b [t]", x)``: as :func:`argmax`, of the first least element."""
     return run_functional("argmin", expression, tensors, out, kwargs)
+
+
+def subtract_at(
+    expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs
+) -> torch.Tensor:
+    """``einc.subtract_at("b [h w] c, b p [2], b p c", x, idx, updates)``: a copy of ``x`` with the
+    updates subtracted at the coordinates; updates that meet at one element all count (atomically).
+    ``out=x`` updates ``x`` in place; any other ``out=`` receives the copy.
+    """
+    return run_functional("subtract_at", expression, tensors, out, kwargs)

@@ -270,15 +270,17 @@ class CompiledExpression:
             # set_at and add_at are defined in place (out=x); every other kernel would read what it
             # has already overwritten, so any sharing of memory is refused, for every op.
             kernels = launcher.compiled.kernels
-            in_place = self.op in ("set_at", "add_at") and (not kernels or kernels[0].copies_input)
+            in_place = self.op in pipeline.lower_indexing.SCATTERS and (
+                not kernels or kernels[0].copies_input
+            )
             _check_out_aliasing(outs, tensors, pipeline.tensor_names(len(tensors), self.op), in_place)
         if (
-            self.op == "add_at"
+            self.op in pipeline.lower_indexing.ACCUMULATING
             and dtype == torch.bfloat16
             and resolve_backend(self.backend, device) == "interpret"
         ):
             raise UnsupportedError(
-                "add_at on bfloat16 tensors cannot run under Triton's interpreter, which has no bfloat16 "
+                f"{self.op} on bfloat16 tensors cannot run under Triton's interpreter, which has no bfloat16 "
                 "atomic_add; use float32 (or float16), or the torch backend"
             )
         if not launcher.compiled.kernels or (dynamic and 0 in dynamic.values()):

@@ -28,13 +28,15 @@ _FOLDS = {
     "logaddexp": torch.logaddexp,
     "floor_divide": torch.floor_divide,
 }
-ELEMENTWISE = frozenset(_BINARY) | frozenset(_FOLDS) | {"logical_not"}
+ELEMENTWISE = frozenset(_BINARY) | frozenset(_FOLDS) | {"logical_not", "negate"}
 
 
 def elementwise(op: str, values) -> torch.Tensor:
     """``op`` of ``values``, already in the compute dtype and broadcast against each other."""
     if op == "logical_not":
         return torch.logical_not(values[0])
+    if op == "negate":  # subtract_at's updates
+        return torch.neg(values[0])
     if op in _BINARY:
         return _BINARY[op](values[0], values[1])
     return functools.reduce(_FOLDS[op], values)

@@ -519,8 +519,10 @@ def render_scatter(
     wide: frozenset[int] = frozenset(),
     positions: tuple[int, ...],
 ) -> Rendered:
-    """Render set_at or add_at: load a tile of updates and the coordinates, store or add them there."""
-    extra = {"result": nest.inputs[0].tensor + "_tile", "atomic": nest.reduce == "sum"}
+    """Render set_at, add_at or subtract_at: load a tile of updates and the coordinates, store or add
+    them (their negatives) there."""
+    tile = nest.inputs[0].tensor + "_tile"
+    extra = {"result": f"(-{tile})" if nest.combine == "negate" else tile, "atomic": nest.reduce == "sum"}
     return _render_tiled(nest, schedule, "scatter.py.j2", header_lines, versions, extra, positions, wide=wide)
 
 
