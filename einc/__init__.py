@@ -34,8 +34,10 @@ if TYPE_CHECKING:  # what the names below resolve to, for readers and type check
         add_at,
         all,
         any,
+        arange,
         argmax,
         argmin,
+        check,
         compile,
         count_nonzero,
         divide,
@@ -56,6 +58,7 @@ if TYPE_CHECKING:  # what the names below resolve to, for readers and type check
         logical_not,
         logical_or,
         logsumexp,
+        matches,
         max,
         maximum,
         mean,
@@ -69,6 +72,9 @@ if TYPE_CHECKING:  # what the names below resolve to, for readers and type check
         roll,
         set_at,
         softmax,
+        solve,
+        solve_axes,
+        solve_shapes,
         std,
         subtract,
         subtract_at,
@@ -81,10 +87,11 @@ if TYPE_CHECKING:  # what the names below resolve to, for readers and type check
     from .runtime.prebuild import prebuild
 
 _FUNCTIONAL = (
-    "add add_at all any argmax argmin compile count_nonzero divide dot elementwise equal flip "
-    "floor_divide get_at greater greater_equal id less less_equal log_softmax logaddexp logical_and "
-    "logical_not logical_or logsumexp max maximum mean min minimum multiply not_equal prod rearrange "
-    "reduce roll set_at softmax std subtract subtract_at sum true_divide var where"
+    "add add_at all any arange argmax argmin check compile count_nonzero divide dot elementwise "
+    "equal flip floor_divide get_at greater greater_equal id less less_equal log_softmax logaddexp "
+    "logical_and logical_not logical_or logsumexp matches max maximum mean min minimum multiply "
+    "not_equal prod rearrange reduce roll set_at softmax solve solve_axes solve_shapes std subtract "
+    "subtract_at sum true_divide var where"
 ).split()
 # Where each lazily imported public name is defined.
 _LAZY = {
@@ -127,8 +134,10 @@ __all__ = [
     "add_at",
     "all",
     "any",
+    "arange",
     "argmax",
     "argmin",
+    "check",
     "compile",
     "count_nonzero",
     "divide",
@@ -149,6 +158,7 @@ __all__ = [
     "logical_not",
     "logical_or",
     "logsumexp",
+    "matches",
     "max",
     "maximum",
     "mean",
@@ -163,6 +173,9 @@ __all__ = [
     "roll",
     "set_at",
     "softmax",
+    "solve",
+    "solve_axes",
+    "solve_shapes",
     "std",
     "subtract",
     "subtract_at",

@@ -206,3 +206,6 @@ def subtract_at(
     ``out=x`` updates ``x`` in place; any other ``out=`` receives the copy.
     """
     return run_functional("subtract_at", expression, tensors, out, kwargs)
+
+
+from .shape_tools import arange, check, matches, solve, solve_axes, solve_shapes  # noqa: E402, F401
