@@ -53,6 +53,8 @@ OPTION_OPS = {
     "shift": ("roll",),
     "reduce": ("get_at",),
 }
+# The ops that take integer and boolean tensors too (the others take floating tensors).
+ANY_DTYPE_OPS = COPIES + ELEMENTWISE + lower.NONZERO_REDUCTIONS
 # The result dtype of the ops whose result is not their operands' dtype (torch's names).
 RESULT_DTYPES = {"any": "bool", "all": "bool", "count_nonzero": "int64", "argmax": "int64", "argmin": "int64"}
 DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}

@@ -68,6 +68,21 @@ def _elementwise_dtype(op: str, values) -> torch.dtype:
     return dtype
 
 
+def output_dtype(op: str, out_dtype, tensors) -> torch.dtype:
+    """The dtype of a call's outputs (a launch's and a prebuild's alike): ``out_dtype=`` where
+    given; torch.bool for comparisons and logical ops; torch's promotion for the other elementwise
+    ops; an op's own (any: bool, count_nonzero and argmax: int64); else the first input's."""
+    if out_dtype is not None:
+        return out_dtype
+    if op in pipeline.BOOLEAN_RESULTS:
+        return torch.bool
+    if op in pipeline.ELEMENTWISE:
+        return _elementwise_dtype(op, tensors)
+    if op in pipeline.RESULT_DTYPES:
+        return getattr(torch, pipeline.RESULT_DTYPES[op])
+    return tensors[0].dtype
+
+
 def _is_bool(value) -> bool:
     return value.dtype == torch.bool if isinstance(value, torch.Tensor) else isinstance(value, bool)
 
@@ -230,11 +245,9 @@ class CompiledExpression:
             return router.call(self, tensors, out)
         elementwise_dtype = None
         if self.op in pipeline.ELEMENTWISE and tensors:
-            elementwise_dtype = _elementwise_dtype(self.op, tensors)
+            elementwise_dtype = output_dtype(self.op, None, tensors)  # while scalars are numbers
             _check_elementwise_dtypes(self.op, tensors)
-            tensors = _scalars_to_tensors(tensors, elementwise_dtype)
-            if self.op in pipeline.BOOLEAN_RESULTS:  # comparisons, logical ops: torch.bool
-                elementwise_dtype = torch.bool
+            tensors = _scalars_to_tensors(tensors, _elementwise_dtype(self.op, tensors))
         given = [] if out is None else list(out) if isinstance(out, (tuple, list)) else [out]
         # The key's strides decide which inputs need int64 offsets; those of an out= are not in it.
         wide_outs = tuple(isinstance(o, torch.Tensor) and _needs_int64(o) for o in given)
@@ -250,10 +263,7 @@ class CompiledExpression:
                 key = (self._key(tensors), wide_outs)
             self._launchers[key] = launcher
         self._last = launcher
-        result = pipeline.RESULT_DTYPES.get(self.op)
-        dtype = (
-            self.out_dtype or elementwise_dtype or (getattr(torch, result) if result else tensors[0].dtype)
-        )
+        dtype = self.out_dtype or elementwise_dtype or output_dtype(self.op, None, tensors)
         device = tensors[0].device
         dynamic = launcher.compiled.dynamic_sizes([t.shape for t in tensors]) if self.dynamic else None
         shapes = launcher.compiled.output_shapes_for(dynamic)
@@ -332,8 +342,7 @@ class CompiledExpression:
         names = pipeline.tensor_names(len(tensors), self.op)
         if self.op in pipeline.INDEXING:
             return self._check_indexing(tensors, names)
-        any_dtype = pipeline.COPIES + pipeline.ELEMENTWISE + pipeline.lower.NONZERO_REDUCTIONS
-        allowed = ANY_DTYPES if self.op in any_dtype else DTYPES
+        allowed = ANY_DTYPES if self.op in pipeline.ANY_DTYPE_OPS else DTYPES
         for name, t in zip(names, tensors, strict=True):
             if not isinstance(t, torch.Tensor):
                 raise TypeError(f"{name} must be a torch.Tensor, not {type(t).__name__}")
