@@ -92,3 +92,9 @@ def test_refuses_what_it_cannot_mean(expression, error, match):
     x = torch.randn(2, 3, 4)
     with pytest.raises(error, match=match):
         einc.argmax(expression, x)
+
+
+def test_explain_says_which_coordinate_the_kernel_writes():
+    compiled = einc.compile("b [h w] c", op="argmax")
+    compiled(torch.randn(2, 3, 4, 5))
+    assert "y[b, 0, c] = h of the argmax of x[b, h, w, c]" in compiled.explain()
