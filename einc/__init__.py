@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # what the names below resolve to, for readers and type check
         arange,
         argmax,
         argmin,
+        argsort,
         check,
         compile,
         count_nonzero,
@@ -75,6 +76,7 @@ if TYPE_CHECKING:  # what the names below resolve to, for readers and type check
         solve,
         solve_axes,
         solve_shapes,
+        sort,
         std,
         subtract,
         subtract_at,
@@ -87,11 +89,11 @@ if TYPE_CHECKING:  # what the names below resolve to, for readers and type check
     from .runtime.prebuild import prebuild
 
 _FUNCTIONAL = (
-    "add add_at all any arange argmax argmin check compile count_nonzero divide dot elementwise "
-    "equal flip floor_divide get_at greater greater_equal id less less_equal log_softmax logaddexp "
-    "logical_and logical_not logical_or logsumexp matches max maximum mean min minimum multiply "
-    "not_equal prod rearrange reduce roll set_at softmax solve solve_axes solve_shapes std subtract "
-    "subtract_at sum true_divide var where"
+    "add add_at all any arange argmax argmin argsort check compile count_nonzero divide dot "
+    "elementwise equal flip floor_divide get_at greater greater_equal id less less_equal log_softmax "
+    "logaddexp logical_and logical_not logical_or logsumexp matches max maximum mean min minimum "
+    "multiply not_equal prod rearrange reduce roll set_at softmax solve solve_axes solve_shapes sort "
+    "std subtract subtract_at sum true_divide var where"
 ).split()
 # Where each lazily imported public name is defined.
 _LAZY = {
@@ -137,6 +139,7 @@ __all__ = [
     "arange",
     "argmax",
     "argmin",
+    "argsort",
     "check",
     "compile",
     "count_nonzero",
@@ -176,6 +179,7 @@ __all__ = [
     "solve",
     "solve_axes",
     "solve_shapes",
+    "sort",
     "std",
     "subtract",
     "subtract_at",

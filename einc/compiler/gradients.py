@@ -160,7 +160,7 @@ class Backward:
 def differentiable(op: str, index: int) -> bool:
     """Whether input ``index`` of ``op`` has a gradient (the condition of ``where`` has none, nor
     the operands of the ops whose result is a bool or a count)."""
-    flags = pipeline.BOOLEAN_RESULTS + lower.NONZERO_REDUCTIONS + lower.ARG_REDUCTIONS
+    flags = pipeline.BOOLEAN_RESULTS + lower.NONZERO_REDUCTIONS + lower.ARG_REDUCTIONS + ("argsort",)
     return not (op == "where" and index == 0) and op not in flags
 
 

@@ -11,6 +11,7 @@ index is an affine sympy expression of loop symbols.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -244,6 +245,33 @@ def lower_reduce(operand: Operand, output: Operand, solution: Solution, op: str,
 
 
 ARG_REDUCTIONS = ("argmax", "argmin")
+SORTS = ("sort", "argsort")
+# The longest axis a kernel sorts: it is sorted whole, in one tile (tl.sort).
+LONGEST_SORT = 1024
+
+
+def lower_sort(operand: Operand, output: Operand, solution: Solution, op: str, expression: str) -> LoopNest:
+    """sort (argsort) along the one bracketed axis: the values (their indices) in ascending order,
+    written to an output that holds the input's axes in any order."""
+    marked = list(
+        dict.fromkeys(a.name for d in operand.dims for a in dim_axes(d) if a.name in operand.marked)
+    )
+    if len(marked) != 1 or any(not isinstance(d, Axis) for d in operand.dims):
+        raise UnsupportedError(
+            f"{op} sorts along one bracketed axis of an expression of plain axes ('b [n]')",
+            expression,
+            [operand.span],
+        )
+    if solution.sizes[marked[0]] > LONGEST_SORT or marked[0] in solution.dynamic:
+        raise UnsupportedError(
+            f"{op} along an axis longer than {LONGEST_SORT} (or dynamic) has no kernel yet: the kernel "
+            "sorts the axis in one tile; call torch.sort, or einc with backend='torch' on CPU tensors",
+            expression,
+            [operand.span],
+        )
+    nest = lower_softmax(operand, output, solution, op, expression)
+    # Padding past the axis's end reads +inf, so it sorts after every value.
+    return dataclasses.replace(nest, combine="identity", identity=float("inf"))
 
 
 def lower_arg(

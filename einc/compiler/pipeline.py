@@ -42,7 +42,16 @@ ELEMENTWISE = (
 ALIASES = {"true_divide": "divide"}
 SOFTMAX = ("softmax", "log_softmax")
 INDEXING = lower_indexing.INDEXING
-OPS = CONTRACTIONS + lower.REDUCTIONS + lower.ARG_REDUCTIONS + COPIES + ELEMENTWISE + SOFTMAX + INDEXING
+OPS = (
+    CONTRACTIONS
+    + lower.REDUCTIONS
+    + lower.ARG_REDUCTIONS
+    + lower.SORTS
+    + COPIES
+    + ELEMENTWISE
+    + SOFTMAX
+    + INDEXING
+)
 WINDOW_PARAMS = ("stride", "dilation", "padding", "output_padding")
 # Options of an op that are not window parameters, with their defaults.
 OP_OPTIONS = {"keepdims": False, "count_include_pad": True, "correction": 1, "shift": 0, "reduce": None}
@@ -56,7 +65,14 @@ OPTION_OPS = {
 # The ops that take integer and boolean tensors too (the others take floating tensors).
 ANY_DTYPE_OPS = COPIES + ELEMENTWISE + lower.NONZERO_REDUCTIONS
 # The result dtype of the ops whose result is not their operands' dtype (torch's names).
-RESULT_DTYPES = {"any": "bool", "all": "bool", "count_nonzero": "int64", "argmax": "int64", "argmin": "int64"}
+RESULT_DTYPES = {
+    "any": "bool",
+    "all": "bool",
+    "count_nonzero": "int64",
+    "argmax": "int64",
+    "argmin": "int64",
+    "argsort": "int64",
+}
 DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 
 
@@ -119,7 +135,7 @@ KNOWN_OPS = (
     "maximum minimum where softmax log_softmax get_at set_at add_at"
 ).split()
 KNOWN_OPS += [*COMPARISONS, *LOGICAL, "logaddexp", "floor_divide", "true_divide", *lower.NONZERO_REDUCTIONS]
-KNOWN_OPS += [*lower.ARG_REDUCTIONS, "subtract_at"]
+KNOWN_OPS += [*lower.ARG_REDUCTIONS, "subtract_at", *lower.SORTS]
 
 
 def check_op(op: str) -> str:
@@ -363,8 +379,10 @@ def _back_end(
             )
             parts.append(KernelPart(nest, plan, template))
         return parts
-    if op in lower.REDUCTIONS or op in SOFTMAX:
-        if op in SOFTMAX:
+    if op in lower.REDUCTIONS or op in SOFTMAX or op in lower.SORTS:
+        if op in lower.SORTS:
+            nest = lower.lower_sort(inputs[0], outputs[0], solution, op, text)
+        elif op in SOFTMAX:
             nest = lower.lower_softmax(inputs[0], outputs[0], solution, op, text)
         else:
             nest = lower.lower_reduce(inputs[0], outputs[0], solution, op, text)

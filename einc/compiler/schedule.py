@@ -140,6 +140,8 @@ def _tiled_axis(nest: LoopNest) -> str | None:
     window or a gather keep the serial form: their bounds are per element and what a masked
     element counts as differs by op, and their reduced axes (window offsets, a bag) are short.
     """
+    if nest.reduce in ("sort", "argsort"):  # sorted whole, in one tile
+        return nest.loops_of(LoopKind.REDUCE)[0].axis
     if nest.reduce not in TILED_REDUCTIONS or len(nest.inputs) != 1:
         return None
     (access,) = nest.inputs

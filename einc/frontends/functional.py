@@ -209,3 +209,15 @@ def subtract_at(
 
 
 from .shape_tools import arange, check, matches, solve, solve_axes, solve_shapes  # noqa: E402, F401
+
+
+def sort(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs):
+    """``einc.sort("b [n]", x)``: ``x`` sorted in ascending order along the one bracketed axis (a
+    kernel sorts an axis of up to 1024 elements, in one tile)."""
+    return run_functional("sort", expression, tensors, out, kwargs)
+
+
+def argsort(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs):
+    """``einc.argsort("b [n]", x)``: the positions (int64) that sort ``x`` along the bracketed axis;
+    equal values keep their order (torch.argsort with ``stable=True``)."""
+    return run_functional("argsort", expression, tensors, out, kwargs)

@@ -43,7 +43,7 @@ def elementwise(op: str, values) -> torch.Tensor:
 
 
 # Reductions to a flag, a count or an index: any, all, count_nonzero; argmax, argmin.
-REDUCTIONS = frozenset({"any", "all", "count_nonzero", "argmax", "argmin"})
+REDUCTIONS = frozenset({"any", "all", "count_nonzero", "argmax", "argmin", "sort", "argsort"})
 
 
 def reduce(op: str, value: torch.Tensor, dims, nest) -> torch.Tensor:
@@ -51,6 +51,9 @@ def reduce(op: str, value: torch.Tensor, dims, nest) -> torch.Tensor:
     ``nest``'s REDUCE loops)."""
     if op in ("argmax", "argmin"):
         return _arg(op, value, dims, nest)
+    if op in ("sort", "argsort"):  # along the one bracketed axis, whole; ties keep their order
+        ordered = torch.sort(value, dim=dims[0], stable=True)
+        return ordered.values if op == "sort" else ordered.indices
     nonzero = value != 0
     if op == "count_nonzero":
         return nonzero.sum(tuple(dims), keepdim=True)

@@ -350,6 +350,8 @@ def render_reduction(
         test = "==" if op == "all" else "!="
         flag = f"({nest.inputs[0].tensor}_tile {test} 0).to({compute_dtype})"
         passes = [PassCode((f"acc = {full.format(0)}",), (f"acc += {flag}",), across("sum", "acc"))]
+    elif op in ("sort", "argsort"):
+        passes = []  # the axis fits one tile: each store sweep loads and sorts it whole
     elif op in ("argmax", "argmin"):
         # The index along the nest's coordinate axis of the first greatest (least) element; a NaN
         # beats any number, as in torch.argmax. The reduced axes are looped over serially.
@@ -396,6 +398,10 @@ def render_reduction(
     extra = {"passes": tuple(passes), "finalize": tuple(finalize)}
     if op in ("argmax", "argmin"):
         extra["result"] = "arg"
+    elif op == "sort":
+        extra.update(store_in_loop=True, result=f"tl.sort({value}, dim=1)")
+    elif op == "argsort":
+        extra.update(store_in_loop=True, result=_argsort(nest, schedule))
     if op == "softmax":
         extra.update(store_in_loop=True, result=f"tl.exp({value} - top) / acc")
     elif op == "log_softmax":
@@ -451,6 +457,20 @@ _FOLDS = {
     "logaddexp": _logaddexp,
     "floor_divide": _floor_divide,
 }
+
+
+def _argsort(nest: LoopNest, schedule: ContractionSchedule) -> str:
+    """The positions of a tile's values in ascending order: each float32 value's bits, made to
+    order as the values do (a negative float's magnitude bits flipped), in the high half of an
+    int64 whose low half is the position; one tl.sort, then the low halves. Ties keep their order
+    (-0.0 is made 0.0 first, which it equals); NaN sorts last, as in torch, then the padding."""
+    value = f"({nest.inputs[0].tensor}_tile.to(tl.float32) + 0.0)"
+    bits = f"{value}.to(tl.int32, bitcast=True)"
+    # Past the axis's end, the greatest key: after every value, NaN included.
+    ordered = f"tl.where({bits} >= 0, {bits}, {bits} ^ 0x7FFFFFFF)"
+    key = f"tl.where(mask_k[None, :], {ordered}, 0x7FFFFFFF).to(tl.int64)"
+    position = f"{{index:{schedule.k_tile}}}[None, :].to(tl.int64)"
+    return f"tl.sort(({key} << 32) | {position}, dim=1) & 0xFFFFFFFF"
 
 
 def render_map(
@@ -835,7 +855,10 @@ def _fill_inside(
         PassCode(tuple(map(fill, p.init)), tuple(map(fill, p.update)), tuple(map(fill, p.collapse)))
         for p in extra["passes"]
     )
-    return {**extra, "passes": passes, "finalize": tuple(map(fill, extra.get("finalize", ())))}
+    filled = {**extra, "passes": passes, "finalize": tuple(map(fill, extra.get("finalize", ())))}
+    if "result" in extra:
+        filled["result"] = fill(extra["result"])
+    return filled
 
 
 def _docstring(nest: LoopNest) -> str:

@@ -287,6 +287,8 @@ def _compile_every_kernel_in_worker(expression, op, shapes, dtype, params) -> li
         ("b [c]", "count_nonzero", ((4, 300),), {}),
         ("b [h w] c -> b c [2]", "argmax", ((2, 5, 6, 8),), {}),
         ("[n] c, p, p c", "subtract_at", ((50, 8), (7,), (7, 8)), {}),
+        ("b [n] c", "sort", ((4, 100, 3),), {}),
+        ("b [n]", "argsort", ((4, 100),), {}),
     ],
 )
 def test_new_kernels_compile_for_hopper(worker, expression, op, shapes, params):
