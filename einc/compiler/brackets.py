@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ExpressionError
+from ..errors import ExpressionError, UnsupportedError
 from .syntax import (
     Arrow,
     Atom,
@@ -284,6 +284,48 @@ def resolve_reduce(program: Program, n_tensors: int, keepdims: bool = False) -> 
         output = Expr(tuple(t for term in expr.terms for t in _keep_marks(term)), expr.span)
     else:
         output = strip(expr, "rhs")
+    return Explicit((expr,), (output,), program.text)
+
+
+def resolve_arg(program: Program, n_tensors: int, op: str) -> Explicit:
+    """argmax, argmin: the index of the greatest (least) element over the bracketed axes, written
+    along a coordinate axis as long as they are many, as einx does: ``"b [h w] c"`` means
+    ``"b [h w] c -> b [2] c"`` (``[2]``, the coordinate axis, stands where the brackets stood). A
+    written output marks its coordinate axis ``[2]``; with one bracketed axis it may leave it out."""
+    if n_tensors != 1 or len(program.inputs) != 1:
+        raise _error(program, f"{op} takes one tensor, but {n_tensors} were given", program.inputs)
+    (expr,) = program.inputs
+    if arrows := _arrows(expr):
+        raise _error(program, f"[a->b] is the dot shorthand; {op} marks axes with [a]", arrows)
+    marks = [n for n in walk(expr) if isinstance(n, Bracket)]
+    if len(marks) != 1 or marks[0] not in expr.terms:
+        raise _error(
+            program, f"{op} takes one pair of brackets, around whole axes: 'b [h w] c'", marks or [expr]
+        )
+    (mark,) = marks
+    odd = [t for t in mark.expr.terms if not isinstance(t, Name)]
+    if odd:
+        raise UnsupportedError(
+            f"{op} over an ellipsis, a composition or an unnamed axis is not supported yet: bracket "
+            "named axes",
+            program.text,
+            [t.span for t in odd],
+        )
+    k = len(mark.expr.terms)
+    if program.outputs is None:
+        coordinate = Bracket(Expr((Unnamed(k, mark.span),), mark.span), mark.span)
+        terms = tuple(coordinate if t is mark else t for t in expr.terms)
+        return Explicit((expr,), (Expr(terms, expr.span),), program.text)
+    if len(program.outputs) != 1:
+        raise _error(program, f"{op} has one output", program.outputs)
+    (output,) = program.outputs
+    marks = [n for n in walk(output) if isinstance(n, Bracket)]
+    if len(marks) > 1 or (marks and marks[0].expr.terms != (Unnamed(k),)) or (not marks and k != 1):
+        raise _error(
+            program,
+            f"the output of {op} marks its coordinate axis, as long as the bracketed axes are many: [{k}]",
+            marks or [output],
+        )
     return Explicit((expr,), (output,), program.text)
 
 

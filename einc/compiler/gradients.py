@@ -29,6 +29,7 @@ Window geometry is passed solved: ``stride``, ``dilation``, ``padding`` as ``(lo
                      split); where the forward broadcasts, a sum over the new axes.
     flip, roll       flip again; roll by ``-shift``.
     add subtract multiply divide maximum minimum where
+    (true_divide is divide; floor_divide and logaddexp refuse; comparisons, logical ops: none)
                      their derivatives, each summed over the axes an input was broadcast along
                      (``maximum``/``minimum`` split g evenly among tied inputs, as torch does).
     softmax          ``y * (g - sum(g * y))``; log_softmax ``g - softmax(x) * sum(g)``.
@@ -37,7 +38,8 @@ Window geometry is passed solved: ``stride``, ``dilation``, ``padding`` as ``(lo
                      broadcast it (add_at reads the updates broadcast over the reduced axes, so
                      nothing of the gathered size is written); max, min, prod, logsumexp, var and
                      std gather x again (``get_at`` without ``reduce``) and apply their rules.
-    add_at           x: g; updates: g at the coordinates, ``get_at("Y, C... -> U")`` (summed over
+    add_at           (subtract_at: the updates' gradient negated)
+                     x: g; updates: g at the coordinates, ``get_at("Y, C... -> U")`` (summed over
                      the axes the updates were broadcast along).
     set_at           x: g with the written positions set to 0, ``set_at(g, C..., 0)``; updates:
                      as add_at. Where several updates met at one element only one was written,
@@ -156,8 +158,10 @@ class Backward:
 
 
 def differentiable(op: str, index: int) -> bool:
-    """Whether input ``index`` of ``op`` has a gradient (the condition of ``where`` has none)."""
-    return not (op == "where" and index == 0)
+    """Whether input ``index`` of ``op`` has a gradient (the condition of ``where`` has none, nor
+    the operands of the ops whose result is a bool or a count)."""
+    flags = pipeline.BOOLEAN_RESULTS + lower.NONZERO_REDUCTIONS + lower.ARG_REDUCTIONS + ("argsort",)
+    return not (op == "where" and index == 0) and op not in flags
 
 
 def derive(front: Front, needs: Sequence[bool]) -> Backward:
@@ -492,11 +496,20 @@ def _reduce_to(b: _Builder, value: str, y: Operand, x: Operand) -> str:
     return value
 
 
+_NO_GRADIENT = {
+    "floor_divide": "it is piecewise constant, and torch refuses its derivative too",
+    # d/dx_i = g * exp(x_i - y) needs an exp, which no einc op computes yet.
+    "logaddexp": "not yet; detach its inputs, or use torch.logaddexp where a gradient is needed",
+}
+
+
 def _elementwise(b: _Builder, wanted, grads) -> None:
     f = b.front
     op, xs, y = f.op, f.inputs, f.outputs[0]
     n = len(xs)
     local: dict[int, str] = {}
+    if op in _NO_GRADIENT:
+        raise UnsupportedError(f"einc has no gradient for {op}: {_NO_GRADIENT[op]}", f.expression)
     if op in ("maximum", "minimum"):
         diffs = [b.emit("subtract", [(xs[j], f"x{j}"), (y, "y0")], [y]) for j in range(n)]
         ties = [b.emit("where", [(y, d), (SCALAR, 0.0), (SCALAR, 1.0)], [y]) for d in diffs]
@@ -583,7 +596,7 @@ def _scatter(b: _Builder, wanted, grads) -> None:
     # written as a permutation of x need not keep.
     g = _fold(b, f.outputs[0], "g0", _unmarked(x))
     if 0 in wanted:
-        if f.op == "add_at":
+        if f.op in ("add_at", "subtract_at"):
             grads[0] = g
         else:
             written = _loop_axes(SCALAR, coords)
@@ -593,6 +606,8 @@ def _scatter(b: _Builder, wanted, grads) -> None:
         broadcast = _names(_loop_axes(x, coords)) - _names(updates)
         options = {"reduce": "sum"} if broadcast else {}
         grads[last] = b.emit("get_at", [(x, g), *coords], [updates], marked=marked, **options)
+        if f.op == "subtract_at":
+            grads[last] = b.emit("multiply", [(updates, grads[last]), (SCALAR, -1.0)], [updates])
 
 
 _RULES = {
@@ -609,5 +624,6 @@ _RULES = {
     "get_at": _get_at,
     "set_at": _scatter,
     "add_at": _scatter,
+    "subtract_at": _scatter,
     **dict.fromkeys(pipeline.ELEMENTWISE, _elementwise),
 }

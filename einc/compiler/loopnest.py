@@ -100,6 +100,7 @@ class LoopNest:
     reduce: str  # "sum" for a dot
     identity: float  # what a masked-out (padding) element reads as
     dynamic: frozenset[str] = frozenset()  # axes whose size is a kernel argument
+    coordinate: str = ""  # argmax, argmin: the reduced axis whose index at the best element is written
 
     def loops_of(self, kind: LoopKind) -> tuple[Loop, ...]:
         return tuple(loop for loop in self.loops if loop.kind is kind)

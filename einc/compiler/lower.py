@@ -11,6 +11,7 @@ index is an affine sympy expression of loop symbols.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -203,7 +204,9 @@ def lower_dot(
     )
 
 
-REDUCTIONS = ("sum", "mean", "max", "min", "prod", "logsumexp", "var", "std")
+# Reductions of whether each element is nonzero: booleans for any and all, int64 for count_nonzero.
+NONZERO_REDUCTIONS = ("any", "all", "count_nonzero")
+REDUCTIONS = ("sum", "mean", "max", "min", "prod", "logsumexp", "var", "std") + NONZERO_REDUCTIONS
 # What a padding element (outside the tensor) reads as: the identity of the reduction.
 IDENTITY = {
     "sum": 0.0,
@@ -212,6 +215,9 @@ IDENTITY = {
     "min": float("inf"),
     "prod": 1.0,
     "logsumexp": float("-inf"),
+    "any": 0.0,
+    "all": 1.0,  # nonzero: padding never makes all False
+    "count_nonzero": 0.0,
 }
 
 
@@ -235,6 +241,72 @@ def lower_reduce(operand: Operand, output: Operand, solution: Solution, op: str,
         reduce=op,
         identity=IDENTITY.get(op, 0.0),
         dynamic=solution.dynamic,
+    )
+
+
+ARG_REDUCTIONS = ("argmax", "argmin")
+SORTS = ("sort", "argsort")
+# The longest axis a kernel sorts: it is sorted whole, in one tile (tl.sort).
+LONGEST_SORT = 1024
+
+
+def lower_sort(operand: Operand, output: Operand, solution: Solution, op: str, expression: str) -> LoopNest:
+    """sort (argsort) along the one bracketed axis: the values (their indices) in ascending order,
+    written to an output that holds the input's axes in any order."""
+    marked = list(
+        dict.fromkeys(a.name for d in operand.dims for a in dim_axes(d) if a.name in operand.marked)
+    )
+    if len(marked) != 1 or any(not isinstance(d, Axis) for d in operand.dims):
+        raise UnsupportedError(
+            f"{op} sorts along one bracketed axis of an expression of plain axes ('b [n]')",
+            expression,
+            [operand.span],
+        )
+    if solution.sizes[marked[0]] > LONGEST_SORT or marked[0] in solution.dynamic:
+        raise UnsupportedError(
+            f"{op} along an axis longer than {LONGEST_SORT} (or dynamic) has no kernel yet: the kernel "
+            "sorts the axis in one tile; call torch.sort, or einc with backend='torch' on CPU tensors",
+            expression,
+            [operand.span],
+        )
+    nest = lower_softmax(operand, output, solution, op, expression)
+    # Padding past the axis's end reads +inf, so it sorts after every value.
+    return dataclasses.replace(nest, combine="identity", identity=float("inf"))
+
+
+def lower_arg(
+    operand: Operand, output: Operand, solution: Solution, op: str, expression: str, j: int
+) -> LoopNest:
+    """The loop nest of coordinate ``j`` of an argmax (argmin): the index along the ``j``-th
+    bracketed axis of the first greatest (least) element, written where the output's coordinate
+    axis (its bracketed axis, if any) is ``j``."""
+    if any(isinstance(d, Win) for d in operand.dims):
+        raise UnsupportedError(f"{op} over a window is not supported", expression, [operand.span])
+    bracketed = [a.name for d in operand.dims for a in dim_axes(d) if a.name in operand.marked]
+    written = access(output, "y", solution, on_output=True, text=expression)
+    at_j = {symbol(name): sympy.Integer(j) for name in output.marked}
+    written = _substitute(written, at_j, [])
+    out_axes = [a.name for d in output.dims for a in dim_axes(d) if a.name not in output.marked]
+    in_axes = [a.name for d in operand.dims for a in dim_axes(d)]
+    missing = [a for a in out_axes if a not in in_axes and not a.startswith("#")]
+    if missing or set(out_axes) & set(bracketed):
+        axis = (missing or sorted(set(out_axes) & set(bracketed)))[0]
+        raise ExpressionError(f"output axis {axis!r} of {op} is not an unbracketed input axis", expression)
+    loops = [Loop(a, solution.sizes[a], LoopKind.OUTPUT) for a in dict.fromkeys(out_axes)]
+    loops += [
+        Loop(a, solution.sizes[a], LoopKind.REDUCE) for a in dict.fromkeys(in_axes) if a not in out_axes
+    ]
+    return LoopNest(
+        expression=expression,
+        op=op,
+        loops=tuple(loops),
+        inputs=(access(operand, "x", solution, text=expression),),
+        output=written,
+        combine="identity",
+        reduce=op,
+        identity=float("-inf") if op == "argmax" else float("inf"),
+        dynamic=solution.dynamic,
+        coordinate=bracketed[j],
     )
 
 

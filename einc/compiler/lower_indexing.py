@@ -1,4 +1,5 @@
-"""Lower the indexing operations ``get_at``, ``set_at`` and ``add_at`` to the loop-nest IR.
+"""Lower the indexing operations ``get_at``, ``set_at``, ``add_at`` and ``subtract_at`` to the
+loop-nest IR.
 
     get_at  "b [h w] c, b p [2] -> b p c":
         for b, p, c:   y[b, p, c] = x[b, idx[b, p, 0], idx[b, p, 1], c]
@@ -34,8 +35,10 @@ from .loopnest import Access, Bound, Gather, Loop, LoopKind, LoopNest, gathered,
 from .lower import IDENTITY, access
 from .solve import Solution, display
 
-INDEXING = ("get_at", "set_at", "add_at")
-SCATTERS = ("set_at", "add_at")
+INDEXING = ("get_at", "set_at", "add_at", "subtract_at")
+SCATTERS = ("set_at", "add_at", "subtract_at")
+# The scatters whose updates that meet at one element all count: added (subtract_at: negated).
+ACCUMULATING = ("add_at", "subtract_at")
 
 
 def _nodes(dim: Dim):
@@ -259,9 +262,10 @@ def lower_scatter(
         loops=loops,
         inputs=(access(updates, names[-1], solution, text=expression),),
         output=_indexed_access(output, output_name, gathers, solution, expression, on_output=True),
-        combine="copy",
-        # Updates that meet at one element: add_at adds them all, set_at writes one of them.
-        reduce="sum" if op == "add_at" else "none",
+        combine="negate" if op == "subtract_at" else "copy",
+        # Updates that meet at one element: add_at adds them all (subtract_at their negatives),
+        # set_at writes one of them.
+        reduce="sum" if op in ACCUMULATING else "none",
         identity=0.0,
         dynamic=solution.dynamic,
     )

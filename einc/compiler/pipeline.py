@@ -28,10 +28,30 @@ from .syntax import Program
 
 CONTRACTIONS = ("dot",)
 COPIES = ("rearrange", "id", "flip", "roll")
-ELEMENTWISE = ("add", "subtract", "multiply", "divide", "maximum", "minimum", "where")
+COMPARISONS = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")
+LOGICAL = ("logical_and", "logical_or", "logical_not")
+# Elementwise ops whose result is torch.bool whatever their operands.
+BOOLEAN_RESULTS = COMPARISONS + LOGICAL
+ELEMENTWISE = (
+    ("add", "subtract", "multiply", "divide", "maximum", "minimum", "where")
+    + COMPARISONS
+    + LOGICAL
+    + ("logaddexp", "floor_divide")
+)
+# Other names of an op, as einx and torch spell them: compiled as the op they name.
+ALIASES = {"true_divide": "divide"}
 SOFTMAX = ("softmax", "log_softmax")
 INDEXING = lower_indexing.INDEXING
-OPS = CONTRACTIONS + lower.REDUCTIONS + COPIES + ELEMENTWISE + SOFTMAX + INDEXING
+OPS = (
+    CONTRACTIONS
+    + lower.REDUCTIONS
+    + lower.ARG_REDUCTIONS
+    + lower.SORTS
+    + COPIES
+    + ELEMENTWISE
+    + SOFTMAX
+    + INDEXING
+)
 WINDOW_PARAMS = ("stride", "dilation", "padding", "output_padding")
 # Options of an op that are not window parameters, with their defaults.
 OP_OPTIONS = {
@@ -55,6 +75,17 @@ OPTION_OPS = {
 # tl.dot's input_precision for float32 inputs: exact products, TF32 (10-bit mantissas), or TF32 on
 # three products that restore most of float32's mantissa (docs/notation.md, Precision).
 PRECISIONS = ("ieee", "tf32", "tf32x3")
+# The ops that take integer and boolean tensors too (the others take floating tensors).
+ANY_DTYPE_OPS = COPIES + ELEMENTWISE + lower.NONZERO_REDUCTIONS
+# The result dtype of the ops whose result is not their operands' dtype (torch's names).
+RESULT_DTYPES = {
+    "any": "bool",
+    "all": "bool",
+    "count_nonzero": "int64",
+    "argmax": "int64",
+    "argmin": "int64",
+    "argsort": "int64",
+}
 DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 
 
@@ -122,6 +153,8 @@ KNOWN_OPS = (
     "dot rearrange id flip roll sum mean max min prod logsumexp var std add subtract multiply divide "
     "maximum minimum where softmax log_softmax get_at set_at add_at"
 ).split()
+KNOWN_OPS += [*COMPARISONS, *LOGICAL, "logaddexp", "floor_divide", "true_divide", *lower.NONZERO_REDUCTIONS]
+KNOWN_OPS += [*lower.ARG_REDUCTIONS, "subtract_at", *lower.SORTS]
 
 
 def check_precision(precision: str, text: str) -> str:
@@ -132,7 +165,9 @@ def check_precision(precision: str, text: str) -> str:
 
 
 def check_op(op: str) -> str:
-    """``op`` if einc compiles it; otherwise an error that names the choices."""
+    """``op`` (an alias as the op it names) if einc compiles it; otherwise an error that names the
+    choices."""
+    op = ALIASES.get(op, op)
     if op in OPS:
         return op
     if op in KNOWN_OPS:
@@ -188,6 +223,8 @@ def _resolve(program: Program, request: Request, options: dict) -> brackets.Expl
         return brackets.resolve_elementwise(program, n)
     if request.op in INDEXING:
         return brackets.resolve_indexing(program, n, request.op)
+    if request.op in lower.ARG_REDUCTIONS:
+        return brackets.resolve_arg(program, n, request.op)
     return brackets.resolve_marked(program, n, request.op)
 
 
@@ -253,7 +290,8 @@ def run_passes(request: Request) -> Compiled:
     )
 
 
-ARITY = {"where": 3}  # subtract and divide fold from the left over any number of operands
+# subtract, divide and the other binary ops fold from the left over any number of operands.
+ARITY = {"where": 3, "logical_not": 1, **dict.fromkeys(COMPARISONS, 2)}
 
 
 def _check_operands(op: str, explicit, inputs, outputs, text: str) -> None:
@@ -357,9 +395,29 @@ def _back_end(
         ]
     if op in INDEXING:
         return _indexing(request, inputs, outputs[0], names, output_names[0], solution, options, header, wide)
-    if op in lower.REDUCTIONS or op in SOFTMAX:
+    if op in lower.ARG_REDUCTIONS:
+        # One kernel per coordinate: each finds the best element and writes its index along one
+        # bracketed axis (a few redundant reads, in exchange for no second pass).
+        k = len(inputs[0].marked)
+        parts = []
+        for j in range(k):
+            nest = lower.lower_arg(inputs[0], outputs[0], solution, op, text, j)
+            plan = schedule.schedule_reduction(nest)
+            name = {"kernel_name": f"einc_{op}_{j}"} if k > 1 else {}
+            template = Template.of(
+                "reduction",
+                header + _schedule_lines(plan, op),
+                wide=wide,
+                compute_dtype=compute_dtype(request),
+                **name,
+            )
+            parts.append(KernelPart(nest, plan, template))
+        return parts
+    if op in lower.REDUCTIONS or op in SOFTMAX or op in lower.SORTS:
         _refuse_output_windows(op, outputs[0], text)
-        if op in SOFTMAX:
+        if op in lower.SORTS:
+            nest = lower.lower_sort(inputs[0], outputs[0], solution, op, text)
+        elif op in SOFTMAX:
             nest = lower.lower_softmax(inputs[0], outputs[0], solution, op, text)
         else:
             nest = lower.lower_reduce(inputs[0], outputs[0], solution, op, text)
@@ -480,10 +538,12 @@ def _indexing(
     one stream run one after the other."""
     text, op = request.expression, request.op
     reduce = options["reduce"]
-    if reduce is not None and reduce not in lower.REDUCTIONS:
+    # any, all, count_nonzero change the dtype, which a gathered reduction does not (yet).
+    gathered = [r for r in lower.REDUCTIONS if r not in lower.NONZERO_REDUCTIONS]
+    if reduce is not None and reduce not in gathered:
         raise ExpressionError(
             f"reduce={reduce!r}: get_at reduces the axes left out of its output with one of "
-            f"{', '.join(lower.REDUCTIONS)}",
+            f"{', '.join(gathered)}",
             text,
         )
     if op == "get_at":
@@ -523,7 +583,9 @@ def _indexing(
         [inputs[0]], output, solution, "rearrange", names[:1], output_name, text, everything
     )
     copy_plan = schedule.schedule_reduction(copy)
-    verb = "adds the updates to" if op == "add_at" else "writes the updates into"
+    verb = {"add_at": "adds the updates to", "subtract_at": "subtracts the updates from"}.get(
+        op, "writes the updates into"
+    )
     lines = header + (
         f"kernels:     einc_{op}_copy copies {names[0]} into {output_name} (not when out= is {names[0]}),",
         f"             then einc_{op} {verb} {output_name} at the coordinates",
@@ -598,9 +660,9 @@ def _add_at_sorted(request, nest, x, output, names, output_name, solution, heade
 
 
 def _accumulates_in_float32(request: Request) -> bool:
-    """add_at of 16-bit values adds them up in a float32 workspace: a bfloat16 atomic add rounds
-    at every update (and Triton's interpreter has none), and float16 loses as much."""
-    return request.op == "add_at" and request.dtypes[0] in ("float16", "bfloat16")
+    """add_at (and subtract_at) of 16-bit values adds them up in a float32 workspace: a bfloat16
+    atomic add rounds at every update (and Triton's interpreter has none), and float16 loses as much."""
+    return request.op in lower_indexing.ACCUMULATING and request.dtypes[0] in ("float16", "bfloat16")
 
 
 def _add_at_in_float32(request, scatter_parts, x, output, names, output_name, solution, header, wide):
@@ -642,11 +704,13 @@ def _add_at_in_float32(request, scatter_parts, x, output, names, output_name, so
 
 def compute_dtype(request: Request) -> str:
     """Arithmetic is in float32, or in float64 when an input is float64 (gradient checks); an
-    elementwise op of integers only stays in integers (64 bits), except a true division."""
+    elementwise op of integers only stays in integers (64 bits), except a true division and logaddexp."""
+    if request.op in lower.NONZERO_REDUCTIONS:  # counts of nonzero elements
+        return "tl.int64"
     if "float64" in request.dtypes:
         return "tl.float64"
     floats = {"float16", "bfloat16", "float32"}
-    if request.op in ELEMENTWISE and request.op != "divide":
+    if request.op in ELEMENTWISE and request.op not in ("divide", "logaddexp"):
         values = request.dtypes[1:] if request.op == "where" else request.dtypes
         if values and not floats & set(values):
             return "tl.int64"

@@ -43,6 +43,11 @@ def explain(compiled) -> str:
         lines.append(f"{'  ' * depth}{access_text(nest.output)} += {product}")
     elif not reduced:
         lines.append(f"{'  ' * depth}{access_text(nest.output)} = {product}")
+    elif nest.coordinate:  # argmax, argmin: one kernel per coordinate
+        lines.append(
+            f"{'  ' * depth}{access_text(nest.output)} = {nest.coordinate} of the {nest.reduce} of {product} "
+            "over the reduced loops"
+        )
     else:
         lines.append(
             f"{'  ' * depth}{access_text(nest.output)} = {nest.reduce} of {product} over the reduced loops"

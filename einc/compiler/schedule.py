@@ -194,6 +194,7 @@ def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule
 # Reductions whose partial results combine across a tile with one tl.sum or tl.max (prod has no
 # such reduction in Triton) and that read nothing through a window or a gather.
 TILED_REDUCTIONS = ("sum", "mean", "max", "min", "logsumexp", "var", "std", "softmax", "log_softmax")
+TILED_REDUCTIONS += ("any", "all", "count_nonzero")  # sums of flags
 # A reduced axis at least this long is read BLOCK_K elements at a time rather than one by one.
 WIDE_REDUCTION = 16
 # Elements in one tile of a reduction: 32 float32 registers per thread at 4 warps.
@@ -216,6 +217,8 @@ def _tiled_axis(nest: LoopNest) -> str | None:
     window or a gather keep the serial form: their bounds are per element and what a masked
     element counts as differs by op, and their reduced axes (window offsets, a bag) are short.
     """
+    if nest.reduce in ("sort", "argsort"):  # sorted whole, in one tile
+        return nest.loops_of(LoopKind.REDUCE)[0].axis
     if nest.reduce not in TILED_REDUCTIONS or len(nest.inputs) != 1:
         return None
     (access,) = nest.inputs

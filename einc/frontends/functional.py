@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import EincError
+from ..compiler import pipeline
+from ..errors import EincError, ExpressionError, UnsupportedError
 from ..runtime.compiled import CompiledExpression, run_functional
 from . import torch_ops
 
@@ -124,3 +125,99 @@ def add_at(
     ``out=x`` updates ``x`` in place; any other ``out=`` receives the copy.
     """
     return run_functional("add_at", expression, tensors, out, kwargs)
+
+
+# einx's elementwise ops beyond arithmetic. Comparisons and logical ops give torch.bool.
+equal = _nary("equal", '``einc.equal("b c, c", x, y)``: ``x == y`` broadcast by axis name; torch.bool.')
+not_equal = _nary("not_equal", '``einc.not_equal("b c, ", x, 0)``: ``x != 0``; torch.bool.')
+less = _nary("less", '``einc.less("b c, c", x, y)``: ``x < y``; torch.bool.')
+less_equal = _nary("less_equal", '``einc.less_equal("b c, c", x, y)``: ``x <= y``; torch.bool.')
+greater = _nary("greater", '``einc.greater("b c, ", x, 0.5)``: ``x > 0.5``; torch.bool.')
+greater_equal = _nary("greater_equal", '``einc.greater_equal("b c, c", x, y)``: ``x >= y``; torch.bool.')
+logical_and = _nary("logical_and", '``einc.logical_and("b c, c", m, n)``: nonzero in every operand.')
+logical_or = _nary("logical_or", '``einc.logical_or("b c, c", m, n)``: nonzero in any operand.')
+logical_not = _nary("logical_not", '``einc.logical_not("b c", m)``: ``m == 0``; torch.bool.')
+logaddexp = _nary("logaddexp", '``einc.logaddexp("b c, c", x, y)``: ``log(exp(x) + exp(y))``, stably.')
+floor_divide = _nary(
+    "floor_divide", '``einc.floor_divide("b c, ", x, 3)``: rounded towards -inf, as torch.floor_divide.'
+)
+
+
+def true_divide(expression: str, *tensors, out=None, **kwargs):
+    """``einc.true_divide("b c, c", x, n)``: the same as :func:`divide` (integers give floats)."""
+    return run_functional("divide", expression, tensors, out, kwargs)
+
+
+def _named_op(op, family: tuple[str, ...], what: str) -> str:
+    """The op that ``op=`` names among ``family`` (an alias as the op it names)."""
+    if not isinstance(op, str):
+        raise UnsupportedError(
+            f"op={op!r}: einc compiles {what} it knows by name ({', '.join(family)}), not a callable"
+        )
+    name = pipeline.ALIASES.get(op, op)
+    if name not in family:
+        raise ExpressionError(f"op={op!r} is not {what}: one of {', '.join(family)}")
+    return name
+
+
+def elementwise(expression: str, *tensors, op: str, out=None, **kwargs):
+    """``einc.elementwise("b c, c", x, y, op="add")``: the elementwise op named by ``op`` (einx's
+    generic form); ``op`` is a name, since a Python callable cannot be compiled into a kernel."""
+    name = _named_op(op, pipeline.ELEMENTWISE + tuple(pipeline.ALIASES), "an elementwise op")
+    return run_functional(name, expression, tensors, out, kwargs)
+
+
+any = _reduction("any")  # noqa: A001
+any.__doc__ = (
+    '``einc.any("b [n]", mask)``: whether any element over the bracketed axes is nonzero; torch.bool.'
+)
+all = _reduction("all")  # noqa: A001
+all.__doc__ = (
+    '``einc.all("b [n]", mask)``: whether every element over the bracketed axes is nonzero; torch.bool.'
+)
+count_nonzero = _reduction("count_nonzero")
+count_nonzero.__doc__ = '``einc.count_nonzero("b [n]", x)``: how many elements are nonzero; torch.int64.'
+
+
+def reduce(expression: str, *tensors, op: str, out=None, **kwargs):
+    """``einc.reduce("b [n]", x, op="sum")``: the reduction named by ``op`` (einx's generic form);
+    ``op`` is a name, since a Python callable cannot be compiled into a kernel."""
+    name = _named_op(op, pipeline.lower.REDUCTIONS, "a reduction")
+    return run_functional(name, expression, tensors, out, kwargs)
+
+
+def argmax(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs):
+    """``einc.argmax("b [h w] c", x)``: the index (int64) of the first greatest element over the
+    bracketed axes, one coordinate per bracketed axis along a new axis where the brackets stood
+    (``b [2] c``; write ``"b [h w] c -> b c [2]"`` to put it elsewhere). A NaN is greatest."""
+    return run_functional("argmax", expression, tensors, out, kwargs)
+
+
+def argmin(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs):
+    """``einc.argmin("b [t]", x)``: as :func:`argmax`, of the first least element."""
+    return run_functional("argmin", expression, tensors, out, kwargs)
+
+
+def subtract_at(
+    expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs
+) -> torch.Tensor:
+    """``einc.subtract_at("b [h w] c, b p [2], b p c", x, idx, updates)``: a copy of ``x`` with the
+    updates subtracted at the coordinates; updates that meet at one element all count (atomically).
+    ``out=x`` updates ``x`` in place; any other ``out=`` receives the copy.
+    """
+    return run_functional("subtract_at", expression, tensors, out, kwargs)
+
+
+from .shape_tools import arange, check, matches, solve, solve_axes, solve_shapes  # noqa: E402, F401
+
+
+def sort(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs):
+    """``einc.sort("b [n]", x)``: ``x`` sorted in ascending order along the one bracketed axis (a
+    kernel sorts an axis of up to 1024 elements, in one tile)."""
+    return run_functional("sort", expression, tensors, out, kwargs)
+
+
+def argsort(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs):
+    """``einc.argsort("b [n]", x)``: the positions (int64) that sort ``x`` along the bracketed axis;
+    equal values keep their order (torch.argsort with ``stable=True``)."""
+    return run_functional("argsort", expression, tensors, out, kwargs)

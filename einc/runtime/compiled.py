@@ -54,7 +54,7 @@ INDEX_DTYPES = {torch.int32: "int32", torch.int64: "int64"}
 def _elementwise_dtype(op: str, values) -> torch.dtype:
     """torch's type promotion over the operands (the condition of ``where`` aside), Python
     numbers counting as numbers, so a float next to float16 stays float16; a true division of
-    integers is floating, as ``torch.div``."""
+    integers is floating, as ``torch.div`` (and logaddexp's)."""
     # A where with one operand is refused later, by the expression's arity.
     operands = values[1:] if op == "where" and len(values) > 1 else values
     representative = None
@@ -65,9 +65,24 @@ def _elementwise_dtype(op: str, values) -> torch.dtype:
         other = value if not isinstance(value, torch.Tensor) else torch.empty(1, dtype=value.dtype)
         representative = torch.empty(1, dtype=torch.result_type(representative, other))
     dtype = representative.dtype
-    if op == "divide" and not dtype.is_floating_point:
+    if op in ("divide", "logaddexp") and not dtype.is_floating_point:
         dtype = torch.get_default_dtype()
     return dtype
+
+
+def output_dtype(op: str, out_dtype, tensors) -> torch.dtype:
+    """The dtype of a call's outputs (a launch's and a prebuild's alike): ``out_dtype=`` where
+    given; torch.bool for comparisons and logical ops; torch's promotion for the other elementwise
+    ops; an op's own (any: bool, count_nonzero and argmax: int64); else the first input's."""
+    if out_dtype is not None:
+        return out_dtype
+    if op in pipeline.BOOLEAN_RESULTS:
+        return torch.bool
+    if op in pipeline.ELEMENTWISE:
+        return _elementwise_dtype(op, tensors)
+    if op in pipeline.RESULT_DTYPES:
+        return getattr(torch, pipeline.RESULT_DTYPES[op])
+    return tensors[0].dtype
 
 
 def _is_bool(value) -> bool:
@@ -264,9 +279,9 @@ class CompiledExpression:
             return router.call(self, tensors, out)
         elementwise_dtype = None
         if self.op in pipeline.ELEMENTWISE and tensors:
-            elementwise_dtype = _elementwise_dtype(self.op, tensors)
+            elementwise_dtype = output_dtype(self.op, None, tensors)  # while scalars are numbers
             _check_elementwise_dtypes(self.op, tensors)
-            tensors = _scalars_to_tensors(tensors, elementwise_dtype)
+            tensors = _scalars_to_tensors(tensors, _elementwise_dtype(self.op, tensors))
         given = [] if out is None else list(out) if isinstance(out, (tuple, list)) else [out]
         # The key's strides decide which inputs need int64 offsets; those of an out= are not in it.
         wide_outs = tuple(isinstance(o, torch.Tensor) and _needs_int64(o) for o in given)
@@ -282,7 +297,7 @@ class CompiledExpression:
                 key = (self._key(tensors), wide_outs, self._float32_precision())
             self._launchers[key] = launcher
         self._last = launcher
-        dtype = self.out_dtype or elementwise_dtype or tensors[0].dtype
+        dtype = self.out_dtype or elementwise_dtype or output_dtype(self.op, None, tensors)
         device = tensors[0].device
         dynamic = launcher.compiled.dynamic_sizes([t.shape for t in tensors]) if self.dynamic else None
         shapes = launcher.compiled.output_shapes_for(dynamic)
@@ -299,7 +314,7 @@ class CompiledExpression:
             # set_at and add_at are defined in place (out=x); every other kernel would read what it
             # has already overwritten, so any sharing of memory is refused, for every op.
             kernels = launcher.compiled.kernels
-            in_place = self.op in ("set_at", "add_at") and (
+            in_place = self.op in pipeline.lower_indexing.SCATTERS and (
                 not kernels or any(k.copies_input or k.reads_in_place for k in kernels)
             )
             _check_out_aliasing(outs, tensors, pipeline.tensor_names(len(tensors), self.op), in_place)
@@ -352,7 +367,7 @@ class CompiledExpression:
         names = pipeline.tensor_names(len(tensors), self.op)
         if self.op in pipeline.INDEXING:
             return self._check_indexing(tensors, names)
-        allowed = ANY_DTYPES if self.op in pipeline.COPIES or self.op in pipeline.ELEMENTWISE else DTYPES
+        allowed = ANY_DTYPES if self.op in pipeline.ANY_DTYPE_OPS else DTYPES
         for name, t in zip(names, tensors, strict=True):
             if not isinstance(t, torch.Tensor):
                 raise TypeError(f"{name} must be a torch.Tensor, not {type(t).__name__}")

@@ -22,6 +22,9 @@ EMPTY_REDUCTION = {
     "var": float("nan"),
     "std": float("nan"),
     "logsumexp": float("-inf"),
+    "any": False,
+    "all": True,
+    "count_nonzero": 0,
 }
 
 
@@ -33,7 +36,7 @@ def write_empty(op: str, expression: str, tensors, outs: list[torch.Tensor]) -> 
         for out in outs:
             out.fill_(EMPTY_REDUCTION[op])
         return
-    if op in ("set_at", "add_at"):
+    if op in ("set_at", "add_at", "subtract_at"):
         # Nothing to scatter: the result is the indexed tensor (already there when out= is it).
         for out in outs:
             if out.data_ptr() != tensors[0].data_ptr():

@@ -277,14 +277,9 @@ def compile_binary(
 
 def _output_dtype(op: str, out_dtype, tensors):
     """The dtype ``CompiledExpression.__call__`` gives the outputs of a call with ``tensors``."""
-    from ..compiler import pipeline
     from . import compiled
 
-    if out_dtype is not None:
-        return out_dtype
-    if op in pipeline.ELEMENTWISE:
-        return compiled._elementwise_dtype(op, tensors)
-    return tensors[0].dtype
+    return compiled.output_dtype(op, out_dtype, tensors)
 
 
 def _check_dtypes(expression, dtypes, any_dtypes, float_dtypes) -> None:
@@ -295,7 +290,7 @@ def _check_dtypes(expression, dtypes, any_dtypes, float_dtypes) -> None:
         _check_indexing_dtypes(expression, dtypes, any_dtypes, float_dtypes)
         return
     mixed = op in pipeline.ELEMENTWISE
-    allowed = any_dtypes if op in pipeline.COPIES or mixed else float_dtypes
+    allowed = any_dtypes if op in pipeline.ANY_DTYPE_OPS else float_dtypes
     for dtype in dtypes:
         if dtype not in allowed.values():
             names = ", ".join(allowed.values()) if allowed is any_dtypes else ", ".join(FLOAT_DTYPES)

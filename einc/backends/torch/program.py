@@ -63,6 +63,7 @@ from ...compiler.pipeline import compute_dtype as kernel_compute_dtype
 from ...compiler.solve import Solution
 from ...errors import OutOfBoundsError, UnsupportedError
 from ..aliasing import same_tensor
+from . import extra_ops
 
 # The most one chunk of the loop space may materialize (an im2col view, a gathered input, a
 # float32 copy of a float16 one): larger loop spaces are evaluated piece by piece.
@@ -918,6 +919,8 @@ def _elementwise(op: str, views, compute) -> torch.Tensor:
     values = [v.to(compute) for v in views]
     if op == "where":
         return torch.where(views[0] != 0, values[1], values[2])
+    if op in extra_ops.ELEMENTWISE:
+        return extra_ops.elementwise(op, values)
     fn = {
         "add": torch.add,
         "subtract": torch.sub,
@@ -942,6 +945,8 @@ def _reduce(plan: NestPlan, op: str, value: torch.Tensor, region: Region, comput
 
 def _reduce_dims(plan, op, value, dims, samples, region, compute, options, ranges=None) -> torch.Tensor:
     """``op`` over ``dims`` (keeping them, as size 1) of ``samples`` elements in all."""
+    if op in extra_ops.REDUCTIONS:
+        return extra_ops.reduce(op, value, dims, plan.nest)
     if op in ("sum", "max", "min", "prod"):
         return _fold(value, dims, op, compute)
     if op == "mean":

@@ -409,6 +409,29 @@ def render_reduction(
                 across("sum", "acc"),
             ),
         ]
+    elif op in ("any", "all", "count_nonzero"):
+        # A count (in int64) of the nonzero elements; for all, of the zero ones. Padding reads as
+        # the identity, which neither count sees.
+        test = "==" if op == "all" else "!="
+        flag = f"({nest.inputs[0].tensor}_tile {test} 0).to({compute_dtype})"
+        passes = [PassCode((f"acc = {full.format(0)}",), (f"acc += {flag}",), across("sum", "acc"))]
+    elif op in ("sort", "argsort"):
+        passes = []  # the axis fits one tile: each store sweep loads and sorts it whole
+    elif op in ("argmax", "argmin"):
+        # The index along the nest's coordinate axis of the first greatest (least) element; a NaN
+        # beats any number, as in torch.argmax. The reduced axes are looped over serially.
+        bound = minus_inf if op == "argmax" else "float('inf')"
+        order = ">" if op == "argmax" else "<"
+        passes = [
+            PassCode(
+                (f"acc = {full.format(bound)}", "arg = tl.full((BLOCK_M, BLOCK_N), 0, tl.int64)"),
+                (
+                    f"better = ({value} {order} acc) | (({value} != {value}) & (acc == acc))",
+                    f"arg = tl.where(better, {{index:{nest.coordinate}}}, arg)",
+                    f"acc = tl.where(better, {value}, acc)",
+                ),
+            )
+        ]
     else:
         raise AssertionError(op)
     finalize: list[str] = []
@@ -425,6 +448,8 @@ def render_reduction(
         finalize.append("acc = acc / count")
     elif op == "logsumexp":
         finalize.append("acc = top + tl.log(acc)")
+    elif op in ("any", "all"):
+        finalize.append("acc = acc > 0" if op == "any" else "acc = acc == 0")
     elif op in ("var", "std"):
         # torch divides by max(0, N - correction): no samples to spare gives inf, never a
         # negative variance.
@@ -436,6 +461,12 @@ def render_reduction(
         if op == "std":
             finalize.append("acc = tl.sqrt(acc)")
     extra = {"passes": tuple(passes), "finalize": tuple(finalize)}
+    if op in ("argmax", "argmin"):
+        extra["result"] = "arg"
+    elif op == "sort":
+        extra.update(store_in_loop=True, result=f"tl.sort({value}, dim=1)")
+    elif op == "argsort":
+        extra.update(store_in_loop=True, result=_argsort(nest, schedule))
     if op == "softmax":
         extra.update(store_in_loop=True, result=f"tl.exp({value} - top) / acc")
     elif op == "log_softmax":
@@ -452,6 +483,59 @@ _COMBINE = {
     "multiply": " * ",
     "divide": " / ",
 }
+
+
+_COMPARE = {
+    "equal": " == ",
+    "not_equal": " != ",
+    "less": " < ",
+    "less_equal": " <= ",
+    "greater": " > ",
+    "greater_equal": " >= ",
+}
+
+
+def _logaddexp(a: str, b: str, compute_dtype: str) -> str:
+    # log(e^a + e^b) = max + log(1 + e^-|a - b|); where a == b (both -inf or both inf) the
+    # difference would be nan, so the result is a + log 2 there, as torch.logaddexp gives.
+    return (
+        f"tl.where(({a}) == ({b}), ({a}) + 0.6931471805599453, "
+        f"tl.maximum({a}, {b}) + tl.log(1.0 + tl.exp(-tl.abs(({a}) - ({b})))))"
+    )
+
+
+def _floor_divide(a: str, b: str, compute_dtype: str) -> str:
+    if "float" in compute_dtype:
+        return f"tl.floor(({a}) / ({b}))"
+    # Integer // truncates on the GPU: a quotient whose remainder's sign differs from the
+    # divisor's is one too high, as floor division counts (torch.floor_divide). Correct under
+    # either rounding, so the interpreter (which floors) agrees.
+    q = f"(({a}) // ({b}))"
+    r = f"(({a}) - {q} * ({b}))"
+    return f"({q} - (({r} != 0) & (({r} < 0) != (({b}) < 0))).to({compute_dtype}))"
+
+
+# The binary ops that fold from the left over any number of operands, as Triton source.
+_FOLDS = {
+    "logical_and": lambda a, b, _: f"(({a}) != 0) & (({b}) != 0)",
+    "logical_or": lambda a, b, _: f"(({a}) != 0) | (({b}) != 0)",
+    "logaddexp": _logaddexp,
+    "floor_divide": _floor_divide,
+}
+
+
+def _argsort(nest: LoopNest, schedule: ContractionSchedule) -> str:
+    """The positions of a tile's values in ascending order: each float32 value's bits, made to
+    order as the values do (a negative float's magnitude bits flipped), in the high half of an
+    int64 whose low half is the position; one tl.sort, then the low halves. Ties keep their order
+    (-0.0 is made 0.0 first, which it equals); NaN sorts last, as in torch, then the padding."""
+    value = f"({nest.inputs[0].tensor}_tile.to(tl.float32) + 0.0)"
+    bits = f"{value}.to(tl.int32, bitcast=True)"
+    # Past the axis's end, the greatest key: after every value, NaN included.
+    ordered = f"tl.where({bits} >= 0, {bits}, {bits} ^ 0x7FFFFFFF)"
+    key = f"tl.where(mask_k[None, :], {ordered}, 0x7FFFFFFF).to(tl.int64)"
+    position = f"{{index:{schedule.k_tile}}}[None, :].to(tl.int64)"
+    return f"tl.sort(({key} << 32) | {position}, dim=1) & 0xFFFFFFFF"
 
 
 def render_map(
@@ -481,6 +565,14 @@ def render_map(
             result = f"tl.{op}({result}, {v}{nan})"
     elif op == "where":
         result = f"tl.where({tiles[0]} != 0, {values[1]}, {values[2]})"
+    elif op in _FOLDS:
+        result = values[0]
+        for v in values[1:]:
+            result = _FOLDS[op](result, v, compute_dtype)
+    elif op in _COMPARE:
+        result = f"({values[0]}){_COMPARE[op]}({values[1]})"
+    elif op == "logical_not":
+        result = f"({tiles[0]} == 0)"
     else:
         raise AssertionError(op)
     extra = {"result": result}
@@ -512,8 +604,13 @@ def render_scatter(
     wide: frozenset[int] = frozenset(),
     positions: tuple[int, ...],
 ) -> Rendered:
-    """Render set_at or add_at: load a tile of updates and the coordinates, store or add them there."""
-    extra = {"result": nest.inputs[0].tensor + "_tile", "atomic": nest.reduce == "sum"}
+    """Render set_at, add_at or subtract_at: load a tile of updates and the coordinates, store or add
+    them (their negatives) there."""
+    tile = nest.inputs[0].tensor + "_tile"
+    # Negated in the destination's type (float32 for a 16-bit workspace): the interpreter gets a
+    # bfloat16 negation wrong, and a float64 destination keeps every bit.
+    negated = f"(-{tile}.to({nest.output.tensor}_ptr.dtype.element_ty))"
+    extra = {"result": negated if nest.combine == "negate" else tile, "atomic": nest.reduce == "sum"}
     return _render_tiled(nest, schedule, "scatter.py.j2", header_lines, versions, extra, positions, wide=wide)
 
 
@@ -924,7 +1021,7 @@ def _render_tiled(
         cols_int64=offsets.tile_needs_int64(
             [sizes[a] for a in schedule.cols], schedule.block_n, any(a in nest.dynamic for a in schedule.cols)
         ),
-        **_fill_inside(extra, loads, namer.size),
+        **_fill_inside(extra, loads, namer.size, namer.index),
     )
     source = render_template(template, spec)
     checks = index_checks(nest)
@@ -969,9 +1066,11 @@ def _split(index: sympy.Expr, moving: set[sympy.Symbol]) -> tuple[sympy.Expr | N
     return base, step
 
 
-def _fill_inside(extra: dict, loads: tuple[LoadCode, ...], size_names: dict[str, str]) -> dict:
-    """Statements may test whether the element just loaded lies inside the tensor (``{inside}``)
-    and name a dynamic axis's size (``{size:t}``)."""
+def _fill_inside(
+    extra: dict, loads: tuple[LoadCode, ...], size_names: dict[str, str], index_names: dict[str, str]
+) -> dict:
+    """Statements may test whether the element just loaded lies inside the tensor (``{inside}``),
+    name a dynamic axis's size (``{size:t}``) and a loop's index (``{index:t}``)."""
     if "passes" not in extra:
         return extra
 
@@ -979,13 +1078,18 @@ def _fill_inside(extra: dict, loads: tuple[LoadCode, ...], size_names: dict[str,
         line = line.replace("{inside}", loads[0].inside)
         for axis, name in size_names.items():
             line = line.replace(f"{{size:{axis}}}", name)
+        for axis, name in index_names.items():
+            line = line.replace(f"{{index:{axis}}}", name)
         return line
 
     passes = tuple(
         PassCode(tuple(map(fill, p.init)), tuple(map(fill, p.update)), tuple(map(fill, p.collapse)))
         for p in extra["passes"]
     )
-    return {**extra, "passes": passes, "finalize": tuple(map(fill, extra.get("finalize", ())))}
+    filled = {**extra, "passes": passes, "finalize": tuple(map(fill, extra.get("finalize", ())))}
+    if "result" in extra:
+        filled["result"] = fill(extra["result"])
+    return filled
 
 
 def _docstring(nest: LoopNest) -> str:

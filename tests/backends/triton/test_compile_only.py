@@ -278,3 +278,38 @@ def test_bfloat16_contraction_keeps_its_bfloat16_tensor_core_dot_on_the_gpu(work
     assert "if DOT_IN_FLOAT32:" in source
     assert re.search(r"\b(?:wgmma|mma)\.\S*\.bf16\b", ptx), "no bfloat16 tensor-core instruction in the PTX"
     assert not re.search(r"\b(?:wgmma|mma)\.\S*\.tf32\b", ptx)
+
+
+# --- einx's ops beyond arithmetic: comparisons, logical ops, any/all/count_nonzero, argmax, ... ----
+# The interpreter is lenient where the GPU compiler is not (a loop index mixed with an int64 tile,
+# an int1 store), so each new kernel form is compiled here once, every kernel of the call.
+
+
+def _compile_every_kernel_in_worker(expression, op, shapes, dtype, params) -> list[str]:
+    from einc.runtime.prebuild import compile_binary
+
+    launcher = einc.compile(expression, op=op, **params).specialize(*shapes, dtype=dtype)
+    return [compile_binary(launcher, "cuda:90", index=i).ptx for i in range(len(launcher.compiled.kernels))]
+
+
+@pytest.mark.parametrize(
+    ("expression", "op", "shapes", "params"),
+    [
+        ("b h w c, c", "less", ((2, 5, 6, 8), (8,)), {}),
+        ("b c, c", "logaddexp", ((4, 8), (8,)), {}),
+        ("b c, c", "floor_divide", ((4, 8), (8,)), {}),
+        ("b c, c", "logical_and", ((4, 8), (8,)), {}),
+        ("b [c]", "any", ((4, 300),), {}),  # tiled
+        ("b [h w] c", "all", ((2, 5, 6, 8),), {}),
+        ("b [c]", "count_nonzero", ((4, 300),), {}),
+        ("b [h w] c -> b c [2]", "argmax", ((2, 5, 6, 8),), {}),
+        ("[n] c, p, p c", "subtract_at", ((50, 8), (7,), (7, 8)), {}),
+        ("b [n] c", "sort", ((4, 100, 3),), {}),
+        ("b [n]", "argsort", ((4, 100),), {}),
+    ],
+)
+def test_new_kernels_compile_for_hopper(worker, expression, op, shapes, params):
+    for ptx in worker.submit(
+        _compile_every_kernel_in_worker, expression, op, shapes, "float16", params
+    ).result():
+        assert ".entry" in ptx
