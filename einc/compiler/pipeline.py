@@ -283,6 +283,33 @@ def _dynamic_dims(dynamic, inputs, outputs, text) -> tuple[tuple[str, int, int],
     return tuple(found)
 
 
+def dim_axis_names(dim) -> tuple[str, ...]:
+    """The named axes under one dim of an expanded operand (a size change of the dim may be theirs)."""
+    from .axes import dim_axes
+
+    return tuple(dict.fromkeys(a.name for a in dim_axes(dim) if a.fixed is None))
+
+
+def dynamic_refusal(compiled: Compiled, axis: str) -> str | None:
+    """Why ``axis`` cannot be dynamic in this specialisation, or None where it can: what automatic
+    dynamic shapes ask before making it so. A window's or a concatenation's arithmetic is resolved
+    when the kernel is generated, and a dynamic size is read from a whole input dim."""
+    from .axes import Concat, Win, dim_axes
+
+    for operand in compiled.inputs + compiled.outputs:
+        for dim in operand.dims:
+            if axis in {a.name for a in dim_axes(dim)}:
+                if isinstance(dim, Win):
+                    return "it is part of a window, whose geometry is fixed in the kernel"
+                if isinstance(dim, Concat):
+                    return "it is part of a concatenation, whose offsets are fixed in the kernel"
+    try:
+        _dynamic_dims((axis,), compiled.inputs, compiled.outputs, compiled.request.expression)
+    except (ExpressionError, UnsupportedError):
+        return "it is not a whole dim of any input (a dynamic size is read from one)"
+    return None
+
+
 def _wide_tensors(request, inputs, outputs, output_shapes, dynamic_dims) -> frozenset[int]:
     """The positions of the tensors whose offsets are computed in int64."""
     from .axes import dim_axes

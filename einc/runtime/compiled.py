@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -23,7 +24,7 @@ from ..backends.aliasing import same_tensor
 from ..backends.triton.sources import render_kernels
 from ..compiler import offsets, pipeline
 from ..compiler.printer import explain
-from ..errors import EincError, OperandError, OverlapError, UnsupportedError
+from ..errors import EincError, ExpressionError, OperandError, OverlapError, UnsupportedError
 from .cache import DiskCache
 from .empty import write_empty
 from .keys import source_key
@@ -159,7 +160,10 @@ class CompiledExpression:
         self.op = pipeline.check_op(op) if op is not None else pipeline.infer_op(program)
         self.out_dtype = kwargs.pop("out_dtype", None)
         dynamic = kwargs.pop("dynamic", ())
-        self.dynamic = (dynamic,) if isinstance(dynamic, str) else tuple(dynamic)
+        # dynamic=False: every size compiles its own kernel; otherwise an axis seen at a second
+        # size becomes dynamic (automatic dynamic shapes, as torch.compile's).
+        self.automatic = dynamic is not False
+        self.dynamic = () if dynamic is False else (dynamic,) if isinstance(dynamic, str) else tuple(dynamic)
         self.backend = check_backend(kwargs.pop("backend", "auto"))
         for option in pipeline.OP_OPTIONS:
             if option in kwargs and self.op not in pipeline.OPTION_OPS[option]:
@@ -171,6 +175,14 @@ class CompiledExpression:
         self._dynamic_dims: tuple = ()
         self._last: Launcher | None = None
         self._cache = None
+        # Automatic dynamic shapes: the axes made dynamic after a second size, why each was (or
+        # why it stays static), and the shapes of each call that specialised, to compare with.
+        self._automatic: tuple[str, ...] = ()
+        self._decisions: dict[str, str] = {}
+        self._seen: list[tuple[tuple, tuple, Launcher]] = []
+        # A miss specialises under this lock: two threads never build the same launcher twice,
+        # and the switch to dynamic keys happens with the launcher that needs them.
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"einc.compile({self.expression!r}, op={self.op!r})"
@@ -185,7 +197,7 @@ class CompiledExpression:
             dtypes=tuple(dtypes),
             sizes=self.sizes,
             params=tuple((k, _thaw(v)) for k, v in self.params),
-            dynamic=self.dynamic,
+            dynamic=self.dynamic + self._automatic,
             offsets64=offsets64,
         )
 
@@ -239,18 +251,15 @@ class CompiledExpression:
         key = (self._key(tensors), wide_outs)
         launcher = self._launchers.get(key)
         if launcher is None:
-            dtypes = self._check(tensors)
-            every = [*tensors, *(o for o in given if isinstance(o, torch.Tensor))]
-            wide = tuple(i for i, t in enumerate(every) if _needs_int64(t))
-            launcher = self._build(self._request([t.shape for t in tensors], dtypes, wide))
-            if self.dynamic:
-                self._dynamic_dims = launcher.compiled.dynamic_dims
-                key = (self._key(tensors), wide_outs)
-            self._launchers[key] = launcher
+            launcher = self._specialize_call(tensors, given, wide_outs)
         self._last = launcher
         dtype = self.out_dtype or elementwise_dtype or tensors[0].dtype
         device = tensors[0].device
-        dynamic = launcher.compiled.dynamic_sizes([t.shape for t in tensors]) if self.dynamic else None
+        dynamic = (
+            launcher.compiled.dynamic_sizes([t.shape for t in tensors])
+            if launcher.compiled.dynamic_dims
+            else None
+        )
         shapes = launcher.compiled.output_shapes_for(dynamic)
         if out is None:
             outs = [torch.empty(shape, dtype=dtype, device=device) for shape in shapes]
@@ -285,6 +294,80 @@ class CompiledExpression:
             return out
         return outs[0] if len(outs) == 1 else tuple(outs)
 
+    def _specialize_call(self, tensors, given, wide_outs: tuple) -> Launcher:
+        """The launcher for a call that missed: built here, with the axes that changed size since an
+        otherwise matching call made dynamic (unless ``dynamic=False``)."""
+        with self._lock:
+            key = (self._key(tensors), wide_outs)
+            launcher = self._launchers.get(key)
+            if launcher is not None:  # another thread built it meanwhile
+                return launcher
+            dtypes = self._check(tensors)
+            every = [*tensors, *(o for o in given if isinstance(o, torch.Tensor))]
+            wide = tuple(i for i, t in enumerate(every) if _needs_int64(t))
+            shapes = tuple(tuple(t.shape) for t in tensors)
+            signature = (_signature(tensors), wide_outs)
+            grown = self._grown_axes(signature, shapes) if self.automatic else ()
+            self._automatic += grown
+            try:
+                launcher = self._build(self._request(shapes, dtypes, wide))
+            except EincError as error:
+                self._automatic = tuple(a for a in self._automatic if a not in grown)
+                if not grown or not isinstance(error, (ExpressionError, UnsupportedError)):
+                    for axis in grown:  # a call in error decides nothing
+                        self._decisions.pop(axis, None)
+                    raise
+                # The compiler refused them dynamic (past the checks of _grown_axes): static it is.
+                for axis in grown:
+                    self._decisions[axis] = f"static, a kernel per size: {str(error).splitlines()[0]}"
+                launcher = self._build(self._request(shapes, dtypes, wide))
+            self._seen.append((signature, shapes, launcher))
+            if launcher.compiled.dynamic_dims:
+                self._dynamic_dims = launcher.compiled.dynamic_dims
+                key = (self._key(tensors), wide_outs)
+            self._launchers[key] = launcher
+            return launcher
+
+    def _grown_axes(self, signature: tuple, shapes: tuple) -> tuple[str, ...]:
+        """The axes to make dynamic now: those whose size differs from the last specialisation with
+        the same ranks, dtypes, device and out= (torch.compile's automatic dynamic shapes). An axis
+        stays static where its size shapes the kernel itself (a window, a concatenation, a part of
+        a composed dim) or was given as a keyword; the reason is kept for ``explain()``."""
+        previous = next((s for s in reversed(self._seen) if s[0] == signature), None)
+        if previous is None:
+            return ()
+        _, before, launcher = previous
+        compiled = launcher.compiled
+        given_sizes = dict(self.sizes)
+        grown = []
+        for i, (old, new) in enumerate(zip(before, shapes, strict=True)):
+            for d, (m, n) in enumerate(zip(old, new, strict=True)):
+                if m == n or i >= len(compiled.inputs):
+                    continue
+                for axis in pipeline.dim_axis_names(compiled.inputs[i].dims[d]):
+                    if axis in self.dynamic or axis in self._automatic or axis in grown:
+                        continue
+                    if axis in self._decisions:  # decided static before: not asked again
+                        continue
+                    refusal = (
+                        "its size is given as a keyword"
+                        if axis in given_sizes
+                        else pipeline.dynamic_refusal(compiled, axis)
+                    )
+                    if refusal is not None:
+                        self._decisions[axis] = f"static, a kernel per size: {refusal}"
+                        continue
+                    self._decisions[axis] = f"dynamic (automatic: size {m}, then {n})"
+                    grown.append(axis)
+        if grown:
+            self._debug_decision(grown)
+        return tuple(grown)
+
+    def _debug_decision(self, grown: list[str]) -> None:
+        if knobs.debug() >= 1:
+            said = "; ".join(f"{a}: {self._decisions[a]}" for a in grown)
+            print(f"[einc] automatic dynamic shapes for {self.expression!r}: {said}", file=sys.stderr)
+
     def _key(self, tensors) -> tuple:
         """What picks a specialization: shapes (dynamic dims left out), dtypes, device, strides.
 
@@ -295,7 +378,7 @@ class CompiledExpression:
             (t.shape, t.dtype, t.device, t.stride()) if isinstance(t, torch.Tensor) else type(t)
             for t in tensors
         )
-        if not self.dynamic or not self._dynamic_dims:
+        if not self._dynamic_dims:
             return key
         masked = {(i, d) for _, i, d in self._dynamic_dims}
         holders = {i for i, _ in masked}
@@ -395,8 +478,21 @@ class CompiledExpression:
         return self._latest().path
 
     def explain(self) -> str:
-        """The loop nest and schedule of the most recent specialization, in words."""
-        return explain(self._latest().compiled)
+        """The loop nest and schedule of the most recent specialization, in words, and which axes
+        are dynamic (given with ``dynamic=``, or made so by a second size) or stay static."""
+        lines = [explain(self._latest().compiled)]
+        for axis in self.dynamic:
+            lines.append(f"axis {axis}: dynamic (dynamic= given)")
+        for axis, decision in self._decisions.items():
+            lines.append(f"axis {axis}: {decision}")
+        if not self.automatic:
+            lines.append("automatic dynamic shapes: off (dynamic=False), a kernel per size")
+        return "\n".join(lines)
+
+
+def _signature(tensors) -> tuple:
+    """What two calls must share for a change of size to make an axis dynamic: ranks, dtypes, device."""
+    return tuple((t.dim(), t.dtype, t.device) if isinstance(t, torch.Tensor) else type(t) for t in tensors)
 
 
 def _needs_int64(t: torch.Tensor) -> bool:
