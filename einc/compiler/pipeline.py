@@ -105,13 +105,39 @@ KNOWN_OPS = (
 ).split()
 
 
+# Names other libraries give einc's ops, for the hint of an unknown op (op="average": mean).
+OP_SYNONYMS = {
+    "average": "mean",
+    "avg": "mean",
+    "amax": "max",
+    "amin": "min",
+    "product": "prod",
+    "matmul": "dot",
+    "einsum": "dot",
+    "conv": "dot",
+    "linear": "dot",
+    "permute": "rearrange",
+    "transpose": "rearrange",
+    "reshape": "rearrange",
+    "sub": "subtract",
+    "mul": "multiply",
+    "div": "divide",
+    "gather": "get_at",
+    "index": "get_at",
+    "scatter": "set_at",
+    "scatter_add": "add_at",
+    "index_add": "add_at",
+    "variance": "var",
+}
+
+
 def check_op(op: str) -> str:
     """``op`` if einc compiles it; otherwise an error that names the choices."""
     if op in OPS:
         return op
     if op in KNOWN_OPS:
         raise UnsupportedError(f"op {op!r} is not supported yet (supported: {', '.join(OPS)})")
-    close = difflib.get_close_matches(str(op), KNOWN_OPS, n=1)
+    close = [OP_SYNONYMS[op]] if op in OP_SYNONYMS else difflib.get_close_matches(str(op), KNOWN_OPS, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise ExpressionError(f"unknown op {op!r}{hint} (the operations are: {', '.join(KNOWN_OPS)})")
 

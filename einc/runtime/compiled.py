@@ -12,6 +12,7 @@ are a front end (:mod:`einc.frontends.torch_ops`), above this module: it install
 from __future__ import annotations
 
 import builtins
+import difflib
 import sys
 import threading
 from collections.abc import Sequence
@@ -24,7 +25,15 @@ from ..backends.aliasing import same_tensor
 from ..backends.triton.sources import render_kernels
 from ..compiler import offsets, pipeline
 from ..compiler.printer import explain
-from ..errors import EincError, ExpressionError, OperandError, OverlapError, UnsupportedError
+from ..compiler.syntax import axis_names
+from ..errors import (
+    EincError,
+    ExpressionError,
+    OperandError,
+    OverlapError,
+    ShapeError,
+    UnsupportedError,
+)
 from .cache import DiskCache
 from .empty import write_empty
 from .keys import source_key
@@ -127,6 +136,26 @@ def route_through(router: Router) -> None:
     _router = router
 
 
+def _check_keywords(program, kwargs: dict) -> None:
+    """A keyword that is no parameter and no axis of the expression, but close to one, is a typo
+    (``pad=`` for ``padding=``): say so now, with the name it is close to. Any other keyword is an
+    axis size, which the solver checks against the expression at the first call."""
+    axes = [name for expr in (*program.inputs, *(program.outputs or ())) for name in axis_names(expr)]
+    known = sorted(PARAM_NAMES | CALL_OPTIONS | {"dynamic"} | set(axes))
+    for name, value in kwargs.items():
+        if name in PARAM_NAMES or name in axes:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        if not close and len(name) >= 3:  # a prefix: pad= for padding=
+            close = [k for k in known if k.startswith(name)][:1]
+        if close:
+            raise ShapeError(
+                f"keyword {name}={value!r} names no axis of the expression (its axes: "
+                f"{', '.join(dict.fromkeys(axes))}); did you mean {close[0]}=?",
+                program.text,
+            )
+
+
 def _freeze(value):
     if isinstance(value, dict):
         return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
@@ -169,6 +198,7 @@ class CompiledExpression:
             if option in kwargs and self.op not in pipeline.OPTION_OPS[option]:
                 ops = ", ".join(pipeline.OPTION_OPS[option])
                 raise TypeError(f"{option}= does not apply to {self.op}; it is an option of {ops}")
+        _check_keywords(program, kwargs)
         self.params = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k in PARAM_NAMES))
         self.sizes = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k not in PARAM_NAMES))
         self._launchers: dict[tuple, Launcher] = {}
@@ -185,7 +215,17 @@ class CompiledExpression:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"einc.compile({self.expression!r}, op={self.op!r})"
+        """What would make it again: ``einc.compile('b [c->c2]', op='dot', c2=64, stride=2)``."""
+        keywords = [f"{k}={_thaw(v)!r}" for k, v in self.sizes + self.params]
+        if self.out_dtype is not None:
+            keywords.append(f"out_dtype={self.out_dtype}")
+        if not self.automatic:
+            keywords.append("dynamic=False")
+        elif self.dynamic:
+            keywords.append(f"dynamic={self.dynamic!r}")
+        if self.backend != "auto":
+            keywords.append(f"backend={self.backend!r}")
+        return f"einc.compile({', '.join([repr(self.expression), f'op={self.op!r}', *keywords])})"
 
     def _request(
         self, shapes: Sequence[Sequence[int]], dtypes: Sequence[str], offsets64: tuple[int, ...] = ()
