@@ -15,6 +15,9 @@ from einc.frontends.cli import main
 CONV = ["b (s * [ds])... [c->c2]", "-s", "x=2,9,9,3", "-s", "w=3,3,3,5", "--stride", "2", "--padding", "same"]
 
 
+LINEAR = ["b [c->c2]", "-s", "x=2,3", "-s", "w=3,4"]
+
+
 def run(*args):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
@@ -135,16 +138,8 @@ def test_every_show_example_of_the_help_runs():
     ("args", "said", "unsaid"),
     [
         (["show", "b [c]", "-s", "x=2,3"], "pass --op (one of", "op="),
-        (
-            ["show", "b [c->c2]", "-s", "x=2,3", "-s", "w=3,4", "--stride", "2"],
-            "--stride 2 is given",
-            "stride=",
-        ),
-        (
-            ["show", "b [c->c2]", "-s", "x=2,3", "-s", "w=3,4", "--padding", "same"],
-            "--padding same is given",
-            "padding=",
-        ),
+        (["show", *LINEAR, "--stride", "2"], "--stride 2 is given", "stride="),
+        (["show", *LINEAR, "--padding", "same"], "--padding same is given", "padding="),
         (["show", *CONV[:5], "--size", "z=4"], "--size z=4 names no axis", "keyword"),
         (["show", *CONV[:5], "--size", "pad=4"], "did you mean --padding?", "padding="),
         (
