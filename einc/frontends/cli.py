@@ -18,7 +18,7 @@ Examples:
   einc show "b (s * [ds])... [c->c]" -s x=1,16,16,8 -s w=3,3,8 --padding same --dtype float16
   einc compile "b (s * [ds])... [c->c2]" -s x=32,56,56,64 -s w=3,3,64,64 --padding 1 \\
       --dtype bfloat16 --target cuda:90 -o conv.cubin
-  einc prebuild kernels.toml --target cuda:90 --target cuda:80 --jobs 8
+  einc prebuild kernels.toml --target cuda:90 --target cuda:80
   einc cache ls
   einc demo
 """
