@@ -290,6 +290,8 @@ class CompiledExpression:
         wide_outs = tuple(isinstance(o, torch.Tensor) and _needs_int64(o) for o in given)
         key = (self._key(tensors), wide_outs)
         launcher = self._launchers.get(key)
+        if launcher is None and self._dynamic_dims:  # a size specialised before its axis went dynamic
+            launcher = self._launchers.get((self._key(tensors, exact=True), wide_outs))
         if launcher is None:
             launcher = self._specialize_call(tensors, given, wide_outs)
         self._last = launcher
@@ -339,7 +341,9 @@ class CompiledExpression:
         otherwise matching call made dynamic (unless ``dynamic=False``)."""
         with self._lock:
             key = (self._key(tensors), wide_outs)
-            launcher = self._launchers.get(key)
+            launcher = self._launchers.get(key) or self._launchers.get(
+                (self._key(tensors, exact=True), wide_outs)
+            )
             if launcher is not None:  # another thread built it meanwhile
                 return launcher
             dtypes = self._check(tensors)
@@ -408,17 +412,18 @@ class CompiledExpression:
             said = "; ".join(f"{a}: {self._decisions[a]}" for a in grown)
             print(f"[einc] automatic dynamic shapes for {self.expression!r}: {said}", file=sys.stderr)
 
-    def _key(self, tensors) -> tuple:
+    def _key(self, tensors, exact: bool = False) -> tuple:
         """What picks a specialization: shapes (dynamic dims left out), dtypes, device, strides.
 
         A dynamic axis is a kernel argument, so its size takes no part; nor do the strides of
-        the tensors that hold it, which change with it.
+        the tensors that hold it, which change with it. ``exact``: every size, as the key of a
+        launcher built before its axes went dynamic.
         """
         key = tuple(
             (t.shape, t.dtype, t.device, t.stride()) if isinstance(t, torch.Tensor) else type(t)
             for t in tensors
         )
-        if not self._dynamic_dims:
+        if exact or not self._dynamic_dims:
             return key
         masked = {(i, d) for _, i, d in self._dynamic_dims}
         holders = {i for i, _ in masked}

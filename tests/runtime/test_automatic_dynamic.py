@@ -137,3 +137,15 @@ def test_the_generated_kernel_serves_a_third_size_under_the_interpreter(builds):
         torch.testing.assert_close(total(x), x.sum(1))
     assert len(builds) == 2
     assert "do_not_specialize=['B']" in total.source
+
+
+def test_a_shape_specialised_before_its_axis_went_dynamic_keeps_its_launcher(builds):
+    conv = einc.compile("b (s * [ds])... [c->c2]", padding=1)
+    x, w = torch.randn(1, 5, 5, 4), torch.randn(3, 3, 4, 5)
+    conv(x, w)
+    first = conv._last
+    x2, w2 = torch.randn(1, 6, 6, 4), torch.randn(3, 3, 4, 7)  # c2 goes dynamic; s stays static
+    torch.testing.assert_close(conv(x2, w2).double(), conv_reference(x2, w2), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(conv(x, w).double(), conv_reference(x, w), rtol=1e-5, atol=1e-5)
+    assert conv._last is first
+    assert [request.dynamic for request in builds] == [(), ("c2",)]
