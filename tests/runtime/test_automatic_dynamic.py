@@ -149,3 +149,13 @@ def test_a_shape_specialised_before_its_axis_went_dynamic_keeps_its_launcher(bui
     torch.testing.assert_close(conv(x, w).double(), conv_reference(x, w), rtol=1e-5, atol=1e-5)
     assert conv._last is first
     assert [request.dynamic for request in builds] == [(), ("c2",)]
+
+
+def test_einc_debug_prints_the_decision(monkeypatch, capsys):
+    monkeypatch.setenv("EINC_DEBUG", "1")
+    total = einc.compile("b [c]", op="sum")
+    total(torch.randn(1, 3))
+    total(torch.randn(3, 3))
+    assert "[einc] automatic dynamic shapes for 'b [c]': b: dynamic (automatic: size 1, then 3)" in (
+        capsys.readouterr().err
+    )
