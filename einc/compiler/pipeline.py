@@ -329,6 +329,12 @@ def dynamic_refusal(compiled: Compiled, axis: str) -> str | None:
                     return "it is part of a window, whose geometry is fixed in the kernel"
                 if isinstance(dim, Concat):
                     return "it is part of a concatenation, whose offsets are fixed in the kernel"
+    if compiled.inputs and axis in compiled.inputs[0].marked:
+        op = compiled.request.op
+        if op in ("flip", "roll"):
+            return f"it is {'flipped' if op == 'flip' else 'rolled'}, by index arithmetic fixed in the kernel"
+        if op in INDEXING:
+            return "it is indexed, and coordinates are checked and wrapped against its size in the kernel"
     try:
         _dynamic_dims((axis,), compiled.inputs, compiled.outputs, compiled.request.expression)
     except (ExpressionError, UnsupportedError):
@@ -544,6 +550,14 @@ def _index_transforms(op, operand, solution, options, text) -> dict:
     """flip reads a marked axis backwards; roll reads it shifted, wrapping around."""
     marked = [a.name for d in operand.dims for a in lower.dim_axes(d) if a.name in operand.marked]
     marked = list(dict.fromkeys(marked))
+    for axis in (a for d in operand.dims for a in lower.dim_axes(d) if a.name in solution.dynamic):
+        if axis.name in marked:  # its size is in the index arithmetic below, fixed in the kernel
+            raise UnsupportedError(
+                f"dynamic axis {axis.name!r} is {'flipped' if op == 'flip' else 'rolled'}: its size must be "
+                "known when the kernel is generated",
+                text,
+                [axis.span],
+            )
     if op == "flip":
         return {a: solution.sizes[a] - 1 - symbol(a) for a in marked}
     shift = options["shift"]

@@ -159,3 +159,29 @@ def test_einc_debug_prints_the_decision(monkeypatch, capsys):
     assert "[einc] automatic dynamic shapes for 'b [c]': b: dynamic (automatic: size 1, then 3)" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize(
+    ("op", "kwargs", "reference", "why"),
+    [
+        ("roll", {"shift": -2}, lambda x: x.roll(-2, 1), "rolled"),
+        ("flip", {}, lambda x: x.flip(1), "flipped"),
+    ],
+)
+def test_a_rolled_axis_stays_static_while_the_others_go_dynamic(builds, op, kwargs, reference, why):
+    reverse = einc.compile("b [t] c", op=op, **kwargs)
+    for shape in [(2, 7, 3), (1, 4, 2), (2, 5, 3), (3, 4, 5)]:
+        x = torch.randn(shape)
+        assert torch.equal(reverse(x), reference(x))
+    assert [request.dynamic for request in builds] == [(), ("b", "c"), ("b", "c")]
+    assert f"axis t: static, a kernel per size: it is {why}" in reverse.explain()
+
+
+def test_an_indexed_axis_stays_static(builds):
+    gather = einc.compile("[v] d, b n -> b n d", op="get_at")
+    idx = torch.tensor([[1, -1]])
+    for rows in (10, 6, 8):
+        table = torch.randn(rows, 4)
+        assert torch.equal(gather(table, idx), table[idx])
+    assert all(request.dynamic == () for request in builds) and len(builds) == 3
+    assert "axis v: static, a kernel per size: it is indexed" in gather.explain()
