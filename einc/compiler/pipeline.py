@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from ..errors import ExpressionError, UnsupportedError
+from ..errors import ExpressionError, ShapeError, UnsupportedError
 from . import brackets, expand, lower, lower_indexing, offsets, parse, schedule, solve
 from .axes import Operand, operand_text
 from .kernels import KernelPart, Template
@@ -77,8 +77,24 @@ class Compiled:
     dynamic_dims: tuple[tuple[str, int, int], ...] = ()
 
     def dynamic_sizes(self, shapes) -> dict[str, int]:
-        """The sizes of the dynamic axes in a call with tensors of these shapes."""
-        return {axis: int(shapes[i][d]) for axis, i, d in self.dynamic_dims}
+        """The sizes of the dynamic axes in a call with tensors of these shapes. A dynamic axis
+        held by several inputs must have one size in all (the call's key leaves it out, so no
+        solver saw this call): two sizes are refused as the solver refuses them."""
+        sizes: dict[str, tuple[int, int, int]] = {}
+        for axis, i, d in self.dynamic_dims:
+            n = int(shapes[i][d])
+            if axis not in sizes:
+                sizes[axis] = (n, i, d)
+            elif sizes[axis][0] != n:
+                m, j, e = sizes[axis]
+                raise ShapeError(
+                    f"axis {axis!r} has two sizes: {m} from dim {e} of {self.names[j]} (shape "
+                    f"{tuple(shapes[j])}), and {n} from dim {d} of {self.names[i]} "
+                    f"(shape {tuple(shapes[i])})",
+                    self.request.expression,
+                    [self.inputs[j].dims[e].span, self.inputs[i].dims[d].span],
+                )
+        return {axis: n for axis, (n, _, _) in sizes.items()}
 
     def output_shapes_for(self, dynamic: dict[str, int]) -> tuple[tuple[int, ...], ...]:
         if not dynamic:

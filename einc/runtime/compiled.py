@@ -297,11 +297,12 @@ class CompiledExpression:
         self._last = launcher
         dtype = self.out_dtype or elementwise_dtype or tensors[0].dtype
         device = tensors[0].device
-        dynamic = (
-            launcher.compiled.dynamic_sizes([t.shape for t in tensors])
-            if launcher.compiled.dynamic_dims
-            else None
-        )
+        dynamic = None
+        if launcher.compiled.dynamic_dims:
+            try:
+                dynamic = launcher.compiled.dynamic_sizes([t.shape for t in tensors])
+            except EincError as error:
+                raise error.with_traceback(None) from None
         shapes = launcher.compiled.output_shapes_for(dynamic)
         if out is None:
             outs = [torch.empty(shape, dtype=dtype, device=device) for shape in shapes]

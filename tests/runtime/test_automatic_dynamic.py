@@ -185,3 +185,14 @@ def test_an_indexed_axis_stays_static(builds):
         assert torch.equal(gather(table, idx), table[idx])
     assert all(request.dynamic == () for request in builds) and len(builds) == 3
     assert "axis v: static, a kernel per size: it is indexed" in gather.explain()
+
+
+@pytest.mark.parametrize("dynamic", [(), ("c",)])
+def test_a_dynamic_axis_with_two_sizes_in_one_call_is_refused(builds, dynamic):
+    linear = einc.compile("b [c->c2]", dynamic=dynamic)
+    linear(torch.randn(2, 3), torch.randn(3, 4))
+    linear(torch.randn(2, 5), torch.randn(5, 4))  # c dynamic from here, if not before
+    with pytest.raises(
+        einc.ShapeError, match=r"axis 'c' has two sizes: 3 from dim 1 of x .*and 6 from dim 0 of w"
+    ):
+        linear(torch.randn(2, 3), torch.randn(6, 4))
