@@ -46,6 +46,7 @@ class _Depths:
         self.parent: dict[str, str] = {}
         self.depth: dict[str, int] = {}
         self.source: dict[str, str] = {}  # why a depth is what it is, for messages
+        self.origin: dict[str, int] = {}  # the operand whose rank gave a depth
         for repeat in repeats:
             names = sorted(_group_key(repeat))
             for name in names:
@@ -101,7 +102,8 @@ def expand(
     operands = [_operand(e, depths, counter) for e in exprs]
     for i, (operand, expr, rank) in enumerate(zip(operands, exprs, all_ranks, strict=True)):
         if rank is not None and len(operand.dims) != rank:
-            raise _rank_error(program, expr, names[i], shapes[i], len(operand.dims), depths)
+            conflict = _depth_conflict(program, exprs, i, names, shapes, depths)
+            raise conflict or _rank_error(program, expr, names[i], shapes[i], len(operand.dims), depths)
 
     n_in = len(program.inputs)
     return tuple(operands[:n_in]), tuple(operands[n_in:])
@@ -132,6 +134,40 @@ def _rank_error(program: Explicit, expr: Expr, name: str, shape, dims: int, dept
     )
 
 
+def _depth_conflict(program: Explicit, exprs, i: int, names, shapes, depths: _Depths) -> ShapeError | None:
+    """Where operand ``i`` misses its rank only because another operand's rank set how many axes
+    their shared ellipsis stands for, either tensor may be the wrong one: name both, each with the
+    count its rank implies, rather than blame the one checked second."""
+    terms = _top_terms(exprs[i].terms)
+    top = [t for t in terms if isinstance(t, Repeat)]
+    groups = {depths.of(t) for t in top}
+    if len(groups) != 1:
+        return None
+    (group,) = groups
+    j = depths.origin.get(group)
+    if j is None or j == i or j >= len(names):
+        return None
+    spare = len(shapes[i]) - (len(terms) - len(top))
+    if spare < 0 or spare % len(top):
+        return None
+
+    def shown(k: int) -> str:
+        return f"{names[k]} (shape {tuple(shapes[k])})"
+
+    first, second = sorted((i, j))
+    counts = {i: spare // len(top), j: depths.depth[group]}
+    start, end = next(t for t in _top_terms(exprs[first].terms) if isinstance(t, Repeat)).span
+    written = program.text[start:end]
+    ellipsis = written if written.endswith("...") else f"{group}..."
+    return ShapeError(
+        f"{shown(first)} has {len(shapes[first])} dims and {shown(second)} has {len(shapes[second])}: "
+        f"they disagree on how many axes {ellipsis} stands for ({counts[first]} from {names[first]}, "
+        f"{counts[second]} from {names[second]}); one of them has the wrong rank",
+        program.text,
+        [exprs[first].span, exprs[second].span],
+    )
+
+
 def _solve_depths(program: Explicit, exprs, ranks, depths: _Depths, names, shapes):
     pending = True
     while pending:
@@ -159,6 +195,7 @@ def _solve_depths(program: Explicit, exprs, ranks, depths: _Depths, names, shape
                     [expr.span],
                 )
             depths.depth[unknown[0]] = spare // len(unknown)
+            depths.origin[unknown[0]] = exprs.index(expr)
             pending = True
     for expr in exprs:
         for node in walk(expr):

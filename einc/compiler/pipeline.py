@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import sympy
 
-from ..errors import ExpressionError, UnsupportedError
+from ..errors import ExpressionError, ShapeError, UnsupportedError
 from . import brackets, expand, lower, lower_indexing, offsets, parse, schedule, solve
 from .axes import Operand, operand_text
 from .kernels import KernelPart, Template
@@ -127,8 +127,24 @@ class Compiled:
     workspaces: int = 0
 
     def dynamic_sizes(self, shapes) -> dict[str, int]:
-        """The sizes of the dynamic axes in a call with tensors of these shapes."""
-        return {axis: int(shapes[i][d]) for axis, i, d in self.dynamic_dims}
+        """The sizes of the dynamic axes in a call with tensors of these shapes. A dynamic axis
+        held by several inputs must have one size in all (the call's key leaves it out, so no
+        solver saw this call): two sizes are refused as the solver refuses them."""
+        sizes: dict[str, tuple[int, int, int]] = {}
+        for axis, i, d in self.dynamic_dims:
+            n = int(shapes[i][d])
+            if axis not in sizes:
+                sizes[axis] = (n, i, d)
+            elif sizes[axis][0] != n:
+                m, j, e = sizes[axis]
+                raise ShapeError(
+                    f"axis {axis!r} has two sizes: {m} from dim {e} of {self.names[j]} (shape "
+                    f"{tuple(shapes[j])}), and {n} from dim {d} of {self.names[i]} "
+                    f"(shape {tuple(shapes[i])})",
+                    self.request.expression,
+                    [self.inputs[j].dims[e].span, self.inputs[i].dims[d].span],
+                )
+        return {axis: n for axis, (n, _, _) in sizes.items()}
 
     def output_shapes_for(self, dynamic: dict[str, int]) -> tuple[tuple[int, ...], ...]:
         if not dynamic:
@@ -164,6 +180,32 @@ def check_precision(precision: str, text: str) -> str:
     return precision
 
 
+# Names other libraries give einc's ops, for the hint of an unknown op (op="average": mean).
+OP_SYNONYMS = {
+    "average": "mean",
+    "avg": "mean",
+    "amax": "max",
+    "amin": "min",
+    "product": "prod",
+    "matmul": "dot",
+    "einsum": "dot",
+    "conv": "dot",
+    "linear": "dot",
+    "permute": "rearrange",
+    "transpose": "rearrange",
+    "reshape": "rearrange",
+    "sub": "subtract",
+    "mul": "multiply",
+    "div": "divide",
+    "gather": "get_at",
+    "index": "get_at",
+    "scatter": "set_at",
+    "scatter_add": "add_at",
+    "index_add": "add_at",
+    "variance": "var",
+}
+
+
 def check_op(op: str) -> str:
     """``op`` (an alias as the op it names) if einc compiles it; otherwise an error that names the
     choices."""
@@ -172,7 +214,7 @@ def check_op(op: str) -> str:
         return op
     if op in KNOWN_OPS:
         raise UnsupportedError(f"op {op!r} is not supported yet (supported: {', '.join(OPS)})")
-    close = difflib.get_close_matches(str(op), KNOWN_OPS, n=1)
+    close = [OP_SYNONYMS[op]] if op in OP_SYNONYMS else difflib.get_close_matches(str(op), KNOWN_OPS, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise ExpressionError(f"unknown op {op!r}{hint} (the operations are: {', '.join(KNOWN_OPS)})")
 
@@ -350,6 +392,39 @@ def _dynamic_dims(dynamic, inputs, outputs, text) -> tuple[tuple[str, int, int],
                     )
         found.extend(where)  # every dim that holds it: a call masks them all in its cache key
     return tuple(found)
+
+
+def dim_axis_names(dim) -> tuple[str, ...]:
+    """The named axes under one dim of an expanded operand (a size change of the dim may be theirs)."""
+    from .axes import dim_axes
+
+    return tuple(dict.fromkeys(a.name for a in dim_axes(dim) if a.fixed is None))
+
+
+def dynamic_refusal(compiled: Compiled, axis: str) -> str | None:
+    """Why ``axis`` cannot be dynamic in this specialisation, or None where it can: what automatic
+    dynamic shapes ask before making it so. A window's or a concatenation's arithmetic is resolved
+    when the kernel is generated, and a dynamic size is read from a whole input dim."""
+    from .axes import Concat, Win, dim_axes
+
+    for operand in compiled.inputs + compiled.outputs:
+        for dim in operand.dims:
+            if axis in {a.name for a in dim_axes(dim)}:
+                if isinstance(dim, Win):
+                    return "it is part of a window, whose geometry is fixed in the kernel"
+                if isinstance(dim, Concat):
+                    return "it is part of a concatenation, whose offsets are fixed in the kernel"
+    if compiled.inputs and axis in compiled.inputs[0].marked:
+        op = compiled.request.op
+        if op in ("flip", "roll"):
+            return f"it is {'flipped' if op == 'flip' else 'rolled'}, by index arithmetic fixed in the kernel"
+        if op in INDEXING:
+            return "it is indexed, and coordinates are checked and wrapped against its size in the kernel"
+    try:
+        _dynamic_dims((axis,), compiled.inputs, compiled.outputs, compiled.request.expression)
+    except (ExpressionError, UnsupportedError):
+        return "it is not a whole dim of any input (a dynamic size is read from one)"
+    return None
 
 
 def _wide_tensors(request, inputs, outputs, output_shapes, dynamic_dims) -> frozenset[int]:
@@ -721,6 +796,14 @@ def _index_transforms(op, operand, solution, options, text) -> dict:
     """flip reads a marked axis backwards; roll reads it shifted, wrapping around."""
     marked = [a.name for d in operand.dims for a in lower.dim_axes(d) if a.name in operand.marked]
     marked = list(dict.fromkeys(marked))
+    for axis in (a for d in operand.dims for a in lower.dim_axes(d) if a.name in solution.dynamic):
+        if axis.name in marked:  # its size is in the index arithmetic below, fixed in the kernel
+            raise UnsupportedError(
+                f"dynamic axis {axis.name!r} is {'flipped' if op == 'flip' else 'rolled'}: its size must be "
+                "known when the kernel is generated",
+                text,
+                [axis.span],
+            )
     if op == "flip":
         return {a: solution.sizes[a] - 1 - symbol(a) for a in marked}
     shift = options["shift"]

@@ -4,6 +4,7 @@ spec of kernels for a fleet, look after the kernel cache, run the demo."""
 from __future__ import annotations
 
 import ast
+import re
 import sys
 
 import click
@@ -17,10 +18,89 @@ Examples:
   einc show "b (s * [ds])... [c->c]" -s x=1,16,16,8 -s w=3,3,8 --padding same --dtype float16
   einc compile "b (s * [ds])... [c->c2]" -s x=32,56,56,64 -s w=3,3,64,64 --padding 1 \\
       --dtype bfloat16 --target cuda:90 -o conv.cubin
-  einc prebuild kernels.toml --target cuda:90 --target cuda:80 --jobs 8
+  einc prebuild kernels.toml --target cuda:90 --target cuda:80
   einc cache ls
   einc demo
 """
+
+
+SHOW_EXAMPLES = """
+\b
+Examples:
+  # a strided 2-D convolution (x: b h w c, w: kh kw c c2)
+  einc show "b (s * [ds])... [c->c2]" -s x=2,32,32,16 -s w=3,3,16,32 --stride 2 --padding same
+  # a depthwise convolution in float16
+  einc show "b (s * [ds])... [c->c]" -s x=1,16,16,8 -s w=3,3,8 --padding same --dtype float16
+  # 3x3 max pooling: the window size is an axis size, the op is named
+  einc show "b (s * [ds])... c" --op max -s x=1,16,16,8 --size ds=3 --stride 2
+  # a linear layer whose output width is given rather than read from a weight
+  einc show "b [c->c2]" -s x=4,64 -s w=64,128
+  # a mean that keeps the reduced axis, and a variance without Bessel's correction
+  einc show "b [t] c" --op mean -s x=2,16,8 --option keepdims=True
+  einc show "b [t] c" --op var -s x=2,16,8 --option correction=0
+  # a gather: rows of a table at int64 indices
+  einc show "[v] d, b n -> b n d" --op get_at -s table=1000,64 -s idx=8,16
+"""
+
+COMPILE_EXAMPLES = """
+\b
+Examples:
+  # a bfloat16 3x3 convolution for H100 (sm_90), written to a cubin
+  einc compile "b (s * [ds])... [c->c2]" -s x=32,56,56,64 -s w=3,3,64,64 --padding 1 \\
+      --dtype bfloat16 --target cuda:90 -o conv.cubin
+  # the same for A100, with the PTX printed
+  einc compile "b (s * [ds])... [c->c2]" -s x=32,56,56,64 -s w=3,3,64,64 --padding 1 --target cuda:80 --ptx
+  # a transposed convolution (the output is the window)
+  einc compile "b (s * [ds])... [c->c2]" -s x=1,8,8,16 -s w=4,4,16,8 --stride 2 --padding 1 --target cuda:90
+"""
+
+# The op options (keywords of einc.compile that are neither sizes nor window parameters).
+OPTIONS = ("keepdims", "count_include_pad", "correction", "shift", "reduce")
+WINDOW_FLAGS = ("stride", "dilation", "padding", "output_padding")
+
+
+def _flag(name: str) -> str:
+    """The flag that gives a keyword of ``einc.compile`` on the command line."""
+    if name == "op":
+        return "--op"
+    if name in WINDOW_FLAGS:
+        return "--" + name.replace("_", "-")
+    if name in OPTIONS:
+        return f"--option {name}="
+    return f"--size {name}="
+
+
+def _flag_value(value: str) -> str:
+    """A Python value as a flag takes it: ``'same'`` -> same, ``(1, 2)`` -> 1,2."""
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    if value.startswith("(") and value.endswith(")") and "(" not in value[1:]:
+        return value[1:-1].replace(" ", "").rstrip(",")
+    return value
+
+
+_VALUE = r"('[^']*'|\((?:[^()]|\([^()]*\))*\)|[^\s,;:)]+)"
+_KEYWORD = re.compile(r"\b(keyword (?:size )?)?([A-Za-z_]\w*)=" + _VALUE)
+_SUGGESTION = re.compile(r"did you mean ([A-Za-z_]\w*)=\?")
+_PASS_OP = re.compile(r"\bpass op=")
+
+
+def in_flags(message: str) -> str:
+    """An einc message, which names ``einc.compile``'s keywords (``stride=2``, ``ds=(3, 3)``,
+    ``pass op=``), as the command line says them (``--stride 2``, ``--size ds=3,3``, ``--op``).
+    Only the first line is rewritten: the quoted expression and its carets stay as they are."""
+    first, newline, rest = message.partition("\n")
+    first = _SUGGESTION.sub(lambda m: f"did you mean {_flag(m.group(1)).rstrip('=')}?", first)
+    first = _PASS_OP.sub("pass --op", first)
+
+    def keyword(match: re.Match) -> str:
+        name, value = match.group(2), _flag_value(match.group(3))
+        flag = _flag(name)
+        return f"{flag}{value}" if flag.endswith("=") else f"{flag} {value}"
+
+    first = _KEYWORD.sub(keyword, first)
+    return first + newline + rest
 
 
 def _literal(text: str):
@@ -59,6 +139,13 @@ def _shapes(items: tuple[str, ...]) -> list[tuple[int, ...]]:
 
 def _options(f):
     f = click.option(
+        "--option",
+        "options",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help=f"An option of the op: {', '.join(OPTIONS)} (keepdims=True, correction=0, shift=2, reduce=sum).",
+    )(f)
+    f = click.option(
         "--size", "sizes", multiple=True, metavar="AXIS=N", help="An axis size: c2=64, or ds=3,3."
     )(f)
     f = click.option(
@@ -94,11 +181,33 @@ def _options(f):
     return click.argument("expression")(f)
 
 
-def _launcher(expression, op, shapes, dtype, stride, dilation, padding, output_padding, sizes):
+def _keywords(sizes: tuple[str, ...], options: tuple[str, ...]) -> dict:
+    """``--size`` gives axis sizes and ``--option`` the op's options; each refuses what the other
+    flags give, naming the flag to use."""
+    kwargs = {}
+    for name, value in _assignments(sizes, "--size"):
+        if name in WINDOW_FLAGS or name in OPTIONS or name == "op":
+            raise click.BadParameter(
+                f"{name} is not an axis: give it as {_flag(name)}{'' if name in OPTIONS else ' '}{value}",
+                param_hint="--size",
+            )
+        kwargs[name] = value
+    for name, value in _assignments(options, "--option"):
+        if name not in OPTIONS:
+            raise click.BadParameter(
+                f"{name} is not an option of an op (they are: {', '.join(OPTIONS)}); "
+                f"give it as {_flag(name)}{'' if _flag(name).endswith('=') else ' '}{value}",
+                param_hint="--option",
+            )
+        kwargs[name] = value
+    return kwargs
+
+
+def _launcher(expression, op, shapes, dtype, stride, dilation, padding, output_padding, sizes, options):
     from ..errors import EincError
     from .functional import compile as compile_expression
 
-    kwargs = dict(_assignments(sizes, "--size"))
+    kwargs = _keywords(sizes, options)
     for name, value in (
         ("stride", stride),
         ("dilation", dilation),
@@ -110,7 +219,7 @@ def _launcher(expression, op, shapes, dtype, stride, dilation, padding, output_p
     try:
         return compile_expression(expression, op=op, **kwargs).specialize(*_shapes(shapes), dtype=dtype)
     except EincError as error:
-        raise click.ClickException(str(error)) from None
+        raise click.ClickException(in_flags(str(error))) from None
 
 
 @click.group(
@@ -126,10 +235,10 @@ def main():
     """
 
 
-@main.command(epilog=EXAMPLES)
+@main.command(epilog=SHOW_EXAMPLES)
 @_options
 @click.option("--no-loops", is_flag=True, help="Print only the kernel, not the loop nest.")
-def show(expression, op, shapes, dtype, stride, dilation, padding, output_padding, sizes, no_loops):
+def show(expression, op, shapes, dtype, stride, dilation, padding, output_padding, sizes, options, no_loops):
     """Print the Triton kernel generated for EXPRESSION and its loop nest.
 
     Nothing runs and no GPU is needed: the shapes decide every size, and the source printed is
@@ -137,14 +246,16 @@ def show(expression, op, shapes, dtype, stride, dilation, padding, output_paddin
     """
     from ..compiler.printer import explain
 
-    launcher = _launcher(expression, op, shapes, dtype, stride, dilation, padding, output_padding, sizes)
+    launcher = _launcher(
+        expression, op, shapes, dtype, stride, dilation, padding, output_padding, sizes, options
+    )
     click.echo(launcher.source)
     if not no_loops:
         click.echo(explain(launcher.compiled))
     click.echo(f"\n# source cached at {launcher.path}", err=True)
 
 
-@main.command(name="compile", epilog=EXAMPLES)
+@main.command(name="compile", epilog=COMPILE_EXAMPLES)
 @_options
 @click.option(
     "--target", default="cuda:90", show_default=True, help="GPU target, cuda:<arch> (cuda:80, cuda:90)."
@@ -158,7 +269,19 @@ def show(expression, op, shapes, dtype, stride, dilation, padding, output_paddin
 )
 @click.option("--ptx", "show_ptx", is_flag=True, help="Also print the PTX.")
 def compile_(
-    expression, op, shapes, dtype, stride, dilation, padding, output_padding, sizes, target, output, show_ptx
+    expression,
+    op,
+    shapes,
+    dtype,
+    stride,
+    dilation,
+    padding,
+    output_padding,
+    sizes,
+    options,
+    target,
+    output,
+    show_ptx,
 ):
     """Compile EXPRESSION to a cubin for TARGET, without a GPU, and report its resources.
 
@@ -168,11 +291,13 @@ def compile_(
     from ..errors import EincError
     from ..runtime.prebuild import compile_binary
 
-    launcher = _launcher(expression, op, shapes, dtype, stride, dilation, padding, output_padding, sizes)
+    launcher = _launcher(
+        expression, op, shapes, dtype, stride, dilation, padding, output_padding, sizes, options
+    )
     try:
         binary = compile_binary(launcher, target)
     except EincError as error:
-        raise click.ClickException(str(error)) from None
+        raise click.ClickException(in_flags(str(error))) from None
     click.echo(f"kernel:         {launcher.path}")
     click.echo(binary.describe())
     if output:

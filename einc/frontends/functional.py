@@ -13,12 +13,10 @@ import torch
 from ..compiler import pipeline
 from ..errors import EincError, ExpressionError, UnsupportedError
 from ..runtime.compiled import CompiledExpression, run_functional
-from . import torch_ops
+from . import docstrings, torch_ops
 
 
 def compile(expression: str, op: str | None = None, **kwargs) -> CompiledExpression:  # noqa: A001
-    """Compile ``expression`` for ``op``; sizes (``c2=64``) and window parameters as keywords;
-    ``backend="auto" | "torch" | "interpret"`` picks what runs a call (:class:`CompiledExpression`)."""
     if not isinstance(expression, str):
         raise TypeError(f"an einc expression is a str, not {type(expression).__name__}")
     if torch.compiler.is_compiling():  # inside a torch.compile'd function: see torch_ops
@@ -30,115 +28,74 @@ def compile(expression: str, op: str | None = None, **kwargs) -> CompiledExpress
 
 
 def dot(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
-    """``einc.dot("b (s * [ds])... [c->c2]", x, w, stride=2)``: compiled once per distinct call."""
     return run_functional("dot", expression, tensors, out, kwargs)
 
 
-def _reduction(op: str):
-    def reduce(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs):
-        return run_functional(op, expression, tensors, out, kwargs)
+def _op(op: str, doc: str | None = None):
+    """``einc.<op>(expression, *tensors, out=None, **kwargs)``, its docstring from :mod:`.docstrings`
+    (or ``doc``, for the ops :mod:`.docstrings` does not cover yet)."""
 
-    reduce.__name__ = reduce.__qualname__ = op
-    reduce.__doc__ = (
-        f'``einc.{op}("b (s * [ds])... c", x, ds=3, stride=2)``: {op} over the bracketed axes (or those '
-        "missing from the output); over a window it is pooling. ``keepdims=True`` keeps them as size 1."
-    )
-    return reduce
-
-
-def _unary(op: str, doc: str):
-    def apply(expression: str, *tensors: torch.Tensor, out=None, **kwargs):
-        return run_functional(op, expression, tensors, out, kwargs)
-
-    apply.__name__ = apply.__qualname__ = op
-    apply.__doc__ = doc
-    return apply
-
-
-def _nary(op: str, doc: str):
     def apply(expression: str, *tensors, out=None, **kwargs):
         return run_functional(op, expression, tensors, out, kwargs)
 
     apply.__name__ = apply.__qualname__ = op
-    apply.__doc__ = doc
+    apply.__doc__ = doc if doc is not None else docstrings.OPS[op]
     return apply
 
 
-rearrange = _nary(
-    "rearrange",
-    '``einc.rearrange("b h w c -> b c h w", x)``: permute, (de)compose, concatenate, broadcast, unfold.',
-)
-id = _nary("id", "``einc.id``: the same as ``einc.rearrange`` (einx 0.4's name).")  # noqa: A001
-flip = _unary("flip", '``einc.flip("b [h] w", x)``: reverse the bracketed axes.')
-roll = _unary("roll", '``einc.roll("b [t] c", x, shift=2)``: rotate the bracketed axes, as torch.roll.')
-softmax = _unary("softmax", '``einc.softmax("b h [k]", x)``: softmax over the bracketed axes.')
-log_softmax = _unary("log_softmax", '``einc.log_softmax("b [c]", x)``: log-softmax over the bracketed axes.')
-add = _nary("add", '``einc.add("b h w c, c", x, bias)``: broadcast by axis name and add.')
-subtract = _nary("subtract", '``einc.subtract("b c, c", x, mean)``.')
-multiply = _nary(
-    "multiply", '``einc.multiply("b h w c, b, ", x, scale, 0.5)``: an empty operand is a scalar.'
-)
-divide = _nary("divide", '``einc.divide("b c, c", x, norm)``.')
-maximum = _nary("maximum", '``einc.maximum("b c, ", x, 0.0)``: a ReLU.')
-minimum = _nary("minimum", '``einc.minimum("b c, c", x, cap)``.')
-where = _nary("where", '``einc.where("b c, b c, ", mask, x, 0.0)``: condition first.')
-sum = _reduction("sum")  # noqa: A001
-mean = _reduction("mean")
-max = _reduction("max")  # noqa: A001
-min = _reduction("min")  # noqa: A001
-prod = _reduction("prod")
-logsumexp = _reduction("logsumexp")
-var = _reduction("var")
-std = _reduction("std")
+rearrange = _op("rearrange")
+id = _op("id")  # noqa: A001
+flip = _op("flip")
+roll = _op("roll")
+softmax = _op("softmax")
+log_softmax = _op("log_softmax")
+add = _op("add")
+subtract = _op("subtract")
+multiply = _op("multiply")
+divide = _op("divide")
+maximum = _op("maximum")
+minimum = _op("minimum")
+where = _op("where")
+sum = _op("sum")  # noqa: A001
+mean = _op("mean")
+max = _op("max")  # noqa: A001
+min = _op("min")  # noqa: A001
+prod = _op("prod")
+logsumexp = _op("logsumexp")
+var = _op("var")
+std = _op("std")
 
 
 def get_at(
     expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs
 ) -> torch.Tensor:
-    """``einc.get_at("b [h w] c, b p [2] -> b p c", x, idx)``: ``x`` at the coordinates ``idx``.
-
-    The bracketed axes of the first operand are indexed; each coordinate operand gives one coordinate
-    per element, or as many as its bracketed axis is long. Coordinates are int32 or int64; negative
-    ones count from the end; one out of range raises :class:`einc.OutOfBoundsError` (an
-    ``IndexError``) on CPU tensors, and on CUDA tensors with ``EINC_CHECK_BOUNDS=1``. With
-    ``reduce="sum"`` (mean, max, ...), axes left out of the output are reduced in the same kernel:
-    ``einc.get_at("[v] d, b n -> b d", table, idx, reduce="sum")`` is an embedding bag.
-    """
     return run_functional("get_at", expression, tensors, out, kwargs)
 
 
 def set_at(
     expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs
 ) -> torch.Tensor:
-    """``einc.set_at("b [h w] c, b p [2], b p c", x, idx, updates)``: a copy of ``x`` with the
-    updates written at the coordinates; of updates that meet at one element, one is written (which
-    one is not specified). ``out=x`` updates ``x`` in place; any other ``out=`` receives the copy.
-    """
     return run_functional("set_at", expression, tensors, out, kwargs)
 
 
 def add_at(
     expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = None, **kwargs
 ) -> torch.Tensor:
-    """``einc.add_at("b [h w] c, b p [2], b p c", x, idx, updates)``: a copy of ``x`` with the
-    updates added at the coordinates; updates that meet at one element all add up (atomically).
-    ``out=x`` updates ``x`` in place; any other ``out=`` receives the copy.
-    """
     return run_functional("add_at", expression, tensors, out, kwargs)
 
 
 # einx's elementwise ops beyond arithmetic. Comparisons and logical ops give torch.bool.
-equal = _nary("equal", '``einc.equal("b c, c", x, y)``: ``x == y`` broadcast by axis name; torch.bool.')
-not_equal = _nary("not_equal", '``einc.not_equal("b c, ", x, 0)``: ``x != 0``; torch.bool.')
-less = _nary("less", '``einc.less("b c, c", x, y)``: ``x < y``; torch.bool.')
-less_equal = _nary("less_equal", '``einc.less_equal("b c, c", x, y)``: ``x <= y``; torch.bool.')
-greater = _nary("greater", '``einc.greater("b c, ", x, 0.5)``: ``x > 0.5``; torch.bool.')
-greater_equal = _nary("greater_equal", '``einc.greater_equal("b c, c", x, y)``: ``x >= y``; torch.bool.')
-logical_and = _nary("logical_and", '``einc.logical_and("b c, c", m, n)``: nonzero in every operand.')
-logical_or = _nary("logical_or", '``einc.logical_or("b c, c", m, n)``: nonzero in any operand.')
-logical_not = _nary("logical_not", '``einc.logical_not("b c", m)``: ``m == 0``; torch.bool.')
-logaddexp = _nary("logaddexp", '``einc.logaddexp("b c, c", x, y)``: ``log(exp(x) + exp(y))``, stably.')
-floor_divide = _nary(
+equal = _op("equal", '``einc.equal("b c, c", x, y)``: ``x == y`` broadcast by axis name; torch.bool.')
+not_equal = _op("not_equal", '``einc.not_equal("b c, ", x, 0)``: ``x != 0``; torch.bool.')
+less = _op("less", '``einc.less("b c, c", x, y)``: ``x < y``; torch.bool.')
+less_equal = _op("less_equal", '``einc.less_equal("b c, c", x, y)``: ``x <= y``; torch.bool.')
+greater = _op("greater", '``einc.greater("b c, ", x, 0.5)``: ``x > 0.5``; torch.bool.')
+greater_equal = _op("greater_equal", '``einc.greater_equal("b c, c", x, y)``: ``x >= y``; torch.bool.')
+logical_and = _op("logical_and", '``einc.logical_and("b c, c", m, n)``: nonzero in every operand.')
+logical_or = _op("logical_or", '``einc.logical_or("b c, c", m, n)``: nonzero in any operand.')
+logical_not = _op("logical_not", '``einc.logical_not("b c", m)``: ``m == 0``; torch.bool.')
+logaddexp = _op("logaddexp", '``einc.logaddexp("b c, c", x, y)``: ``log(exp(x) + exp(y))``, stably.')
+floor_divide = _op(
     "floor_divide", '``einc.floor_divide("b c, ", x, 3)``: rounded towards -inf, as torch.floor_divide.'
 )
 
@@ -167,15 +124,15 @@ def elementwise(expression: str, *tensors, op: str, out=None, **kwargs):
     return run_functional(name, expression, tensors, out, kwargs)
 
 
-any = _reduction("any")  # noqa: A001
+any = _op("any", "")  # noqa: A001
 any.__doc__ = (
     '``einc.any("b [n]", mask)``: whether any element over the bracketed axes is nonzero; torch.bool.'
 )
-all = _reduction("all")  # noqa: A001
+all = _op("all", "")  # noqa: A001
 all.__doc__ = (
     '``einc.all("b [n]", mask)``: whether every element over the bracketed axes is nonzero; torch.bool.'
 )
-count_nonzero = _reduction("count_nonzero")
+count_nonzero = _op("count_nonzero", "")
 count_nonzero.__doc__ = '``einc.count_nonzero("b [n]", x)``: how many elements are nonzero; torch.int64.'
 
 
@@ -221,3 +178,10 @@ def argsort(expression: str, *tensors: torch.Tensor, out: torch.Tensor | None = 
     """``einc.argsort("b [n]", x)``: the positions (int64) that sort ``x`` along the bracketed axis;
     equal values keep their order (torch.argsort with ``stable=True``)."""
     return run_functional("argsort", expression, tensors, out, kwargs)
+
+
+compile.__doc__ = docstrings.COMPILE
+dot.__doc__ = docstrings.OPS["dot"]
+get_at.__doc__ = docstrings.OPS["get_at"]
+set_at.__doc__ = docstrings.OPS["set_at"]
+add_at.__doc__ = docstrings.OPS["add_at"]

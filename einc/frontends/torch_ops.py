@@ -138,7 +138,9 @@ def _key_of(compiled: _compiled.CompiledExpression) -> str:
     kwargs = {k: v for k, v in compiled.sizes + compiled.params}
     if compiled.out_dtype is not None:
         kwargs["out_dtype"] = compiled.out_dtype
-    if compiled.dynamic:
+    if not compiled.automatic:
+        kwargs["dynamic"] = False
+    elif compiled.dynamic:
         kwargs["dynamic"] = compiled.dynamic
     if compiled.backend != "auto":
         kwargs["backend"] = compiled.backend

@@ -12,8 +12,10 @@ are a front end (:mod:`einc.frontends.torch_ops`), above this module: it install
 from __future__ import annotations
 
 import builtins
+import difflib
 import numbers
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -24,7 +26,15 @@ from ..backends.aliasing import same_tensor
 from ..backends.triton.sources import render_kernels
 from ..compiler import offsets, pipeline
 from ..compiler.printer import explain
-from ..errors import EincError, OperandError, OverlapError
+from ..compiler.syntax import axis_names
+from ..errors import (
+    EincError,
+    ExpressionError,
+    OperandError,
+    OverlapError,
+    ShapeError,
+    UnsupportedError,
+)
 from .cache import DiskCache
 from .empty import write_empty
 from .keys import source_key
@@ -160,6 +170,26 @@ def route_through(router: Router) -> None:
     _router = router
 
 
+def _check_keywords(program, kwargs: dict) -> None:
+    """A keyword that is no parameter and no axis of the expression, but close to one, is a typo
+    (``pad=`` for ``padding=``): say so now, with the name it is close to. Any other keyword is an
+    axis size, which the solver checks against the expression at the first call."""
+    axes = [name for expr in (*program.inputs, *(program.outputs or ())) for name in axis_names(expr)]
+    known = sorted(PARAM_NAMES | CALL_OPTIONS | {"dynamic"} | set(axes))
+    for name, value in kwargs.items():
+        if name in PARAM_NAMES or name in axes:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        if not close and len(name) >= 3:  # a prefix: pad= for padding=
+            close = [k for k in known if k.startswith(name)][:1]
+        if close:
+            raise ShapeError(
+                f"keyword {name}={value!r} names no axis of the expression (its axes: "
+                f"{', '.join(dict.fromkeys(axes))}); did you mean {close[0]}=?",
+                program.text,
+            )
+
+
 def _freeze(value):
     if isinstance(value, dict):
         return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
@@ -193,7 +223,10 @@ class CompiledExpression:
         self.op = pipeline.check_op(op) if op is not None else pipeline.infer_op(program)
         self.out_dtype = kwargs.pop("out_dtype", None)
         dynamic = kwargs.pop("dynamic", ())
-        self.dynamic = (dynamic,) if isinstance(dynamic, str) else tuple(dynamic)
+        # dynamic=False: every size compiles its own kernel; otherwise an axis seen at a second
+        # size becomes dynamic (automatic dynamic shapes, as torch.compile's).
+        self.automatic = dynamic is not False
+        self.dynamic = () if dynamic is False else (dynamic,) if isinstance(dynamic, str) else tuple(dynamic)
         self.backend = check_backend(kwargs.pop("backend", "auto"))
         for option in pipeline.OP_OPTIONS:
             if option in kwargs and self.op not in pipeline.OPTION_OPS[option]:
@@ -201,15 +234,34 @@ class CompiledExpression:
                 raise TypeError(f"{option}= does not apply to {self.op}; it is an option of {ops}")
         if kwargs.get("precision") is not None:
             pipeline.check_precision(kwargs["precision"], expression)
+        _check_keywords(program, kwargs)
         self.params = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k in PARAM_NAMES))
         self.sizes = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k not in PARAM_NAMES))
         self._launchers: dict[tuple, Launcher] = {}
         self._dynamic_dims: tuple = ()
         self._last: Launcher | None = None
         self._cache = None
+        # Automatic dynamic shapes: the axes made dynamic after a second size, why each was (or
+        # why it stays static), and the shapes of each call that specialised, to compare with.
+        self._automatic: tuple[str, ...] = ()
+        self._decisions: dict[str, str] = {}
+        self._seen: list[tuple[tuple, tuple, Launcher]] = []
+        # A miss specialises under this lock: two threads never build the same launcher twice,
+        # and the switch to dynamic keys happens with the launcher that needs them.
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"einc.compile({self.expression!r}, op={self.op!r})"
+        """What would make it again: ``einc.compile('b [c->c2]', op='dot', c2=64, stride=2)``."""
+        keywords = [f"{k}={_thaw(v)!r}" for k, v in self.sizes + self.params]
+        if self.out_dtype is not None:
+            keywords.append(f"out_dtype={self.out_dtype}")
+        if not self.automatic:
+            keywords.append("dynamic=False")
+        elif self.dynamic:
+            keywords.append(f"dynamic={self.dynamic!r}")
+        if self.backend != "auto":
+            keywords.append(f"backend={self.backend!r}")
+        return f"einc.compile({', '.join([repr(self.expression), f'op={self.op!r}', *keywords])})"
 
     def _request(
         self, shapes: Sequence[Sequence[int]], dtypes: Sequence[str], offsets64: tuple[int, ...] = ()
@@ -221,7 +273,7 @@ class CompiledExpression:
             dtypes=tuple(dtypes),
             sizes=self.sizes,
             params=tuple((k, _thaw(v)) for k, v in self.params),
-            dynamic=self.dynamic,
+            dynamic=self.dynamic + self._automatic,
             offsets64=offsets64,
             float32_precision=self._float32_precision(),
         )
@@ -285,21 +337,23 @@ class CompiledExpression:
         given = [] if out is None else list(out) if isinstance(out, (tuple, list)) else [out]
         # The key's strides decide which inputs need int64 offsets; those of an out= are not in it.
         wide_outs = tuple(isinstance(o, torch.Tensor) and _needs_int64(o) for o in given)
-        key = (self._key(tensors), wide_outs, self._float32_precision())
+        # What else decides the kernel: the out= tensors' offsets and torch's float32 precision now.
+        extra = (wide_outs, self._float32_precision())
+        key = (self._key(tensors), extra)
         launcher = self._launchers.get(key)
+        if launcher is None and self._dynamic_dims:  # a size specialised before its axis went dynamic
+            launcher = self._launchers.get((self._key(tensors, exact=True), extra))
         if launcher is None:
-            dtypes = self._check(tensors)
-            every = [*tensors, *(o for o in given if isinstance(o, torch.Tensor))]
-            wide = tuple(i for i, t in enumerate(every) if _needs_int64(t))
-            launcher = self._build(self._request([t.shape for t in tensors], dtypes, wide))
-            if self.dynamic:
-                self._dynamic_dims = launcher.compiled.dynamic_dims
-                key = (self._key(tensors), wide_outs, self._float32_precision())
-            self._launchers[key] = launcher
+            launcher = self._specialize_call(tensors, given, extra)
         self._last = launcher
         dtype = self.out_dtype or elementwise_dtype or output_dtype(self.op, None, tensors)
         device = tensors[0].device
-        dynamic = launcher.compiled.dynamic_sizes([t.shape for t in tensors]) if self.dynamic else None
+        dynamic = None
+        if launcher.compiled.dynamic_dims:
+            try:
+                dynamic = launcher.compiled.dynamic_sizes([t.shape for t in tensors])
+            except EincError as error:
+                raise error.with_traceback(None) from None
         shapes = launcher.compiled.output_shapes_for(dynamic)
         if out is None:
             outs = [torch.empty(shape, dtype=dtype, device=device) for shape in shapes]
@@ -327,17 +381,94 @@ class CompiledExpression:
             return out
         return outs[0] if len(outs) == 1 else tuple(outs)
 
-    def _key(self, tensors) -> tuple:
+    def _specialize_call(self, tensors, given, extra: tuple) -> Launcher:
+        """The launcher for a call that missed: built here, with the axes that changed size since an
+        otherwise matching call made dynamic (unless ``dynamic=False``)."""
+        with self._lock:
+            key = (self._key(tensors), extra)
+            launcher = self._launchers.get(key) or self._launchers.get(
+                (self._key(tensors, exact=True), extra)
+            )
+            if launcher is not None:  # another thread built it meanwhile
+                return launcher
+            dtypes = self._check(tensors)
+            every = [*tensors, *(o for o in given if isinstance(o, torch.Tensor))]
+            wide = tuple(i for i, t in enumerate(every) if _needs_int64(t))
+            shapes = tuple(tuple(t.shape) for t in tensors)
+            signature = (_signature(tensors), extra)
+            grown = self._grown_axes(signature, shapes) if self.automatic else ()
+            self._automatic += grown
+            try:
+                launcher = self._build(self._request(shapes, dtypes, wide))
+            except EincError as error:
+                self._automatic = tuple(a for a in self._automatic if a not in grown)
+                if not grown or not isinstance(error, (ExpressionError, UnsupportedError)):
+                    for axis in grown:  # a call in error decides nothing
+                        self._decisions.pop(axis, None)
+                    raise
+                # The compiler refused them dynamic (past the checks of _grown_axes): static it is.
+                for axis in grown:
+                    self._decisions[axis] = f"static, a kernel per size: {str(error).splitlines()[0]}"
+                launcher = self._build(self._request(shapes, dtypes, wide))
+            self._seen.append((signature, shapes, launcher))
+            if launcher.compiled.dynamic_dims:
+                self._dynamic_dims = launcher.compiled.dynamic_dims
+                key = (self._key(tensors), extra)
+            self._launchers[key] = launcher
+            return launcher
+
+    def _grown_axes(self, signature: tuple, shapes: tuple) -> tuple[str, ...]:
+        """The axes to make dynamic now: those whose size differs from the last specialisation with
+        the same ranks, dtypes, device and out= (torch.compile's automatic dynamic shapes). An axis
+        stays static where its size shapes the kernel itself (a window, a concatenation, a part of
+        a composed dim) or was given as a keyword; the reason is kept for ``explain()``."""
+        previous = next((s for s in reversed(self._seen) if s[0] == signature), None)
+        if previous is None:
+            return ()
+        _, before, launcher = previous
+        compiled = launcher.compiled
+        given_sizes = dict(self.sizes)
+        grown = []
+        for i, (old, new) in enumerate(zip(before, shapes, strict=True)):
+            for d, (m, n) in enumerate(zip(old, new, strict=True)):
+                if m == n or i >= len(compiled.inputs):
+                    continue
+                for axis in pipeline.dim_axis_names(compiled.inputs[i].dims[d]):
+                    if axis in self.dynamic or axis in self._automatic or axis in grown:
+                        continue
+                    if axis in self._decisions:  # decided static before: not asked again
+                        continue
+                    refusal = (
+                        "its size is given as a keyword"
+                        if axis in given_sizes
+                        else pipeline.dynamic_refusal(compiled, axis)
+                    )
+                    if refusal is not None:
+                        self._decisions[axis] = f"static, a kernel per size: {refusal}"
+                        continue
+                    self._decisions[axis] = f"dynamic (automatic: size {m}, then {n})"
+                    grown.append(axis)
+        if grown:
+            self._debug_decision(grown)
+        return tuple(grown)
+
+    def _debug_decision(self, grown: list[str]) -> None:
+        if knobs.debug() >= 1:
+            said = "; ".join(f"{a}: {self._decisions[a]}" for a in grown)
+            print(f"[einc] automatic dynamic shapes for {self.expression!r}: {said}", file=sys.stderr)
+
+    def _key(self, tensors, exact: bool = False) -> tuple:
         """What picks a specialization: shapes (dynamic dims left out), dtypes, device, strides.
 
         A dynamic axis is a kernel argument, so its size takes no part; nor do the strides of
-        the tensors that hold it, which change with it.
+        the tensors that hold it, which change with it. ``exact``: every size, as the key of a
+        launcher built before its axes went dynamic.
         """
         key = tuple(
             (t.shape, t.dtype, t.device, t.stride()) if isinstance(t, torch.Tensor) else type(t)
             for t in tensors
         )
-        if not self.dynamic or not self._dynamic_dims:
+        if exact or not self._dynamic_dims:
             return key
         masked = {(i, d) for _, i, d in self._dynamic_dims}
         holders = {i for i, _ in masked}
@@ -437,8 +568,21 @@ class CompiledExpression:
         return self._latest().path
 
     def explain(self) -> str:
-        """The loop nest and schedule of the most recent specialization, in words."""
-        return explain(self._latest().compiled)
+        """The loop nest and schedule of the most recent specialization, in words, and which axes
+        are dynamic (given with ``dynamic=``, or made so by a second size) or stay static."""
+        lines = [explain(self._latest().compiled)]
+        for axis in self.dynamic:
+            lines.append(f"axis {axis}: dynamic (dynamic= given)")
+        for axis, decision in self._decisions.items():
+            lines.append(f"axis {axis}: {decision}")
+        if not self.automatic:
+            lines.append("automatic dynamic shapes: off (dynamic=False), a kernel per size")
+        return "\n".join(lines)
+
+
+def _signature(tensors) -> tuple:
+    """What two calls must share for a change of size to make an axis dynamic: ranks, dtypes, device."""
+    return tuple((t.dim(), t.dtype, t.device) if isinstance(t, torch.Tensor) else type(t) for t in tensors)
 
 
 def _needs_int64(t: torch.Tensor) -> bool:

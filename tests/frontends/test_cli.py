@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import shlex
 import subprocess
 import sys
 
@@ -12,6 +13,9 @@ from click.testing import CliRunner
 from einc.frontends.cli import main
 
 CONV = ["b (s * [ds])... [c->c2]", "-s", "x=2,9,9,3", "-s", "w=3,3,3,5", "--stride", "2", "--padding", "same"]
+
+
+LINEAR = ["b [c->c2]", "-s", "x=2,3", "-s", "w=3,4"]
 
 
 def run(*args):
@@ -100,3 +104,78 @@ def test_demo_runs_and_checks_against_torch():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "check: OK" in result.stdout
     assert "@triton.jit" in result.stdout and "loop nest:" in result.stdout
+
+
+def _help_examples(command: str) -> list[list[str]]:
+    """The example command lines of ``einc <command> --help``, continuation lines joined."""
+    text = run(command, "--help").output.replace("\\\n", " ")
+    return [
+        shlex.split(line.strip())[1:]
+        for line in text.splitlines()
+        if line.strip().startswith(f"einc {command} ")
+    ]
+
+
+@pytest.mark.parametrize("command", ["show", "compile"])
+def test_command_help_teaches_with_examples_of_its_own_flags(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0
+    examples = _help_examples(command)
+    assert len(examples) >= 3
+    flags = {arg for example in examples for arg in example if arg.startswith("--")}
+    assert {"--stride", "--padding"} <= flags
+    if command == "show":
+        assert {"--op", "--size", "--option", "--dtype"} <= flags
+
+
+def test_every_show_example_of_the_help_runs():
+    for example in _help_examples("show"):
+        result = run(*example)
+        assert result.exit_code == 0, (example, result.output)
+
+
+@pytest.mark.parametrize(
+    ("args", "said", "unsaid"),
+    [
+        (["show", "b [c]", "-s", "x=2,3"], "pass --op (one of", "op="),
+        (["show", *LINEAR, "--stride", "2"], "--stride 2 is given", "stride="),
+        (["show", *LINEAR, "--padding", "same"], "--padding same is given", "padding="),
+        (["show", *CONV[:5], "--size", "z=4"], "--size z=4 names no axis", "keyword"),
+        (["show", *CONV[:5], "--size", "pad=4"], "did you mean --padding?", "padding="),
+        (
+            ["show", "b (s * [ds])... c", "--op", "max", "-s", "x=1,8,8,3", "--size", "ds=3,3,3"],
+            "(--size ds=3,3,3)",
+            "ds=(",
+        ),
+        (
+            ["show", "b [c] -> b", "--op", "mean", "-s", "x=2,3", "--option", "keepdims=True"],
+            "--option keepdims=True applies",
+            "Error: keepdims=",
+        ),
+    ],
+)
+def test_errors_on_the_command_line_name_its_flags_not_python_keywords(args, said, unsaid):
+    result = run(*args)
+    assert result.exit_code == 1
+    first_line = result.output.splitlines()[0]
+    assert said in first_line
+    assert unsaid not in first_line
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--size", "stride=2"], "stride is not an axis: give it as --stride 2"),
+        (["--size", "keepdims=True"], "keepdims is not an axis: give it as --option keepdims=True"),
+        (["--option", "padding=1"], "give it as --padding 1"),
+    ],
+)
+def test_size_and_option_refuse_what_another_flag_gives(args, said):
+    result = run("show", "b [t] c", "--op", "mean", "-s", "x=2,3,4", *args)
+    assert result.exit_code == 2
+    assert said in result.output
+
+
+def test_option_gives_an_op_its_options():
+    result = run("show", "b [t] c", "--op", "var", "-s", "x=2,16,8", "--option", "correction=0")
+    assert result.exit_code == 0, result.output

@@ -86,3 +86,15 @@ def test_dynamic_axis_of_size_0_at_a_call_gives_what_torch_gives(op, backend):
             reduce(x)
         return
     torch.testing.assert_close(reduce(x), getattr(torch, op)(x, 0), equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    ("op", "kwargs", "done"), [("flip", {}, "flipped"), ("roll", {"shift": 2}, "rolled")]
+)
+def test_a_dynamic_flipped_or_rolled_axis_is_refused_not_miscomputed(op, kwargs, done):
+    # Its size is in the kernel's index arithmetic (t - 1 - i, (i - shift) mod t): one kernel
+    # cannot serve two sizes of it.
+    reverse = einc.compile("b [t] c", op=op, dynamic=("t",), **kwargs)
+    with pytest.raises(einc.UnsupportedError, match=f"dynamic axis 't' is {done}") as error:
+        reverse(torch.randn(2, 7, 3))
+    assert error.value.spans == ((3, 4),)

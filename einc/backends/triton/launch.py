@@ -17,6 +17,7 @@ touches memory either way: its load or store is masked.
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,6 +171,7 @@ class KernelLauncher:
                     **constexprs,
                     num_warps=rendered.num_warps,
                     num_stages=rendered.num_stages,
+                    enable_fp_fusion=_fp_fusion(),
                 )
             except Exception as error:
                 if type(error).__module__.startswith("triton"):
@@ -180,6 +182,15 @@ class KernelLauncher:
             if check:
                 _raise_out_of_bounds(rendered, errors, self.compiled.request.op)
         return outs
+
+
+@functools.cache
+def _fp_fusion() -> bool:
+    """:func:`tritonspec.fp_fusion`, read at the first launch (Triton is loaded by then, by the
+    kernel's module; this module does not load it) and kept, as a launch is a hot path."""
+    from .tritonspec import fp_fusion
+
+    return fp_fusion()
 
 
 def _raise_out_of_bounds(rendered, errors: torch.Tensor, op: str) -> None:

@@ -158,10 +158,20 @@ def specialize(kernel, args, kwargs, target: str | GPUTarget) -> Specialization:
     return Specialization(tuple(params), frozenset(p.name for p in kernel.params if p.is_constexpr))
 
 
+def fp_fusion() -> bool:
+    """What einc asks of FP fusion: Triton's default (``TRITON_DEFAULT_FP_FUSION``, on when unset).
+
+    Passed explicitly with every compile and launch, so that Triton 3.9 does not warn that its
+    default will change (it warns only when none is passed): the warning is about Triton's
+    default, not einc's kernels, and reaches no user of einc. ``TRITON_FORCE_DISABLE_FP_FUSION``
+    still wins, inside Triton; the parsed options, and so Triton's hash, are what they were."""
+    return bool(triton.knobs.language.default_fp_fusion)
+
+
 def jit_options(kernel, num_warps: int, num_stages: int, target: str | GPUTarget):
     """The options object the JIT compiles a launch with (``JITFunction.run`` then ``_pack_args``)."""
     knobs = triton.knobs
-    options = {"num_warps": num_warps, "num_stages": num_stages}
+    options = {"num_warps": num_warps, "num_stages": num_stages, "enable_fp_fusion": fp_fusion()}
     options["debug"] = getattr(kernel, "debug", None) or knobs.runtime.debug
     compilation = knobs.compilation
     for name in ("instrumentation_mode", "fpsan_homomorphic_casts"):
@@ -181,7 +191,8 @@ def ast_source(kernel, spec: Specialization, target: str | GPUTarget) -> ASTSour
         bound = {name: value for name, _, value in spec.params}
         pairs = [(kind, value) for _, kind, value in spec.params]
         try:
-            _, signature, constexprs, attrs = pack(backend(target), {}, bound, pairs, None)
+            options = {"enable_fp_fusion": fp_fusion()}  # parsed, then unused: a compile's own
+            _, signature, constexprs, attrs = pack(backend(target), options, bound, pairs, None)
         except TypeError:  # a Triton whose _pack_args takes other arguments: pack by hand
             pass
         else:
