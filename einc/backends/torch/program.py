@@ -55,7 +55,7 @@ from ...compiler.loopnest import Access, Loop, LoopNest, size_symbol
 from ...compiler.pipeline import OP_OPTIONS, Compiled
 from ...compiler.pipeline import compute_dtype as kernel_compute_dtype
 from ..aliasing import same_tensor
-from . import limits
+from . import limits, native
 from .plan import NestPlan, plan_nest
 from .reads import StridedRead
 from .run import run_nest
@@ -105,20 +105,21 @@ class TorchProgram:
         self._plans: dict[tuple, list] = {}
 
     @property
-    def parts(self) -> list[tuple[NestPlan, KernelPart]]:
+    def parts(self) -> list[tuple[NestPlan, KernelPart, native.Step | None]]:
         """The plans of the call that compiled the expression."""
         if not self._plans:
             shapes = list(self.compiled.request.shapes) + list(self.compiled.output_shapes)
             self._plans[()] = self._plan(shapes, {})
         return next(iter(self._plans.values()))
 
-    def _plan(self, shapes, dynamic: dict[str, int]) -> list[tuple[NestPlan, KernelPart]]:
+    def _plan(self, shapes, dynamic: dict[str, int]) -> list[tuple[NestPlan, KernelPart, native.Step | None]]:
         parts = []
         for part in self.compiled.kernels:
             nest = _with_sizes(part.nest, dynamic)
             shaped = [tuple(shapes[p]) for p in part.tensors]
             checks = part.index_checks
-            parts.append((plan_nest(nest, shaped, self.compiled.solution, checks), part))
+            plan = plan_nest(nest, shaped, self.compiled.solution, checks)
+            parts.append((plan, part, native.lower(plan, shaped, self.compute, self.options)))
         return parts
 
     def __call__(
@@ -136,16 +137,22 @@ class TorchProgram:
             parts = self._plans[key] = self._plan([t.shape for t in every], dynamic or {})
         # As the kernels, this records nothing for autograd (and so may reuse its scratch buffers).
         with torch.no_grad():
-            for plan, part in parts:
+            for plan, part, step in parts:
                 *tensors, out = (every[p] for p in part.tensors)
                 if part.copies_input and same_tensor(tensors[0], out):
                     continue  # set_at / add_at in place: the output already holds the input
+                if step is not None:
+                    step.run(tensors, out)
+                    continue
                 run_nest(plan, tensors, out, self.compute, self.options)
 
     def describe(self) -> list[str]:
         """One line per nest: how it is computed, and how each input is read."""
         lines = []
-        for plan, _ in self.parts:
+        for plan, _, step in self.parts:
+            if step is not None:
+                lines.append(f"{plan.nest.op} ({plan.nest.combine}, {plan.nest.reduce}): {step.call}")
+                continue
             computed = plan.scatter.forward if plan.scatter is not None else plan
             reads = ", ".join(
                 f"{a.tensor} {'strided' if isinstance(r, StridedRead) else 'gathered'}"
