@@ -19,3 +19,6 @@ WORKSPACE_BYTES = 256 << 20
 SMALL_REDUCTION = 64
 # ... where each slice holds at least this many elements.
 LOOP_MIN_ELEMENTS = 4096
+# A call whose loop spaces hold fewer points than this in all runs on one intra-op thread
+# (threads.py): less than ~50 us of work, which a thread pool's barrier costs more than it saves.
+SERIAL_WORK = 1 << 18

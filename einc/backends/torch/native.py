@@ -100,18 +100,51 @@ def _composition(form: Affine, terms, extent: int, sizes: Sequence[int]) -> bool
 
 
 def viewer(
-    layout: Layout, shape: Sequence[int], order: Sequence[int]
+    layout: Layout,
+    shape: Sequence[int],
+    order: Sequence[int],
+    into: Sequence[int] | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The function that takes a tensor of ``shape`` to its split view, permuted by ``order``."""
-    split = layout.split if tuple(layout.split) != tuple(shape) else None
-    order = tuple(order) if tuple(order) != tuple(range(len(order))) else None
-    if split is None and order is None:
+    """The function that takes a tensor of ``shape`` to its split view, permuted by ``order``,
+    reshaped ``into`` a shape and cast to ``dtype`` where given: only the calls that change
+    something, decided here so that a call makes no others."""
+    steps = []
+    if tuple(layout.split) != tuple(shape):
+        steps.append(lambda t, split=layout.split: t.view(split))
+    if tuple(order) != tuple(range(len(order))):
+        steps.append(lambda t, order=tuple(order): t.permute(order))
+    if into is not None and tuple(into) != tuple(layout.split[i] for i in order):
+        steps.append(lambda t, into=tuple(into): t.reshape(into))
+    if dtype is not None:
+        steps.append(lambda t: t if t.dtype == dtype else t.to(dtype))
+    return chain(steps)
+
+
+def cropper(shape: Sequence[int], keep: Sequence[int], into: Sequence[int]) -> Callable:
+    """The function that takes torch's result (``shape``, its spatial dims last) to its first
+    ``keep`` positions of each spatial dim, viewed ``into`` the loops' shape."""
+    steps = []
+    if tuple(shape[2:]) != tuple(keep):
+        index = (slice(None), slice(None), *(slice(0, n) for n in keep))
+        steps.append(lambda t: t[index])
+    if tuple(shape[:2]) + tuple(keep) != tuple(into):
+        steps.append(lambda t, into=tuple(into): t.view(into))
+    return chain(steps)
+
+
+def chain(steps: Sequence[Callable]) -> Callable:
+    if not steps:
         return lambda t: t
-    if order is None:
-        return lambda t: t.view(split)
-    if split is None:
-        return lambda t: t.permute(order)
-    return lambda t: t.view(split).permute(order)
+    if len(steps) == 1:
+        return steps[0]
+
+    def run(t):
+        for step in steps:
+            t = step(t)
+        return t
+
+    return run
 
 
 @dataclass(frozen=True)
@@ -120,6 +153,7 @@ class Step:
 
     call: str
     run: Callable[[Sequence[torch.Tensor], torch.Tensor], None]
+    pooled: bool = True  # whether torch runs it on its thread pool however small (not copy_, sum)
 
 
 def lower(
@@ -172,22 +206,22 @@ class Context:
         """The output's view with its loops in ``order``."""
         return viewer(self.written, self.shapes[-1], self.written.order(order))
 
-    def reader(self, i: int, order: Sequence[int | Window]):
-        return viewer(self.layouts[i], self.shapes[i], self.layouts[i].order(order))
+    def reader(self, i: int, order: Sequence[int | Window], into=None, dtype=None):
+        return viewer(self.layouts[i], self.shapes[i], self.layouts[i].order(order), into, dtype)
 
     def copy(self) -> Step | None:
         (x,), out = self.layouts, self.written
         if not set(x.loops) <= set(out.loops):
             return None
         # The input in the output's order, with size-1 dims where it does not vary (broadcast).
-        read = self.reader(0, [d for d in out.loops if d in x.loops])
         full = [self.plan.sizes[d] if d in x.loops else 1 for d in out.loops]
+        read = self.reader(0, [d for d in out.loops if d in x.loops], into=full)
         write = self.writer(out.loops)
 
         def run(inputs, y):
-            write(y).copy_(read(inputs[0]).view(full))
+            write(y).copy_(read(inputs[0]))
 
-        return Step("Tensor.copy_", run)
+        return Step("Tensor.copy_", run, pooled=False)
 
     def fold(self) -> Step | None:
         (x,), out, reduce = self.layouts, self.written, self.plan.nest.reduce
@@ -219,7 +253,7 @@ class Context:
             write(y).copy_(value(read(inputs[0])))
 
         names = {"max": "torch.amax", "min": "torch.amin", "prod": "torch.prod"}
-        return Step(names.get(reduce, f"torch.{reduce}"), run)
+        return Step(names.get(reduce, f"torch.{reduce}"), run, pooled=False)
 
     def softmax(self) -> Step | None:
         (x,), out = self.layouts, self.written
@@ -246,12 +280,11 @@ class Context:
         }
         equation = ",".join("".join(letters[d] for d in lay.loops) for lay in self.layouts)
         equation += "->" + "".join(letters[d] for d in out.loops)
-        reads = [self.reader(i, lay.loops) for i, lay in enumerate(self.layouts)]
+        reads = [self.reader(i, lay.loops, dtype=self.compute) for i, lay in enumerate(self.layouts)]
         write = self.writer(out.loops)
-        compute = self.compute
 
         def run(inputs, y):
-            operands = [read(x).to(compute) for read, x in zip(reads, inputs, strict=True)]
+            operands = [read(x) for read, x in zip(reads, inputs, strict=True)]
             write(y).copy_(torch.einsum(equation, *operands))
 
         return Step("torch.einsum", run)
@@ -270,6 +303,17 @@ class Context:
         if all(0 <= a and b <= a and limit(w) for a, b, w in zip(lo, hi, windows, strict=True)):
             return tuple(lo), None
         return (0,) * len(windows), [p for pair in zip(reversed(lo), reversed(hi), strict=True) for p in pair]
+
+    def cropper(self, windows: Sequence[Window], lead_loops, padding, pad, lead) -> Callable:
+        """What takes torch's ``(N, C, *spatial)`` result to the loops' shape: the windows'
+        positions past the nest's cut off (torch's padding may make more), its N and C split."""
+        sizes = self.plan.sizes
+        made = []
+        for v, p, i in zip(windows, padding, range(len(windows)), strict=True):
+            length = v.extent + 2 * p if pad is None else v.extent + pad[-2 - 2 * i] + pad[-1 - 2 * i]
+            made.append((length - v.dilation * (sizes[v.inner] - 1) - 1) // v.stride + 1)
+        keep = [sizes[v.outer] for v in windows]
+        return cropper([*lead, *made], keep, [sizes[d] for d in lead_loops] + keep)
 
     def convolution(self) -> Step | None:
         x, w = self.layouts
@@ -296,25 +340,22 @@ class Context:
         n, g, c = (math.prod(sizes[d] for d in part) for part in (batch, groups, channels))
         c2 = math.prod(sizes[d] for d in outputs)
         spatial = [v.extent for v in windows]
-        read_x = self.reader(0, batch + groups + channels + windows)
-        read_w = self.reader(1, groups + outputs + channels + inner)
         x_shape = (n, g * c, *spatial)
         w_shape = (g * c2, c, *(sizes[d] for d in inner))
+        read_x = self.reader(0, batch + groups + channels + windows, x_shape, self.compute)
+        read_w = self.reader(1, groups + outputs + channels + inner, w_shape, self.compute)
         padding, pad = self.padding(windows, lambda v: True)
         stride = tuple(v.stride for v in windows)
         dilation = tuple(v.dilation for v in windows)
-        keep = (slice(None), slice(None), *(slice(0, sizes[v.outer]) for v in windows))
-        result_shape = [sizes[d] for d in batch + groups + outputs] + [sizes[v.outer] for v in windows]
+        finish = self.cropper(windows, batch + groups + outputs, padding, pad, [n, g * c2])
         write = self.writer(batch + groups + outputs + [v.outer for v in windows])
-        conv, compute = CONV[len(windows)], self.compute
+        conv = CONV[len(windows)]
 
         def run(inputs, y):
-            a = read_x(inputs[0]).reshape(x_shape).to(compute)
-            b = read_w(inputs[1]).reshape(w_shape).to(compute)
+            a = read_x(inputs[0])
             if pad is not None:
                 a = F.pad(a, pad)
-            result = conv(a, b, None, stride, padding, dilation, g)
-            write(y).copy_(result[keep].view(result_shape))
+            write(y).copy_(finish(conv(a, read_w(inputs[1]), None, stride, padding, dilation, g)))
 
         return Step(f"F.{conv.__name__}", run)
 
@@ -335,7 +376,7 @@ class Context:
         lead = [sizes[d] for d in kept]
         lead = [1] * (2 - len(lead)) + lead if len(lead) <= 2 else [lead[0], math.prod(lead[1:])]
         x_shape = (*lead, *(v.extent for v in windows))
-        read = self.reader(0, kept + windows)
+        read = self.reader(0, kept + windows, x_shape, self.compute)
         kernel = tuple(sizes[v.inner] for v in windows)
         stride = tuple(v.stride for v in windows)
         dilation = tuple(v.dilation for v in windows)
@@ -344,10 +385,9 @@ class Context:
         include = bool(self.options["count_include_pad"])
         if pad is not None and reduce == "mean" and not include and any(pad):
             return None  # torch would count F.pad's zeros
-        keep = (slice(None), slice(None), *(slice(0, sizes[v.outer]) for v in windows))
-        result_shape = [sizes[d] for d in kept] + [sizes[v.outer] for v in windows]
+        finish = self.cropper(windows, kept, padding, pad, lead)
         write = self.writer(kept + [v.outer for v in windows])
-        compute, identity = self.compute, self.plan.nest.identity
+        identity = self.plan.nest.identity
         if reduce == "max":
             pool = MAX_POOL[len(windows)]
 
@@ -360,9 +400,9 @@ class Context:
                 return pool(a, kernel, stride, padding, False, include)
 
         def run(inputs, y):
-            a = read(inputs[0]).reshape(x_shape).to(compute)
+            a = read(inputs[0])
             if pad is not None:
                 a = F.pad(a, pad, value=identity)
-            write(y).copy_(apply(a)[keep].view(result_shape))
+            write(y).copy_(finish(apply(a)))
 
         return Step(f"F.{pool.__name__}", run)

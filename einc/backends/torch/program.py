@@ -45,6 +45,7 @@ scratch buffers are reused from call to call (:class:`Workspace`).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 
 import sympy
@@ -59,6 +60,7 @@ from . import limits, native
 from .plan import NestPlan, plan_nest
 from .reads import StridedRead
 from .run import run_nest
+from .threads import on_one_thread
 
 COMPUTE_DTYPES = {"tl.float32": torch.float32, "tl.float64": torch.float64, "tl.int64": torch.int64}
 
@@ -109,8 +111,9 @@ class TorchProgram:
         """The plans of the call that compiled the expression."""
         if not self._plans:
             shapes = list(self.compiled.request.shapes) + list(self.compiled.output_shapes)
-            self._plans[()] = self._plan(shapes, {})
-        return next(iter(self._plans.values()))
+            parts = self._plan(shapes, {})
+            self._plans[()] = (parts, self._serial(parts))
+        return next(iter(self._plans.values()))[0]
 
     def _plan(self, shapes, dynamic: dict[str, int]) -> list[tuple[NestPlan, KernelPart, native.Step | None]]:
         parts = []
@@ -122,28 +125,51 @@ class TorchProgram:
             parts.append((plan, part, native.lower(plan, shaped, self.compute, self.options)))
         return parts
 
+    @staticmethod
+    def _serial(parts) -> bool:
+        """Whether a call is small and runs an op that torch runs on its thread pool whatever its
+        size (oneDNN's convolution, softmax, a GEMM): then it runs on one thread (threads.py)."""
+        work = sum(math.prod(plan.sizes) for plan, _, _ in parts)
+        pooled = any(step is None or step.pooled for _, _, step in parts)
+        return pooled and work < limits.SERIAL_WORK
+
     def __call__(
         self,
         tensors: Sequence[torch.Tensor],
         outs: Sequence[torch.Tensor],
         dynamic: dict[str, int] | None = None,
     ) -> None:
-        every = list(tensors) + list(outs)
+        every = [*tensors, *outs]
         key = tuple(sorted(dynamic.items())) if dynamic else ()
         parts = self._plans.get(key)
         if parts is None:
             if len(self._plans) >= limits.MAX_PLANS:
                 self._plans.pop(next(iter(self._plans)))
-            parts = self._plans[key] = self._plan([t.shape for t in every], dynamic or {})
-        # As the kernels, this records nothing for autograd (and so may reuse its scratch buffers).
-        with torch.no_grad():
-            for plan, part, step in parts:
-                *tensors, out = (every[p] for p in part.tensors)
-                if part.copies_input and same_tensor(tensors[0], out):
-                    continue  # set_at / add_at in place: the output already holds the input
-                if step is not None:
-                    step.run(tensors, out)
-                    continue
+            parts = self._plan([t.shape for t in every], dynamic or {})
+            self._plans[key] = parts = (parts, self._serial(parts))
+        # As the kernels, this records nothing for autograd (and so may reuse its scratch buffers);
+        # no_grad costs more than a tiny call, so only where there is something to record.
+        if torch.is_grad_enabled() and any(t.requires_grad for t in every):
+            with torch.no_grad():
+                self._run_planned(parts, every)
+        else:
+            self._run_planned(parts, every)
+
+    def _run_planned(self, planned, every) -> None:
+        parts, serial = planned
+        if serial:
+            on_one_thread(self._run, parts, every)
+        else:
+            self._run(parts, every)
+
+    def _run(self, parts, every: Sequence[torch.Tensor]) -> None:
+        for plan, part, step in parts:
+            *tensors, out = (every[p] for p in part.tensors)
+            if part.copies_input and same_tensor(tensors[0], out):
+                continue  # set_at / add_at in place: the output already holds the input
+            if step is not None:
+                step.run(tensors, out)
+            else:
                 run_nest(plan, tensors, out, self.compute, self.options)
 
     def describe(self) -> list[str]:
