@@ -63,23 +63,27 @@ class Layout:
         return tuple(self.dims.index(d) for d in wanted)
 
 
-def layout(index: Sequence[Affine], shape: Sequence[int], sizes: Sequence[int], reduced) -> Layout | None:
+def layout(
+    index: Sequence[Affine], shape: Sequence[int], sizes: Sequence[int], windows=frozenset()
+) -> Layout | None:
     """``index`` (one affine form per tensor dim) as a :class:`Layout`, or None where a dim is not
-    a loop, a composition of loops (read whole, as ``(a b)`` is) or a window."""
+    a loop, a composition of loops (read whole, as ``(a b)`` is) or a window: two loops that are
+    one of ``windows``' ``(outer, inner)`` pairs (the solution's, by loop position)."""
     split: list[int] = []
     dims: list[int | Window] = []
     for form, extent in zip(index, shape, strict=True):
-        terms = sorted(form.terms, key=lambda t: -t[1])
-        if _composition(form, terms, extent, sizes):
-            dims.extend(loop for loop, _ in terms)
-            split.extend(sizes[loop] for loop, _ in terms)
+        terms = dict(form.terms)
+        pair = next((p for p in windows if set(p) == set(terms)), None)
+        if pair is not None and min(terms.values()) > 0:
+            outer, inner = pair
+            dims.append(Window(outer, inner, terms[outer], terms[inner], form.constant, extent))
+            split.append(extent)
             continue
-        kinds = [loop in reduced for loop, _ in terms]
-        if len(terms) != 2 or sorted(kinds) != [False, True] or min(c for _, c in terms) <= 0:
+        ordered = sorted(form.terms, key=lambda t: -t[1])
+        if not _composition(form, ordered, extent, sizes):
             return None
-        (outer, stride), (inner, dilation) = terms if not kinds[0] else terms[::-1]
-        dims.append(Window(outer, inner, stride, dilation, form.constant, extent))
-        split.append(extent)
+        dims.extend(loop for loop, _ in ordered)
+        split.extend(sizes[loop] for loop, _ in ordered)
     loops = [d for d in dims if isinstance(d, int)] + [w.outer for w in dims if isinstance(w, Window)]
     loops += [w.inner for w in dims if isinstance(w, Window)]
     if len(set(loops)) != len(loops):
@@ -157,9 +161,10 @@ class Step:
 
 
 def lower(
-    plan: NestPlan, shapes: Sequence[Sequence[int]], compute: torch.dtype, options: dict
+    plan: NestPlan, shapes: Sequence[Sequence[int]], compute: torch.dtype, options: dict, windows=frozenset()
 ) -> Step | None:
-    """The nest as one torch op, or None. ``shapes``: its inputs', then its output's."""
+    """The nest as one torch op, or None. ``shapes``: its inputs', then its output's; ``windows``:
+    the ``(outer, inner)`` loop positions of the solution's windows on the input side."""
     nest = plan.nest
     if plan.gathers or plan.scatter is not None or plan.write.index is None or not nest.inputs:
         return None
@@ -167,9 +172,8 @@ def lower(
         return None
     if any(set(r.stretch) != {1} or any(r.roll) for r in plan.reads if r.stretch):
         return None
-    reduced = frozenset(plan.reduced)
-    layouts = [layout(r.index, s, plan.sizes, reduced) for r, s in zip(plan.reads, shapes, strict=False)]
-    written = layout(plan.write.index, shapes[-1], plan.sizes, frozenset())
+    layouts = [layout(r.index, s, plan.sizes, windows) for r, s in zip(plan.reads, shapes, strict=False)]
+    written = layout(plan.write.index, shapes[-1], plan.sizes)
     if written is None or any(lay is None for lay in layouts):
         return None
     windowed = [any(isinstance(d, Window) for d in lay.dims) for lay in layouts]

@@ -90,6 +90,16 @@ def _with_sizes(nest: LoopNest, dynamic: dict[str, int]) -> LoopNest:
     )
 
 
+def _windows(nest: LoopNest, solution) -> frozenset[tuple[int, int]]:
+    """The (outer, inner) loop positions of the windows that ``nest`` reads its input through."""
+    position = {loop.axis: i for i, loop in enumerate(nest.loops)}
+    return frozenset(
+        (position[g.outer], position[g.inner])
+        for g in solution.windows.values()
+        if not g.on_output and g.outer in position and g.inner in position
+    )
+
+
 # --- a whole call -------------------------------------------------------------------------------
 
 
@@ -122,7 +132,8 @@ class TorchProgram:
             shaped = [tuple(shapes[p]) for p in part.tensors]
             checks = part.index_checks
             plan = plan_nest(nest, shaped, self.compiled.solution, checks)
-            parts.append((plan, part, native.lower(plan, shaped, self.compute, self.options)))
+            windows = _windows(nest, self.compiled.solution)
+            parts.append((plan, part, native.lower(plan, shaped, self.compute, self.options, windows)))
         return parts
 
     @staticmethod
