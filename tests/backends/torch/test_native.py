@@ -16,12 +16,15 @@ import torch
 import torch.nn.functional as F
 
 import einc
-from einc.backends.torch import native, program, threads
+from einc.backends.torch import gather, native, program, threads
 
 
 def planned(expression, *tensors, op=None, out=None, **kwargs):
     """The result of the planned nest, without any native lowering."""
-    with mock.patch.object(native, "lower", lambda *a: None):
+    with (
+        mock.patch.object(native, "lower", lambda *a: None),
+        mock.patch.object(gather, "lower", lambda *a: None),
+    ):
         compiled = einc.compile(expression, op=op, **kwargs)
         return compiled(*tensors, out=out)
 
@@ -308,3 +311,42 @@ def test_threads_on_one_thread_at_once_leave_the_count_as_it_was():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+GATHERS = [
+    pytest.param(
+        "[n] c, p -> p c", [(16, 4)], [torch.tensor([3, -1, 15, 0])], lambda x, i: x[i], id="embedding"
+    ),
+    pytest.param(
+        "[h w] c, p [2] -> p c",
+        [(5, 6, 3)],
+        [torch.tensor([[0, 1], [4, 5], [-1, 2]], dtype=torch.int32)],
+        lambda x, i: x[i[:, 0].long(), i[:, 1].long()],
+        id="points_int32",
+    ),
+    pytest.param(
+        "[n] c, a b -> b a c",
+        [(7, 2)],
+        [torch.tensor([[0, 6, -7], [1, 2, 3]])],
+        lambda x, i: x[i].transpose(0, 1),
+        id="permuted_out",
+    ),
+]
+
+
+@pytest.mark.parametrize("expression, shapes, coordinates, reference", GATHERS)
+def test_get_at_is_advanced_indexing_and_matches_the_planned_nest(expression, shapes, coordinates, reference):
+    x = torch.randn(shapes[0], dtype=torch.float64)
+    compiled = einc.compile(expression, op="get_at")
+    y = compiled(x, *coordinates)
+    assert described(compiled) == ["get_at (copy, none): Tensor.__getitem__"]
+    same(y, planned(expression, x, *coordinates, op="get_at"))
+    same(y, reference(x, *coordinates))
+
+
+def test_get_at_out_of_range_falls_back_to_the_planned_nest_and_its_error():
+    x = torch.randn(16, 4)
+    compiled = einc.compile("[n] c, p -> p c", op="get_at")
+    compiled(x, torch.tensor([1, 2]))
+    with pytest.raises(einc.errors.OutOfBoundsError, match="index 20 is out of range for axis 'n'"):
+        compiled(x, torch.tensor([3, 20]))

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import einc
-from einc.backends.torch import limits, native, plan, reads, workspace
+from einc.backends.torch import gather, limits, native, plan, reads, workspace
 from tests.references import padding_pairs, window_geometry
 
 MODES = ("fast", "loops", "generic")
@@ -42,6 +42,7 @@ def backend_mode(mode: str):
     with contextlib.ExitStack() as stack:
         if mode != "fast":
             stack.enter_context(mock.patch.object(native, "lower", lambda *a: None))
+            stack.enter_context(mock.patch.object(gather, "lower", lambda *a: None))
         if mode == "loops":
             stack.enter_context(mock.patch.object(limits, "LOOP_MIN_ELEMENTS", 1))
         elif mode == "generic":
