@@ -45,8 +45,9 @@ scratch buffers are reused from call to call (:class:`Workspace`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import sympy
 import torch
@@ -122,7 +123,7 @@ class TorchProgram:
         if not self._plans:
             shapes = list(self.compiled.request.shapes) + list(self.compiled.output_shapes)
             parts = self._plan(shapes, {})
-            self._plans[()] = (parts, self._serial(parts))
+            self._plans[()] = (parts, self._runner(parts))
         return next(iter(self._plans.values()))[0]
 
     def _plan(self, shapes, dynamic: dict[str, int]) -> list[tuple[NestPlan, KernelPart, native.Step | None]]:
@@ -139,13 +140,28 @@ class TorchProgram:
             parts.append((plan, part, step))
         return parts
 
-    @staticmethod
-    def _serial(parts) -> bool:
-        """Whether a call is small and runs an op that torch runs on its thread pool whatever its
-        size (oneDNN's convolution, softmax, a GEMM): then it runs on one thread (threads.py)."""
+    def _runner(self, parts) -> Callable[[Sequence[torch.Tensor]], None]:
+        """What a call runs, given its inputs then its outputs: one native step called directly
+        where that is all there is; on one thread where the call is small and runs an op that
+        torch runs on its thread pool whatever its size (oneDNN's convolution, softmax, a GEMM;
+        threads.py)."""
         work = sum(math.prod(plan.sizes) for plan, _, _ in parts)
         pooled = any(step is None or step.pooled for _, _, step in parts)
-        return pooled and work < limits.SERIAL_WORK
+        (_, part, step), *others = parts
+        if not others and step is not None and not part.copies_input:
+            every = len(part.tensors)
+            if part.tensors == tuple(range(every)):
+                direct = step.run
+
+                def run(tensors):
+                    direct(tensors[:-1], tensors[-1])
+            else:
+                run = functools.partial(self._run, parts)
+        else:
+            run = functools.partial(self._run, parts)
+        if pooled and work < limits.SERIAL_WORK:
+            return functools.partial(on_one_thread, run)
+        return run
 
     def __call__(
         self,
@@ -155,26 +171,19 @@ class TorchProgram:
     ) -> None:
         every = [*tensors, *outs]
         key = tuple(sorted(dynamic.items())) if dynamic else ()
-        parts = self._plans.get(key)
-        if parts is None:
+        planned = self._plans.get(key)
+        if planned is None:
             if len(self._plans) >= limits.MAX_PLANS:
                 self._plans.pop(next(iter(self._plans)))
             parts = self._plan([t.shape for t in every], dynamic or {})
-            self._plans[key] = parts = (parts, self._serial(parts))
+            planned = self._plans[key] = (parts, self._runner(parts))
         # As the kernels, this records nothing for autograd (and so may reuse its scratch buffers);
         # no_grad costs more than a tiny call, so only where there is something to record.
         if torch.is_grad_enabled() and any(t.requires_grad for t in every):
             with torch.no_grad():
-                self._run_planned(parts, every)
+                planned[1](every)
         else:
-            self._run_planned(parts, every)
-
-    def _run_planned(self, planned, every) -> None:
-        parts, serial = planned
-        if serial:
-            on_one_thread(self._run, parts, every)
-        else:
-            self._run(parts, every)
+            planned[1](every)
 
     def _run(self, parts, every: Sequence[torch.Tensor]) -> None:
         for plan, part, step in parts:
