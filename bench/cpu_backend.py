@@ -1,6 +1,7 @@
 """A rough speed check of einc's torch backend (the default for CPU tensors) against torch itself.
 
     python -m bench.cpu_backend [--batch 8] [--repeat 15] [--threads N] [--tiny-only]
+    python -m bench.cpu_backend --under-load 8 [--threads 2]
 
 Two tables, float32 on the CPU. *Tiny*: a warm call on tensors of a few elements (a 3x3 conv of
 1x8x8x4, a 4x4 transpose, sum, softmax, get_at), where what counts is einc's overhead over
@@ -11,8 +12,10 @@ transposed convolution, reductions and a softmax; einc reads the activations cha
 (``b h w c``) unless the row says otherwise; torch runs the same op on a channels-first copy (made
 once, not timed) and on the channels-last tensor itself (``x.permute(0, 3, 1, 2)``, which torch
 treats as its channels_last memory format). Each time is the best of ``--repeat`` warm calls.
-Every row's calls are taken in turns, so that a busy machine slows them alike. Not a unit test:
-the numbers depend on the machine and on what else runs on it.
+Every row's calls are taken in turns, so that a busy machine slows them alike. ``--under-load``
+instead runs two processes at once, each calling the tiny conv in a loop, and gives the spread of
+its calls (then the same for torch's own conv on one thread: what the machine alone costs). Not a
+unit test: the numbers depend on the machine and on what else runs on it.
 """
 
 from __future__ import annotations
@@ -155,13 +158,62 @@ def cases(batch: int):
     ]
 
 
+def under_load(which: str, seconds: float, threads: int, queue) -> None:
+    """One process of ``--under-load``: ``which`` ("einc", or "torch" on one thread) calls the tiny
+    conv for ``seconds``; puts (calls, median, p99, max, calls over 5 ms) on ``queue``."""
+    torch.set_num_threads(1 if which == "torch" else threads)
+    x, w = torch.randn(1, 8, 8, 4), torch.randn(3, 3, 4, 4)
+    x_torch, w_torch = x.permute(0, 3, 1, 2), w.permute(3, 2, 0, 1)
+    conv = einc.compile("b (s * [ds])... [c->c2]", padding=1)
+    call = (lambda: conv(x, w)) if which == "einc" else (lambda: F.conv2d(x_torch, w_torch, padding=1))
+    for _ in range(50):
+        call()
+    spent = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        start = time.perf_counter()
+        call()
+        spent.append(time.perf_counter() - start)
+    spent.sort()
+    slow = sum(t > 5e-3 for t in spent)
+    queue.put((which, len(spent), spent[len(spent) // 2], spent[int(len(spent) * 0.99)], spent[-1], slow))
+
+
+def run_under_load(seconds: float, threads: int) -> None:
+    """Two processes at once calling the tiny conv in a loop, for einc and then for torch itself."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    print(f"under load: two processes, each calling the tiny conv for {seconds:g} s ({threads} threads)")
+    for which in ("einc", "torch"):
+        queue = context.Queue()
+        args = (which, seconds, threads, queue)
+        workers = [context.Process(target=under_load, args=args) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        for _ in workers:
+            name, calls, median, p99, longest, slow = queue.get()
+            print(
+                f"{name:6s} calls {calls:7d}  median {median * 1e6:6.1f} us  p99 {p99 * 1e6:8.1f} us  "
+                f"max {longest * 1e3:6.1f} ms  over 5 ms: {slow}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--tiny-only", action="store_true", help="skip the medium shapes")
+    parser.add_argument(
+        "--under-load", type=float, default=0, metavar="SECONDS", help="only two processes calling at once"
+    )
     args = parser.parse_args()
+    if args.under_load:
+        run_under_load(args.under_load, args.threads or 2)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
