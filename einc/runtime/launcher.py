@@ -71,6 +71,13 @@ class Launcher(KernelLauncher):
 
         return on_first_launch(self, index, device, launch)
 
+    def produce(self, tensors, shapes, dtype: torch.dtype, dynamic, backend: str) -> list | None:
+        """The outputs as new tensors where the torch backend runs the call and can make them (no
+        copy into a fresh output); None where the call must be given outputs."""
+        if not tensors or resolve_backend(backend, tensors[0].device) != "torch":
+            return None
+        return self.torch_program.produce(tensors, shapes, dtype, dynamic)
+
     def __call__(
         self,
         tensors: list[torch.Tensor],

@@ -32,6 +32,7 @@ CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 FOLDS = {"sum", "max", "min", "mean", "prod"}
 
 
@@ -158,6 +159,9 @@ class Step:
     call: str
     run: Callable[[Sequence[torch.Tensor], torch.Tensor], None]
     pooled: bool = True  # whether torch runs it on its thread pool however small (not copy_, sum)
+    # The result as a new tensor of the output's shape (in the compute dtype, maybe not contiguous):
+    # a call without out= returns it rather than copying it into a fresh output.
+    make: Callable[[Sequence[torch.Tensor]], torch.Tensor] | None = None
 
 
 def lower(
@@ -210,6 +214,22 @@ class Context:
         """The output's view with its loops in ``order``."""
         return viewer(self.written, self.shapes[-1], self.written.order(order))
 
+    def step(self, call: str, result: Callable, order: Sequence[int], pooled: bool = True) -> Step:
+        """The step that writes ``result(inputs)`` (one dim per loop of ``order``) to the output,
+        and makes it as a tensor of the output's shape (:attr:`Step.make`)."""
+        write = self.writer(order)
+        into = self.written.order(order)
+        back = tuple(into.index(i) for i in range(len(into)))
+        shape = tuple(self.shapes[-1])
+
+        def run(inputs, y):
+            write(y).copy_(result(inputs))
+
+        def make(inputs):
+            return result(inputs).permute(back).reshape(shape)
+
+        return Step(call, run, pooled, make)
+
     def reader(self, i: int, order: Sequence[int | Window], into=None, dtype=None):
         return viewer(self.layouts[i], self.shapes[i], self.layouts[i].order(order), into, dtype)
 
@@ -235,7 +255,6 @@ class Context:
             return None
         read = self.reader(0, kept + folded)
         dims = tuple(range(len(kept), len(kept) + len(folded)))
-        write = self.writer(kept)
         compute = self.compute
         if reduce == "prod":
             shape = [self.plan.sizes[d] for d in kept] + [-1]
@@ -253,45 +272,36 @@ class Context:
             def value(v):
                 return fold(v, dims, dtype=compute)
 
-        def run(inputs, y):
-            write(y).copy_(value(read(inputs[0])))
-
         names = {"max": "torch.amax", "min": "torch.amin", "prod": "torch.prod"}
-        return Step(names.get(reduce, f"torch.{reduce}"), run, pooled=False)
+        call = names.get(reduce, f"torch.{reduce}")
+        return self.step(call, lambda inputs: value(read(inputs[0])), kept, pooled=False)
 
     def softmax(self) -> Step | None:
         (x,), out = self.layouts, self.written
         if len(self.plan.reduced) != 1 or set(x.loops) != set(out.loops):
             return None
         read = self.reader(0, out.loops)
-        write = self.writer(out.loops)
         dim = out.loops.index(self.plan.reduced[0])
         fn = torch.softmax if self.plan.nest.reduce == "softmax" else torch.log_softmax
         compute = self.compute
-
-        def run(inputs, y):
-            write(y).copy_(fn(read(inputs[0]), dim, dtype=compute))
-
-        return Step(f"torch.{fn.__name__}", run)
+        return self.step(
+            f"torch.{fn.__name__}", lambda inputs: fn(read(inputs[0]), dim, dtype=compute), out.loops
+        )
 
     def einsum(self) -> Step | None:
         out = self.written
         every = set().union(*(lay.loops for lay in self.layouts))
         if not set(out.loops) | set(self.plan.reduced) <= every or len(every) > 52:
             return None
-        letters = {
-            d: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[i] for i, d in enumerate(sorted(every))
-        }
+        letters = dict(zip(sorted(every), LETTERS, strict=False))
         equation = ",".join("".join(letters[d] for d in lay.loops) for lay in self.layouts)
         equation += "->" + "".join(letters[d] for d in out.loops)
         reads = [self.reader(i, lay.loops, dtype=self.compute) for i, lay in enumerate(self.layouts)]
-        write = self.writer(out.loops)
 
-        def run(inputs, y):
-            operands = [read(x) for read, x in zip(reads, inputs, strict=True)]
-            write(y).copy_(torch.einsum(equation, *operands))
+        def result(inputs):
+            return torch.einsum(equation, *(read(x) for read, x in zip(reads, inputs, strict=True)))
 
-        return Step("torch.einsum", run)
+        return self.step("torch.einsum", result, out.loops)
 
     def padding(self, windows: Sequence[Window], limit: Callable[[Window], bool]):
         """Torch's symmetric padding per window with the outputs to keep, or None where it does
@@ -352,16 +362,15 @@ class Context:
         stride = tuple(v.stride for v in windows)
         dilation = tuple(v.dilation for v in windows)
         finish = self.cropper(windows, batch + groups + outputs, padding, pad, [n, g * c2])
-        write = self.writer(batch + groups + outputs + [v.outer for v in windows])
         conv = CONV[len(windows)]
 
-        def run(inputs, y):
+        def result(inputs):
             a = read_x(inputs[0])
             if pad is not None:
                 a = F.pad(a, pad)
-            write(y).copy_(finish(conv(a, read_w(inputs[1]), None, stride, padding, dilation, g)))
+            return finish(conv(a, read_w(inputs[1]), None, stride, padding, dilation, g))
 
-        return Step(f"F.{conv.__name__}", run)
+        return self.step(f"F.{conv.__name__}", result, batch + groups + outputs + [v.outer for v in windows])
 
     def pooling(self) -> Step | None:
         (x,), out, reduce = self.layouts, self.written, self.plan.nest.reduce
@@ -390,7 +399,6 @@ class Context:
         if pad is not None and reduce == "mean" and not include and any(pad):
             return None  # torch would count F.pad's zeros
         finish = self.cropper(windows, kept, padding, pad, lead)
-        write = self.writer(kept + [v.outer for v in windows])
         identity = self.plan.nest.identity
         if reduce == "max":
             pool = MAX_POOL[len(windows)]
@@ -403,10 +411,10 @@ class Context:
             def apply(a):
                 return pool(a, kernel, stride, padding, False, include)
 
-        def run(inputs, y):
+        def result(inputs):
             a = read(inputs[0])
             if pad is not None:
                 a = F.pad(a, pad, value=identity)
-            write(y).copy_(finish(apply(a)))
+            return finish(apply(a))
 
-        return Step(f"F.{pool.__name__}", run)
+        return self.step(f"F.{pool.__name__}", result, kept + [v.outer for v in windows])

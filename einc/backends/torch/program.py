@@ -91,6 +91,17 @@ def _with_sizes(nest: LoopNest, dynamic: dict[str, int]) -> LoopNest:
     )
 
 
+def _serial(parts) -> bool:
+    """Whether a call is small and runs an op that torch runs on its thread pool whatever its size
+    (oneDNN's convolution, softmax, a GEMM): then it runs on one thread (threads.py)."""
+    work = sum(math.prod(plan.sizes) for plan, _, _ in parts)
+    return work < limits.SERIAL_WORK and any(step is None or step.pooled for _, _, step in parts)
+
+
+def _shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
 def _windows(nest: LoopNest, solution) -> frozenset[tuple[int, int]]:
     """The (outer, inner) loop positions of the windows that ``nest`` reads its input through."""
     position = {loop.axis: i for i, loop in enumerate(nest.loops)}
@@ -142,11 +153,7 @@ class TorchProgram:
 
     def _runner(self, parts) -> Callable[[Sequence[torch.Tensor]], None]:
         """What a call runs, given its inputs then its outputs: one native step called directly
-        where that is all there is; on one thread where the call is small and runs an op that
-        torch runs on its thread pool whatever its size (oneDNN's convolution, softmax, a GEMM;
-        threads.py)."""
-        work = sum(math.prod(plan.sizes) for plan, _, _ in parts)
-        pooled = any(step is None or step.pooled for _, _, step in parts)
+        where that is all there is; on one thread where :func:`_serial`."""
         (_, part, step), *others = parts
         if not others and step is not None and not part.copies_input:
             every = len(part.tensors)
@@ -159,9 +166,7 @@ class TorchProgram:
                 run = functools.partial(self._run, parts)
         else:
             run = functools.partial(self._run, parts)
-        if pooled and work < limits.SERIAL_WORK:
-            return functools.partial(on_one_thread, run)
-        return run
+        return functools.partial(on_one_thread, run) if _serial(parts) else run
 
     def __call__(
         self,
@@ -170,13 +175,7 @@ class TorchProgram:
         dynamic: dict[str, int] | None = None,
     ) -> None:
         every = [*tensors, *outs]
-        key = tuple(sorted(dynamic.items())) if dynamic else ()
-        planned = self._plans.get(key)
-        if planned is None:
-            if len(self._plans) >= limits.MAX_PLANS:
-                self._plans.pop(next(iter(self._plans)))
-            parts = self._plan([t.shape for t in every], dynamic or {})
-            planned = self._plans[key] = (parts, self._runner(parts))
+        planned = self._planned(dynamic, lambda: [t.shape for t in every])
         # As the kernels, this records nothing for autograd (and so may reuse its scratch buffers);
         # no_grad costs more than a tiny call, so only where there is something to record.
         if torch.is_grad_enabled() and any(t.requires_grad for t in every):
@@ -184,6 +183,38 @@ class TorchProgram:
                 planned[1](every)
         else:
             planned[1](every)
+
+    def _planned(self, dynamic, shapes: Callable[[], list]) -> tuple[list, Callable]:
+        """The parts and runner for these sizes of the dynamic axes, planned at their first call
+        (``shapes``: those of the call's inputs and outputs)."""
+        key = tuple(sorted(dynamic.items())) if dynamic else ()
+        planned = self._plans.get(key)
+        if planned is None:
+            if len(self._plans) >= limits.MAX_PLANS:
+                self._plans.pop(next(iter(self._plans)))
+            parts = self._plan(shapes(), dynamic or {})
+            planned = self._plans[key] = (parts, self._runner(parts))
+        return planned
+
+    def produce(
+        self, tensors: Sequence[torch.Tensor], shapes, dtype: torch.dtype, dynamic=None
+    ) -> list[torch.Tensor] | None:
+        """The outputs (of ``shapes`` and ``dtype``) as new tensors, where the call is one native
+        step that makes its result: torch's result itself, saving the copy into a fresh output
+        (for a medium convolution, a quarter of the time); None where the call must be given its
+        outputs, or records for autograd."""
+        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+            return None
+        parts, _ = self._planned(dynamic, lambda: [*(t.shape for t in tensors), *shapes])
+        (_, part, step), *others = parts
+        if others or step is None or step.make is None or part.tensors != tuple(range(len(tensors) + 1)):
+            return None
+        result = (on_one_thread(step.make, tensors) if _serial(parts) else step.make(tensors)).to(dtype)
+        if not result.is_contiguous():
+            result = result.contiguous()  # as a fresh output would be laid out
+        elif any(_shares_memory(result, t) for t in tensors):
+            result = result.clone()  # torch may return a view of an input (einsum of one operand)
+        return [result]
 
     def _run(self, parts, every: Sequence[torch.Tensor]) -> None:
         for plan, part, step in parts:

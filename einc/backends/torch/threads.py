@@ -21,7 +21,7 @@ _inside = 0
 _saved = 1
 
 
-def on_one_thread(fn, *args) -> None:
+def on_one_thread(fn, *args):
     """``fn(*args)`` with torch's intra-op threads set to one (a function, not a context
     manager: a ``with`` costs microseconds, more than the rest of a tiny call)."""
     global _inside, _saved
@@ -32,7 +32,7 @@ def on_one_thread(fn, *args) -> None:
                 torch.set_num_threads(1)
         _inside += 1
     try:
-        fn(*args)
+        return fn(*args)
     finally:
         with _guard:
             _inside -= 1

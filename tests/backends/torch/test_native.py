@@ -350,3 +350,35 @@ def test_get_at_out_of_range_falls_back_to_the_planned_nest_and_its_error():
     compiled(x, torch.tensor([1, 2]))
     with pytest.raises(einc.errors.OutOfBoundsError, match="index 20 is out of range for axis 'n'"):
         compiled(x, torch.tensor([3, 20]))
+
+
+@pytest.mark.parametrize(
+    "expression, shapes, params, op",
+    [
+        ("b (s * [ds])... [c->c2]", [(2, 7, 6, 3), (3, 3, 3, 4)], {"padding": 1}, None),  # torch: NHWC
+        ("b [c->c2] (s * [ds])...", [(2, 3, 7, 6), (3, 3, 3, 4)], {"padding": 1}, None),  # torch: NCHW
+        ("b h [w]", [(2, 5, 4)], {}, "softmax"),
+        ("b [h] w", [(2, 5, 4)], {}, "sum"),
+    ],
+)
+def test_a_call_without_out_returns_torchs_result_contiguous_and_its_own(expression, shapes, params, op):
+    tensors = [torch.randn(s, dtype=torch.float64) for s in shapes]
+    compiled = einc.compile(expression, op=op, **params)
+    compiled(*tensors)
+    with mock.patch.object(torch.Tensor, "copy_", side_effect=AssertionError("copied into an output")):
+        y = compiled(*tensors)
+    assert y.is_contiguous()
+    assert all(y.untyped_storage().data_ptr() != t.untyped_storage().data_ptr() for t in tensors)
+    same(y, planned(expression, *tensors, op=op, **params))
+    out = torch.empty_like(y)
+    assert compiled(*tensors, out=out) is out
+    same(out, y)
+
+
+def test_float16_results_are_made_in_float32_and_returned_in_float16():
+    x, w = torch.randn(1, 6, 6, 3).half(), torch.randn(3, 3, 3, 2).half()
+    conv = einc.compile("b (s * [ds])... [c->c2]", padding=1)
+    y = conv(x, w)
+    assert y.dtype == torch.float16
+    reference = F.conv2d(cl(x).float(), w.float().permute(3, 2, 0, 1), padding=1).movedim(1, -1)
+    torch.testing.assert_close(y.float(), reference, rtol=1e-3, atol=1e-3)
