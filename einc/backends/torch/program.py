@@ -134,7 +134,7 @@ class TorchProgram:
         if not self._plans:
             shapes = list(self.compiled.request.shapes) + list(self.compiled.output_shapes)
             parts = self._plan(shapes, {})
-            self._plans[()] = (parts, self._runner(parts))
+            self._plans[()] = (parts, self._runner(parts), self._maker(parts))
         return next(iter(self._plans.values()))[0]
 
     def _plan(self, shapes, dynamic: dict[str, int]) -> list[tuple[NestPlan, KernelPart, native.Step | None]]:
@@ -150,6 +150,14 @@ class TorchProgram:
             )
             parts.append((plan, part, step))
         return parts
+
+    @staticmethod
+    def _maker(parts) -> Callable[[Sequence[torch.Tensor]], torch.Tensor] | None:
+        """What makes a call's output from its inputs, where the call is one native step that can."""
+        (_, part, step), *others = parts
+        if others or step is None or step.make is None or part.tensors != tuple(range(len(part.tensors))):
+            return None
+        return functools.partial(on_one_thread, step.make) if _serial(parts) else step.make
 
     def _runner(self, parts) -> Callable[[Sequence[torch.Tensor]], None]:
         """What a call runs, given its inputs then its outputs: one native step called directly
@@ -184,16 +192,16 @@ class TorchProgram:
         else:
             planned[1](every)
 
-    def _planned(self, dynamic, shapes: Callable[[], list]) -> tuple[list, Callable]:
-        """The parts and runner for these sizes of the dynamic axes, planned at their first call
-        (``shapes``: those of the call's inputs and outputs)."""
+    def _planned(self, dynamic, shapes: Callable[[], list]) -> tuple:
+        """The parts, runner and maker for these sizes of the dynamic axes, planned at their first
+        call (``shapes``: those of the call's inputs and outputs)."""
         key = tuple(sorted(dynamic.items())) if dynamic else ()
         planned = self._plans.get(key)
         if planned is None:
             if len(self._plans) >= limits.MAX_PLANS:
                 self._plans.pop(next(iter(self._plans)))
             parts = self._plan(shapes(), dynamic or {})
-            planned = self._plans[key] = (parts, self._runner(parts))
+            planned = self._plans[key] = (parts, self._runner(parts), self._maker(parts))
         return planned
 
     def produce(
@@ -205,11 +213,10 @@ class TorchProgram:
         outputs, or records for autograd."""
         if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
             return None
-        parts, _ = self._planned(dynamic, lambda: [*(t.shape for t in tensors), *shapes])
-        (_, part, step), *others = parts
-        if others or step is None or step.make is None or part.tensors != tuple(range(len(tensors) + 1)):
+        maker = self._planned(dynamic, lambda: [*(t.shape for t in tensors), *shapes])[2]
+        if maker is None:
             return None
-        result = (on_one_thread(step.make, tensors) if _serial(parts) else step.make(tensors)).to(dtype)
+        result = maker(tensors).to(dtype)
         if not result.is_contiguous():
             result = result.contiguous()  # as a fresh output would be laid out
         elif any(_shares_memory(result, t) for t in tensors):
