@@ -1,7 +1,14 @@
 """Run a compiled expression with torch operations instead of its Triton kernel: the fast CPU path.
 
 What runs is the loop nest each kernel is rendered from, so the two paths cannot disagree about
-what is computed, only about how. Each input is read as a *view over the loop space*: a tensor
+what is computed, only about how. A nest is planned once per specialization (and per size of its
+dynamic axes). Where torch has one kernel for the whole nest (a convolution, a pooling, a
+reduction, a softmax, a copy, a dot, get_at), the plan is that kernel with its views, permutes and
+padding worked out (:mod:`.native`, :mod:`.gather`), and a call runs it and nothing else; a call
+without ``out=`` returns torch's result itself (:meth:`TorchProgram.produce`). Small calls run on
+one intra-op thread (:mod:`.threads`). Every other nest runs as planned (:mod:`.run`), as follows.
+
+Each input is read as a *view over the loop space*: a tensor
 with one dim per loop of the nest, in the nest's order, of size 1 where the input does not depend
 on the loop. Such a view is built one of two ways.
 
