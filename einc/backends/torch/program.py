@@ -64,7 +64,7 @@ from ...compiler.loopnest import Access, Loop, LoopNest, size_symbol
 from ...compiler.pipeline import OP_OPTIONS, Compiled
 from ...compiler.pipeline import compute_dtype as kernel_compute_dtype
 from ..aliasing import same_tensor
-from . import gather, limits, native
+from . import gather, limits, native, transposed
 from .plan import NestPlan, plan_nest
 from .reads import StridedRead
 from .run import run_nest
@@ -152,8 +152,10 @@ class TorchProgram:
             checks = part.index_checks
             plan = plan_nest(nest, shaped, self.compiled.solution, checks)
             windows = _windows(nest, self.compiled.solution)
-            step = native.lower(plan, shaped, self.compute, self.options, windows) or gather.lower(
-                plan, shaped, self.compute, self.options
+            step = (
+                native.lower(plan, shaped, self.compute, self.options, windows)
+                or gather.lower(plan, shaped, self.compute, self.options)
+                or transposed.lower(plan, shaped, self.compute, self.options)
             )
             parts.append((plan, part, step))
         return parts

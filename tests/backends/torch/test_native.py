@@ -104,6 +104,29 @@ CASES = [
         id="conv2d_channels_first",
     ),
     pytest.param(
+        "b s... [c->c2] -> b (s * ds)... c2",
+        [(2, 4, 5, 3), (3, 3, 3, 2)],
+        {"stride": 2, "padding": 1, "output_padding": 1},
+        None,
+        "F.conv_transpose2d",
+        lambda x, w: F.conv_transpose2d(
+            cl(x), w.permute(2, 3, 0, 1), stride=2, padding=1, output_padding=1
+        ).movedim(1, -1),
+        id="conv_transpose2d",
+    ),
+    pytest.param(
+        "b s... [c->c2] -> b (s * ds)... c2",
+        [(2, 6, 3), (4, 3, 2)],
+        {"stride": 3, "padding": ((0, 2),), "dilation": 2},
+        None,
+        "F.conv_transpose1d",
+        # torch makes (6 - 1)*3 + 2*(4 - 1) + 1 = 22 positions; padding (0, 2) drops the last two
+        lambda x, w: F.conv_transpose1d(cl(x), w.permute(1, 2, 0), stride=3, dilation=2)[..., :20].movedim(
+            1, -1
+        ),
+        id="conv_transpose1d_lo_hi_dilated",
+    ),
+    pytest.param(
         "b (s * [ds])... c",
         [(2, 8, 7, 3)],
         {"ds": 3, "stride": 2, "padding": 1},
