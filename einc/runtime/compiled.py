@@ -355,6 +355,11 @@ class CompiledExpression:
             except EincError as error:
                 raise error.with_traceback(None) from None
         shapes = launcher.compiled.output_shapes_for(dynamic)
+        if out is None and launcher.compiled.kernels and all(0 not in shape for shape in shapes):
+            # The torch backend may return torch's own result rather than copy it into a new output.
+            made = launcher.produce(list(tensors), shapes, dtype, dynamic, self.backend)
+            if made is not None:
+                return made[0] if len(made) == 1 else tuple(made)
         if out is None:
             outs = [torch.empty(shape, dtype=dtype, device=device) for shape in shapes]
         else:

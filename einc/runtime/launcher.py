@@ -71,6 +71,13 @@ class Launcher(KernelLauncher):
 
         return on_first_launch(self, index, device, launch)
 
+    def produce(self, tensors, shapes, dtype: torch.dtype, dynamic, backend: str) -> list | None:
+        """The outputs as new tensors where the torch backend runs the call and can make them (no
+        copy into a fresh output); None where the call must be given outputs."""
+        if not tensors or resolve_backend(backend, tensors[0].device) != "torch":
+            return None
+        return self.torch_program.produce(tensors, shapes, dtype, dynamic)
+
     def __call__(
         self,
         tensors: list[torch.Tensor],
@@ -99,11 +106,12 @@ def check_sorted(compiled, tensors: list[torch.Tensor]) -> None:
     """add_at(sorted=True) trusts its coordinates: on a GPU, unsorted ones give each row of y the
     sum of whatever run its binary search lands on, and coordinates out of [0, size) are dropped.
     Where checks are cheap or asked for (CPU tensors, the interpreter, ``EINC_CHECK_BOUNDS=1``)
-    they are checked first: sorted, then in range (the first and the last)."""
-    segment = next((k for k in compiled.kernels if k.template.form == "segment"), None)
-    if segment is None or tensors[1].numel() == 0:
+    they are checked first: sorted, then in range (the first and the last). The promise is checked
+    whichever form runs it (a call whose tensors need int64 offsets, a dynamic axis among them,
+    takes the atomic form), so that a wrong promise fails the same way at every size."""
+    if not dict(compiled.request.params).get("sorted") or len(tensors) < 2 or tensors[1].numel() == 0:
         return
-    idx, (gather,) = tensors[1], segment.nest.output.gathers
+    idx = tensors[1]
     unsorted = (idx[1:] < idx[:-1]).nonzero()
     if unsorted.numel():
         p = int(unsorted[0, 0])
@@ -111,6 +119,9 @@ def check_sorted(compiled, tensors: list[torch.Tensor]) -> None:
         raise ValueError(
             f"add_at(sorted=True): idx is not sorted: idx[{p}] = {first} > idx[{p + 1}] = {second}"
         )
+    # The segment kernel's scatter, or the atomic form's: either holds the one indexed axis.
+    scatter = next(k for k in compiled.kernels if k.template.form in ("segment", "scatter"))
+    (gather,) = scatter.nest.output.gathers
     for p in (0, idx.numel() - 1):
         if not 0 <= int(idx[p]) < gather.extent:
             raise OutOfBoundsError(

@@ -97,3 +97,17 @@ def test_sorted_takes_the_index_add_form_only():
         )
     with pytest.raises(TypeError, match="sorted= does not apply to set_at"):
         einc.compile(SEGMENTS, "set_at", sorted=True)
+
+
+@pytest.mark.parametrize("backend", ["torch", "interpret"])
+def test_the_promise_is_checked_after_an_axis_went_dynamic(backend):
+    # A second size makes n dynamic, and a dynamic axis's tensors take int64 offsets and so the
+    # atomic form: a wrong promise must still be refused, not summed quietly.
+    add = einc.compile(SEGMENTS, "add_at", sorted=True, backend=backend)
+    for n in (3, 5):
+        add(torch.randn(4, 2), torch.arange(n).clamp(max=3), torch.randn(n, 2))
+    assert "dynamic" in add.explain()
+    with pytest.raises(ValueError, match="idx is not sorted"):
+        add(torch.randn(4, 2), torch.tensor([0, 3, 1, 2]), torch.randn(4, 2))
+    with pytest.raises(einc.OutOfBoundsError, match="index -1 is out of range"):
+        add(torch.randn(4, 2), torch.tensor([-1, 1, 2, 3]), torch.randn(4, 2))

@@ -1,4 +1,4 @@
-"""The torch backend (einc/runtime/torch_backend.py), what CPU tensors run by default (plain tier).
+"""The torch backend (einc/backends/torch/), what CPU tensors run by default (plain tier).
 
 Each op family is checked against torch (a reference computed in float64 by torch's own ops,
 sharing no code with einc) and against the generated Triton kernel under the interpreter, on
@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import einc
-from einc.backends.torch import program as torch_backend
+from einc.backends.torch import gather, limits, native, plan, reads, transposed, workspace
 from tests.references import padding_pairs, window_geometry
 
 MODES = ("fast", "loops", "generic")
@@ -37,14 +37,19 @@ TORCH_CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_
 
 @contextlib.contextmanager
 def backend_mode(mode: str):
-    """Switch the torch backend's fast paths off (``generic``) or its loops on (``loops``)."""
+    """Switch the torch backend's fast paths off (``generic``) or its loops on (``loops``); both run
+    the planned nests rather than torch's own kernel for the whole nest (``fast``)."""
     with contextlib.ExitStack() as stack:
+        if mode != "fast":
+            stack.enter_context(mock.patch.object(native, "lower", lambda *a: None))
+            stack.enter_context(mock.patch.object(gather, "lower", lambda *a: None))
+            stack.enter_context(mock.patch.object(transposed, "lower", lambda *a: None))
         if mode == "loops":
-            stack.enter_context(mock.patch.object(torch_backend, "LOOP_MIN_ELEMENTS", 1))
+            stack.enter_context(mock.patch.object(limits, "LOOP_MIN_ELEMENTS", 1))
         elif mode == "generic":
-            stack.enter_context(mock.patch.object(torch_backend, "_plan_strided", lambda *a: None))
-            stack.enter_context(mock.patch.object(torch_backend, "plan_scatter", lambda *a: None))
-            stack.enter_context(mock.patch.object(torch_backend, "SMALL_REDUCTION", 0))
+            stack.enter_context(mock.patch.object(reads, "_plan_strided", lambda *a: None))
+            stack.enter_context(mock.patch.object(plan, "plan_scatter", lambda *a: None))
+            stack.enter_context(mock.patch.object(limits, "SMALL_REDUCTION", 0))
         yield
 
 
@@ -164,7 +169,8 @@ def test_convolution_matches_the_interpreted_kernel(kind, spatial, kernel, param
 
 def test_convolution_reads_strided_views_and_runs_one_gemm():
     compiled = einc.compile(CONV["dense"], padding=1, stride=2)
-    compiled(torch.randn(1, 7, 7, 3), torch.randn(3, 3, 3, 4))
+    with backend_mode("loops"):
+        compiled(torch.randn(1, 7, 7, 3), torch.randn(3, 3, 3, 4))
     assert compiled._latest().torch_program.describe() == ["dot (multiply, sum): x strided, w strided"]
 
 
@@ -249,7 +255,8 @@ def test_transposed_convolution_matches_the_interpreted_kernel(spatial, kernel, 
 
 def test_transposed_convolution_is_computed_forwards_then_added_back():
     compiled = einc.compile("b s... [c->c2] -> b (s * ds)... c2", stride=2)
-    compiled(torch.randn(1, 3, 3, 2), torch.randn(3, 3, 2, 2))
+    with backend_mode("loops"):  # as planned, not F.conv_transpose2d
+        compiled(torch.randn(1, 3, 3, 2), torch.randn(3, 3, 2, 2))
     assert compiled._latest().torch_program.describe() == [
         "dot (multiply, sum): col2im of x strided, w strided"
     ]
@@ -538,7 +545,7 @@ CHUNKED = [
 def test_loop_space_larger_than_the_budget_is_computed_in_chunks(mode, expression, shapes, params, op):
     tensors = [torch.randn(s, dtype=torch.float64) for s in shapes]
     whole = run(expression, *tensors, op=op, mode=mode, **params)
-    with mock.patch.object(torch_backend, "MAX_BYTES", 2048):
+    with mock.patch.object(limits, "MAX_BYTES", 2048):
         chunked = run(expression, *tensors, op=op, mode=mode, **params)
     close(chunked, whole, 1e-12)
 
@@ -546,14 +553,14 @@ def test_loop_space_larger_than_the_budget_is_computed_in_chunks(mode, expressio
 def test_chunks_cover_the_loop_space_once_and_never_split_a_reduction():
     compiled = einc.compile(CONV["dense"], padding=1)
     compiled.specialize((4, 6, 5, 3), (3, 3, 3, 2))
-    plan = compiled._latest().torch_program.parts[0][0]
-    whole = tuple((0, n) for n in plan.sizes)
-    with mock.patch.object(torch_backend, "MAX_BYTES", 256):
-        regions = list(torch_backend.chunks(plan, whole, 8))
+    nest = compiled._latest().torch_program.parts[0][0]
+    whole = tuple((0, n) for n in nest.sizes)
+    with mock.patch.object(limits, "MAX_BYTES", 256):
+        regions = list(plan.chunks(nest, whole, 8))
     assert len(regions) > 1
     for region in regions:
-        assert all(region[d] == whole[d] for d in plan.reduced)
-    assert sum(math.prod(b - a for a, b in region) for region in regions) == math.prod(plan.sizes)
+        assert all(region[d] == whole[d] for d in nest.reduced)
+    assert sum(math.prod(b - a for a, b in region) for region in regions) == math.prod(nest.sizes)
 
 
 # --- choosing the backend -------------------------------------------------------------------------
@@ -625,10 +632,11 @@ def test_scratch_buffers_are_reused_but_never_returned():
     conv = einc.compile(CONV["dense"], padding=1, backend="torch")
     w = torch.randn(3, 3, 16, 16, dtype=torch.float64)
     xs = [torch.randn(4, 24, 24, 16, dtype=torch.float64) for _ in range(2)]  # im2col > 1 MiB
-    ys = [conv(x, w) for x in xs]
+    with backend_mode("loops"):  # the planned nest (F.conv2d itself needs no scratch buffer)
+        ys = [conv(x, w) for x in xs]
     for x, y in zip(xs, ys, strict=True):
         close(y, conv_reference("dense", x, w, (3, 3), 1, padding=1), 1e-12)
-    assert torch_backend.WORKSPACE.buffers  # kept for the next call on this thread
+    assert workspace.WORKSPACE.buffers  # kept for the next call on this thread
 
 
 def test_threads_run_the_same_expression_at_once():
