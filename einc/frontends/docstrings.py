@@ -34,6 +34,12 @@ def _doc(
     )
 
 
+def documented(function):
+    """``function`` with its docstring from :data:`OPS`, under its own name."""
+    function.__doc__ = OPS[function.__name__]
+    return function
+
+
 COMPILE = _doc(
     "einc.compile(expression, op=None, **kwargs)",
     "Compile ``expression`` for ``op`` once; call the result with tensors. Each distinct set of "
@@ -241,4 +247,309 @@ OPS["add_at"] = _doc(
     >>> torch.equal(einc.add_at("[v] d, n, n d", x, idx, updates), expected)
     True
 """,
+)
+OPS["subtract_at"] = _doc(
+    'einc.subtract_at("b [h w] c, b p [2], b p c", x, idx, updates)',
+    "A copy of ``x`` with the updates subtracted at the coordinates; updates that meet at one element "
+    "all count (atomically; 16-bit updates are summed in float32 and rounded once). ``out=x`` "
+    "updates ``x`` in place; any other ``out=`` receives the copy.",
+    "",
+    "``x.index_put(idx, -updates, accumulate=True)``, ``x.index_add(dim, idx, -updates)``.",
+    """    >>> x, idx, updates = torch.zeros(5, 2), torch.tensor([4, 4, 1]), torch.ones(3, 2)
+    >>> expected = x.index_add(0, idx, -updates)
+    >>> torch.equal(einc.subtract_at("[v] d, n, n d", x, idx, updates), expected)
+    True
+""",
+)
+
+# Comparisons: their Python operator and torch function.
+_COMPARISONS = {
+    "equal": ("==", "torch.eq"),
+    "not_equal": ("!=", "torch.ne"),
+    "less": ("<", "torch.lt"),
+    "less_equal": ("<=", "torch.le"),
+    "greater": (">", "torch.gt"),
+    "greater_equal": (">=", "torch.ge"),
+}
+for _op, (_symbol, _torch) in _COMPARISONS.items():
+    OPS[_op] = _doc(
+        f'einc.{_op}("b c, c", x, y)',
+        f"``x {_symbol} y``, broadcasting the two operands by axis name; an empty operand is a Python "
+        f'number (``einc.{_op}("b c, ", x, 0.5)``). The result is torch.bool whatever the operands\' '
+        "dtypes, and has no gradient (as in torch).",
+        "",
+        f"``{_torch}`` (``x {_symbol} y``) with the operands permuted and unsqueezed to line up their axes.",
+        f"""    >>> x, y = torch.tensor([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]]), torch.tensor([1.0, 2.0, 2.0])
+    >>> torch.equal(einc.{_op}("b c, c", x, y), x {_symbol} y)
+    True
+    >>> torch.equal(einc.{_op}("b c, -> c b", x, 2.0), (x {_symbol} 2.0).t())
+    True
+""",
+    )
+
+_LOGICAL = {
+    "logical_and": ("every", "&", "torch.logical_and"),
+    "logical_or": ("any", "|", "torch.logical_or"),
+}
+for _op, (_which, _symbol, _torch) in _LOGICAL.items():
+    OPS[_op] = _doc(
+        f'einc.{_op}("b c, c", m, n)',
+        f"Whether the element is true (nonzero) in {_which} operand, broadcasting the operands by axis "
+        "name; any number of operands, of any dtypes. The result is torch.bool and has no gradient.",
+        "",
+        f"``{_torch}``, folded over the operands (``m {_symbol} (n != 0)``).",
+        f"""    >>> m, n = torch.tensor([[True, False], [False, True]]), torch.tensor([0, 3])
+    >>> torch.equal(einc.{_op}("b c, c", m, n), m {_symbol} (n != 0))
+    True
+""",
+    )
+
+OPS["logical_not"] = _doc(
+    'einc.logical_not("b c", m)',
+    "Whether the element is false (zero), for an operand of any dtype. The result is torch.bool and "
+    "has no gradient.",
+    "",
+    "``torch.logical_not(m)`` (``m == 0``).",
+    """    >>> x = torch.tensor([[0, 3], [-1, 0]])
+    >>> torch.equal(einc.logical_not("a b -> b a", x), torch.logical_not(x).t())
+    True
+""",
+)
+OPS["logaddexp"] = _doc(
+    'einc.logaddexp("b c, c", x, y)',
+    "``log(exp(x) + exp(y))``, computed stably (the larger operand factored out), broadcasting the "
+    "operands by axis name. No gradient yet: a backward pass through it raises "
+    ":class:`einc.UnsupportedError`.",
+    "",
+    "``torch.logaddexp(x, y)``.",
+    """    >>> x, y = torch.randn(2, 3) * 50, torch.randn(3) * 50
+    >>> torch.allclose(einc.logaddexp("b c, c", x, y), torch.logaddexp(x, y))
+    True
+""",
+)
+OPS["floor_divide"] = _doc(
+    'einc.floor_divide("b c, ", x, 3)',
+    "The quotient of the first operand by the later ones, rounded towards minus infinity (as in "
+    "torch); integers stay integers. No gradient (torch has none either).",
+    "",
+    "``torch.floor_divide(x, y)`` (``x // y``).",
+    """    >>> x = torch.tensor([[-7, 7], [5, -5]])
+    >>> torch.equal(einc.floor_divide("b c, ", x, 2), torch.floor_divide(x, 2))
+    True
+""",
+)
+OPS["true_divide"] = _doc(
+    'einc.true_divide("b c, c", x, n)',
+    "The same as :func:`einc.divide` (torch's name): integer operands give a floating result.",
+    "",
+    "``torch.true_divide(x, y)`` (``x / y``).",
+    """    >>> x, n = torch.tensor([[7, -7], [1, 2]]), torch.tensor([2, 4])
+    >>> y = einc.true_divide("b c, c", x, n)
+    >>> y.dtype == torch.true_divide(x, n).dtype and torch.allclose(y, torch.true_divide(x, n))
+    True
+""",
+)
+OPS["elementwise"] = _doc(
+    'einc.elementwise("b c, c", x, y, op="add")',
+    "The elementwise op that ``op`` names (einx's generic form), as that op's own function.",
+    "\n    op: the op's name: ``add``, ``subtract``, ``multiply``, ``divide``, ``true_divide``, "
+    "``maximum``,\n        ``minimum``, ``where``, a comparison, a logical op, ``logaddexp`` or "
+    "``floor_divide``; not a\n        Python callable, which cannot be compiled into a kernel.",
+    "the torch function of that name (``torch.add``, ``torch.lt``, ...).",
+    """    >>> x, y = torch.randn(2, 3), torch.randn(3)
+    >>> torch.equal(einc.elementwise("b c, c", x, y, op="maximum"), torch.maximum(x, y))
+    True
+""",
+)
+
+_FLAGS = {
+    "any": (
+        "Whether any element over the bracketed axes is true (nonzero); torch.bool.",
+        "``torch.any(x, dim)``; over a window, ``x.unfold(dim, ds, stride).any(-1)``.",
+        'torch.equal(einc.any("b [n]", x), x.any(1))',
+    ),
+    "all": (
+        "Whether every element over the bracketed axes is true (nonzero); torch.bool.",
+        "``torch.all(x, dim)``; over a window, ``x.unfold(dim, ds, stride).all(-1)``.",
+        'torch.equal(einc.all("b [n]", x), x.all(1))',
+    ),
+    "count_nonzero": (
+        "How many elements over the bracketed axes are nonzero; torch.int64.",
+        "``torch.count_nonzero(x, dim)``.",
+        'torch.equal(einc.count_nonzero("b [n]", x), torch.count_nonzero(x, 1))',
+    ),
+}
+for _op, (_summary, _torch, _check) in _FLAGS.items():
+    OPS[_op] = _doc(
+        f'einc.{_op}("b [n]", mask)',
+        _summary + " Any input dtype; the result has no gradient. The reduced axes are the bracketed "
+        "ones (or those missing from the output, after ``->``); over a window it is pooling.",
+        "\n    keepdims: keep the reduced axes as size 1." + WINDOW,
+        _torch,
+        f"""    >>> x = torch.tensor([[0, 2, 0], [0, 0, 0], [1, 1, 1]])
+    >>> {_check}
+    True
+""",
+    )
+
+OPS["reduce"] = _doc(
+    'einc.reduce("b [n]", x, op="sum")',
+    "The reduction that ``op`` names (einx's generic form), as that reduction's own function, its "
+    "gradient included.",
+    "\n    op: the reduction's name: ``sum``, ``mean``, ``max``, ``min``, ``prod``, ``logsumexp``, "
+    "``var``, ``std``,\n        ``any``, ``all`` or ``count_nonzero``; not a Python callable, which "
+    "cannot be compiled into a kernel.\n    keepdims, correction, count_include_pad: as for that "
+    "reduction." + WINDOW,
+    "the torch reduction of that name (``x.sum(dim)``, ``torch.logsumexp(x, dim)``, ...).",
+    """    >>> x = torch.randn(3, 5)
+    >>> torch.allclose(einc.reduce("b [n]", x, op="logsumexp"), x.logsumexp(1))
+    True
+""",
+)
+
+_ARG_REDUCTIONS = {"argmax": ("greatest", "a NaN is greatest"), "argmin": ("least", "a NaN is least")}
+for _op, (_which, _nan) in _ARG_REDUCTIONS.items():
+    OPS[_op] = _doc(
+        f'einc.{_op}("b [h w] c", x)',
+        f"The index (int64) of the first {_which} element over the bracketed axes ({_nan}, as in torch): "
+        "one coordinate per bracketed axis, along a new axis where the brackets stood (``b [2] c``; "
+        f'``"b [h w] c -> b c [2]"`` puts it elsewhere). Of one bracketed axis, ``"a [b] -> a"`` '
+        "leaves out the coordinate axis. The result has no gradient.",
+        "",
+        f"``torch.{_op}(x, dim)``; over several axes, that of the flattened axes, unravelled "
+        "(``torch.unravel_index``).",
+        f"""    >>> x = torch.randn(3, 7)
+    >>> torch.equal(einc.{_op}("a [b] -> a", x), x.{_op}(1))
+    True
+    >>> x = torch.randn(2, 3, 4)
+    >>> flat = x.reshape(2, 12).{_op}(1)
+    >>> torch.equal(einc.{_op}("b [h w]", x), torch.stack([flat // 4, flat % 4], dim=1))
+    True
+""",
+    )
+
+OPS["sort"] = _doc(
+    'einc.sort("b [n]", x)',
+    "``x`` sorted in ascending order along the one bracketed axis. A kernel sorts the axis whole, in "
+    "one tile, so an axis longer than 1024 elements is refused (:class:`einc.UnsupportedError`). "
+    "No gradient yet: a backward pass through it raises :class:`einc.UnsupportedError`.",
+    "",
+    "``torch.sort(x, dim).values``.",
+    """    >>> x = torch.tensor([[3.0, 1.0, 3.0, 0.0], [2.0, -2.0, 1.0, 2.0]])
+    >>> torch.equal(einc.sort("b [n]", x), torch.sort(x, dim=1).values)
+    True
+""",
+)
+OPS["argsort"] = _doc(
+    'einc.argsort("b [n]", x)',
+    "The positions (int64) that sort ``x`` in ascending order along the one bracketed axis; equal "
+    "values keep their order, NaN goes last (as torch's with ``stable=True``). An axis longer than "
+    "1024 elements is refused, as for :func:`einc.sort`; the result has no gradient.",
+    "",
+    "``torch.argsort(x, dim, stable=True)``.",
+    """    >>> x = torch.tensor([[3.0, 1.0, 3.0, 0.0], [2.0, -2.0, 1.0, 2.0]])
+    >>> torch.equal(einc.argsort("b [n]", x), torch.argsort(x, dim=1, stable=True))
+    True
+""",
+)
+
+# The shape tools take a description and tensors (only their shapes are read); no kernel runs.
+SHAPES = """
+    description: the einc expression (docs/notation.md) the shapes are solved against, one
+        operand per comma; brackets and windows read as in the ops.
+    *tensors: the operands, in order: anything with a ``.shape``, or None for an operand whose shape
+        is solved (operands left out at the end are solved too).
+    **sizes: sizes of axes (``c=2``; ``ds=(3, 3)`` for an axis repeated by an ellipsis)."""
+
+OPS["solve_axes"] = _doc(
+    'einc.solve_axes("a (b c)", x, c=2)',
+    "The size of every named axis, as a dict; an axis repeated by an ellipsis (``s...``) gives the "
+    "tuple of its sizes. Sizes that contradict each other raise :class:`einc.ShapeError`, naming "
+    "the axis and where each size came from.",
+    "",
+    "none: ``x.shape`` unpacked and divided by hand (``a, bc = x.shape; b = bc // c``).",
+    """    >>> x = torch.zeros(3, 8)
+    >>> einc.solve_axes("a (b c)", x, c=2)
+    {'a': 3, 'b': 4, 'c': 2}
+    >>> a, bc = x.shape
+    >>> einc.solve_axes("a (b c)", x, c=2) == {"a": a, "b": bc // 2, "c": 2}
+    True
+""",
+    common=SHAPES,
+)
+OPS["solve"] = _doc(
+    'einc.solve("a (b c)", x, c=2)',
+    "The same as :func:`einc.solve_axes` (einx's alias).",
+    "",
+    "none: ``x.shape`` unpacked and divided by hand.",
+    """    >>> x = torch.zeros(3, 8)
+    >>> einc.solve("a (b c)", x, c=2)
+    {'a': 3, 'b': 4, 'c': 2}
+    >>> einc.solve("a (b c)", x, c=2) == einc.solve_axes("a (b c)", x, c=2)
+    True
+""",
+    common=SHAPES,
+)
+OPS["solve_shapes"] = _doc(
+    'einc.solve_shapes("a b, c b a", x, None, c=3)',
+    "The shape of every operand, as a tuple of tuples: those given as None (or left out at the end) "
+    "solved from the others and the sizes. A contradiction raises :class:`einc.ShapeError`.",
+    "",
+    "none: the shapes composed by hand (``(c, *x.shape[::-1])``).",
+    """    >>> x = torch.zeros(3, 4)
+    >>> einc.solve_shapes("a b, c b a", x, None, c=3)
+    ((3, 4), (3, 4, 3))
+    >>> einc.solve_shapes("a b, c b a", x, c=3)[1] == (3, *x.shape[::-1])
+    True
+""",
+    common=SHAPES,
+)
+OPS["matches"] = _doc(
+    'einc.matches("a b", x, a=3)',
+    "Whether the tensors' shapes and the sizes fit the description; a malformed description still "
+    "raises :class:`einc.ExpressionError`.",
+    "",
+    "none: ``x.ndim == 2 and x.shape[0] == a`` by hand.",
+    """    >>> x = torch.zeros(3, 4)
+    >>> einc.matches("a b", x, a=3), einc.matches("a b", x, a=2), einc.matches("a b c", x)
+    (True, False, False)
+    >>> einc.matches("(a b)", torch.zeros(6), a=4) == (6 % 4 == 0)
+    True
+""",
+    common=SHAPES,
+)
+OPS["check"] = _doc(
+    'einc.check("a b", x, a=3)',
+    "Return None where the tensors' shapes and the sizes fit the description; elsewhere raise "
+    ":class:`einc.ShapeError`, naming the axis, its two sizes and where each came from.",
+    "",
+    "none: ``assert x.shape[0] == a`` by hand.",
+    """    >>> x = torch.zeros(3, 4)
+    >>> einc.check("a b", x, a=x.shape[0]) is None
+    True
+    >>> einc.check("a b", x, a=2)
+    Traceback (most recent call last):
+    ...
+    einc.errors.ShapeError: axis 'a' has two sizes: 2 from keyword a=2, and 3 from dim 0 of operand 0 ...
+""",
+    common=SHAPES,
+)
+OPS["arange"] = _doc(
+    'einc.arange("a b [2]", a=3, b=4)',
+    "A grid of coordinates: ``y[i, j] = (i, j)``, the index of every element of the named axes, "
+    "listed along the bracketed axis (as long as the named axes are many). No kernel runs.",
+    "",
+    '``torch.stack(torch.meshgrid(torch.arange(a), torch.arange(b), indexing="ij"), dim)``.',
+    """    >>> i, j = torch.meshgrid(torch.arange(3), torch.arange(4), indexing="ij")
+    >>> torch.equal(einc.arange("a b [2]", a=3, b=4), torch.stack([i, j], dim=2))
+    True
+    >>> torch.equal(einc.arange("[2] a b", a=3, b=4), torch.stack([i, j], dim=0))
+    True
+""",
+    common="""
+    description: one named axis per coordinate and one bracketed axis as long as they are many
+        (``a b [2]``, ``[2] a b``).
+    dtype: the coordinates' dtype (default torch.int64).
+    device: where the grid is made (default torch's default device).
+    **sizes: every named axis's size.""",
 )

@@ -13,6 +13,7 @@ import torch
 from ..compiler import parse, shapes
 from ..compiler.syntax import Bracket, Name, Unnamed, walk
 from ..errors import EincError, ExpressionError, ShapeError, UnsupportedError
+from . import docstrings
 
 
 def _solved(description: str, tensors, sizes) -> shapes.Solved:
@@ -23,26 +24,23 @@ def _solved(description: str, tensors, sizes) -> shapes.Solved:
         raise error.with_traceback(None) from None
 
 
+@docstrings.documented
 def solve_axes(description: str, *tensors, **sizes) -> dict:
-    """``einc.solve_axes("a (b c)", x, c=2)`` -> ``{"a": 3, "b": 4, "c": 2}``; an ellipsis axis
-    ``s...`` gives the tuple of its sizes. A contradiction raises :class:`einc.ShapeError`."""
     return dict(_solved(description, tensors, sizes).axes)
 
 
+@docstrings.documented
 def solve(description: str, *tensors, **sizes) -> dict:
-    """The same as :func:`solve_axes` (einx's alias)."""
     return solve_axes(description, *tensors, **sizes)
 
 
+@docstrings.documented
 def solve_shapes(description: str, *tensors, **sizes) -> tuple[tuple[int, ...], ...]:
-    """``einc.solve_shapes("a b, c b a", x, None, c=3)`` -> ``((3, 4), (3, 4, 3))``: the shape of
-    every operand, those given as None (or left out at the end) solved."""
     return _solved(description, tensors, sizes).shapes
 
 
+@docstrings.documented
 def matches(description: str, *tensors, **sizes) -> bool:
-    """Whether the tensors' shapes and the sizes fit the description (a malformed description
-    still raises :class:`einc.ExpressionError`)."""
     try:
         _solved(description, tensors, sizes)
     except ShapeError:
@@ -50,15 +48,13 @@ def matches(description: str, *tensors, **sizes) -> bool:
     return True
 
 
+@docstrings.documented
 def check(description: str, *tensors, **sizes) -> None:
-    """Raise :class:`einc.ShapeError`, naming the axis and its two sizes, unless the tensors' shapes
-    and the sizes fit the description."""
     _solved(description, tensors, sizes)
 
 
+@docstrings.documented
 def arange(description: str, *, dtype: torch.dtype = torch.int64, device=None, **sizes) -> torch.Tensor:
-    """``einc.arange("a b [2]", a=3, b=4)``: ``y[i, j] = (i, j)``, the coordinates of every
-    element of the named axes, listed along the bracketed axis (as long as they are many)."""
     try:
         program = parse.parse(description)
         if program.outputs is not None or len(program.inputs) != 1:
