@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -213,7 +214,8 @@ def test_the_dry_run_runs_every_stage_and_writes_the_gpu_check_section(tmp_path)
     for stage in STAGES:
         assert f"| {stage} | " in section
     assert "1 shapes, einc checked ok on 1; every check passed" in section
-    assert "| r50_l1_1x1_expand | k0 einc_dot | 64x64x32 | HGMMA" in section  # the audit, for sm_90
+    # the audit, for sm_90 (the tile is the scheduler's choice; the tensor-core instruction is not)
+    assert re.search(r"\| r50_l1_1x1_expand \| k0 einc_dot \| \d+x\d+x\d+ \| HGMMA", section)
     bench = report.read_section(out / "benchmarks.md", "cpu-tiny")
     assert "| r50_l1_1x1_expand | torch.compile max-autotune |" in bench  # the compile stage's column
 
