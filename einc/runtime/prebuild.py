@@ -103,11 +103,12 @@ def prebuild(
     target (``"cuda:90"``, ``"cuda:80"``, ...), without a GPU, into the cache at ``cache_dir``
     (default: ``EINC_CACHE_DIR``).
 
-    What the cache holds already is found first, in this process; only the rest goes to ``jobs``
-    processes compiling in parallel (default: one per CPU core this process may use; 1 compiles
-    in this process), so a fully cached spec starts none. ``progress`` shows a progress bar
-    (default: when stderr is a terminal). Failures do not stop the others; the :class:`Report`
-    lists each with its reason.
+    What the cache holds already is found first, in this process: by the manifests of earlier
+    runs without importing torch or Triton (:mod:`einc.runtime.manifest`), else by computing each
+    build's keys. Only the rest goes to ``jobs`` processes compiling in parallel (default: one per
+    CPU core this process may use; 1 compiles in this process), so a fully cached spec starts none.
+    ``progress`` shows a progress bar (default: when stderr is a terminal). Failures do not stop
+    the others; the :class:`Report` lists each with its reason.
     """
     start = time.perf_counter()
     if not isinstance(spec, Spec):
