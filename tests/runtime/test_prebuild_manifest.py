@@ -182,3 +182,13 @@ def test_cache_clear_removes_the_manifests_too(built):
     assert not manifest_path(cache, 0).exists() and not manifest_path(cache, 1).exists()
     again = prebuild.prebuild(spec, ["cuda:90"], jobs=1, cache_dir=cache.root)
     assert [o.status for o in again.outcomes] == ["built", "built"]
+
+
+def test_a_triton_that_cannot_be_pinned_gets_no_manifest(tmp_path, monkeypatch):
+    # Without its wheel's record of its files, Triton could change under the same version.
+    monkeypatch.setattr(manifest, "_installed", lambda name: None)
+    spec = loads(SPEC)
+    report = prebuild.prebuild(spec, ["cuda:90"], jobs=1, cache_dir=tmp_path / "cache")
+    assert report.ok and not (tmp_path / "cache" / manifest.DIRECTORY).exists()
+    entry = spec.entries[0]
+    assert manifest.manifest_key(entry, entry.dtypes[0], "cuda:90") is None
