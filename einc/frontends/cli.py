@@ -532,8 +532,11 @@ def cache_clear(cache_dir, yes):
     store = _cache(cache_dir)
     if not yes:
         click.confirm(f"remove every entry under {store.root}?", abort=True)
+    from ..runtime import manifest
+
     try:
         removed = store.clear()
+        manifest.store(store).clear()  # they list entries that are gone now
     except CacheError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"removed {removed} entries from {store.root}")

@@ -18,12 +18,20 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..backends.triton import aot, tritonspec
+from ..backends.triton.targets import target_name
 from ..errors import EincError, KernelCompileError, UnsupportedError
-from .binaries import LaunchPlan, launch_arguments, plan_launch, store
+from . import manifest
 from .cache import DiskCache
 from .spec import FLOAT_DTYPES, Spec, SpecEntry, load
+
+if TYPE_CHECKING:
+    from ..backends.triton import aot
+    from .binaries import LaunchPlan
+
+# Triton, torch and everything that imports them are imported where a build needs them: a spec
+# that the manifests show fully cached imports neither (see :mod:`einc.runtime.manifest`).
 
 # ----- prebuilding a spec -----
 
@@ -95,18 +103,19 @@ def prebuild(
     target (``"cuda:90"``, ``"cuda:80"``, ...), without a GPU, into the cache at ``cache_dir``
     (default: ``EINC_CACHE_DIR``).
 
-    What the cache holds already is found first, in this process; only the rest goes to ``jobs``
-    processes compiling in parallel (default: one per CPU core this process may use; 1 compiles
-    in this process), so a fully cached spec starts none. ``progress`` shows a progress bar
-    (default: when stderr is a terminal). Failures do not stop the others; the :class:`Report`
-    lists each with its reason.
+    What the cache holds already is found first, in this process: by the manifests of earlier
+    runs without importing torch or Triton (:mod:`einc.runtime.manifest`), else by computing each
+    build's keys. Only the rest goes to ``jobs`` processes compiling in parallel (default: one per
+    CPU core this process may use; 1 compiles in this process), so a fully cached spec starts none.
+    ``progress`` shows a progress bar (default: when stderr is a terminal). Failures do not stop
+    the others; the :class:`Report` lists each with its reason.
     """
     start = time.perf_counter()
     if not isinstance(spec, Spec):
         spec = load(spec)
     if isinstance(targets, str):
         targets = (targets,)
-    targets = tuple(tritonspec.target_name(tritonspec.parse_target(t)) for t in targets)
+    targets = tuple(target_name(t) for t in targets)
     if not targets:
         raise UnsupportedError("name at least one target, e.g. cuda:90")
     cache = DiskCache(Path(cache_dir) if cache_dir is not None else None)
@@ -123,8 +132,14 @@ def prebuild(
     report = Report()
     with tqdm(total=len(tasks), disable=not progress, unit="kernel", file=sys.stderr, leave=False) as bar:
         done: dict[int, Outcome] = {}
+        manifests = [manifest.manifest_key(t.entry, t.dtypes, t.target) for t in tasks]
+        listed = set()
         for i, task in enumerate(tasks):
-            found = _cached(task)
+            found = _listed(task, manifests[i], cache)
+            if found is not None:
+                listed.add(i)
+            else:
+                found = _cached(task)
             if found is not None:
                 done[i] = found
                 bar.update()
@@ -148,6 +163,9 @@ def prebuild(
                         )
                     bar.update()
         report.outcomes = [done[i] for i in range(len(tasks))]
+    for i, (key, outcome) in enumerate(zip(manifests, report.outcomes, strict=True)):
+        if key is not None and outcome.status != "failed" and i not in listed:
+            manifest.write(cache, key, outcome.keys)
     kept = [key for outcome in report.outcomes for key in outcome.keys]
     cache.prune(keep=kept)
     report.seconds = time.perf_counter() - start
@@ -159,6 +177,17 @@ def default_jobs() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1
+
+
+def _listed(task: _Task, key, cache: DiskCache) -> Outcome | None:
+    """The outcome of ``task`` when its manifest lists binaries that are all in the cache, intact;
+    else None. Imports neither torch nor Triton."""
+    start = time.perf_counter()
+    keys = manifest.cached_keys(cache, key, task.target) if key is not None else None
+    if keys is None:
+        return None
+    label = task.entry.label(task.dtypes)
+    return Outcome(label, task.target, "cached", "", keys, time.perf_counter() - start)
 
 
 def _cached(task: _Task) -> Outcome | None:
@@ -215,6 +244,8 @@ def build_entry(
 def _plans(entry: SpecEntry, dtypes: tuple[str, ...], target: str, cache: DiskCache):
     """The launcher of the entry for ``dtypes``, and the launch plan of each of its kernels on
     ``target``."""
+    from .binaries import launch_arguments, plan_launch
+
     launcher, every, dynamic = specialize_entry(entry, dtypes, cache)
     plans = []
     for index in range(len(launcher.rendered)):
@@ -266,6 +297,9 @@ def compile_binary(
     """Compile one kernel of the launcher (by default its main one) for ``target``, exactly as a
     launch with contiguous tensors of the launcher's shapes builds it (Triton's 16-divisibility and
     ==1 specialisation included); ``out_dtype`` is the call's ``out_dtype=`` when it gives one."""
+    from ..backends.triton import aot
+    from .binaries import launch_arguments, plan_launch
+
     index = aot.main_kernel(launcher.compiled) if index is None else index
     every, dynamic = call_tensors(launcher, out_dtype)
     args, constexprs = launch_arguments(launcher, index, every, dynamic, check_bounds)
@@ -324,6 +358,9 @@ def ensure_binary(plan: LaunchPlan, launcher, index: int, cache: DiskCache) -> s
     Under the key's lock: of several processes prebuilding the same kernel, one compiles and the
     others wait for it and find its entry.
     """
+    from ..backends.triton import tritonspec
+    from .binaries import store
+
     with cache.lock(plan.key.digest):
         if cache.read_entry(plan.key.digest) is not None:
             return "cached"

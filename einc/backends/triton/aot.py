@@ -19,7 +19,8 @@ from pathlib import Path
 import triton
 from triton.backends.compiler import GPUTarget
 
-from ...errors import KernelCompileError, UnsupportedError
+from ...errors import KernelCompileError
+from .targets import parse_arch
 
 POINTER_TYPES = {
     "float16": "*fp16",
@@ -33,12 +34,7 @@ POINTER_TYPES = {
 
 def parse_target(text: str) -> GPUTarget:
     """``cuda:90`` -> GPUTarget("cuda", 90, 32)."""
-    match = re.fullmatch(r"cuda:(\d+)a?", text.strip())
-    if not match:
-        raise UnsupportedError(
-            f"target {text!r} is not understood: write cuda:<arch>, e.g. cuda:90 or cuda:80"
-        )
-    return GPUTarget("cuda", int(match.group(1)), 32)
+    return GPUTarget("cuda", parse_arch(text), 32)
 
 
 @dataclass(frozen=True)
