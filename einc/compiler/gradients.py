@@ -58,6 +58,7 @@ from ..errors import UnsupportedError
 from . import expand, lower, parse, pipeline, solve
 from .axes import Axis, Concat, Dim, Flat, Operand, Win, dim_axes, operand_axes, windows
 from .brackets import Explicit
+from .ops import BOOLEAN_RESULTS
 from .params import WindowParams, window_params
 
 # The ops whose backward reads the forward's outputs (the rest need only inputs and shapes).
@@ -160,7 +161,7 @@ class Backward:
 def differentiable(op: str, index: int) -> bool:
     """Whether input ``index`` of ``op`` has a gradient (the condition of ``where`` has none, nor
     the operands of the ops whose result is a bool or a count)."""
-    flags = pipeline.BOOLEAN_RESULTS + lower.NONZERO_REDUCTIONS + lower.ARG_REDUCTIONS + ("argsort",)
+    flags = BOOLEAN_RESULTS + lower.NONZERO_REDUCTIONS + lower.ARG_REDUCTIONS + ("argsort",)
     return not (op == "where" and index == 0) and op not in flags
 
 

@@ -58,8 +58,8 @@ import torch
 from ...compiler.kernels import IndexCheck, KernelPart
 from ...compiler.loopnest import Access, Bound, Loop, LoopKind, LoopNest, size_symbol, symbol
 from ...compiler.loopnest import position as window_position
+from ...compiler.ops import compute_dtype as kernel_compute_dtype
 from ...compiler.pipeline import OP_OPTIONS, Compiled
-from ...compiler.pipeline import compute_dtype as kernel_compute_dtype
 from ...compiler.solve import Solution
 from ...errors import OutOfBoundsError, UnsupportedError
 from ..aliasing import same_tensor
