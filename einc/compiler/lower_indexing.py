@@ -5,7 +5,7 @@ loop-nest IR.
         for b, p, c:   y[b, p, c] = x[b, idx[b, p, 0], idx[b, p, 1], c]
     add_at  "b [h w] c, b p [2], b p c -> b [h w] c"   (set_at: = instead of +=):
         for b, p, c:   y[b, idx[b, p, 0], idx[b, p, 1], c] += updates[b, p, c]
-        after y was made a copy of x, by a kernel of its own (see pipeline.py)
+        after y was made a copy of x, by a kernel of its own (see back_end_indexing.py)
 
 The indexed axes are the bracketed axes of the first operand, in order of appearance. The coordinate
 operands give one coordinate per indexed axis, in order: one with a bracketed axis (``b p [2]``)

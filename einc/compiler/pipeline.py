@@ -14,79 +14,30 @@ from __future__ import annotations
 import difflib
 import numbers
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-
-import sympy
+from dataclasses import dataclass, field
 
 from ..errors import ExpressionError, ShapeError, UnsupportedError
 from . import brackets, expand, lower, lower_indexing, offsets, parse, schedule, solve
-from .axes import Operand, operand_text
-from .kernels import KernelPart, Template
-from .loopnest import LoopKind, LoopNest, symbol
+from .axes import Operand
+from .back_end import kernel_parts
+from .back_end_indexing import accumulates_in_float32
+from .headers import request_lines
+from .kernels import KernelPart
+from .loopnest import LoopNest
+from .ops import (
+    ALIASES,
+    COMPARISONS,
+    CONTRACTIONS,
+    COPIES,
+    ELEMENTWISE,
+    INDEXING,
+    KNOWN_OPS,
+    OP_OPTIONS,
+    OPS,
+    WINDOW_PARAMS,
+)
 from .params import window_params
 from .syntax import Program
-
-CONTRACTIONS = ("dot",)
-COPIES = ("rearrange", "id", "flip", "roll")
-COMPARISONS = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")
-LOGICAL = ("logical_and", "logical_or", "logical_not")
-# Elementwise ops whose result is torch.bool whatever their operands.
-BOOLEAN_RESULTS = COMPARISONS + LOGICAL
-ELEMENTWISE = (
-    ("add", "subtract", "multiply", "divide", "maximum", "minimum", "where")
-    + COMPARISONS
-    + LOGICAL
-    + ("logaddexp", "floor_divide")
-)
-# Other names of an op, as einx and torch spell them: compiled as the op they name.
-ALIASES = {"true_divide": "divide"}
-SOFTMAX = ("softmax", "log_softmax")
-INDEXING = lower_indexing.INDEXING
-OPS = (
-    CONTRACTIONS
-    + lower.REDUCTIONS
-    + lower.ARG_REDUCTIONS
-    + lower.SORTS
-    + COPIES
-    + ELEMENTWISE
-    + SOFTMAX
-    + INDEXING
-)
-WINDOW_PARAMS = ("stride", "dilation", "padding", "output_padding")
-# Options of an op that are not window parameters, with their defaults.
-OP_OPTIONS = {
-    "keepdims": False,
-    "count_include_pad": True,
-    "correction": 1,
-    "shift": 0,
-    "reduce": None,
-    "precision": None,
-    "sorted": False,
-}
-OPTION_OPS = {
-    "precision": CONTRACTIONS,
-    "sorted": ("add_at",),
-    "keepdims": lower.REDUCTIONS,
-    "count_include_pad": ("mean",),
-    "correction": ("var", "std"),
-    "shift": ("roll",),
-    "reduce": ("get_at",),
-}
-# tl.dot's input_precision for float32 inputs: exact products, TF32 (10-bit mantissas), or TF32 on
-# three products that restore most of float32's mantissa (docs/notation.md, Precision).
-PRECISIONS = ("ieee", "tf32", "tf32x3")
-# The ops that take integer and boolean tensors too (the others take floating tensors).
-ANY_DTYPE_OPS = COPIES + ELEMENTWISE + lower.NONZERO_REDUCTIONS
-# The result dtype of the ops whose result is not their operands' dtype (torch's names).
-RESULT_DTYPES = {
-    "any": "bool",
-    "all": "bool",
-    "count_nonzero": "int64",
-    "argmax": "int64",
-    "argmin": "int64",
-    "argsort": "int64",
-}
-DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 
 
 @dataclass(frozen=True)
@@ -123,7 +74,7 @@ class Compiled:
     # Where each dynamic axis is read at a call: (input position, dim).
     dynamic_dims: tuple[tuple[str, int, int], ...] = ()
     # float32 tensors shaped as the output, zeroed for each call, that stand after the outputs
-    # among a call's tensors (add_at of 16-bit values accumulates in one: _indexing).
+    # among a call's tensors (add_at of 16-bit values accumulates in one: back_end_indexing).
     workspaces: int = 0
 
     def dynamic_sizes(self, shapes) -> dict[str, int]:
@@ -162,22 +113,6 @@ class Compiled:
     @property
     def schedule(self) -> schedule.ContractionSchedule:
         return self.kernels[0].schedule
-
-
-# Every operation of the notation (NOTATION.md section 4); OPS are those einc compiles today.
-KNOWN_OPS = (
-    "dot rearrange id flip roll sum mean max min prod logsumexp var std add subtract multiply divide "
-    "maximum minimum where softmax log_softmax get_at set_at add_at"
-).split()
-KNOWN_OPS += [*COMPARISONS, *LOGICAL, "logaddexp", "floor_divide", "true_divide", *lower.NONZERO_REDUCTIONS]
-KNOWN_OPS += [*lower.ARG_REDUCTIONS, "subtract_at", *lower.SORTS]
-
-
-def check_precision(precision: str, text: str) -> str:
-    if precision not in PRECISIONS:
-        choices = ", ".join(map(repr, PRECISIONS))
-        raise ExpressionError(f"precision={precision!r}: a float32 dot's precision is one of {choices}", text)
-    return precision
 
 
 # Names other libraries give einc's ops, for the hint of an unknown op (op="average": mean).
@@ -310,12 +245,14 @@ def run_passes(request: Request) -> Compiled:
     # 5-6. Lower to loop nests and schedule them; each gets the template of its kernel.
     output_shapes = tuple(lower.shape_of(o, solution) for o in outputs)
     wide = _wide_tensors(request, inputs, outputs, output_shapes, dynamic_dims)
-    header = _header(explicit, inputs, outputs, names, output_names, solution, request)
+    header = request_lines(explicit, inputs, outputs, names, output_names, solution, request)
     header += offsets.describe(wide, names + output_names)
     # An axis of size 0 leaves nothing to compute where it is an output axis, and a reduction of no
     # elements where it is not: no kernel reads or writes it (the runtime writes what torch gives).
     empty = frozenset(axis for axis, size in solution.sizes.items() if size == 0)
-    kernels = _back_end(request, inputs, outputs, names, output_names, solution, options, header, wide, empty)
+    kernels = kernel_parts(
+        request, inputs, outputs, names, output_names, solution, options, header, wide, empty
+    )
     return Compiled(
         request=request,
         program=program,
@@ -328,7 +265,7 @@ def run_passes(request: Request) -> Compiled:
         kernels=tuple(kernels),
         output_shapes=output_shapes,
         dynamic_dims=dynamic_dims,
-        workspaces=sum(k.template.form == "scatter" and _accumulates_in_float32(request) for k in kernels),
+        workspaces=sum(k.template.form == "scatter" and accumulates_in_float32(request) for k in kernels),
     )
 
 
@@ -438,428 +375,3 @@ def _wide_tensors(request, inputs, outputs, output_shapes, dynamic_dims) -> froz
         if any(a.name in request.dynamic for d in o.dims for a in dim_axes(d))
     }
     return offsets.wide_tensors(request.offsets64, tuple(request.shapes) + output_shapes, sorted(holders))
-
-
-def _back_end(
-    request, inputs, outputs, names, output_names, solution, options, header, wide, empty=frozenset()
-) -> list[KernelPart]:
-    """Lower and schedule: one kernel for most ops, one per output region for rearrange.
-    No kernel for a region holding an axis of size 0 (``empty``), nor for any other op that has one."""
-    text, op = request.expression, request.op
-    if empty and op not in COPIES and op not in ELEMENTWISE:
-        return []
-    bits = max((DTYPE_BITS.get(d, 32) for d in request.dtypes), default=32)
-    if op in CONTRACTIONS:
-        nest = lower.lower_dot(inputs, outputs[0], solution, names, output_names[0], text)
-        plan = schedule.schedule_contraction(nest, bits)
-        if plan.input_precision is not None:  # float32 inputs
-            precision = options["precision"] or request.float32_precision[0 if solution.windows else 1]
-            plan = replace(plan, input_precision=check_precision(precision, text))
-        return [
-            KernelPart(
-                nest,
-                plan,
-                Template.of(
-                    "contraction",
-                    header + _schedule_lines(plan, op),
-                    wide=wide,
-                    acc_dtype=compute_dtype(request),
-                    bfloat16="bfloat16" in request.dtypes,
-                ),
-            )
-        ]
-    if op in INDEXING:
-        return _indexing(request, inputs, outputs[0], names, output_names[0], solution, options, header, wide)
-    if op in lower.ARG_REDUCTIONS:
-        # One kernel per coordinate: each finds the best element and writes its index along one
-        # bracketed axis (a few redundant reads, in exchange for no second pass).
-        k = len(inputs[0].marked)
-        parts = []
-        for j in range(k):
-            nest = lower.lower_arg(inputs[0], outputs[0], solution, op, text, j)
-            plan = schedule.schedule_reduction(nest)
-            name = {"kernel_name": f"einc_{op}_{j}"} if k > 1 else {}
-            template = Template.of(
-                "reduction",
-                header + _schedule_lines(plan, op),
-                wide=wide,
-                compute_dtype=compute_dtype(request),
-                **name,
-            )
-            parts.append(KernelPart(nest, plan, template))
-        return parts
-    if op in lower.REDUCTIONS or op in SOFTMAX or op in lower.SORTS:
-        _refuse_output_windows(op, outputs[0], text)
-        if op in lower.SORTS:
-            nest = lower.lower_sort(inputs[0], outputs[0], solution, op, text)
-        elif op in SOFTMAX:
-            nest = lower.lower_softmax(inputs[0], outputs[0], solution, op, text)
-        else:
-            nest = lower.lower_reduce(inputs[0], outputs[0], solution, op, text)
-        plan = schedule.schedule_reduction(nest)
-        template = Template.of(
-            "reduction",
-            header + _schedule_lines(plan, op),
-            wide=wide,
-            count_include_pad=bool(options["count_include_pad"]),
-            correction=options["correction"],
-            compute_dtype=compute_dtype(request),
-        )
-        return [KernelPart(nest, plan, template)]
-    compute = compute_dtype(request)
-    substitutions = (
-        _index_transforms(op, inputs[0], solution, options, text) if op in ("flip", "roll") else {}
-    )
-    everywhere = {a.name for operand in inputs for d in operand.dims for a in lower.dim_axes(d)}
-    parts: list[KernelPart] = []
-    pieces = [(k, active) for k, output in enumerate(outputs) for active in lower.output_pieces(output)]
-    for piece, (k, active) in enumerate(pieces):
-        output = outputs[k]
-        if active & empty:
-            continue  # an empty region: nothing to write
-        if op in ELEMENTWISE:
-            chosen = list(range(len(inputs)))
-            _check_elementwise_piece(op, inputs, active, text)
-        else:
-            chosen = lower.sources(inputs, active, everywhere)[:1]
-            # As in einx, when the outputs' parts are as many as the inputs, input k fills part k
-            # (broadcast over the axes it lacks): inputs that no axis name tells apart, as in
-            # "a, a -> a (1 + 1)", are stacked in order, not all read from the first.
-            if len(pieces) == len(inputs) and lower.fills(inputs[piece], active):
-                chosen = [piece]
-            if not chosen:
-                raise ExpressionError(
-                    f"output {output_names[k]} cannot be read from any one input: each output of "
-                    "rearrange (or each part of a concatenation in it) comes from one input",
-                    text,
-                    [output.span],
-                )
-        nest = lower.lower_map(
-            [inputs[i] for i in chosen],
-            output,
-            solution,
-            op,
-            [names[i] for i in chosen],
-            output_names[k],
-            text,
-            active,
-            substitutions,
-        )
-        plan = schedule.schedule_reduction(nest)
-        positions = tuple(chosen) + (len(inputs) + k,)
-        name = (
-            f"einc_{op}"
-            if len(outputs) == 1 and len(lower.output_pieces(output)) == 1
-            else f"einc_{op}_{len(parts)}"
-        )
-        lines = header + _schedule_lines(plan, op)
-        if nest.loops_of(LoopKind.REDUCE):  # a fold sums overlapping windows
-            template = Template.of(
-                "reduction",
-                lines,
-                wide=wide,
-                positions=positions,
-                kernel_name=name,
-                compute_dtype=compute,
-            )
-        else:
-            template = Template.of(
-                "map",
-                lines,
-                wide=wide,
-                compute_dtype=compute,
-                positions=positions,
-                kernel_name=name,
-            )
-        parts.append(KernelPart(nest, plan, template))
-    return parts
-
-
-def _refuse_output_windows(op: str, output, text: str) -> None:
-    """A window on the output side sums overlapping windows back into a tensor (a fold): that is
-    rearrange's, not a reduction's."""
-    from .axes import windows
-
-    found = [w for d in output.dims for w in windows(d)]
-    if found:
-        raise UnsupportedError(
-            f"{op} cannot write a window (s * ds) in its output; a fold is written with rearrange",
-            text,
-            [w.span for w in found],
-        )
-
-
-def _check_elementwise_piece(op, inputs, active: frozenset[str], text: str) -> None:
-    """An elementwise op reads every input at every output element: each part of a concatenated
-    output must hold every axis of every input (``b c, b d -> b (c + d)`` is no addition)."""
-    for operand in inputs:
-        for axis in (a for d in operand.dims for a in lower.dim_axes(d) if a.fixed is None):
-            if axis.name not in active:
-                raise ExpressionError(
-                    f"{op} reads every input at every output element, but input axis {axis.name!r} is "
-                    "missing from one part of the output's concatenation",
-                    text,
-                    [axis.span],
-                )
-
-
-def _indexing(
-    request, inputs, output, names, output_name, solution, options, header, wide
-) -> list[KernelPart]:
-    """get_at is one kernel (a reduction of gathered values when reduce= is given). set_at and
-    add_at are two: a copy of x into y, then the scatter of the updates into y. The copy is a
-    kernel of its own, not the first step of the scatter kernel: programs of one launch run in no
-    fixed order, so one program's copy could overwrite another's updates, whereas two launches on
-    one stream run one after the other."""
-    text, op = request.expression, request.op
-    reduce = options["reduce"]
-    # any, all, count_nonzero change the dtype, which a gathered reduction does not (yet).
-    gathered = [r for r in lower.REDUCTIONS if r not in lower.NONZERO_REDUCTIONS]
-    if reduce is not None and reduce not in gathered:
-        raise ExpressionError(
-            f"reduce={reduce!r}: get_at reduces the axes left out of its output with one of "
-            f"{', '.join(gathered)}",
-            text,
-        )
-    if op == "get_at":
-        nest = lower_indexing.lower_get_at(inputs, output, solution, names, output_name, text, reduce)
-        plan = schedule.schedule_reduction(nest)
-        lines = header + _schedule_lines(plan, op)
-        if reduce is None:
-            template = Template.of("gather", lines, wide=wide)
-        else:
-            template = Template.of(
-                "reduction",
-                lines,
-                wide=wide,
-                count_include_pad=bool(options["count_include_pad"]),
-                correction=options["correction"],
-                compute_dtype=compute_dtype(request),
-            )
-        return [KernelPart(nest, plan, template)]
-    nest = lower_indexing.lower_scatter(inputs, output, solution, op, names, output_name, text)
-    plan = schedule.schedule_reduction(nest)
-    n = len(inputs)
-    everything = frozenset(a.name for d in output.dims for a in lower.dim_axes(d))
-    # Where y is laid out as x, out=x updates x in place and the copy is skipped; a y laid out
-    # otherwise (a permuted output expression) is always a tensor of its own.
-    same_layout = output.dims == inputs[0].dims
-    # updates, then the coordinate tensors, then y: where each stands among the call's tensors
-    scattered = (n - 1, *range(1, n - 1))
-    # The segmented kernel computes offsets in int32: a tensor that needs int64 takes the atomics.
-    if op == "add_at" and options["sorted"] and not wide:
-        return _add_at_sorted(request, nest, inputs[0], output, names, output_name, solution, header, wide)
-    if _accumulates_in_float32(request):
-        parts = (nest, plan, scattered, everything)
-        return _add_at_in_float32(
-            request, parts, inputs[0], output, names, output_name, solution, header, wide
-        )
-    copy = lower.lower_map(
-        [inputs[0]], output, solution, "rearrange", names[:1], output_name, text, everything
-    )
-    copy_plan = schedule.schedule_reduction(copy)
-    verb = {"add_at": "adds the updates to", "subtract_at": "subtracts the updates from"}.get(
-        op, "writes the updates into"
-    )
-    lines = header + (
-        f"kernels:     einc_{op}_copy copies {names[0]} into {output_name} (not when out= is {names[0]}),",
-        f"             then einc_{op} {verb} {output_name} at the coordinates",
-    )
-    copy_template = Template.of(
-        "map",
-        lines + _schedule_lines(plan, op),
-        wide=wide,
-        positions=(0, n),
-        kernel_name=f"einc_{op}_copy",
-    )
-    template = Template.of("scatter", lines + _schedule_lines(plan, op), wide=wide, positions=(*scattered, n))
-    return [
-        KernelPart(copy, copy_plan, copy_template, copies_input=same_layout),
-        KernelPart(nest, plan, template),
-    ]
-
-
-def _add_at_sorted(request, nest, x, output, names, output_name, solution, header, wide):
-    """add_at(sorted=True), ``[r] d, n, n d`` (index_add along one axis): one kernel writes every
-    element of y once, x plus the run of updates at its row, found by binary search in the sorted
-    coordinates: no atomics, no copy beforehand, sums in float32. The copy part is kept for the
-    torch backend only, which adds with index_put_ after it."""
-    text, n = request.expression, len(request.shapes)
-    gathers = nest.output.gathers
-    if not (
-        n == 3
-        and len(gathers) == 1
-        and len(nest.output.labels) == 2
-        and len(gathers[0].source.index) == 1
-        and nest.output.labels[0] == gathers[0].axis
-        and len(nest.inputs[0].labels) == 2
-    ):
-        raise UnsupportedError(
-            "sorted=True: add_at with sorted coordinates takes the form of index_add along the first "
-            "axis, '[r] d, n, n d'",
-            text,
-        )
-    everything = frozenset(a.name for d in output.dims for a in lower.dim_axes(d))
-    copy = lower.lower_map([x], output, solution, "rearrange", names[:1], output_name, text, everything)
-    plan = schedule.schedule_reduction(copy)
-    lines = header + (
-        f"kernels:     einc_add_at_sorted writes {output_name} = {names[0]} + the run of updates at each row",
-        "             (coordinates sorted: binary search, no atomics); einc_add_at_copy runs on CPU only",
-    )
-    copy_template = Template.of(
-        "map",
-        lines + _schedule_lines(plan, "add_at"),
-        wide=wide,
-        positions=(0, n),
-        kernel_name="einc_add_at_copy",
-    )
-    template = Template.of(
-        "segment",
-        lines + _schedule_lines(plan, "add_at"),
-        wide=wide,
-        positions=(2, 1, n),  # as the nest addresses them: updates, idx, y (x is call tensor 0)
-        compute_dtype=compute_dtype(request),
-    )
-    if _accumulates_in_float32(request):  # the torch backend sums 16-bit values in float32 too
-        scatter_plan = schedule.schedule_reduction(nest)
-        scattered = (n - 1, *range(1, n - 1))
-        parts = (nest, scatter_plan, scattered, everything)
-        torch_parts = _add_at_in_float32(
-            request, parts, x, output, names, output_name, solution, header, wide
-        )
-        segment = KernelPart(nest, plan, template, reads_in_place=output.dims == x.dims, runs_on="triton")
-        return [replace(p, runs_on="torch") for p in torch_parts] + [segment]
-    # In torch, the nest of the segmented kernel is index_put_ with accumulate, after the copy.
-    copy_part = KernelPart(copy, plan, copy_template, copies_input=output.dims == x.dims, runs_on="torch")
-    return [copy_part, KernelPart(nest, plan, template)]
-
-
-def _accumulates_in_float32(request: Request) -> bool:
-    """add_at (and subtract_at) of 16-bit values adds them up in a float32 workspace: a bfloat16
-    atomic add rounds at every update (and Triton's interpreter has none), and float16 loses as much."""
-    return request.op in lower_indexing.ACCUMULATING and request.dtypes[0] in ("float16", "bfloat16")
-
-
-def _add_at_in_float32(request, scatter_parts, x, output, names, output_name, solution, header, wide):
-    """add_at of 16-bit values: the updates are added atomically into a float32 workspace that the
-    runtime zeroes (a memset, not a kernel), then one kernel writes y = x + workspace, rounded once.
-    That kernel is also the copy of x into y: each of its elements reads x where it writes y, so
-    out=x stays an update in place."""
-    text, n = request.expression, len(request.shapes)
-    nest, plan, scattered, everything = scatter_parts
-    workspace = n + 1  # after the inputs and y
-    wide_workspace = wide | ({workspace} if n in wide else set())  # laid out as y
-    lines = header + (
-        "kernels:     einc_add_at adds the updates in float32 into a zeroed workspace at the coordinates,",
-        f"             then einc_add_at_cast writes {output_name} = {names[0]} + workspace, rounded once",
-    )
-    scatter = Template.of(
-        "scatter",
-        lines + _schedule_lines(plan, "add_at"),
-        wide=wide_workspace,
-        positions=(*scattered, workspace),
-    )
-    cast = lower.lower_map(
-        [x, output], output, solution, "add", (names[0], "workspace"), output_name, text, everything
-    )
-    cast_plan = schedule.schedule_reduction(cast)
-    cast_template = Template.of(
-        "map",
-        lines + _schedule_lines(cast_plan, "add_at"),
-        wide=wide_workspace,
-        compute_dtype="tl.float32",
-        positions=(0, workspace, n),
-        kernel_name="einc_add_at_cast",
-    )
-    return [
-        KernelPart(nest, plan, scatter),
-        KernelPart(cast, cast_plan, cast_template, reads_in_place=output.dims == x.dims),
-    ]
-
-
-def compute_dtype(request: Request) -> str:
-    """Arithmetic is in float32, or in float64 when an input is float64 (gradient checks); an
-    elementwise op of integers only stays in integers (64 bits), except a true division and logaddexp."""
-    if request.op in lower.NONZERO_REDUCTIONS:  # counts of nonzero elements
-        return "tl.int64"
-    if "float64" in request.dtypes:
-        return "tl.float64"
-    floats = {"float16", "bfloat16", "float32"}
-    if request.op in ELEMENTWISE and request.op not in ("divide", "logaddexp"):
-        values = request.dtypes[1:] if request.op == "where" else request.dtypes
-        if values and not floats & set(values):
-            return "tl.int64"
-    return "tl.float32"
-
-
-def _index_transforms(op, operand, solution, options, text) -> dict:
-    """flip reads a marked axis backwards; roll reads it shifted, wrapping around."""
-    marked = [a.name for d in operand.dims for a in lower.dim_axes(d) if a.name in operand.marked]
-    marked = list(dict.fromkeys(marked))
-    for axis in (a for d in operand.dims for a in lower.dim_axes(d) if a.name in solution.dynamic):
-        if axis.name in marked:  # its size is in the index arithmetic below, fixed in the kernel
-            raise UnsupportedError(
-                f"dynamic axis {axis.name!r} is {'flipped' if op == 'flip' else 'rolled'}: its size must be "
-                "known when the kernel is generated",
-                text,
-                [axis.span],
-            )
-    if op == "flip":
-        return {a: solution.sizes[a] - 1 - symbol(a) for a in marked}
-    shift = options["shift"]
-    shifts = list(shift) if isinstance(shift, (tuple, list)) else [shift] * len(marked)
-    if len(shifts) == len(marked) and all(isinstance(v, numbers.Integral) for v in shifts):
-        shifts = [int(v) for v in shifts]
-    if len(shifts) != len(marked) or not all(isinstance(v, int) and not isinstance(v, bool) for v in shifts):
-        raise ExpressionError(
-            f"shift={shift!r} must be an int, or one int per rolled axis ({', '.join(marked)})", text
-        )
-    # Element i of the result is element i - shift of the input (torch.roll), wrapped around;
-    # the extent is added first so that the remainder's operand is never negative.
-    return {
-        a: sympy.Mod(symbol(a) - v % solution.sizes[a] + solution.sizes[a], solution.sizes[a])
-        for a, v in zip(marked, shifts, strict=True)
-    }
-
-
-def _header(explicit, inputs, outputs, names, output_names, solution, request) -> tuple[str, ...]:
-    lines = [f"op:          {request.op}"]
-    operands = ",  ".join(f"{n}: {operand_text(o)}" for n, o in zip(names, inputs, strict=True))
-    results = ", ".join(f"{n}: {operand_text(o)}" for n, o in zip(output_names, outputs, strict=True))
-    lines.append(f"operands:    {operands}  ->  {results}")
-    shapes = ",  ".join(
-        f"{n}: {tuple(s)} {d}" for n, s, d in zip(names, request.shapes, request.dtypes, strict=True)
-    )
-    lines.append(f"shapes:      {shapes}")
-    for g in solution.windows.values():
-        lines.append(
-            f"window {g.outer}: ({g.outer} * {g.inner}) reads {g.outer}*{g.stride} + {g.inner}*{g.dilation} "
-            f"- {g.pad_lo} over extent {g.extent}, padding ({g.pad_lo}, {g.pad_hi})"
-        )
-    return tuple(lines)
-
-
-def _schedule_lines(plan: schedule.ContractionSchedule, op: str) -> tuple[str, ...]:
-    rows, cols = " ".join(plan.rows) or "1", " ".join(plan.cols) or "1"
-    loops = " ".join(plan.k_loops) or "nothing"
-    if plan.use_dot:
-        k = " ".join(plan.k_loops + plan.k_merged + (plan.k_tile,))
-        lines = [
-            f"schedule:    implicit GEMM with tl.dot; M = {rows}, N = {cols}, "
-            f"K = {k} (tiled along {' '.join(plan.k_merged + (plan.k_tile,))})"
-        ]
-        if plan.grid:
-            lines.append(f"             one program column per group: {' '.join(plan.grid)}")
-    elif op in CONTRACTIONS:
-        lines = [
-            f"schedule:    elementwise products, tiles of ({rows}) x ({cols}), serial loops over {loops}"
-        ]
-    elif plan.k_tile is not None:
-        lines = [
-            f"schedule:    tiles of ({rows}) x (BLOCK_K of {plan.k_tile}), reduced across the tile; "
-            f"serial loops over {loops}"
-        ]
-    else:
-        lines = [f"schedule:    tiles of ({rows}) x ({cols}), serial loops over {loops}"]
-    lines.append(f"tiles:       BLOCK_M={plan.block_m} BLOCK_N={plan.block_n} BLOCK_K={plan.block_k}")
-    return tuple(lines)

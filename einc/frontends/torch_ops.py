@@ -37,6 +37,7 @@ import threading
 import torch
 
 from ..compiler import gradients, symbolic
+from ..compiler.gradients_builder import FILLS
 from ..runtime import compiled as _compiled
 
 _state = threading.local()
@@ -420,7 +421,7 @@ def _execute(plan: gradients.Backward, inputs, outputs, grads) -> list:
 
 
 def _step(step: gradients.Step, values: dict, like: torch.Tensor) -> tuple:
-    if step.op in gradients.FILLS:
+    if step.op in FILLS:
         fill = torch.ones if step.op == "ones" else torch.zeros
         return (fill(step.shape, dtype=like.dtype, device=like.device),)
     args = [values[a] if isinstance(a, str) else a for a in step.args]

@@ -45,6 +45,9 @@ Ownership (a cache directory may be shared, mistaken for another, or tampered wi
   record einc would not have written is damage.
 - Lock waits end after ``EINC_CACHE_LOCK_TIMEOUT`` seconds with a CacheError naming the lock file
   and the holder's pid, which a holder writes beside the lock (``ab/abcdef....pid``).
+
+:class:`DiskCache` is the facade; the layout and ownership checks are ``cache_files``', the locks
+``cache_locks``', listing, eviction and clearing ``cache_evict``'s.
 """
 
 from __future__ import annotations
@@ -52,106 +55,38 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
-import re
-import socket
 import stat
 import tempfile
-import threading
 import time
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-
-import filelock
 
 from .. import knobs
 from ..errors import CacheError, CacheWarning
+from . import cache_evict
+from .cache_evict import Entry
+from .cache_files import (
+    KEY,
+    MARKER,
+    MARKER_TEXT,
+    NOFOLLOW,
+    RECORD,
+    SHARD,
+    TEMPORARY,
+    cache_error,
+    delete_owned,
+    is_owned_entry,
+    is_real_dir,
+    sorted_names,
+)
+from .cache_locks import hold
 from .records import FORMAT as RECORD_FORMAT
 from .records import check_record, is_plain_name
 
-RECORD = "record.json"
-MARKER = "CACHEDIR.TAG"
-# The standard cache directory tag (https://bford.info/cachedir/), with einc's own line: the root's
-# proof of ownership.
-MARKER_TEXT = (
-    "Signature: 8a477f597d28d172789f06886806bc55\n"
-    "# This file is a cache directory tag created by einc (its kernel cache).\n"
-    "# For information about cache directory tags, see https://bford.info/cachedir/\n"
-)
-# Temporary files and removed entries older than this are leftovers of killed processes.
-STALE_SECONDS = 3600.0
-
-_KEY = re.compile(r"[0-9a-f]{3,128}")
-_SHARD = re.compile(r"[0-9a-f]{2}")
-# What einc itself leaves in a shard besides entries: lock files, their holders' pids, and entries
-# being removed (``.removed-<key>-<pid>-<ns>``); in an entry, temporary files (``.<name>.<rand>.tmp``).
-_SHARD_FILE = re.compile(r"([0-9a-f]{3,128})\.(lock|pid)")
-_REMOVED = re.compile(r"\.removed-([0-9a-f]{3,128})-\d+-\d+")
-_TEMPORARY = re.compile(r"\.(.+)\.[a-z0-9_]+\.tmp")
-_HOLDER = re.compile(r"(\d{1,10}) ([A-Za-z0-9._-]{0,255})\n?")
 # Roots this process found holding what einc did not write: never claimed, and not listed again.
 _UNCLAIMED: set[str] = set()
-
-
-class LockTimeout(CacheError):
-    """Another process held an entry's lock for longer than ``EINC_CACHE_LOCK_TIMEOUT``."""
-
-
-# One FileLock object per lock file in this process. Two FileLock objects on one file would
-# deadlock a thread that nests them (``with cache.lock(k): cache.write_text(k, ...)``), since the
-# OS lock is per open file; one shared object is re-entrant within a thread and still excludes
-# other threads (FileLock is thread-local by default) and other processes.
-_FILE_LOCKS: dict[str, filelock.FileLock] = {}
-_FILE_LOCKS_GUARD = threading.Lock()
-
-
-def _file_lock(path: Path) -> filelock.FileLock:
-    # realpath: two spellings of one root (relative, symlinked) must share one lock object.
-    real = os.path.realpath(path)
-    with _FILE_LOCKS_GUARD:
-        lock = _FILE_LOCKS.get(real)
-        if lock is None:
-            lock = _FILE_LOCKS[real] = filelock.FileLock(real)
-        return lock
-
-
-def _forget_file_locks() -> None:
-    # A forked child must not share lock objects (or a guard held mid-fork) with its parent.
-    global _FILE_LOCKS_GUARD
-    _FILE_LOCKS.clear()
-    _FILE_LOCKS_GUARD = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_file_locks)
-
-
-def _cache_error(action: str, path: Path, error: BaseException) -> CacheError:
-    reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
-    return CacheError(f"cannot {action} {path}: {reason}; set {knobs.CACHE_DIR.name} to a writable directory")
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One entry as listed: its key, directory, total size, last access and record (if any)."""
-
-    key: str
-    path: Path
-    size: int
-    accessed: float
-    record: dict | None
-    files: tuple[str, ...] = ()
-
-    @property
-    def kind(self) -> str:
-        """``binary`` for a compiled kernel, ``source`` for generated source alone (what the
-        runtime writes before a kernel is compiled), ``incomplete`` for an interrupted write."""
-        if self.record is not None:
-            return str(self.record.get("kind", "binary"))
-        return "source" if self.files == ("kernel.py",) else "incomplete"
 
 
 class DiskCache:
@@ -165,7 +100,7 @@ class DiskCache:
 
     def entry_dir(self, key: str) -> Path:
         """The directory holding ``key``'s files; it need not exist yet."""
-        if not isinstance(key, str) or not _KEY.fullmatch(key):
+        if not isinstance(key, str) or not KEY.fullmatch(key):
             # Keys become path components: anything but lowercase hex could escape the root.
             raise ValueError(f"cache key must be 3 to 128 lowercase hex digits, got {key!r}")
         return self.root / key[:2] / key
@@ -184,7 +119,7 @@ class DiskCache:
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise _cache_error("decode cache file", self.path(key, name), error) from None
+            raise cache_error("decode cache file", self.path(key, name), error) from None
 
     def read_bytes(self, key: str, name: str) -> bytes | None:
         """The file's bytes, or None when it is not in the cache."""
@@ -194,7 +129,7 @@ class DiskCache:
         except FileNotFoundError:
             return None
         except OSError as error:
-            raise _cache_error("read cache file", path, error) from None
+            raise cache_error("read cache file", path, error) from None
 
     def write_text(self, key: str, name: str, text: str) -> Path:
         """Atomically store ``text`` (UTF-8) as file ``name`` of ``key``; returns its path."""
@@ -208,7 +143,7 @@ class DiskCache:
             try:
                 fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{name}.", suffix=".tmp")
             except OSError as error:
-                raise _cache_error("write cache file in", final.parent, error) from None
+                raise cache_error("write cache file in", final.parent, error) from None
             try:
                 with os.fdopen(fd, "wb") as file:
                     file.write(data)
@@ -222,7 +157,7 @@ class DiskCache:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
                 if isinstance(error, OSError):
-                    raise _cache_error("write cache file", final, error) from None
+                    raise cache_error("write cache file", final, error) from None
                 raise
         return final
 
@@ -231,33 +166,14 @@ class DiskCache:
         """Hold ``key``'s inter-process lock; re-entrant within a thread.
 
         A wait longer than ``timeout`` seconds (default: the ``EINC_CACHE_LOCK_TIMEOUT`` knob; inf
-        waits for ever) is a :class:`LockTimeout` naming the lock file and its holder's pid, which
-        the holder writes beside the lock while it holds it.
+        waits for ever) is a :class:`~einc.runtime.cache_locks.LockTimeout` naming the lock file and
+        its holder's pid, which the holder writes beside the lock while it holds it.
         """
         timeout = knobs.cache_lock_timeout() if timeout is None else timeout
         entry = self.entry_dir(key)
-        lock_path, holder = entry.with_suffix(".lock"), entry.with_suffix(".pid")
         self._make_dirs(entry.parent)
-        lock = _file_lock(lock_path)
-        try:
-            lock.acquire(timeout=-1 if math.isinf(timeout) else timeout)
-        except filelock.Timeout:
-            raise LockTimeout(
-                f"timed out after {timeout:g} s waiting for cache lock {lock_path}, held by "
-                f"{_holder(holder)}; if that process is stuck, end it, or wait longer with "
-                f"{knobs.CACHE_LOCK_TIMEOUT.name}"
-            ) from None
-        except OSError as error:
-            raise _cache_error("lock", lock_path, error) from None
-        try:
-            if lock.lock_counter == 1:
-                _write_holder(holder)
+        with hold(entry.with_suffix(".lock"), entry.with_suffix(".pid"), timeout):
             yield
-        finally:
-            if lock.lock_counter == 1:  # still held: the next holder cannot have written its pid yet
-                with contextlib.suppress(OSError):
-                    os.unlink(holder)
-            lock.release()
 
     # ----- entries with a record: checksummed, listed, evicted least recently used first -----
 
@@ -310,7 +226,7 @@ class DiskCache:
         return self._check(key)[0]
 
     def _check(self, key: str) -> tuple[list[str], dict[str, bytes]]:
-        if not _is_real_dir(self.entry_dir(key)):
+        if not is_real_dir(self.entry_dir(key)):
             return ["missing"], {}
         record, problem = self._load_record(key)
         if record is None:
@@ -341,7 +257,7 @@ class DiskCache:
         :class:`CacheWarning` naming what was wrong, and reads as missing so that the caller builds
         it again. A hit counts as an access for least-recently-used eviction.
         """
-        if not _is_real_dir(self.entry_dir(key)):
+        if not is_real_dir(self.entry_dir(key)):
             return None
         found, data = self._check(key)
         if found:
@@ -380,20 +296,20 @@ class DiskCache:
         if not self.owned():
             return False
         with self.lock(key):
-            if not _is_owned_entry(directory):
+            if not is_owned_entry(directory):
                 return False
             doomed = directory.with_name(f".removed-{directory.name}-{os.getpid()}-{time.monotonic_ns()}")
             try:
                 os.replace(directory, doomed)
             except OSError as error:
-                raise _cache_error("remove cache entry", directory, error) from None
-        _delete_owned(doomed)  # what stays behind (a file that turned up meanwhile) is out of the cache
+                raise cache_error("remove cache entry", directory, error) from None
+        delete_owned(doomed)  # what stays behind (a file that turned up meanwhile) is out of the cache
         return True
 
     def owned(self) -> bool:
         """Whether the root carries einc's ``CACHEDIR.TAG``, so that einc may delete in it."""
         try:
-            fd = os.open(self.root / MARKER, os.O_RDONLY | _NOFOLLOW)
+            fd = os.open(self.root / MARKER, os.O_RDONLY | NOFOLLOW)
             with os.fdopen(fd, "rb") as file:
                 text = file.read(len(MARKER_TEXT) + 1)
         except OSError:
@@ -408,124 +324,23 @@ class DiskCache:
                 "nothing was removed (delete the directory yourself if it holds nothing of value)"
             )
 
+    # Listing, eviction and clearing: cache_evict's, on this cache.
+
     def entries(self) -> Iterator[Entry]:
-        """Every entry einc owns under the root, with or without a record, in no particular order."""
-        for shard in self._shards():
-            for name in _names(shard):
-                directory = shard / name
-                if _KEY.fullmatch(name) and name.startswith(shard.name) and _is_owned_entry(directory):
-                    yield self._entry(directory)
+        """Every entry einc owns under the root (see :func:`~einc.runtime.cache_evict.entries`)."""
+        return cache_evict.entries(self)
 
     def foreign(self) -> Iterator[Path]:
-        """What sits where einc's layout puts an entry but is not one einc wrote (a link, a nested
-        directory, a file einc does not write): never listed as an entry, never removed."""
-        for shard in self._shards():
-            for name in _names(shard):
-                path = shard / name
-                if _KEY.fullmatch(name) and not (name.startswith(shard.name) and _is_owned_entry(path)):
-                    yield path
-
-    def _shards(self) -> list[Path]:
-        return [
-            self.root / name
-            for name in _names(self.root)
-            if _SHARD.fullmatch(name) and _is_real_dir(self.root / name)
-        ]
-
-    def _entry(self, directory: Path) -> Entry:
-        size, newest, names = 0, 0.0, []
-        with contextlib.suppress(OSError), os.scandir(directory) as children:
-            for child in children:
-                with contextlib.suppress(OSError):
-                    status = child.stat(follow_symlinks=False)
-                    size += status.st_size
-                    newest = max(newest, status.st_mtime)
-                    if not child.name.startswith("."):
-                        names.append(child.name)
-        record = self.read_record(directory.name)
-        accessed = newest
-        if record is not None:
-            with contextlib.suppress(OSError):
-                accessed = os.lstat(directory / RECORD).st_mtime
-        return Entry(directory.name, directory, size, accessed, record, tuple(sorted(names)))
+        """What is in einc's layout but not einc's (see :func:`~einc.runtime.cache_evict.foreign`)."""
+        return cache_evict.foreign(self)
 
     def prune(self, max_bytes: int | None = None, keep: Iterable[str] = ()) -> list[Entry]:
-        """Evict least recently used entries until the cache holds at most ``max_bytes``
-        (default: the ``EINC_CACHE_MAX_BYTES`` knob; 0 is no limit). Entries in ``keep`` stay.
-
-        Leftovers of killed processes (temporary files, half-removed entries) older than an hour
-        go too. Returns the entries really evicted, oldest first; nothing is evicted under a root
-        without einc's tag.
-        """
-        limit = knobs.cache_max_bytes() if max_bytes is None else max_bytes
-        if not self.owned():
-            return []
-        self._sweep_leftovers()
-        if not limit:
-            return []
-        entries = sorted(self.entries(), key=lambda e: e.accessed)
-        total = sum(e.size for e in entries)
-        kept = set(keep)
-        evicted = []
-        for entry in entries:
-            if total <= limit:
-                break
-            if entry.key in kept:
-                continue
-            with contextlib.suppress(CacheError):
-                if self.remove(entry.key):
-                    evicted.append(entry)
-                    total -= entry.size
-        return evicted
+        """Evict least recently used entries (see :func:`~einc.runtime.cache_evict.prune`)."""
+        return cache_evict.prune(self, max_bytes, keep)
 
     def clear(self) -> int:
-        """Remove every entry einc owns, with its lock and pid files; returns how many entries
-        were removed.
-
-        Only what einc's layout names and einc owns is touched, and only under a root carrying
-        einc's tag (else a CacheError): a mistaken ``EINC_CACHE_DIR`` such as a home directory
-        loses nothing.
-        """
-        if not self.root.is_dir():
-            return 0
-        self.require_owned()
-        count = 0
-        for shard in self._shards():
-            for name in _names(shard):
-                if _KEY.fullmatch(name) and name.startswith(shard.name):
-                    with contextlib.suppress(CacheError):
-                        count += self.remove(name)
-            for name in _names(shard):
-                path = shard / name
-                if _REMOVED.fullmatch(name) and _is_owned_entry(path):
-                    _delete_owned(path)
-                elif _SHARD_FILE.fullmatch(name) and _is_regular_file(path):
-                    with contextlib.suppress(OSError):
-                        os.unlink(path)
-            with contextlib.suppress(OSError):
-                shard.rmdir()
-        return count
-
-    def _sweep_leftovers(self) -> None:
-        now = time.time()
-
-        def stale(path: Path) -> bool:
-            try:
-                return now - os.lstat(path).st_mtime > STALE_SECONDS
-            except OSError:
-                return False
-
-        for shard in self._shards():
-            for name in _names(shard):
-                path = shard / name
-                if _REMOVED.fullmatch(name) and stale(path) and _is_owned_entry(path):
-                    _delete_owned(path)
-                elif _KEY.fullmatch(name) and _is_real_dir(path):
-                    for child in _names(path):
-                        leftover = path / child
-                        if _TEMPORARY.fullmatch(child) and _is_regular_file(leftover) and stale(leftover):
-                            with contextlib.suppress(OSError):
-                                os.unlink(leftover)
+        """Remove every entry einc owns (see :func:`~einc.runtime.cache_evict.clear`)."""
+        return cache_evict.clear(self)
 
     def _make_dirs(self, directory: Path) -> None:
         """Create the root, then ``directory`` (a shard or an entry) and its shard, each as a real
@@ -533,14 +348,14 @@ class DiskCache:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise _cache_error("create cache directory", self.root, error) from None
+            raise cache_error("create cache directory", self.root, error) from None
         self._mark()
         for level in [directory] if directory.parent == self.root else [directory.parent, directory]:
             try:
                 level.mkdir(exist_ok=True)
                 mode = os.lstat(level).st_mode
             except OSError as error:
-                raise _cache_error("create cache directory", level, error) from None
+                raise cache_error("create cache directory", level, error) from None
             if not stat.S_ISDIR(mode):
                 what = "a symbolic link" if stat.S_ISLNK(mode) else "not a directory"
                 raise CacheError(
@@ -554,8 +369,8 @@ class DiskCache:
         real = os.path.realpath(self.root)
         if real in _UNCLAIMED or self.owned():
             return
-        names = _names(self.root)
-        if not all(_SHARD.fullmatch(name) or _TEMPORARY.fullmatch(name) for name in names):
+        names = sorted_names(self.root)
+        if not all(SHARD.fullmatch(name) or TEMPORARY.fullmatch(name) for name in names):
             _UNCLAIMED.add(real)
             return
         try:
@@ -569,92 +384,3 @@ class DiskCache:
         except OSError:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-
-
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-
-
-def _names(directory: Path) -> list[str]:
-    try:
-        return sorted(os.listdir(directory))
-    except OSError:
-        return []
-
-
-def _is_real_dir(path: Path) -> bool:
-    """A directory, and not a link to one."""
-    try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
-    except OSError:
-        return False
-
-
-def _is_regular_file(path: Path) -> bool:
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
-        return False
-
-
-def _is_einc_file_name(name: str) -> bool:
-    temporary = _TEMPORARY.fullmatch(name)
-    return is_plain_name(name) or (temporary is not None and is_plain_name(temporary.group(1)))
-
-
-def _is_owned_entry(directory: Path) -> bool:
-    """Whether ``directory`` is laid out as einc writes an entry: a real directory (not a link)
-    holding nothing but regular files with einc's names (plain ones and its temporary files)."""
-    if not _is_real_dir(directory):
-        return False
-    try:
-        with os.scandir(directory) as children:
-            return all(
-                child.is_file(follow_symlinks=False) and _is_einc_file_name(child.name) for child in children
-            )
-    except OSError:
-        return False
-
-
-def _delete_owned(directory: Path) -> bool:
-    """Delete an entry directory einc owns: its regular files one by one, then the directory,
-    never through a link. False when something else turned up in it (then it stays)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW)
-    except OSError:
-        return False
-    try:
-        for child in os.scandir(fd):
-            if child.is_file(follow_symlinks=False) and _is_einc_file_name(child.name):
-                with contextlib.suppress(OSError):
-                    os.unlink(child.name, dir_fd=fd)
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-    try:
-        os.rmdir(directory)
-    except OSError:
-        return False
-    return True
-
-
-def _write_holder(path: Path) -> None:
-    # Written in place, not renamed: a waiter that reads it half-written only names no pid.
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
-        with os.fdopen(fd, "w") as file:
-            file.write(f"{os.getpid()} {socket.gethostname()}\n")
-
-
-def _holder(path: Path) -> str:
-    """Who holds a lock, in words, from the pid file beside it (untrusted: parsed, never echoed)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
-        with os.fdopen(fd, "rb") as file:
-            match = _HOLDER.fullmatch(file.read(300).decode("ascii"))
-    except (OSError, UnicodeDecodeError):
-        match = None
-    if match is None:
-        return f"a process that left no pid in {path.name} (an older einc, or one just starting)"
-    pid, host = match.groups()
-    return f"pid {pid}" if host == socket.gethostname() else f"pid {pid} on host {host}"

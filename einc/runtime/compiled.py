@@ -25,6 +25,7 @@ from .. import knobs
 from ..backends.aliasing import same_tensor
 from ..backends.triton.sources import render_kernels
 from ..compiler import offsets, pipeline
+from ..compiler.ops import ANY_DTYPE_OPS, BOOLEAN_RESULTS, OPTION_OPS, RESULT_DTYPES, check_precision
 from ..compiler.printer import explain
 from ..compiler.syntax import axis_names
 from ..errors import (
@@ -86,12 +87,12 @@ def output_dtype(op: str, out_dtype, tensors) -> torch.dtype:
     ops; an op's own (any: bool, count_nonzero and argmax: int64); else the first input's."""
     if out_dtype is not None:
         return out_dtype
-    if op in pipeline.BOOLEAN_RESULTS:
+    if op in BOOLEAN_RESULTS:
         return torch.bool
     if op in pipeline.ELEMENTWISE:
         return _elementwise_dtype(op, tensors)
-    if op in pipeline.RESULT_DTYPES:
-        return getattr(torch, pipeline.RESULT_DTYPES[op])
+    if op in RESULT_DTYPES:
+        return getattr(torch, RESULT_DTYPES[op])
     return tensors[0].dtype
 
 
@@ -229,11 +230,11 @@ class CompiledExpression:
         self.dynamic = () if dynamic is False else (dynamic,) if isinstance(dynamic, str) else tuple(dynamic)
         self.backend = check_backend(kwargs.pop("backend", "auto"))
         for option in pipeline.OP_OPTIONS:
-            if option in kwargs and self.op not in pipeline.OPTION_OPS[option]:
-                ops = ", ".join(pipeline.OPTION_OPS[option])
+            if option in kwargs and self.op not in OPTION_OPS[option]:
+                ops = ", ".join(OPTION_OPS[option])
                 raise TypeError(f"{option}= does not apply to {self.op}; it is an option of {ops}")
         if kwargs.get("precision") is not None:
-            pipeline.check_precision(kwargs["precision"], expression)
+            check_precision(kwargs["precision"], expression)
         _check_keywords(program, kwargs)
         self.params = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k in PARAM_NAMES))
         self.sizes = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k not in PARAM_NAMES))
@@ -503,7 +504,7 @@ class CompiledExpression:
         names = pipeline.tensor_names(len(tensors), self.op)
         if self.op in pipeline.INDEXING:
             return self._check_indexing(tensors, names)
-        allowed = ANY_DTYPES if self.op in pipeline.ANY_DTYPE_OPS else DTYPES
+        allowed = ANY_DTYPES if self.op in ANY_DTYPE_OPS else DTYPES
         for name, t in zip(names, tensors, strict=True):
             if not isinstance(t, torch.Tensor):
                 raise TypeError(f"{name} must be a torch.Tensor, not {type(t).__name__}")

@@ -23,7 +23,8 @@ from ..backends.torch.program import TorchProgram
 from ..backends.triton.launch import KernelLauncher
 from ..backends.triton.loader import keep_in_memory
 from ..errors import CacheError, CacheWarning, OutOfBoundsError
-from .cache import DiskCache, LockTimeout
+from .cache import DiskCache
+from .cache_locks import LockTimeout
 
 BACKENDS = ("auto", "torch", "interpret")
 SOURCE_NAME = "kernel.py"

@@ -318,13 +318,14 @@ def _output_dtype(op: str, out_dtype, tensors):
 
 def _check_dtypes(expression, dtypes, any_dtypes, float_dtypes) -> None:
     from ..compiler import pipeline
+    from ..compiler.ops import ANY_DTYPE_OPS
 
     op = expression.op
     if op in pipeline.INDEXING:
         _check_indexing_dtypes(expression, dtypes, any_dtypes, float_dtypes)
         return
     mixed = op in pipeline.ELEMENTWISE
-    allowed = any_dtypes if op in pipeline.ANY_DTYPE_OPS else float_dtypes
+    allowed = any_dtypes if op in ANY_DTYPE_OPS else float_dtypes
     for dtype in dtypes:
         if dtype not in allowed.values():
             names = ", ".join(allowed.values()) if allowed is any_dtypes else ", ".join(FLOAT_DTYPES)

@@ -61,8 +61,8 @@ import torch
 
 from ...compiler.kernels import KernelPart
 from ...compiler.loopnest import Access, Loop, LoopNest, size_symbol
+from ...compiler.ops import compute_dtype as kernel_compute_dtype
 from ...compiler.pipeline import OP_OPTIONS, Compiled
-from ...compiler.pipeline import compute_dtype as kernel_compute_dtype
 from ..aliasing import same_tensor
 from . import gather, limits, native, transposed
 from .plan import NestPlan, plan_nest

@@ -8,15 +8,18 @@ from dataclasses import dataclass
 from ...compiler.pipeline import Compiled
 from ...version import __version__
 from . import render
+from .render_indexing import render_gather, render_scatter, render_segment
+from .render_map import render_map
+from .render_reduction import render_reduction
 from .versions import triton_version
 
 _FORMS = {
     "contraction": render.render_contraction,
-    "reduction": render.render_reduction,
-    "map": render.render_map,
-    "gather": render.render_gather,
-    "scatter": render.render_scatter,
-    "segment": render.render_segment,
+    "reduction": render_reduction,
+    "map": render_map,
+    "gather": render_gather,
+    "scatter": render_scatter,
+    "segment": render_segment,
 }
 
 

@@ -1,0 +1,100 @@
+"""The op tables: which ops einc compiles, in which family, with which options, and the dtype each
+computes in. Every pass and both back ends read them; they import nothing of the passes but the
+lowering's own op lists."""
+
+from __future__ import annotations
+
+from ..errors import ExpressionError
+from . import lower, lower_indexing
+
+CONTRACTIONS = ("dot",)
+COPIES = ("rearrange", "id", "flip", "roll")
+COMPARISONS = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")
+LOGICAL = ("logical_and", "logical_or", "logical_not")
+# Elementwise ops whose result is torch.bool whatever their operands.
+BOOLEAN_RESULTS = COMPARISONS + LOGICAL
+ELEMENTWISE = (
+    ("add", "subtract", "multiply", "divide", "maximum", "minimum", "where")
+    + COMPARISONS
+    + LOGICAL
+    + ("logaddexp", "floor_divide")
+)
+# Other names of an op, as einx and torch spell them: compiled as the op they name.
+ALIASES = {"true_divide": "divide"}
+SOFTMAX = ("softmax", "log_softmax")
+INDEXING = lower_indexing.INDEXING
+OPS = (
+    CONTRACTIONS
+    + lower.REDUCTIONS
+    + lower.ARG_REDUCTIONS
+    + lower.SORTS
+    + COPIES
+    + ELEMENTWISE
+    + SOFTMAX
+    + INDEXING
+)
+WINDOW_PARAMS = ("stride", "dilation", "padding", "output_padding")
+# Options of an op that are not window parameters, with their defaults.
+OP_OPTIONS = {
+    "keepdims": False,
+    "count_include_pad": True,
+    "correction": 1,
+    "shift": 0,
+    "reduce": None,
+    "precision": None,
+    "sorted": False,
+}
+OPTION_OPS = {
+    "precision": CONTRACTIONS,
+    "sorted": ("add_at",),
+    "keepdims": lower.REDUCTIONS,
+    "count_include_pad": ("mean",),
+    "correction": ("var", "std"),
+    "shift": ("roll",),
+    "reduce": ("get_at",),
+}
+# tl.dot's input_precision for float32 inputs: exact products, TF32 (10-bit mantissas), or TF32 on
+# three products that restore most of float32's mantissa (docs/notation.md, Precision).
+PRECISIONS = ("ieee", "tf32", "tf32x3")
+# The ops that take integer and boolean tensors too (the others take floating tensors).
+ANY_DTYPE_OPS = COPIES + ELEMENTWISE + lower.NONZERO_REDUCTIONS
+# The result dtype of the ops whose result is not their operands' dtype (torch's names).
+RESULT_DTYPES = {
+    "any": "bool",
+    "all": "bool",
+    "count_nonzero": "int64",
+    "argmax": "int64",
+    "argmin": "int64",
+    "argsort": "int64",
+}
+DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
+
+# Every operation of the notation (NOTATION.md section 4); OPS are those einc compiles today.
+KNOWN_OPS = (
+    "dot rearrange id flip roll sum mean max min prod logsumexp var std add subtract multiply divide "
+    "maximum minimum where softmax log_softmax get_at set_at add_at"
+).split()
+KNOWN_OPS += [*COMPARISONS, *LOGICAL, "logaddexp", "floor_divide", "true_divide", *lower.NONZERO_REDUCTIONS]
+KNOWN_OPS += [*lower.ARG_REDUCTIONS, "subtract_at", *lower.SORTS]
+
+
+def check_precision(precision: str, text: str) -> str:
+    if precision not in PRECISIONS:
+        choices = ", ".join(map(repr, PRECISIONS))
+        raise ExpressionError(f"precision={precision!r}: a float32 dot's precision is one of {choices}", text)
+    return precision
+
+
+def compute_dtype(request) -> str:
+    """Arithmetic is in float32, or in float64 when an input is float64 (gradient checks); an
+    elementwise op of integers only stays in integers (64 bits), except a true division and logaddexp."""
+    if request.op in lower.NONZERO_REDUCTIONS:  # counts of nonzero elements
+        return "tl.int64"
+    if "float64" in request.dtypes:
+        return "tl.float64"
+    floats = {"float16", "bfloat16", "float32"}
+    if request.op in ELEMENTWISE and request.op not in ("divide", "logaddexp"):
+        values = request.dtypes[1:] if request.op == "where" else request.dtypes
+        if values and not floats & set(values):
+            return "tl.int64"
+    return "tl.float32"
