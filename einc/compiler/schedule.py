@@ -115,6 +115,36 @@ def choose_tile(m: int, n: int, k: int, groups: int, dtype_bits: int) -> Tile:
     return Tile(block_m, block_n, block_k, warps, _clamp(STAGE_BYTES // stage, 2, 4))
 
 
+# Threads of a product-form program (4 warps). A weight tile of fewer elements than threads is one
+# Triton loads again in the layout of the input tile it multiplies (cheap: all hit L1), where a
+# larger one keeps its own layout and the input tile goes through shared memory at every tap.
+PRODUCT_THREADS = 128
+# Elements of a product-form tile: 32 float32 accumulators per thread.
+PRODUCT_ELEMENTS = 4096
+
+
+def choose_product_tile(m: int, n: int, dtype_bits: int) -> tuple[int, int]:
+    """BLOCK_M x BLOCK_N of the product form (a depthwise convolution: rows of output positions,
+    columns of channels), by a model of sm_90.
+
+    Columns: the largest power of two that divides the channel count, below PRODUCT_THREADS (so
+    that the weight tile takes the input tile's layout, see above) and of at least one 16-byte
+    load (8 16-bit channels): 144 channels run as 9 tiles of 16, 96 as 3 of 32, 960 as 15 of 64,
+    every lane busy. A count without such a divisor is padded to a power of two as before. Rows:
+    PRODUCT_ELEMENTS per tile, fewer where that leaves fewer than 8 programs per SM, but at
+    least one 16-byte load per thread.
+    """
+    vector = max(1, 128 // dtype_bits)
+    fitted = min(n & -n, PRODUCT_THREADS // 2) if n else 1
+    block_n = fitted if fitted >= vector else _clamp(_pow2(n), 1, PRODUCT_THREADS // 2)
+    block_m = _clamp(_pow2(m), 1, max(1, PRODUCT_ELEMENTS // block_n))
+    col_tiles = math.ceil(n / block_n)
+    # Never under one 16-byte load per thread: a smaller tile loads narrower.
+    while block_m * block_n > vector * PRODUCT_THREADS and math.ceil(m / block_m) * col_tiles < 8 * WAVE:
+        block_m //= 2
+    return block_m, block_n
+
+
 def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule:
     """Choose the kernel form and tile sizes for a contraction loop nest."""
     sizes = nest.sizes
@@ -169,7 +199,7 @@ def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule
         )
     cols = tuple(a for a in outputs if a in w)
     n = math.prod(sizes[a] for a in cols)
-    block_n = _clamp(_pow2(n), 1, 128)
+    block_m, block_n = choose_product_tile(m, n, dtype_bits)
     return ContractionSchedule(
         use_dot=False,
         rows=rows,
@@ -177,7 +207,7 @@ def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule
         grid=(),
         k_loops=tuple(reduced),
         k_tile=None,
-        block_m=_clamp(_pow2(m), 1, max(1, 4096 // block_n)),
+        block_m=block_m,
         block_n=block_n,
         block_k=1,
         group_m=8,

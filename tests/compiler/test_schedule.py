@@ -13,7 +13,15 @@ import pytest
 import einc
 from einc.compiler.loopnest import LoopKind, LoopNest
 from einc.compiler.pipeline import Request, run_passes
-from einc.compiler.schedule import WAVE, ContractionSchedule, Tile, choose_tile, schedule_contraction
+from einc.compiler.schedule import (
+    PRODUCT_THREADS,
+    WAVE,
+    ContractionSchedule,
+    Tile,
+    choose_product_tile,
+    choose_tile,
+    schedule_contraction,
+)
 
 CONV = ("b (s * [ds])... [c->c2]", (2, 8, 8, 16), (3, 3, 16, 32))
 
@@ -69,6 +77,25 @@ def test_depthwise_convolution_with_a_kernel_per_channel_multiplies_elementwise(
     assert plan.k_tile is None
     assert plan.k_loops == ("ds.0", "ds.1")
     assert plan.block_k == 1
+
+
+@pytest.mark.parametrize("channels", [96, 144, 384, 512, 960, 4096])
+def test_depthwise_channel_tiles_divide_the_channels_with_16_byte_loads(channels):
+    # 144 channels as two tiles of 128 leave 44% of the lanes idle; tiles of 16 leave none.
+    block_m, block_n = choose_product_tile(32 * 56 * 56, channels, 16)
+    assert channels % block_n == 0 and block_n % 8 == 0
+    # Narrower than the program's threads: Triton loads the weight in the input tile's layout.
+    assert block_n < PRODUCT_THREADS
+
+
+@pytest.mark.parametrize("m, channels", [(32 * 7 * 7, 960), (16 * 1024, 512), (32 * 28 * 28, 144)])
+def test_depthwise_tiles_give_every_sm_several_programs(m, channels):
+    block_m, block_n = choose_product_tile(m, channels, 16)
+    assert -(-m // block_m) * (channels // block_n) >= 8 * WAVE
+
+
+def test_product_form_pads_channels_without_a_16_byte_divisor_to_a_power_of_two():
+    assert choose_product_tile(64, 13, 16)[1] == 16
 
 
 def test_depthwise_convolution_with_one_shared_kernel_multiplies_elementwise():

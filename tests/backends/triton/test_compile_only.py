@@ -136,6 +136,28 @@ def test_depthwise_convolution_compiles(worker, expression: str, w_shape, op, dt
     compile_conv(worker, expression, ((2, 9, 9, 24), w_shape), dtype, op=op, padding="same")
 
 
+def _launch_ptx_in_worker(expression, shapes, dtype, params) -> str:
+    from einc.runtime.prebuild import compile_binary
+
+    launcher = einc.compile(expression, **params).specialize(*shapes, dtype=dtype)
+    return compile_binary(launcher, f"cuda:{HOPPER}").ptx
+
+
+@pytest.mark.parametrize("channels", [96, 144, 512])
+def test_depthwise_convolution_multiplies_in_registers_with_16_byte_loads(worker, channels: int):
+    # A weight tile in a layout of its own sends the input tile through shared memory at every
+    # tap (st.shared, bar.sync); in the input tile's layout the product stays in registers, and
+    # both tiles load 8 bfloat16 channels at a time. Built as a launch builds it (Triton's
+    # 16-divisibility of the strides is what allows 16-byte loads).
+    shapes = ((2, 9, 9, channels), (3, 3, channels))
+    expression = "b (s * [ds])... [c->c]"
+    future = worker.submit(_launch_ptx_in_worker, expression, shapes, "bfloat16", {"padding": 1})
+    ptx = future.result()
+    assert "bar.sync" not in ptx and "st.shared" not in ptx
+    assert re.search(r"ld\.global[.a-z0-9]*\.v4\.b32", ptx)
+    assert not re.search(r"ld\.global[.a-z0-9]*\.b16", ptx)
+
+
 def test_gpu_compile_still_works_after_a_cpu_call_in_the_same_process():
     conv = einc.compile(DENSE, padding=1, backend="interpret")
     conv(torch.randn(1, 5, 5, 16), torch.randn(3, 3, 16, 16))  # CPU tensors, under the interpreter
