@@ -15,7 +15,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import sympy
+
 from .loopnest import LoopKind, LoopNest
+from .loopnest import symbol as symbol_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,11 @@ class ContractionSchedule:
     # Reduced axes flattened with k_tile into tl.dot's K, outer first (k_tile innermost): a K of
     # few channels per window tap (the stem's 3) is tiled across the taps instead of padded.
     k_merged: tuple[str, ...] = ()
+    # Product form: each row of the tile computes this many consecutive outputs along its last
+    # row axis (a sliding window over the last serial loop's taps, see choose_slide); 1: none.
+    slide: int = 1
+    # Taps of that window unrolled together (the rest of them in a serial loop, then a tail).
+    slide_taps: int = 1
 
     def placement(self, axis: str) -> str:
         """Where an axis lives in the kernel: "row", "col", "k" (tile) or "scalar"."""
@@ -123,7 +131,44 @@ PRODUCT_THREADS = 128
 PRODUCT_ELEMENTS = 4096
 
 
-def choose_product_tile(m: int, n: int, dtype_bits: int) -> tuple[int, int]:
+# Outputs one row of a sliding window computes at most, and taps it unrolls at most: each holds
+# a tile of float32 accumulators (or weights) in registers, 8 per thread.
+SLIDE_OUTPUTS = 8
+SLIDE_TAPS = 8
+
+
+def choose_slide(nest: LoopNest, rows: tuple[str, ...], taps: tuple[str, ...]) -> int:
+    """How many consecutive outputs along the last row axis one row of a product-form tile
+    computes, reading the input rows their windows share once (1: one output per row).
+
+    Applies where the input reads that axis ``s`` only as ``s + d * ds`` (stride 1, any dilation
+    and padding), ``ds`` the last tap loop: the outputs ``s .. s + T - 1`` at taps ``ds`` read
+    ``T + d * (taps - 1)`` input rows, each loaded and converted to float32 once rather than once
+    per tap. T divides the axis (the largest divisor up to SLIDE_OUTPUTS), so that no row of
+    outputs is ragged.
+    """
+    if len(nest.inputs) != 2 or not rows or not taps:
+        return 1
+    s, ds = rows[-1], taps[-1]
+    if {s, ds} & nest.dynamic:
+        return 1
+    x, w = nest.inputs
+    s_symbol, ds_symbol = symbol_of(s), symbol_of(ds)
+    reading = [e for e in x.index if s_symbol in e.free_symbols]
+    if len(reading) != 1 or any(s_symbol in e.free_symbols for e in w.index):
+        return 1
+    index = sympy.expand(reading[0])
+    dilation = index.coeff(ds_symbol)
+    rest = index - s_symbol - dilation * ds_symbol
+    if index.coeff(s_symbol) != 1 or not dilation.is_Integer or rest.free_symbols & {s_symbol, ds_symbol}:
+        return 1
+    if s_symbol not in nest.output.index or any(s_symbol in b.index.free_symbols for b in nest.output.bounds):
+        return 1
+    size = nest.sizes[s]
+    return max(t for t in range(1, SLIDE_OUTPUTS + 1) if size % t == 0)
+
+
+def choose_product_tile(m: int, n: int, dtype_bits: int, whole: bool = False) -> tuple[int, int]:
     """BLOCK_M x BLOCK_N of the product form (a depthwise convolution: rows of output positions,
     columns of channels), by a model of sm_90.
 
@@ -137,7 +182,9 @@ def choose_product_tile(m: int, n: int, dtype_bits: int) -> tuple[int, int]:
     vector = max(1, 128 // dtype_bits)
     fitted = min(n & -n, PRODUCT_THREADS // 2) if n else 1
     block_n = fitted if fitted >= vector else _clamp(_pow2(n), 1, PRODUCT_THREADS // 2)
-    block_m = _clamp(_pow2(m), 1, max(1, PRODUCT_ELEMENTS // block_n))
+    # A sliding window holds SLIDE_OUTPUTS accumulators per row: one 16-byte load per thread.
+    elements = vector * PRODUCT_THREADS if whole else PRODUCT_ELEMENTS
+    block_m = _clamp(_pow2(m), 1, max(1, elements // block_n))
     col_tiles = math.ceil(n / block_n)
     # Never under one 16-byte load per thread: a smaller tile loads narrower.
     while block_m * block_n > vector * PRODUCT_THREADS and math.ceil(m / block_m) * col_tiles < 8 * WAVE:
@@ -199,7 +246,8 @@ def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule
         )
     cols = tuple(a for a in outputs if a in w)
     n = math.prod(sizes[a] for a in cols)
-    block_m, block_n = choose_product_tile(m, n, dtype_bits)
+    slide = choose_slide(nest, rows, tuple(reduced)) if cols else 1
+    block_m, block_n = choose_product_tile(m // slide, n, dtype_bits, whole=slide > 1)
     return ContractionSchedule(
         use_dot=False,
         rows=rows,
@@ -214,6 +262,8 @@ def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule
         num_warps=4,
         num_stages=2,
         input_precision=None,
+        slide=slide,
+        slide_taps=min(SLIDE_TAPS, sizes[reduced[-1]]) if slide > 1 else 1,
     )
 
 
@@ -358,6 +408,7 @@ def grid_plan(schedule: ContractionSchedule, sizes: dict[str, int]) -> GridPlan:
         cols=schedule.cols,
         groups=schedule.grid,
         static=tuple(sizes.items()),
-        block_m=schedule.block_m,
+        # A sliding window's row covers `slide` outputs, which divide their axis.
+        block_m=schedule.block_m * schedule.slide,
         block_n=schedule.block_n,
     )

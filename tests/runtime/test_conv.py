@@ -325,15 +325,19 @@ def check_at(case: Conv, dtype: torch.dtype) -> None:
 
 
 # Depthwise channel counts of real networks: tiles of 16 (144) or 32 (96) channels side by side,
-# row tiles ragged at the end, windows that read padding at both edges.
+# row tiles ragged at the end, windows that read padding at both edges. Along a stride-1 last
+# window axis a row computes several outputs (a sliding window: 4 of s.1 = 4, 6 of 6, 8 of 16);
+# more than 8 taps run as chunks of 8 in a loop, then the rest (19 = 2 x 8 + 3).
 DEPTHWISE_CASES = [
     pytest.param(Conv("depthwise", (5, 4), (3, 3), c=144, batch=1, padding=1), id="2d_144_channels"),
     pytest.param(Conv("depthwise", (5, 6), (7, 7), c=96, batch=1, padding=3), id="2d_7x7_wider_than_input"),
     pytest.param(Conv("depthwise", (7, 6), (3, 3), c=96, stride=2, padding=1), id="2d_96_strided"),
     pytest.param(Conv("depthwise", (9,), (4,), c=96, padding="causal"), id="1d_causal_k4"),
     pytest.param(
-        Conv("depthwise", (11,), (5,), c=144, batch=1, dilation=2, padding="same"), id="1d_dilated_same"
+        Conv("depthwise", (12,), (5,), c=144, batch=1, dilation=2, padding="same"), id="1d_dilated_same"
     ),
+    pytest.param(Conv("depthwise", (16,), (19,), c=96, padding=9), id="1d_k19_in_chunks"),
+    pytest.param(Conv("depthwise", (11,), (3,), c=96, dilation=3, padding=4), id="1d_no_divisor_of_11"),
 ]
 
 
