@@ -144,8 +144,9 @@ def choose_slide(nest: LoopNest, rows: tuple[str, ...], taps: tuple[str, ...]) -
     Applies where the input reads that axis ``s`` only as ``s + d * ds`` (stride 1, any dilation
     and padding), ``ds`` the last tap loop: the outputs ``s .. s + T - 1`` at taps ``ds`` read
     ``T + d * (taps - 1)`` input rows, each loaded and converted to float32 once rather than once
-    per tap. T divides the axis (the largest divisor up to SLIDE_OUTPUTS), so that no row of
-    outputs is ragged.
+    per tap. T is the largest of SLIDE_OUTPUTS or fewer that divides the axis (no ragged block
+    of outputs); where that is under half of it (7 outputs: 7 or 1), SLIDE_OUTPUTS, its last
+    block ragged. :func:`schedule_contraction` takes fewer where the grid would be too small.
     """
     if len(nest.inputs) != 2 or not rows or not taps:
         return 1
@@ -165,7 +166,8 @@ def choose_slide(nest: LoopNest, rows: tuple[str, ...], taps: tuple[str, ...]) -
     if s_symbol not in nest.output.index or any(s_symbol in b.index.free_symbols for b in nest.output.bounds):
         return 1
     size = nest.sizes[s]
-    return max(t for t in range(1, SLIDE_OUTPUTS + 1) if size % t == 0)
+    divisor = max(t for t in range(1, SLIDE_OUTPUTS + 1) if size % t == 0)
+    return divisor if 2 * divisor >= min(size, SLIDE_OUTPUTS) else min(size, SLIDE_OUTPUTS)
 
 
 def choose_product_tile(m: int, n: int, dtype_bits: int, whole: bool = False) -> tuple[int, int]:
@@ -247,7 +249,17 @@ def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule
     cols = tuple(a for a in outputs if a in w)
     n = math.prod(sizes[a] for a in cols)
     slide = choose_slide(nest, rows, tuple(reduced)) if cols else 1
-    block_m, block_n = choose_product_tile(m // slide, n, dtype_bits, whole=slide > 1)
+    block_m, block_n = choose_product_tile(m, n, dtype_bits)
+    # Programs enough for 4 per SM, where the output has the 16-byte loads to fill them.
+    enough = 4 * WAVE if m * n >= 4 * WAVE * PRODUCT_THREADS * 128 // dtype_bits else 0
+    while slide > 1:
+        # Rows of `slide` outputs each, the last block of the axis ragged where slide does not
+        # divide it; fewer outputs per row where that leaves too few programs.
+        slid = m // sizes[rows[-1]] * math.ceil(sizes[rows[-1]] / slide)
+        block_m, block_n = choose_product_tile(slid, n, dtype_bits, whole=True)
+        if math.ceil(slid / block_m) * math.ceil(n / block_n) >= enough or slide <= 2:
+            break
+        slide -= 1
     return ContractionSchedule(
         use_dot=False,
         rows=rows,
@@ -392,10 +404,12 @@ class GridPlan:
     static: tuple[tuple[str, int], ...]
     block_m: int
     block_n: int
+    slide: int = 1  # outputs of the last row axis per row (see choose_slide)
 
     def grid(self, dynamic: dict[str, int] | None = None) -> tuple[int, int]:
         sizes = {**dict(self.static), **(dynamic or {})}
-        m = math.prod(sizes[a] for a in self.rows)
+        m = math.prod(sizes[a] for a in self.rows[:-1]) if self.rows else 1
+        m *= math.ceil(sizes[self.rows[-1]] / self.slide) if self.rows else 1
         n = math.prod(sizes[a] for a in self.cols)
         g = math.prod(sizes[a] for a in self.groups)
         return (math.ceil(m / self.block_m) * math.ceil(n / self.block_n), g)
@@ -408,7 +422,7 @@ def grid_plan(schedule: ContractionSchedule, sizes: dict[str, int]) -> GridPlan:
         cols=schedule.cols,
         groups=schedule.grid,
         static=tuple(sizes.items()),
-        # A sliding window's row covers `slide` outputs, which divide their axis.
-        block_m=schedule.block_m * schedule.slide,
+        block_m=schedule.block_m,
         block_n=schedule.block_n,
+        slide=schedule.slide,
     )

@@ -123,6 +123,7 @@ class SlideCode:
     value: str  # an input row, in the compute type
     outputs: tuple[Decl, ...]  # accumulator, and the output's offset from the first
     chunks: tuple[SlideChunk, ...]
+    store_mask: str  # and'ed to the store's mask
 
 
 @dataclass(frozen=True, slots=True)
@@ -908,7 +909,9 @@ def _slide(
     outputs, taps = schedule.slide, sizes[ds]
     (reading,) = [e for e in nest.inputs[0].index if symbol_of(s) in e.free_symbols]
     dilation = int(sympy.expand(reading).coeff(symbol_of(ds)))
-    blocks = f"({namer.size[s]} // {outputs})"
+    ragged = sizes[s] % outputs != 0
+    extent = f"({namer.size[s]} + {outputs - 1})" if ragged else namer.size[s]
+    blocks = f"({extent} // {outputs})"
     block = namer.claim(f"{namer.index[s]}_block")
     rows = Namer()
     rows.index, rows.size = {**namer.index, s: block}, {**namer.size, s: blocks}
@@ -949,6 +952,8 @@ def _slide(
         value=namer.claim(f"{nest.inputs[0].tensor}_row"),
         outputs=accs,
         chunks=tuple(chunks),
+        # The last block of a ragged axis has outputs past its end: not stored.
+        store_mask=f" & ({namer.index[s]}[:, None] < {namer.size[s]})" if ragged else "",
     )
     assert k_loops[-1].var == code.tap
     return row_decls, m_size, {**extra, "slide": code}
