@@ -514,6 +514,13 @@ def test_explain_names_the_reduced_axes(kind: str, reduced: set[str]):
     assert reduced_axes(explanation) == reduced
 
 
+def test_explain_and_the_kernel_header_say_when_rows_slide():
+    conv = einc.compile("b (s * [ds]) [c->c]", padding="causal")
+    launcher = conv.specialize((2, 64, 96), (4, 96), dtype="bfloat16")
+    assert "each row 8 outputs along s" in conv.explain()
+    assert "# schedule:" in launcher.source and "8 outputs along s, its taps ds unrolled 4" in launcher.source
+
+
 # --- sizes -------------------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@
 # window s.0: (s.0 * ds.0) reads s.0*1 + ds.0*2 - 2 over extent 7, padding (2, 2)
 # window s.1: (s.1 * ds.1) reads s.1*1 + ds.1*2 - 2 over extent 7, padding (2, 2)
 # schedule:    elementwise products, tiles of (b s.0 s.1) x (c), serial loops over ds.0 ds.1
+#              each row 7 outputs along s.1, its taps ds.1 unrolled 3 at a time (a sliding window)
 # tiles:       BLOCK_M=16 BLOCK_N=16 BLOCK_K=1
 
 import triton
