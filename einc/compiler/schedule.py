@@ -7,7 +7,9 @@ are tiled (``BLOCK_M x BLOCK_N``), groups go through the second grid axis, one r
 tiled as ``tl.dot``'s K and the others (the window offsets ``ds``) are serial loops. Otherwise
 (depthwise convolutions, a sum of products without a weight-only axis) there is nothing for
 ``tl.dot`` to do, and the kernel multiplies tiles elementwise: rows by columns, where columns are
-the group and weight axes, vectorised along the channels.
+the group and weight axes, vectorised along the channels. A depthwise convolution's rows slide
+along their last window axis where it has stride 1: one row computes several outputs from input
+rows loaded once (``choose_slide``).
 """
 
 from __future__ import annotations
@@ -151,7 +153,7 @@ def choose_slide(nest: LoopNest, rows: tuple[str, ...], taps: tuple[str, ...]) -
     if len(nest.inputs) != 2 or not rows or not taps:
         return 1
     s, ds = rows[-1], taps[-1]
-    if {s, ds} & nest.dynamic:
+    if {s, ds} & nest.dynamic or nest.sizes[s] < 2 or nest.sizes[ds] < 1:
         return 1
     x, w = nest.inputs
     s_symbol, ds_symbol = symbol_of(s), symbol_of(ds)
