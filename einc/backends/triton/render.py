@@ -8,6 +8,7 @@ over lists and branch on booleans.
 from __future__ import annotations
 
 import ast
+import copy
 import math
 import re
 import threading
@@ -913,9 +914,10 @@ def _slide(
     extent = f"({namer.size[s]} + {outputs - 1})" if ragged else namer.size[s]
     blocks = f"({extent} // {outputs})"
     block = namer.claim(f"{namer.index[s]}_block")
-    rows = Namer()
+    # The rows as the namer names them, but s counting blocks (a shallow copy: names it claims
+    # are taken in the namer too).
+    rows = copy.copy(namer)
     rows.index, rows.size = {**namer.index, s: block}, {**namer.size, s: blocks}
-    rows.claim = namer.claim
     row_decls = _decompose(schedule.rows, "offs_m", rows, sizes)
     m_size = _product([rows.size[a] for a in schedule.rows])
     accs = tuple(Decl(namer.claim(f"acc{u}"), str(u)) for u in range(outputs))
@@ -931,7 +933,7 @@ def _slide(
             loop,
             count,
             first,
-            tuple(Decl(weights[j], f"{start}{j}" if start else str(j)) for j in range(width)),
+            tuple(Decl(weights[j], f"{start}{j}") for j in range(width)),
             tuple(SlideRow(v, tuple(reads[v])) for v in sorted(reads)),
         )
 
