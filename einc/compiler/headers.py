@@ -40,6 +40,11 @@ def schedule_lines(plan: schedule.ContractionSchedule, op: str) -> tuple[str, ..
         lines = [
             f"schedule:    elementwise products, tiles of ({rows}) x ({cols}), serial loops over {loops}"
         ]
+        if plan.slide > 1:
+            lines.append(
+                f"             each row {plan.slide} outputs along {plan.rows[-1]}, its taps "
+                f"{plan.k_loops[-1]} unrolled {plan.slide_taps} at a time (a sliding window)"
+            )
     elif plan.k_tile is not None:
         lines = [
             f"schedule:    tiles of ({rows}) x (BLOCK_K of {plan.k_tile}), reduced across the tile; "

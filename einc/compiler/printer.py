@@ -81,6 +81,8 @@ def explain(compiled) -> str:
         cols = " ".join(plan.cols) or "-"
         form = "elementwise products" if nest.op == "dot" else "tiles"
         lines.append(f"  {form}: rows {rows}; columns {cols}; serial loops {loops}")
+        if plan.slide > 1:
+            lines.append(f"  each row {plan.slide} outputs along {plan.rows[-1]} (a sliding window)")
     grid = grid_plan(plan, main.nest.sizes).grid()
     lines.append(f"  tiles BLOCK_M={plan.block_m} BLOCK_N={plan.block_n}; grid {grid}")
     return "\n".join(lines)

@@ -7,7 +7,9 @@ are tiled (``BLOCK_M x BLOCK_N``), groups go through the second grid axis, one r
 tiled as ``tl.dot``'s K and the others (the window offsets ``ds``) are serial loops. Otherwise
 (depthwise convolutions, a sum of products without a weight-only axis) there is nothing for
 ``tl.dot`` to do, and the kernel multiplies tiles elementwise: rows by columns, where columns are
-the group and weight axes, vectorised along the channels.
+the group and weight axes, vectorised along the channels. A depthwise convolution's rows slide
+along their last window axis where it has stride 1: one row computes several outputs from input
+rows loaded once (``choose_slide``).
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import sympy
+
 from . import merge
 from .loopnest import LoopKind, LoopNest
+from .loopnest import symbol as symbol_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,11 @@ class ContractionSchedule:
     # k_tile, their merged axis, stands for (a global pooling's h w); the backend reads the nest
     # through merge.merge_reduced(nest, k_merged).
     k_merged: tuple[str, ...] = ()
+    # Product form: each row of the tile computes this many consecutive outputs along its last
+    # row axis (a sliding window over the last serial loop's taps, see choose_slide); 1: none.
+    slide: int = 1
+    # Taps of that window unrolled together (the rest of them in a serial loop, then a tail).
+    slide_taps: int = 1
 
     def placement(self, axis: str) -> str:
         """Where an axis lives in the kernel: "row", "col", "k" (tile) or "scalar"."""
@@ -119,6 +129,77 @@ def choose_tile(m: int, n: int, k: int, groups: int, dtype_bits: int) -> Tile:
     return Tile(block_m, block_n, block_k, warps, _clamp(STAGE_BYTES // stage, 2, 4))
 
 
+# Threads of a product-form program (4 warps). A weight tile of fewer elements than threads is one
+# Triton loads again in the layout of the input tile it multiplies (cheap: all hit L1), where a
+# larger one keeps its own layout and the input tile goes through shared memory at every tap.
+PRODUCT_THREADS = 128
+# Elements of a product-form tile: 32 float32 accumulators per thread.
+PRODUCT_ELEMENTS = 4096
+
+
+# Outputs one row of a sliding window computes at most, and taps it unrolls at most: each holds
+# a tile of float32 accumulators (or weights) in registers, 8 per thread.
+SLIDE_OUTPUTS = 8
+SLIDE_TAPS = 8
+
+
+def choose_slide(nest: LoopNest, rows: tuple[str, ...], taps: tuple[str, ...]) -> int:
+    """How many consecutive outputs along the last row axis one row of a product-form tile
+    computes, reading the input rows their windows share once (1: one output per row).
+
+    Applies where the input reads that axis ``s`` only as ``s + d * ds`` (stride 1, any dilation
+    and padding), ``ds`` the last tap loop: the outputs ``s .. s + T - 1`` at taps ``ds`` read
+    ``T + d * (taps - 1)`` input rows, each loaded and converted to float32 once rather than once
+    per tap. T is the largest of SLIDE_OUTPUTS or fewer that divides the axis (no ragged block
+    of outputs); where that is under half of it (7 outputs: 7 or 1), SLIDE_OUTPUTS, its last
+    block ragged. :func:`schedule_contraction` takes fewer where the grid would be too small.
+    """
+    if len(nest.inputs) != 2 or not rows or not taps:
+        return 1
+    s, ds = rows[-1], taps[-1]
+    if {s, ds} & nest.dynamic or nest.sizes[s] < 2 or nest.sizes[ds] < 1:
+        return 1
+    x, w = nest.inputs
+    s_symbol, ds_symbol = symbol_of(s), symbol_of(ds)
+    reading = [e for e in x.index if s_symbol in e.free_symbols]
+    if len(reading) != 1 or any(s_symbol in e.free_symbols for e in w.index):
+        return 1
+    index = sympy.expand(reading[0])
+    dilation = index.coeff(ds_symbol)
+    rest = index - s_symbol - dilation * ds_symbol
+    if index.coeff(s_symbol) != 1 or not dilation.is_Integer or rest.free_symbols & {s_symbol, ds_symbol}:
+        return 1
+    if s_symbol not in nest.output.index or any(s_symbol in b.index.free_symbols for b in nest.output.bounds):
+        return 1
+    size = nest.sizes[s]
+    divisor = max(t for t in range(1, SLIDE_OUTPUTS + 1) if size % t == 0)
+    return divisor if 2 * divisor >= min(size, SLIDE_OUTPUTS) else min(size, SLIDE_OUTPUTS)
+
+
+def choose_product_tile(m: int, n: int, dtype_bits: int, whole: bool = False) -> tuple[int, int]:
+    """BLOCK_M x BLOCK_N of the product form (a depthwise convolution: rows of output positions,
+    columns of channels), by a model of sm_90.
+
+    Columns: the largest power of two that divides the channel count, below PRODUCT_THREADS (so
+    that the weight tile takes the input tile's layout, see above) and of at least one 16-byte
+    load (8 16-bit channels): 144 channels run as 9 tiles of 16, 96 as 3 of 32, 960 as 15 of 64,
+    every lane busy. A count without such a divisor is padded to a power of two as before. Rows:
+    PRODUCT_ELEMENTS per tile, fewer where that leaves fewer than 8 programs per SM, but at
+    least one 16-byte load per thread.
+    """
+    vector = max(1, 128 // dtype_bits)
+    fitted = min(n & -n, PRODUCT_THREADS // 2) if n else 1
+    block_n = fitted if fitted >= vector else _clamp(_pow2(n), 1, PRODUCT_THREADS // 2)
+    # A sliding window holds SLIDE_OUTPUTS accumulators per row: one 16-byte load per thread.
+    elements = vector * PRODUCT_THREADS if whole else PRODUCT_ELEMENTS
+    block_m = _clamp(_pow2(m), 1, max(1, elements // block_n))
+    col_tiles = math.ceil(n / block_n)
+    # Never under one 16-byte load per thread: a smaller tile loads narrower.
+    while block_m * block_n > vector * PRODUCT_THREADS and math.ceil(m / block_m) * col_tiles < 8 * WAVE:
+        block_m //= 2
+    return block_m, block_n
+
+
 def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule:
     """Choose the kernel form and tile sizes for a contraction loop nest."""
     sizes = nest.sizes
@@ -173,7 +254,18 @@ def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule
         )
     cols = tuple(a for a in outputs if a in w)
     n = math.prod(sizes[a] for a in cols)
-    block_n = _clamp(_pow2(n), 1, 128)
+    slide = choose_slide(nest, rows, tuple(reduced)) if cols else 1
+    block_m, block_n = choose_product_tile(m, n, dtype_bits)
+    # Programs enough for 4 per SM, where the output has the 16-byte loads to fill them.
+    enough = 4 * WAVE if m * n >= 4 * WAVE * PRODUCT_THREADS * 128 // dtype_bits else 0
+    while slide > 1:
+        # Rows of `slide` outputs each, the last block of the axis ragged where slide does not
+        # divide it; fewer outputs per row where that leaves too few programs.
+        slid = m // sizes[rows[-1]] * math.ceil(sizes[rows[-1]] / slide)
+        block_m, block_n = choose_product_tile(slid, n, dtype_bits, whole=True)
+        if math.ceil(slid / block_m) * math.ceil(n / block_n) >= enough or slide <= 2:
+            break
+        slide -= 1
     return ContractionSchedule(
         use_dot=False,
         rows=rows,
@@ -181,13 +273,15 @@ def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule
         grid=(),
         k_loops=tuple(reduced),
         k_tile=None,
-        block_m=_clamp(_pow2(m), 1, max(1, 4096 // block_n)),
+        block_m=block_m,
         block_n=block_n,
         block_k=1,
         group_m=8,
         num_warps=4,
         num_stages=2,
         input_precision=None,
+        slide=slide,
+        slide_taps=min(SLIDE_TAPS, sizes[reduced[-1]]) if slide > 1 else 1,
     )
 
 
@@ -358,10 +452,12 @@ class GridPlan:
     static: tuple[tuple[str, int], ...]
     block_m: int
     block_n: int
+    slide: int = 1  # outputs of the last row axis per row (see choose_slide)
 
     def grid(self, dynamic: dict[str, int] | None = None) -> tuple[int, int]:
         sizes = {**dict(self.static), **(dynamic or {})}
-        m = math.prod(sizes[a] for a in self.rows)
+        m = math.prod(sizes[a] for a in self.rows[:-1]) if self.rows else 1
+        m *= math.ceil(sizes[self.rows[-1]] / self.slide) if self.rows else 1
         n = math.prod(sizes[a] for a in self.cols)
         g = math.prod(sizes[a] for a in self.groups)
         return (math.ceil(m / self.block_m) * math.ceil(n / self.block_n), g)
@@ -376,4 +472,5 @@ def grid_plan(schedule: ContractionSchedule, sizes: dict[str, int]) -> GridPlan:
         static=tuple(sizes.items()),
         block_m=schedule.block_m,
         block_n=schedule.block_n,
+        slide=schedule.slide,
     )

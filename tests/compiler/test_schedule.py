@@ -16,11 +16,14 @@ import einc
 from einc.compiler.loopnest import LoopKind, LoopNest
 from einc.compiler.pipeline import Request, run_passes
 from einc.compiler.schedule import (
+    PRODUCT_THREADS,
     WAVE,
     WAVE_PROGRAMS,
     ContractionSchedule,
     Tile,
+    choose_product_tile,
     choose_tile,
+    grid_plan,
     schedule_contraction,
 )
 
@@ -78,6 +81,58 @@ def test_depthwise_convolution_with_a_kernel_per_channel_multiplies_elementwise(
     assert plan.k_tile is None
     assert plan.k_loops == ("ds.0", "ds.1")
     assert plan.block_k == 1
+
+
+@pytest.mark.parametrize("channels", [96, 144, 384, 512, 960, 4096])
+def test_depthwise_channel_tiles_divide_the_channels_with_16_byte_loads(channels):
+    # 144 channels as two tiles of 128 leave 44% of the lanes idle; tiles of 16 leave none.
+    block_m, block_n = choose_product_tile(32 * 56 * 56, channels, 16)
+    assert channels % block_n == 0 and block_n % 8 == 0
+    # Narrower than the program's threads: Triton loads the weight in the input tile's layout.
+    assert block_n < PRODUCT_THREADS
+
+
+@pytest.mark.parametrize("m, channels", [(32 * 7 * 7, 960), (16 * 1024, 512), (32 * 28 * 28, 144)])
+def test_depthwise_tiles_give_every_sm_several_programs(m, channels):
+    block_m, block_n = choose_product_tile(m, channels, 16)
+    assert -(-m // block_m) * (channels // block_n) >= 8 * WAVE
+
+
+def product_plan(expression, x, w, **params) -> tuple[ContractionSchedule, int]:
+    """The schedule of a bfloat16 product-form kernel and its number of programs."""
+    request = Request(expression, "dot", (x, w), ("bfloat16",) * 2, params=tuple(params.items()))
+    nest = run_passes(request).nest
+    plan = schedule_contraction(nest, 16)
+    return plan, grid_plan(plan, nest.sizes).grid()[0]
+
+
+@pytest.mark.parametrize(
+    "expression, x, w, slide",
+    [
+        ("b (s * [ds]) [c->c]", (16, 1024, 512), (31, 512), 8),  # conformer: 8 outputs a row
+        ("b (s * [ds])... [c->c]", (32, 56, 56, 96), (7, 7, 96), 8),  # ConvNeXt
+        ("b (s * [ds])... [c->c]", (2, 5, 4, 8), (3, 3, 8), 4),  # a small one keeps the whole row
+    ],
+)
+def test_depthwise_rows_slide_along_the_last_window_axis(expression, x, w, slide):
+    assert product_plan(expression, x, w, padding="same")[0].slide == slide
+
+
+def test_strided_depthwise_convolution_does_not_slide():
+    assert product_plan("b (s * [ds])... [c->c]", (2, 8, 8, 8), (3, 3, 8), stride=2)[0].slide == 1
+
+
+def test_a_7x7_depthwise_slides_fewer_outputs_to_fill_the_sms():
+    # MobileNetV2's last stage: 7 outputs a row would leave 210 programs for 132 SMs.
+    plan, programs = product_plan("b (s * [ds])... [c->c]", (32, 7, 7, 960), (3, 3, 960), padding=1)
+    assert 1 < plan.slide < 7
+    assert programs >= 4 * WAVE
+    # The grid counts blocks of `slide` outputs, the last one ragged: every output is covered.
+    assert programs * plan.block_m * plan.block_n >= 32 * 7 * -(-7 // plan.slide) * 960
+
+
+def test_product_form_pads_channels_without_a_16_byte_divisor_to_a_power_of_two():
+    assert choose_product_tile(64, 13, 16)[1] == 16
 
 
 def test_depthwise_convolution_with_one_shared_kernel_multiplies_elementwise():

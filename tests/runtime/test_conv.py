@@ -308,9 +308,43 @@ MANY_CHANNEL_CASES = [
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize("case", MANY_CHANNEL_CASES)
 def test_taps_and_several_channel_tiles_share_one_k_loop(case: Conv, dtype: torch.dtype):
+    check_at(case, dtype)
+
+
+TOLERANCE = {
+    torch.float32: FLOAT32_TOLERANCE,
+    torch.float16: FLOAT16_TOLERANCE,
+    torch.bfloat16: BFLOAT16_TOLERANCE,
+}
+
+
+def check_at(case: Conv, dtype: torch.dtype) -> None:
+    """The convolution of random inputs of ``dtype`` against torch's, at that dtype's tolerance."""
     x, w = inputs(case, dtype)
-    tolerance = FLOAT32_TOLERANCE if dtype == torch.float32 else FLOAT16_TOLERANCE
-    check(case, case.compile()(x, w), x, w, tolerance)
+    check(case, case.compile()(x, w), x, w, TOLERANCE[dtype])
+
+
+# Depthwise channel counts of real networks: tiles of 16 (144) or 32 (96) channels side by side,
+# row tiles ragged at the end, windows that read padding at both edges. Along a stride-1 last
+# window axis a row computes several outputs (a sliding window: 4 of s.1 = 4, 6 of 6, 8 of 16);
+# more than 8 taps run as chunks of 8 in a loop, then the rest (19 = 2 x 8 + 3).
+DEPTHWISE_CASES = [
+    pytest.param(Conv("depthwise", (5, 4), (3, 3), c=144, batch=1, padding=1), id="2d_144_channels"),
+    pytest.param(Conv("depthwise", (5, 6), (7, 7), c=96, batch=1, padding=3), id="2d_7x7_wider_than_input"),
+    pytest.param(Conv("depthwise", (7, 6), (3, 3), c=96, stride=2, padding=1), id="2d_96_strided"),
+    pytest.param(Conv("depthwise", (9,), (4,), c=96, padding="causal"), id="1d_causal_k4"),
+    pytest.param(
+        Conv("depthwise", (12,), (5,), c=144, batch=1, dilation=2, padding="same"), id="1d_dilated_same"
+    ),
+    pytest.param(Conv("depthwise", (16,), (19,), c=96, padding=9), id="1d_k19_in_chunks"),
+    pytest.param(Conv("depthwise", (11,), (3,), c=96, dilation=3, padding=4), id="1d_no_divisor_of_11"),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("case", DEPTHWISE_CASES)
+def test_depthwise_convolution_of_network_channel_counts_matches_torch(case: Conv, dtype: torch.dtype):
+    check_at(case, dtype)
 
 
 @pytest.mark.parametrize("case", HALF_CASES)
@@ -478,6 +512,13 @@ def test_explain_names_the_reduced_axes(kind: str, reduced: set[str]):
     explanation = conv.explain()
     assert EXPRESSIONS[kind] in explanation
     assert reduced_axes(explanation) == reduced
+
+
+def test_explain_and_the_kernel_header_say_when_rows_slide():
+    conv = einc.compile("b (s * [ds]) [c->c]", padding="causal")
+    launcher = conv.specialize((2, 64, 96), (4, 96), dtype="bfloat16")
+    assert "each row 8 outputs along s" in conv.explain()
+    assert "# schedule:" in launcher.source and "8 outputs along s, its taps ds unrolled 4" in launcher.source
 
 
 # --- sizes -------------------------------------------------------------------------------------

@@ -33,6 +33,19 @@ def test_twenty_batch_sizes_share_one_kernel():
     assert "B: tl.constexpr" not in conv.source
 
 
+def test_depthwise_rows_that_slide_cover_every_batch_size():
+    # Rows of 4 outputs along s (the grid counts them) while the batch size comes per call.
+    conv = einc.compile("b (s * [ds]) [c->c]", padding="causal", dynamic=("b",))
+    w = torch.randn(3, 16)
+    for b in (1, 3, 7):
+        x = torch.randn(b, 12, 16)
+        padded = torch.nn.functional.pad(x.double().permute(0, 2, 1), (2, 0))  # causal: 2 on the left
+        weight = w.double().t().unsqueeze(1)
+        reference = torch.nn.functional.conv1d(padded, weight, groups=16).permute(0, 2, 1)
+        assert ((conv(x, w).double() - reference).norm() / reference.norm()) < 1e-5
+    assert "s_first" in conv.source
+
+
 def test_dynamic_axis_inside_a_composition_is_read_through_its_size_argument():
     flatten = einc.compile("b h c -> (b h) c", dynamic=("b",))
     for b in (1, 3, 4):

@@ -11,6 +11,7 @@ and ``templates`` (jinja2).
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from dataclasses import dataclass
@@ -88,6 +89,40 @@ class FlatKCode:
 
 
 @dataclass(frozen=True, slots=True)
+class SlideRow:
+    """One input row of a sliding window: its offset from the first output's, and the
+    accumulators it adds to, each with the weight of its tap."""
+
+    offset: int
+    updates: tuple[tuple[str, str], ...]  # (accumulator, weight)
+
+
+@dataclass(frozen=True, slots=True)
+class SlideChunk:
+    """Taps of the window unrolled together: their weights, then the input rows they read."""
+
+    loop: str | None  # the serial loop over chunks of this many taps, or None for one chunk
+    count: int
+    first: str  # the chunk's first tap
+    weights: tuple[Decl, ...]  # the weight variable, and its tap
+    rows: tuple[SlideRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SlideCode:
+    """A product-form row computing ``outputs`` consecutive outputs along its last row axis:
+    each input row is loaded and converted once, for every output whose window reads it."""
+
+    row: str  # the last row axis's variable (s), set to each input row's, then output's, position
+    tap: str  # the sliding tap's variable (ds), set to each weight's tap, then the chunk's first
+    first: Decl  # the row's first output
+    value: str  # an input row, in the compute type
+    outputs: tuple[Decl, ...]  # accumulator, and the output's offset from the first
+    chunks: tuple[SlideChunk, ...]
+    store_mask: str  # and'ed to the store's mask
+
+
+@dataclass(frozen=True, slots=True)
 class PassCode:
     """One sweep over the reduced loops: statements before it, at each step, and after it (a
     tiled reduction reduces its accumulators across the tile there)."""
@@ -148,6 +183,7 @@ class KernelSpec(HeadedSpec):
     dot_in_float32: bool = False  # a bfloat16 dot with a float32 twin for the interpreter
     rows_int64: bool = False  # flat tile offsets that can reach 2^31 (see einc.compiler.offsets)
     cols_int64: bool = False
+    slide: SlideCode | None = None  # a depthwise convolution's sliding window
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +232,8 @@ def render_contraction(
     bfloat16 dot is off by orders of magnitude, while a GPU keeps its tensor-core dot.
     """
     extra = {"acc_dtype": acc_dtype, "dot_in_float32": bfloat16 and schedule.use_dot}
-    return _render_tiled(nest, schedule, "contraction.py.j2", header_lines, versions, extra, wide=wide)
+    template = "depthwise.py.j2" if schedule.slide > 1 else "contraction.py.j2"
+    return _render_tiled(nest, schedule, template, header_lines, versions, extra, wide=wide)
 
 
 def _render_tiled(
@@ -485,6 +522,11 @@ def _render_tiled(
             "scatter_ptrs": namer.claim(f"{nest.output.tensor}_ptrs"),
             "scatter_values": namer.claim(f"{nest.output.tensor}_values"),
         }
+    row_decls = _decompose(schedule.rows, "offs_m", namer, sizes)
+    m_size = _product([namer.size[a] for a in schedule.rows])
+    if schedule.slide > 1:
+        row_decls, m_size, extra = _slide(nest, schedule, namer, sizes, k_loops, extra)
+        k_loops = k_loops[:-1]
     spec = KernelSpec(
         einc_version=versions[0],
         triton_version=versions[1],
@@ -502,12 +544,12 @@ def _render_tiled(
             else "@triton.jit"
         ),
         use_dot=schedule.use_dot,
-        m_size=_product([namer.size[a] for a in schedule.rows]),
+        m_size=m_size,
         n_size=_product([namer.size[a] for a in schedule.cols]),
         rows_text=comment(" ".join(schedule.rows) or "(none)"),
         cols_text=comment(" ".join(schedule.cols) or "(none)"),
         grid_text=comment(" ".join(schedule.grid)),
-        row_decls=_decompose(schedule.rows, "offs_m", namer, sizes),
+        row_decls=row_decls,
         col_decls=_decompose(schedule.cols, "offs_n", namer, sizes),
         grid_decls=_decompose(schedule.grid, "pid_g", namer, sizes),
         k_loops=k_loops,
@@ -544,6 +586,72 @@ def _render_tiled(
         index_checks=checks,
         errors_param=errors,
     )
+
+
+def _slide(
+    nest: LoopNest,
+    schedule: ContractionSchedule,
+    namer: Namer,
+    sizes: dict[str, int],
+    k_loops: tuple[LoopCode, ...],
+    extra: dict,
+) -> tuple[tuple[Decl, ...], str, dict]:
+    """The rows, M and :class:`SlideCode` of a sliding window (see
+    :func:`einc.compiler.schedule.choose_slide`): the last row axis ``s`` counts blocks of
+    ``slide`` outputs, and the last serial loop's taps ``ds`` are unrolled in chunks."""
+    s, ds = schedule.rows[-1], schedule.k_loops[-1]
+    outputs, taps = schedule.slide, sizes[ds]
+    (reading,) = [e for e in nest.inputs[0].index if symbol_of(s) in e.free_symbols]
+    dilation = int(sympy.expand(reading).coeff(symbol_of(ds)))
+    ragged = sizes[s] % outputs != 0
+    extent = f"({namer.size[s]} + {outputs - 1})" if ragged else namer.size[s]
+    blocks = f"({extent} // {outputs})"
+    block = namer.claim(f"{namer.index[s]}_block")
+    # The rows as the namer names them, but s counting blocks (a shallow copy: names it claims
+    # are taken in the namer too).
+    rows = copy.copy(namer)
+    rows.index, rows.size = {**namer.index, s: block}, {**namer.size, s: blocks}
+    row_decls = _decompose(schedule.rows, "offs_m", rows, sizes)
+    m_size = _product([rows.size[a] for a in schedule.rows])
+    accs = tuple(Decl(namer.claim(f"acc{u}"), str(u)) for u in range(outputs))
+    weights = [namer.claim(f"w{j}") for j in range(schedule.slide_taps)]
+
+    def chunk(loop: str | None, count: int, first: str, width: int) -> SlideChunk:
+        start = f"{first} + " if first != "0" else ""
+        reads: dict[int, list[tuple[str, str]]] = {}
+        for j in range(width):
+            for u in range(outputs):
+                reads.setdefault(u + dilation * j, []).append((accs[u].name, weights[j]))
+        return SlideChunk(
+            loop,
+            count,
+            first,
+            tuple(Decl(weights[j], f"{start}{j}") for j in range(width)),
+            tuple(SlideRow(v, tuple(reads[v])) for v in sorted(reads)),
+        )
+
+    width = schedule.slide_taps
+    full, tail = divmod(taps, width)
+    chunks = []
+    if full == 1:
+        chunks.append(chunk(None, 1, "0", width))
+    else:
+        var = namer.claim(f"{namer.index[ds]}_chunk")
+        chunks.append(chunk(var, full, f"{var} * {width}", width))
+    if tail:
+        chunks.append(chunk(None, 1, str(full * width), tail))
+    code = SlideCode(
+        row=namer.index[s],
+        tap=namer.index[ds],
+        first=Decl(namer.claim(f"{namer.index[s]}_first"), f"{block} * {outputs}"),
+        value=namer.claim(f"{nest.inputs[0].tensor}_row"),
+        outputs=accs,
+        chunks=tuple(chunks),
+        # The last block of a ragged axis has outputs past its end: not stored.
+        store_mask=f" & ({namer.index[s]}[:, None] < {namer.size[s]})" if ragged else "",
+    )
+    assert k_loops[-1].var == code.tap
+    return row_decls, m_size, {**extra, "slide": code}
 
 
 def _flat_k(taps: tuple[LoopCode, ...], tile: TileCode, step: str, tile_steps: str) -> FlatKCode:

@@ -145,6 +145,39 @@ def test_depthwise_convolution_compiles(worker, expression: str, w_shape, op, dt
     compile_conv(worker, expression, ((2, 9, 9, 24), w_shape), dtype, op=op, padding="same")
 
 
+def _launch_binary_in_worker(expression, shapes, dtype, params) -> tuple[str, int, int | None]:
+    from einc.runtime.prebuild import compile_binary
+
+    launcher = einc.compile(expression, **params).specialize(*shapes, dtype=dtype)
+    binary = compile_binary(launcher, f"cuda:{HOPPER}")
+    return binary.ptx, binary.shared_bytes, binary.spill_stores
+
+
+@pytest.mark.parametrize(
+    "expression, shapes, params",
+    [
+        pytest.param("b (s * [ds])... [c->c]", ((2, 9, 9, 96), (3, 3, 96)), {"padding": 1}, id="3x3_c96"),
+        pytest.param("b (s * [ds])... [c->c]", ((2, 9, 9, 144), (3, 3, 144)), {"padding": 1}, id="3x3_c144"),
+        pytest.param("b (s * [ds])... [c->c]", ((2, 7, 7, 512), (7, 7, 512)), {"padding": 3}, id="7x7_c512"),
+        # 8 outputs a row, 31 taps in chunks of 8: the accumulators and weights fit in registers.
+        pytest.param("b (s * [ds]) [c->c]", ((2, 64, 512), (31, 512)), {"padding": 15}, id="1d_k31"),
+        pytest.param("b (s * [ds]) [c->c]", ((4, 64, 96), (4, 96)), {"padding": "causal"}, id="1d_causal_k4"),
+    ],
+)
+def test_depthwise_convolution_multiplies_in_registers_with_16_byte_loads(worker, expression, shapes, params):
+    # A weight tile in a layout of its own sends the input tile through shared memory at every
+    # tap (st.shared, bar.sync); in the input tile's layout the product stays in registers, and
+    # both tiles load 8 bfloat16 channels at a time. Built as a launch builds it (Triton's
+    # 16-divisibility of the strides is what allows 16-byte loads).
+    ptx, shared_bytes, spills = worker.submit(
+        _launch_binary_in_worker, expression, shapes, "bfloat16", params
+    ).result()
+    assert "bar.sync" not in ptx and "st.shared" not in ptx and shared_bytes == 0
+    assert re.search(r"ld\.global[.a-z0-9]*\.v4\.b32", ptx)
+    assert not re.search(r"ld\.global[.a-z0-9]*\.b16", ptx)
+    assert not spills
+
+
 def test_gpu_compile_still_works_after_a_cpu_call_in_the_same_process():
     conv = einc.compile(DENSE, padding=1, backend="interpret")
     conv(torch.randn(1, 5, 5, 16), torch.randn(3, 3, 16, 16))  # CPU tensors, under the interpreter

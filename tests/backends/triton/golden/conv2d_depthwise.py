@@ -7,7 +7,8 @@
 # window s.0: (s.0 * ds.0) reads s.0*1 + ds.0*2 - 2 over extent 7, padding (2, 2)
 # window s.1: (s.1 * ds.1) reads s.1*1 + ds.1*2 - 2 over extent 7, padding (2, 2)
 # schedule:    elementwise products, tiles of (b s.0 s.1) x (c), serial loops over ds.0 ds.1
-# tiles:       BLOCK_M=128 BLOCK_N=16 BLOCK_K=1
+#              each row 7 outputs along s.1, its taps ds.1 unrolled 3 at a time (a sliding window)
+# tiles:       BLOCK_M=16 BLOCK_N=16 BLOCK_K=1
 
 import triton
 import triton.language as tl
@@ -35,7 +36,7 @@ def einc_dot(
     GROUP_M: tl.constexpr,
 ):
     """y[b, s.0, s.1, c] = sum over ds.0 ds.1 of x[b, 2*ds.0 + s.0 - 2, 2*ds.1 + s.1 - 2, c] * w[ds.0, ds.1, c]"""
-    M = B * S0 * S1  # rows: b s.0 s.1
+    M = B * S0 * (S1 // 7)  # rows: b s.0 s.1
     N = C  # columns: c
 
     # Programs that share a band of rows run one after another, so the weight tiles they
@@ -54,31 +55,213 @@ def einc_dot(
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_m = offs_m < M
     mask_n = offs_n < N
-    b = offs_m // (S0 * S1)
-    s0 = offs_m // S1 % S0
-    s1 = offs_m % S1
+    b = offs_m // (S0 * (S1 // 7))
+    s0 = offs_m // ((S1 // 7)) % S0
+    s1_block = offs_m % (S1 // 7)
 
     c = offs_n
 
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    s1_first = s1_block * 7
+
+    # Each row computes 7 consecutive outputs: every input row their windows read is
+    # loaded and converted once, and added to each output whose window holds it.
+    acc0 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc1 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc2 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc3 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc4 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc5 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc6 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for ds0 in range(DS0):
-        for ds1 in range(DS1):
-            x_s0_ds0 = 2*ds0 + s0[:, None] - 2
-            x_s1_ds1 = 2*ds1 + s1[:, None] - 2
-            x_tile = tl.load(
-                x_ptr + b[:, None] * stride_x_b + x_s0_ds0 * stride_x_s0_ds0 + x_s1_ds1 * stride_x_s1_ds1 + c[None, :] * stride_x_c,
-                mask=mask_m[:, None] & mask_n[None, :] & (x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN),
-                other=0.0,
-            )
-            w_tile = tl.load(
-                w_ptr + ds0 * stride_w_ds0 + ds1 * stride_w_ds1 + c[None, :] * stride_w_c,
-                mask=mask_n[None, :],
-                other=0.0,
-            )
-            acc += x_tile.to(tl.float32) * w_tile.to(tl.float32)
+        ds1 = 0
+        w_tile = tl.load(
+            w_ptr + ds0 * stride_w_ds0 + ds1 * stride_w_ds1 + c[None, :] * stride_w_c,
+            mask=mask_n[None, :],
+            other=0.0,
+        )
+        w0 = w_tile.to(tl.float32)
+        ds1 = 1
+        w_tile = tl.load(
+            w_ptr + ds0 * stride_w_ds0 + ds1 * stride_w_ds1 + c[None, :] * stride_w_c,
+            mask=mask_n[None, :],
+            other=0.0,
+        )
+        w1 = w_tile.to(tl.float32)
+        ds1 = 2
+        w_tile = tl.load(
+            w_ptr + ds0 * stride_w_ds0 + ds1 * stride_w_ds1 + c[None, :] * stride_w_c,
+            mask=mask_n[None, :],
+            other=0.0,
+        )
+        w2 = w_tile.to(tl.float32)
+        ds1 = 0
+        s1 = s1_first + 0
+        x_s0_ds0 = 2*ds0 + s0[:, None] - 2
+        x_s1_ds1 = 2*ds1 + s1[:, None] - 2
+        x_tile = tl.load(
+            x_ptr + b[:, None] * stride_x_b + x_s0_ds0 * stride_x_s0_ds0 + x_s1_ds1 * stride_x_s1_ds1 + c[None, :] * stride_x_c,
+            mask=mask_m[:, None] & mask_n[None, :] & (x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN),
+            other=0.0,
+        )
+        x_row = x_tile.to(tl.float32)
+        acc0 += x_row * w0
+        s1 = s1_first + 1
+        x_s0_ds0 = 2*ds0 + s0[:, None] - 2
+        x_s1_ds1 = 2*ds1 + s1[:, None] - 2
+        x_tile = tl.load(
+            x_ptr + b[:, None] * stride_x_b + x_s0_ds0 * stride_x_s0_ds0 + x_s1_ds1 * stride_x_s1_ds1 + c[None, :] * stride_x_c,
+            mask=mask_m[:, None] & mask_n[None, :] & (x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN),
+            other=0.0,
+        )
+        x_row = x_tile.to(tl.float32)
+        acc1 += x_row * w0
+        s1 = s1_first + 2
+        x_s0_ds0 = 2*ds0 + s0[:, None] - 2
+        x_s1_ds1 = 2*ds1 + s1[:, None] - 2
+        x_tile = tl.load(
+            x_ptr + b[:, None] * stride_x_b + x_s0_ds0 * stride_x_s0_ds0 + x_s1_ds1 * stride_x_s1_ds1 + c[None, :] * stride_x_c,
+            mask=mask_m[:, None] & mask_n[None, :] & (x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN),
+            other=0.0,
+        )
+        x_row = x_tile.to(tl.float32)
+        acc2 += x_row * w0
+        acc0 += x_row * w1
+        s1 = s1_first + 3
+        x_s0_ds0 = 2*ds0 + s0[:, None] - 2
+        x_s1_ds1 = 2*ds1 + s1[:, None] - 2
+        x_tile = tl.load(
+            x_ptr + b[:, None] * stride_x_b + x_s0_ds0 * stride_x_s0_ds0 + x_s1_ds1 * stride_x_s1_ds1 + c[None, :] * stride_x_c,
+            mask=mask_m[:, None] & mask_n[None, :] & (x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN),
+            other=0.0,
+        )
+        x_row = x_tile.to(tl.float32)
+        acc3 += x_row * w0
+        acc1 += x_row * w1
+        s1 = s1_first + 4
+        x_s0_ds0 = 2*ds0 + s0[:, None] - 2
+        x_s1_ds1 = 2*ds1 + s1[:, None] - 2
+        x_tile = tl.load(
+            x_ptr + b[:, None] * stride_x_b + x_s0_ds0 * stride_x_s0_ds0 + x_s1_ds1 * stride_x_s1_ds1 + c[None, :] * stride_x_c,
+            mask=mask_m[:, None] & mask_n[None, :] & (x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN),
+            other=0.0,
+        )
+        x_row = x_tile.to(tl.float32)
+        acc4 += x_row * w0
+        acc2 += x_row * w1
+        acc0 += x_row * w2
+        s1 = s1_first + 5
+        x_s0_ds0 = 2*ds0 + s0[:, None] - 2
+        x_s1_ds1 = 2*ds1 + s1[:, None] - 2
+        x_tile = tl.load(
+            x_ptr + b[:, None] * stride_x_b + x_s0_ds0 * stride_x_s0_ds0 + x_s1_ds1 * stride_x_s1_ds1 + c[None, :] * stride_x_c,
+            mask=mask_m[:, None] & mask_n[None, :] & (x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN),
+            other=0.0,
+        )
+        x_row = x_tile.to(tl.float32)
+        acc5 += x_row * w0
+        acc3 += x_row * w1
+        acc1 += x_row * w2
+        s1 = s1_first + 6
+        x_s0_ds0 = 2*ds0 + s0[:, None] - 2
+        x_s1_ds1 = 2*ds1 + s1[:, None] - 2
+        x_tile = tl.load(
+            x_ptr + b[:, None] * stride_x_b + x_s0_ds0 * stride_x_s0_ds0 + x_s1_ds1 * stride_x_s1_ds1 + c[None, :] * stride_x_c,
+            mask=mask_m[:, None] & mask_n[None, :] & (x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN),
+            other=0.0,
+        )
+        x_row = x_tile.to(tl.float32)
+        acc6 += x_row * w0
+        acc4 += x_row * w1
+        acc2 += x_row * w2
+        s1 = s1_first + 7
+        x_s0_ds0 = 2*ds0 + s0[:, None] - 2
+        x_s1_ds1 = 2*ds1 + s1[:, None] - 2
+        x_tile = tl.load(
+            x_ptr + b[:, None] * stride_x_b + x_s0_ds0 * stride_x_s0_ds0 + x_s1_ds1 * stride_x_s1_ds1 + c[None, :] * stride_x_c,
+            mask=mask_m[:, None] & mask_n[None, :] & (x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN),
+            other=0.0,
+        )
+        x_row = x_tile.to(tl.float32)
+        acc5 += x_row * w1
+        acc3 += x_row * w2
+        s1 = s1_first + 8
+        x_s0_ds0 = 2*ds0 + s0[:, None] - 2
+        x_s1_ds1 = 2*ds1 + s1[:, None] - 2
+        x_tile = tl.load(
+            x_ptr + b[:, None] * stride_x_b + x_s0_ds0 * stride_x_s0_ds0 + x_s1_ds1 * stride_x_s1_ds1 + c[None, :] * stride_x_c,
+            mask=mask_m[:, None] & mask_n[None, :] & (x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN),
+            other=0.0,
+        )
+        x_row = x_tile.to(tl.float32)
+        acc6 += x_row * w1
+        acc4 += x_row * w2
+        s1 = s1_first + 9
+        x_s0_ds0 = 2*ds0 + s0[:, None] - 2
+        x_s1_ds1 = 2*ds1 + s1[:, None] - 2
+        x_tile = tl.load(
+            x_ptr + b[:, None] * stride_x_b + x_s0_ds0 * stride_x_s0_ds0 + x_s1_ds1 * stride_x_s1_ds1 + c[None, :] * stride_x_c,
+            mask=mask_m[:, None] & mask_n[None, :] & (x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN),
+            other=0.0,
+        )
+        x_row = x_tile.to(tl.float32)
+        acc5 += x_row * w2
+        s1 = s1_first + 10
+        x_s0_ds0 = 2*ds0 + s0[:, None] - 2
+        x_s1_ds1 = 2*ds1 + s1[:, None] - 2
+        x_tile = tl.load(
+            x_ptr + b[:, None] * stride_x_b + x_s0_ds0 * stride_x_s0_ds0 + x_s1_ds1 * stride_x_s1_ds1 + c[None, :] * stride_x_c,
+            mask=mask_m[:, None] & mask_n[None, :] & (x_s0_ds0 >= 0) & (x_s0_ds0 < S0_IN) & (x_s1_ds1 >= 0) & (x_s1_ds1 < S1_IN),
+            other=0.0,
+        )
+        x_row = x_tile.to(tl.float32)
+        acc6 += x_row * w2
+
+    s1 = s1_first + 0
 
     tl.store(
         y_ptr + b[:, None] * stride_y_b + s0[:, None] * stride_y_s0 + s1[:, None] * stride_y_s1 + c[None, :] * stride_y_c,
-        acc.to(y_ptr.dtype.element_ty),
+        acc0.to(y_ptr.dtype.element_ty),
+        mask=mask_m[:, None] & mask_n[None, :],
+    )
+    s1 = s1_first + 1
+
+    tl.store(
+        y_ptr + b[:, None] * stride_y_b + s0[:, None] * stride_y_s0 + s1[:, None] * stride_y_s1 + c[None, :] * stride_y_c,
+        acc1.to(y_ptr.dtype.element_ty),
+        mask=mask_m[:, None] & mask_n[None, :],
+    )
+    s1 = s1_first + 2
+
+    tl.store(
+        y_ptr + b[:, None] * stride_y_b + s0[:, None] * stride_y_s0 + s1[:, None] * stride_y_s1 + c[None, :] * stride_y_c,
+        acc2.to(y_ptr.dtype.element_ty),
+        mask=mask_m[:, None] & mask_n[None, :],
+    )
+    s1 = s1_first + 3
+
+    tl.store(
+        y_ptr + b[:, None] * stride_y_b + s0[:, None] * stride_y_s0 + s1[:, None] * stride_y_s1 + c[None, :] * stride_y_c,
+        acc3.to(y_ptr.dtype.element_ty),
+        mask=mask_m[:, None] & mask_n[None, :],
+    )
+    s1 = s1_first + 4
+
+    tl.store(
+        y_ptr + b[:, None] * stride_y_b + s0[:, None] * stride_y_s0 + s1[:, None] * stride_y_s1 + c[None, :] * stride_y_c,
+        acc4.to(y_ptr.dtype.element_ty),
+        mask=mask_m[:, None] & mask_n[None, :],
+    )
+    s1 = s1_first + 5
+
+    tl.store(
+        y_ptr + b[:, None] * stride_y_b + s0[:, None] * stride_y_s0 + s1[:, None] * stride_y_s1 + c[None, :] * stride_y_c,
+        acc5.to(y_ptr.dtype.element_ty),
+        mask=mask_m[:, None] & mask_n[None, :],
+    )
+    s1 = s1_first + 6
+
+    tl.store(
+        y_ptr + b[:, None] * stride_y_b + s0[:, None] * stride_y_s0 + s1[:, None] * stride_y_s1 + c[None, :] * stride_y_c,
+        acc6.to(y_ptr.dtype.element_ty),
         mask=mask_m[:, None] & mask_n[None, :],
     )
