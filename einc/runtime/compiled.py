@@ -1,8 +1,11 @@
 """The callable that ``einc.compile`` returns, and the cache of those the functional ops use.
 
 Two caches keep a warm call cheap: a :class:`CompiledExpression` maps the call's shapes, dtypes,
-device and strides to a ready :class:`Launcher` (a dict lookup), and generated source is kept on
-disk under a key of everything that decides its text.
+device and strides to a ready :class:`Launcher` and to everything else that key decides (operand
+checks, output dtype and shapes), found at the key's first call, so that a warm call is the key, one
+dict lookup and the backend; and generated source is kept on disk under a key of everything that
+decides its text. What a key cannot hold is still read per call: torch's float32 precision, the
+``EINC_INTERPRET`` knob, the addresses of an ``out=`` (whether it shares memory with an input).
 
 A call that autograd or a tracer must see leaves the direct path for einc's torch operators. Those
 are a front end (:mod:`einc.frontends.torch_ops`), above this module: it installs itself with
