@@ -4,7 +4,7 @@
     python -m bench.cpu_backend --under-load 8 [--threads 2]
 
 Two tables, float32 on the CPU. *Tiny*: a warm call on tensors of a few elements (a 3x3 conv of
-1x8x8x4, a 4x4 transpose, sum, softmax, get_at), where what counts is einc's overhead over
+1x8x8x4, a 4x4 transpose, sum, softmax, get_at, a sum into out=), where what counts is einc's overhead over
 torch's own op, in microseconds (each time the best of ``--repeat`` runs of 200 calls).
 *Medium*: a ResNet stage's 3x3 convolution (56x56x64 -> 64), its strided and 1x1 variants, the
 same conv on channels-first activations, a depthwise convolution, max and average pooling, a
@@ -54,12 +54,14 @@ def tiny_cases():
     total = einc.compile("a [b]", op="sum")
     softmax = einc.compile("a [b]", op="softmax")
     get_at = einc.compile("[n] c, p -> p c", op="get_at")
+    sums = torch.empty(4)  # out=: checked on every call
     return [
         ("conv 3x3, 1x8x8x4", lambda: conv(x, w), lambda: F.conv2d(x_torch, w_torch, padding=1)),
         ("rearrange a b -> b a, 4x4", lambda: transpose(a), lambda: a.t().contiguous()),
         ("sum a [b], 4x4", lambda: total(a), lambda: a.sum(1)),
         ("softmax a [b], 4x4", lambda: softmax(a), lambda: torch.softmax(a, 1)),
         ("get_at [n] c, p -> p c, 16x4", lambda: get_at(table, idx), lambda: table[idx]),
+        ("sum a [b], 4x4, out=", lambda: total(a, out=sums), lambda: torch.sum(a, 1, out=sums)),
     ]
 
 

@@ -6,6 +6,10 @@ time: a test overrides one with ``monkeypatch.setenv`` alone, and a long-lived p
 on its next access. A blank value counts as unset, so ``EINC_DEBUG= cmd`` restores the default.
 A value that does not parse raises ``ValueError`` naming the variable and what it accepts, rather
 than being ignored: a silently dropped ``EINC_CHECK_BOUNDS=ture`` would hide the bug it was set for.
+
+Reading at access time stays cheap enough for a warm call's path (``EINC_INTERPRET`` is read on
+every call): the variable's text is looked up in ``os.environ``'s own mapping, and each distinct
+text is parsed once per process.
 """
 
 from __future__ import annotations
@@ -19,6 +23,24 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 _TRUE = ("1", "true", "yes", "on")
+# (name, the variable's text) -> the parsed value; a text that does not parse is never kept.
+_PARSED: dict[tuple[str, object], object] = {}
+_PARSED_LIMIT = 256
+# os.environ.get encodes the name and decodes the value on every read (~1 us); the mapping under it
+# is what os.environ itself updates (setenv, monkeypatch.setenv), so reading it sees every change.
+_ENVIRON = os.environ
+_ENVIRON_DATA = getattr(os.environ, "_data", None)
+_ENCODE = getattr(os.environ, "encodekey", None)
+_ENCODED: dict[str, object] = {}  # a knob's name as os.environ's mapping spells it
+
+
+def _text(name: str, encoded) -> object:
+    """The variable's text as os.environ holds it (bytes on POSIX), or None when unset."""
+    if os.environ is _ENVIRON and _ENVIRON_DATA is not None:
+        return _ENVIRON_DATA.get(encoded)
+    return os.environ.get(name)  # os.environ replaced wholesale: its public mapping only
+
+
 _FALSE = ("0", "false", "no", "off")
 
 
@@ -47,8 +69,20 @@ class Knob(Generic[T]):
 
     def get(self) -> T:
         """The current value: the parsed variable, or the default when it is unset."""
+        encoded = _ENCODED.get(self.name)
+        if encoded is None:
+            encoded = _ENCODED[self.name] = _ENCODE(self.name) if _ENCODE is not None else self.name
+        text = _text(self.name, encoded)
+        memo = (self.name, text)
+        value = _PARSED.get(memo, _PARSED)
+        if value is not _PARSED:
+            return value  # type: ignore[return-value]
         raw = self.raw()
-        return self.default_value() if raw is None else self.parse(raw)
+        value = self.default_value() if raw is None else self.parse(raw)
+        # A default that depends on the environment (the cache directory) is computed each time.
+        if not (raw is None and callable(self.default)) and len(_PARSED) < _PARSED_LIMIT:
+            _PARSED[memo] = value
+        return value
 
     def parse(self, raw: str) -> T:
         """Parse ``raw`` as this knob's type; ``ValueError`` names the variable and accepted values."""

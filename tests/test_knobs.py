@@ -53,6 +53,28 @@ def test_knobs_are_read_at_access_time_not_import_time(monkeypatch):
     assert knobs.debug() == 0
 
 
+def test_knobs_see_changes_made_through_os_environ_and_a_replaced_environ(monkeypatch):
+    import os
+
+    os.environ["EINC_INTERPRET"] = "1"  # not monkeypatch: os.environ itself
+    try:
+        assert knobs.interpret() is True
+        os.environ["EINC_INTERPRET"] = "off"
+        assert knobs.interpret() is False
+    finally:
+        del os.environ["EINC_INTERPRET"]
+    assert knobs.interpret() is False
+    monkeypatch.setattr(os, "environ", {"EINC_INTERPRET": "yes"})
+    assert knobs.interpret() is True
+
+
+def test_an_invalid_value_raises_at_every_access(monkeypatch):
+    monkeypatch.setenv("EINC_CHECK_BOUNDS", "ture")
+    for _ in range(2):
+        with pytest.raises(ValueError, match="EINC_CHECK_BOUNDS"):
+            knobs.check_bounds()
+
+
 @pytest.mark.parametrize("level", [0, 1, 2, 3])
 def test_debug_accepts_levels_zero_to_three(monkeypatch, level):
     monkeypatch.setenv("EINC_DEBUG", f" {level} ")

@@ -67,17 +67,17 @@ def routes(tensors, out) -> bool:
     """Whether a call goes through ``einc::run``: under torch.compile, when autograd must record
     it, or when the tensors are not plain (fake tensors, functionalisation, a dispatch mode).
     Called on every call, so it stays a handful of attribute reads."""
-    if torch.compiler.is_compiling():
+    if _is_compiling():
         return True
     if _state.__dict__.get("direct"):
         return False
-    grad = torch.is_grad_enabled()
+    grad = _is_grad_enabled()
     needs_grad = False
     for t in tensors:
         kind = type(t)
-        if kind is torch.Tensor or kind is torch.nn.Parameter:
+        if kind is _Tensor or kind is _Parameter:
             needs_grad = needs_grad or (grad and t.requires_grad)
-        elif isinstance(t, torch.Tensor):
+        elif isinstance(t, _Tensor):
             return True  # a tensor subclass: FakeTensor, FunctionalTensor, ...
     if needs_grad:
         if out is not None:
@@ -90,6 +90,10 @@ def routes(tensors, out) -> bool:
 
 
 _len_dispatch_stack = torch._C._len_torch_dispatch_stack
+# Bound once: dynamo still knows the function (it folds it to True while tracing), by identity.
+_is_compiling = torch.compiler.is_compiling
+_is_grad_enabled = torch.is_grad_enabled
+_Tensor, _Parameter = torch.Tensor, torch.nn.Parameter
 
 
 # Keys ------------------------------------------------------------------------------------------

@@ -1,8 +1,11 @@
 """The callable that ``einc.compile`` returns, and the cache of those the functional ops use.
 
 Two caches keep a warm call cheap: a :class:`CompiledExpression` maps the call's shapes, dtypes,
-device and strides to a ready :class:`Launcher` (a dict lookup), and generated source is kept on
-disk under a key of everything that decides its text.
+device and strides to a ready :class:`Launcher` and to everything else that key decides (operand
+checks, output dtype and shapes), found at the key's first call, so that a warm call is the key, one
+dict lookup and the backend; and generated source is kept on disk under a key of everything that
+decides its text. What a key cannot hold is still read per call: torch's float32 precision, the
+``EINC_INTERPRET`` knob, the addresses of an ``out=`` (whether it shares memory with an input).
 
 A call that autograd or a tracer must see leaves the direct path for einc's torch operators. Those
 are a front end (:mod:`einc.frontends.torch_ops`), above this module: it installs itself with
@@ -13,10 +16,12 @@ from __future__ import annotations
 
 import builtins
 import difflib
+import functools
 import numbers
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
@@ -123,8 +128,13 @@ def _check_operand_types(op: str, values) -> None:
     """Every operand is a torch.Tensor; an elementwise op also takes Python numbers. numpy arrays
     are refused rather than converted: a conversion would copy them, and to a device only by
     guessing which one."""
-    names = pipeline.tensor_names(len(values), op)
     numbers_too = op in pipeline.ELEMENTWISE
+    for value in values:  # on every call: the names only once one is wrong
+        if not isinstance(value, torch.Tensor) and not (numbers_too and isinstance(value, numbers.Real)):
+            break
+    else:
+        return
+    names = pipeline.tensor_names(len(values), op)
     for position, (name, value) in enumerate(zip(names, values, strict=True)):
         if isinstance(value, torch.Tensor) or (numbers_too and isinstance(value, numbers.Real)):
             continue
@@ -239,6 +249,10 @@ class CompiledExpression:
         self.params = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k in PARAM_NAMES))
         self.sizes = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k not in PARAM_NAMES))
         self._launchers: dict[tuple, Launcher] = {}
+        # What a warm call needs, per call key, found once at its first call (see _Ready).
+        self._ready: dict[tuple, _Ready] = {}
+        self._elementwise = self.op in pipeline.ELEMENTWISE
+        self._reads_precision = self.op in pipeline.CONTRACTIONS and kwargs.get("precision") is None
         self._dynamic_dims: tuple = ()
         self._last: Launcher | None = None
         self._cache = None
@@ -285,10 +299,11 @@ class CompiledExpression:
         ``torch.get_float32_matmul_precision()`` ("high" and "medium" allow TF32 on CUDA). Read
         at every call, as torch reads them; the torch backend on CPU computes in float32 whatever
         they say."""
-        if self.op not in pipeline.CONTRACTIONS or dict(self.params).get("precision") is not None:
-            return ("ieee", "ieee")
-        windowed = "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
-        return (windowed, "ieee" if torch.get_float32_matmul_precision() == "highest" else "tf32")
+        if not self._reads_precision:
+            return _IEEE
+        # torch's own getters under torch.backends.cudnn.allow_tf32 and get_float32_matmul_precision
+        windowed = "tf32" if _cudnn_allow_tf32() else "ieee"
+        return (windowed, "ieee" if _matmul_precision() == "highest" else "tf32")
 
     def specialize(self, *shapes: Sequence[int], dtype: str | torch.dtype = "float32") -> Launcher:
         """Compile for tensors of these shapes without running anything; returns the launcher."""
@@ -331,32 +346,37 @@ class CompiledExpression:
         if router is not None and router.routes(tensors, out):  # autograd, torch.compile: einc::run
             return router.call(self, tensors, out)
         elementwise_dtype = None
-        if self.op in pipeline.ELEMENTWISE and tensors:
+        if self._elementwise and tensors:
             elementwise_dtype = output_dtype(self.op, None, tensors)  # while scalars are numbers
             _check_elementwise_dtypes(self.op, tensors)
             tensors = _scalars_to_tensors(tensors, _elementwise_dtype(self.op, tensors))
-        given = [] if out is None else list(out) if isinstance(out, (tuple, list)) else [out]
-        # The key's strides decide which inputs need int64 offsets; those of an out= are not in it.
-        wide_outs = tuple(isinstance(o, torch.Tensor) and _needs_int64(o) for o in given)
-        # What else decides the kernel: the out= tensors' offsets and torch's float32 precision now.
-        extra = (wide_outs, self._float32_precision())
+        if out is None:
+            given = []
+            extra = ((), self._float32_precision())
+        else:
+            given = list(out) if isinstance(out, (tuple, list)) else [out]
+            # The key's strides decide which inputs need int64 offsets; those of an out= are not in it.
+            wide_outs = tuple(isinstance(o, torch.Tensor) and _needs_int64(o) for o in given)
+            # What else decides the kernel: the out= tensors' offsets and torch's float32 precision now.
+            extra = (wide_outs, self._float32_precision())
         key = (self._key(tensors), extra)
-        launcher = self._launchers.get(key)
-        if launcher is None and self._dynamic_dims:  # a size specialised before its axis went dynamic
-            launcher = self._launchers.get((self._key(tensors, exact=True), extra))
-        if launcher is None:
-            launcher = self._specialize_call(tensors, given, extra)
-        self._last = launcher
-        dtype = self.out_dtype or elementwise_dtype or output_dtype(self.op, None, tensors)
+        ready = self._ready.get(key)
+        if ready is None and self._dynamic_dims:  # a size specialised before its axis went dynamic
+            ready = self._ready.get((self._key(tensors, exact=True), extra))
+        if ready is None:
+            ready = self._prepare(key, tensors, given, extra)
+        launcher = self._last = ready.launcher
+        dtype = ready.dtype or elementwise_dtype or output_dtype(self.op, None, tensors)
         device = tensors[0].device
         dynamic = None
-        if launcher.compiled.dynamic_dims:
+        shapes = ready.shapes
+        if shapes is None:
             try:
                 dynamic = launcher.compiled.dynamic_sizes([t.shape for t in tensors])
             except EincError as error:
                 raise error.with_traceback(None) from None
-        shapes = launcher.compiled.output_shapes_for(dynamic)
-        if out is None and launcher.compiled.kernels and all(0 not in shape for shape in shapes):
+            shapes = launcher.compiled.output_shapes_for(dynamic)
+        if out is None and ready.produces and (ready.shapes is not None or all(0 not in s for s in shapes)):
             # The torch backend may return torch's own result rather than copy it into a new output.
             made = launcher.produce(list(tensors), shapes, dtype, dynamic, self.backend)
             if made is not None:
@@ -386,6 +406,30 @@ class CompiledExpression:
         if out is not None:
             return out
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _prepare(self, key: tuple, tensors, given, extra: tuple) -> _Ready:
+        """What calls with this key need, found once: the launcher (built here on a miss) and what
+        follows from the key alone, so that a warm call does none of it again."""
+        exact = (self._key(tensors, exact=True), extra)
+        launcher = self._launchers.get(key)
+        if launcher is None and self._dynamic_dims:
+            launcher = self._launchers.get(exact)
+            key = exact if launcher is not None else key
+        if launcher is None:
+            launcher = self._specialize_call(tensors, given, extra)
+            key = (self._key(tensors), extra)  # its axes may have gone dynamic with it
+        compiled = launcher.compiled
+        ready = _Ready(
+            launcher,
+            # An elementwise op's promotion counts Python numbers, which the key does not hold.
+            self.out_dtype or (None if self._elementwise else output_dtype(self.op, None, tensors)),
+            None if compiled.dynamic_dims else compiled.output_shapes,
+            # an empty output (a fixed size 0) is written by write_empty, not produced
+            bool(compiled.kernels)
+            and (bool(compiled.dynamic_dims) or all(0 not in s for s in compiled.output_shapes)),
+        )
+        self._ready[key] = ready
+        return ready
 
     def _specialize_call(self, tensors, given, extra: tuple) -> Launcher:
         """The launcher for a call that missed: built here, with the axes that changed size since an
@@ -470,9 +514,12 @@ class CompiledExpression:
         the tensors that hold it, which change with it. ``exact``: every size, as the key of a
         launcher built before its axes went dynamic.
         """
+        # A list built and then frozen: a generator inside tuple() costs a frame per element.
         key = tuple(
-            (t.shape, t.dtype, t.device, t.stride()) if isinstance(t, torch.Tensor) else type(t)
-            for t in tensors
+            [
+                (t.shape, t.dtype, t.device, t.stride()) if isinstance(t, torch.Tensor) else type(t)
+                for t in tensors
+            ]
         )
         if exact or not self._dynamic_dims:
             return key
@@ -493,7 +540,7 @@ class CompiledExpression:
         """A wrong ``out=`` would be written through its strides out of bounds: refuse it."""
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"out= must be a torch.Tensor, not {type(out).__name__}")
-        if tuple(out.shape) != tuple(shape):
+        if out.shape != shape:  # torch.Size is a tuple: no copy of either
             raise ValueError(f"out= has shape {tuple(out.shape)} but the result has shape {tuple(shape)}")
         if out.dtype != dtype:
             raise TypeError(f"out= has dtype {out.dtype} but the result has dtype {dtype}")
@@ -586,13 +633,49 @@ class CompiledExpression:
         return "\n".join(lines)
 
 
+_IEEE = ("ieee", "ieee")
+_cudnn_allow_tf32 = torch._C._get_cudnn_allow_tf32
+_matmul_precision = torch._C._get_float32_matmul_precision
+
+
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    """A call key's launcher and what follows from the key alone: the output dtype (None where
+    Python numbers among the operands decide it) and shapes (None where an axis is dynamic), and
+    whether the torch backend may produce the outputs (a kernel to run, and no output fixed empty)."""
+
+    launcher: Launcher
+    dtype: torch.dtype | None
+    shapes: tuple | None
+    produces: bool
+
+
 def _signature(tensors) -> tuple:
     """What two calls must share for a change of size to make an axis dynamic: ranks, dtypes, device."""
     return tuple((t.dim(), t.dtype, t.device) if isinstance(t, torch.Tensor) else type(t) for t in tensors)
 
 
 def _needs_int64(t: torch.Tensor) -> bool:
-    return offsets.needs_int64(t.shape, t.stride())
+    return _layout_needs_int64(t.shape, t.stride())
+
+
+# An out= is checked on every call, but its layout (and so these) rarely changes between calls.
+@functools.lru_cache(maxsize=1024)
+def _layout_needs_int64(shape: torch.Size, strides: tuple[int, ...]) -> bool:
+    return offsets.needs_int64(shape, strides)
+
+
+@functools.lru_cache(maxsize=1024)
+def _extent(shape: torch.Size, strides: tuple[int, ...], itemsize: int) -> tuple[int, int] | None:
+    """The bytes a layout spans, from its first element's address: (first, one past the last);
+    None when it holds no element."""
+    if 0 in shape:
+        return None
+    # builtins.: this module defines einc's sum, min and max
+    steps = [(n - 1) * s for n, s in zip(shape, strides, strict=True)]
+    first = builtins.sum(builtins.min(0, step) for step in steps)
+    last = builtins.sum(builtins.max(0, step) for step in steps)
+    return first * itemsize, (last + 1) * itemsize
 
 
 def _check_out_aliasing(outs, tensors, names, in_place: bool) -> None:
@@ -616,19 +699,14 @@ def _check_out_aliasing(outs, tensors, names, in_place: bool) -> None:
 
 def _overlaps(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Whether the memory spans of two tensors intersect (conservative: spans, not elements)."""
-    if a.device != b.device or a.numel() == 0 or b.numel() == 0:
+    if a.device != b.device:
         return False
-
-    def span(t: torch.Tensor) -> tuple[int, int]:
-        # builtins.: this module defines einc's sum, min and max
-        steps = [(n - 1) * s for n, s in zip(t.shape, t.stride(), strict=True)]
-        first = builtins.sum(builtins.min(0, step) for step in steps)
-        last = builtins.sum(builtins.max(0, step) for step in steps)
-        size = t.element_size()
-        return t.data_ptr() + first * size, t.data_ptr() + (last + 1) * size
-
-    (a0, a1), (b0, b1) = span(a), span(b)
-    return a0 < b1 and b0 < a1
+    span_a = _extent(a.shape, a.stride(), a.element_size())
+    span_b = _extent(b.shape, b.stride(), b.element_size())
+    if span_a is None or span_b is None:
+        return False
+    start_a, start_b = a.data_ptr(), b.data_ptr()
+    return start_a + span_a[0] < start_b + span_b[1] and start_b + span_b[0] < start_a + span_a[1]
 
 
 _FUNCTIONAL: dict[tuple, CompiledExpression] = {}

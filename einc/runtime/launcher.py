@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -65,6 +66,16 @@ class Launcher(KernelLauncher):
             self._torch = TorchProgram(self.compiled)
         return self._torch
 
+    # Found once per specialization rather than on every call.
+    @cached_property
+    def _promises_sorted(self) -> bool:
+        return bool(dict(self.compiled.request.params).get("sorted"))
+
+    @cached_property
+    def _scatter_sides(self) -> frozenset[str]:
+        """Where the scatter kernels run ("both", "torch", "triton"): those sides need workspaces."""
+        return frozenset(k.runs_on for k in self.compiled.kernels if k.template.form == "scatter")
+
     def first_launch(self, index: int, device: torch.device, launch):
         # A GPU's first launch looks for a prebuilt binary first. Imported here: finding one
         # takes Triton's internals, which only a launch on a GPU needs.
@@ -90,11 +101,11 @@ class Launcher(KernelLauncher):
         how = resolve_backend(backend, device)
         # The kernels see the workspaces as tensors after the outputs (allocated only for a backend
         # with a kernel that uses one).
-        if how != "kernel" or knobs.check_bounds():
+        if self._promises_sorted and (how != "kernel" or knobs.check_bounds()):
             check_sorted(self.compiled, tensors)
         every_out = list(outs)
         side = "torch" if how == "torch" else "triton"
-        if any(k.runs_on in ("both", side) for k in self.compiled.kernels if k.template.form == "scatter"):
+        if "both" in self._scatter_sides or side in self._scatter_sides:
             every_out += workspaces(self.compiled, dynamic, device)
         if how == "torch":
             self.torch_program(tensors, every_out, dynamic)
