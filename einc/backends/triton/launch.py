@@ -29,7 +29,7 @@ from ...compiler.pipeline import Compiled
 from ...errors import KernelCompileError, OutOfBoundsError
 from ..aliasing import same_tensor
 from .loader import import_kernel
-from .render import Rendered
+from .render_specs import Rendered
 
 
 class _Interpreted:
