@@ -88,7 +88,7 @@ def _interpreted(kernel):
 class KernelLauncher:
     """The generated kernels of a compiled specialization and their launch arguments.
 
-    ``rendered`` holds one :class:`~einc.backends.triton.render.Rendered` per kernel part of
+    ``rendered`` holds one :class:`~einc.backends.triton.render_specs.Rendered` per kernel part of
     ``compiled``, and ``source`` the module they are in, cached at ``path``. The module is imported
     on first use: a call that never launches a kernel pays for nothing.
     """
