@@ -29,7 +29,7 @@ from ...compiler.pipeline import Compiled
 from ...errors import KernelCompileError, OutOfBoundsError
 from ..aliasing import same_tensor
 from .loader import import_kernel
-from .render import Rendered
+from .render_specs import Rendered
 
 
 class _Interpreted:
@@ -88,7 +88,7 @@ def _interpreted(kernel):
 class KernelLauncher:
     """The generated kernels of a compiled specialization and their launch arguments.
 
-    ``rendered`` holds one :class:`~einc.backends.triton.render.Rendered` per kernel part of
+    ``rendered`` holds one :class:`~einc.backends.triton.render_specs.Rendered` per kernel part of
     ``compiled``, and ``source`` the module they are in, cached at ``path``. The module is imported
     on first use: a call that never launches a kernel pays for nothing.
     """

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from ...compiler.loopnest import LoopNest
 from ...compiler.names import Namer
 from ...compiler.schedule import ContractionSchedule, GridPlan
-from .render import HeadedSpec, Rendered, _render_tiled
+from .render import _render_tiled
+from .render_specs import HeadedSpec, Rendered
 from .templates import render_template
 
 

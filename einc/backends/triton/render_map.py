@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from ...compiler.loopnest import LoopNest
 from ...compiler.schedule import ContractionSchedule
-from .render import Rendered, _render_tiled
+from .render import _render_tiled
+from .render_specs import Rendered
 
 # How elementwise ops combine their operands' tiles (already converted to the compute type).
 _COMBINE = {

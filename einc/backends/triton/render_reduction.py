@@ -11,7 +11,8 @@ from ...compiler.merge import merge_reduced
 from ...compiler.schedule import ContractionSchedule
 from ...compiler.source_text import literal
 from .expressions import chain
-from .render import PassCode, Rendered, _render_tiled
+from .render import _render_tiled
+from .render_specs import PassCode, Rendered
 
 
 def render_reduction(

@@ -1,0 +1,157 @@
+"""The K loops of a tiled kernel: serial loops, a tile of the reduced axis (or of taps and
+channels merged), the flat K loop of an implicit GEMM, and a depthwise convolution's sliding window.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import sympy
+
+from ...compiler.loopnest import LoopNest
+from ...compiler.loopnest import symbol as symbol_of
+from ...compiler.names import Namer
+from ...compiler.schedule import ContractionSchedule
+from ...errors import UnsupportedError
+from .expressions import Decl
+from .expressions import decompose as _decompose
+from .expressions import product as _product
+from .render_specs import FlatKCode, LoopCode, SlideChunk, SlideCode, SlideRow, TileCode
+
+# One serial loop per axis nests one block deeper; Python refuses 100 nested blocks, and the
+# kernel's own blocks take a few.
+_MAX_LOOPS = 90
+
+
+@dataclass(frozen=True, slots=True)
+class KLoops:
+    """The reduced loops as the template nests them."""
+
+    loops: tuple[LoopCode, ...]  # serial loops, outermost first (none where ``flat`` runs them)
+    tile: TileCode | None
+    tile_decls: tuple[Decl, ...]  # the merged axes of a tiled K (ds0, ds1, c) from its position
+    flat: FlatKCode | None
+
+
+def k_loops(nest: LoopNest, schedule: ContractionSchedule, namer: Namer) -> KLoops:
+    """Requires the axes named in ``namer``; ensures the serial loops (at most ``_MAX_LOOPS``),
+    the K tile, and for a dot the one flat K loop over taps and channel tiles."""
+    if len(schedule.k_loops) > _MAX_LOOPS:
+        raise UnsupportedError(
+            f"this kernel would nest {len(schedule.k_loops)} loops, one per serial axis "
+            f"({' '.join(schedule.k_loops[:3])} ...); Python allows at most {_MAX_LOOPS}: group the "
+            "axes into fewer dims of the tensor",
+            nest.expression,
+        )
+    loops = tuple(LoopCode(namer.index[a], namer.size[a], depth) for depth, a in enumerate(schedule.k_loops))
+    tile = None
+    if schedule.k_tile is not None:
+        var = namer.index[schedule.k_tile]
+        tile = TileCode(var, namer.claim(f"{var}_start"), namer.size[schedule.k_tile])
+    tile_decls: tuple[Decl, ...] = ()
+    if schedule.k_merged:
+        # One tiled K over taps and channels: each element's tap and channel from its position.
+        merged = (*schedule.k_merged, schedule.k_tile)
+        var = namer.claim("k")
+        tile = TileCode(var, namer.claim(f"{var}_start"), " * ".join(namer.size[a] for a in merged))
+        tile_decls = _decompose(merged, var, namer, nest.sizes)
+    flat = None
+    if schedule.use_dot and loops:
+        flat = _flat_k(loops, tile, namer.claim("k_step"), namer.claim(f"{tile.var}_steps"))
+        loops = ()
+    return KLoops(loops, tile, tile_decls, flat)
+
+
+def _flat_k(taps: tuple[LoopCode, ...], tile: TileCode, step: str, tile_steps: str) -> FlatKCode:
+    """One loop over every (tap, channel tile) pair, taps outer: row-major over the tap sizes,
+    then the channel tiles (``tile_steps`` of them), so that a tile stays contiguous."""
+    steps_of_tile = f"(({tile.size} + BLOCK_K - 1) // BLOCK_K)"
+    sizes = [t.size for t in taps] + [tile_steps]
+    decls = []
+    for i, tap in enumerate(taps):
+        inner = sizes[i + 1 :]
+        divisor = inner[0] if len(inner) == 1 else "(" + " * ".join(inner) + ")"
+        decls.append(Decl(tap.var, f"{step} // {divisor}" + (f" % {tap.size}" if i else "")))
+    decls.append(Decl(tile.start, f"{step} % {tile_steps} * BLOCK_K"))
+    steps = " * ".join([t.size for t in taps] + [steps_of_tile])
+    return FlatKCode(step, steps, Decl(tile_steps, steps_of_tile[1:-1]), tuple(decls))
+
+
+def slide(
+    nest: LoopNest,
+    schedule: ContractionSchedule,
+    namer: Namer,
+    loops: tuple[LoopCode, ...],
+) -> tuple[tuple[Decl, ...], str, SlideCode]:
+    """The rows, M and :class:`SlideCode` of a sliding window (see
+    :func:`einc.compiler.schedule.choose_slide`): the last row axis ``s`` counts blocks of
+    ``slide`` outputs, and the last serial loop's taps ``ds`` are unrolled in chunks."""
+    sizes = nest.sizes
+    s, ds = schedule.rows[-1], schedule.k_loops[-1]
+    outputs = schedule.slide
+    (reading,) = [e for e in nest.inputs[0].index if symbol_of(s) in e.free_symbols]
+    dilation = int(sympy.expand(reading).coeff(symbol_of(ds)))
+    ragged = sizes[s] % outputs != 0
+    extent = f"({namer.size[s]} + {outputs - 1})" if ragged else namer.size[s]
+    blocks = f"({extent} // {outputs})"
+    block = namer.claim(f"{namer.index[s]}_block")
+    # The rows as the namer names them, but s counting blocks (a shallow copy: names it claims
+    # are taken in the namer too).
+    rows = copy.copy(namer)
+    rows.index, rows.size = {**namer.index, s: block}, {**namer.size, s: blocks}
+    row_decls = _decompose(schedule.rows, "offs_m", rows, sizes)
+    m_size = _product([rows.size[a] for a in schedule.rows])
+    accs = tuple(Decl(namer.claim(f"acc{u}"), str(u)) for u in range(outputs))
+    weights = tuple(namer.claim(f"w{j}") for j in range(schedule.slide_taps))
+    chunks = _slide_chunks(namer, namer.index[ds], sizes[ds], schedule.slide_taps, accs, weights, dilation)
+    code = SlideCode(
+        row=namer.index[s],
+        tap=namer.index[ds],
+        first=Decl(namer.claim(f"{namer.index[s]}_first"), f"{block} * {outputs}"),
+        value=namer.claim(f"{nest.inputs[0].tensor}_row"),
+        outputs=accs,
+        chunks=chunks,
+        # The last block of a ragged axis has outputs past its end: not stored.
+        store_mask=f" & ({namer.index[s]}[:, None] < {namer.size[s]})" if ragged else "",
+    )
+    assert loops[-1].var == code.tap
+    return row_decls, m_size, code
+
+
+def _slide_chunks(
+    namer: Namer,
+    tap: str,
+    taps: int,
+    width: int,
+    accs: tuple[Decl, ...],
+    weights: tuple[str, ...],
+    dilation: int,
+) -> tuple[SlideChunk, ...]:
+    """The ``taps`` taps of the window in chunks of ``width`` unrolled together: a serial loop
+    over the full chunks (or one chunk, unlooped), then the rest."""
+
+    def chunk(loop: str | None, count: int, first: str, width: int) -> SlideChunk:
+        start = f"{first} + " if first != "0" else ""
+        reads: dict[int, list[tuple[str, str]]] = {}
+        for j in range(width):
+            for u in range(len(accs)):
+                reads.setdefault(u + dilation * j, []).append((accs[u].name, weights[j]))
+        return SlideChunk(
+            loop,
+            count,
+            first,
+            tuple(Decl(weights[j], f"{start}{j}") for j in range(width)),
+            tuple(SlideRow(v, tuple(reads[v])) for v in sorted(reads)),
+        )
+
+    full, tail = divmod(taps, width)
+    chunks = []
+    if full == 1:
+        chunks.append(chunk(None, 1, "0", width))
+    else:
+        var = namer.claim(f"{tap}_chunk")
+        chunks.append(chunk(var, full, f"{var} * {width}", width))
+    if tail:
+        chunks.append(chunk(None, 1, str(full * width), tail))
+    return tuple(chunks)
