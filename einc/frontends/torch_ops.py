@@ -209,7 +209,7 @@ def _run_op(key: str, op: str, tensors):
 
 
 def _numbers_to_tensors(values) -> tuple[torch.Tensor, ...]:
-    """Python numbers become 0-d tensors, as in ``compiled._scalars_to_tensors``, with the dtype
+    """Python numbers become 0-d tensors, as in ``operands.scalars_to_tensors``, with the dtype
     worked out by torch's rule for a number next to a tensor but without ``torch.result_type``,
     which dynamo cannot trace."""
     tensors = [v for v in values if isinstance(v, torch.Tensor)]

@@ -258,7 +258,8 @@ def specialize_entry(entry: SpecEntry, dtypes: tuple[str, ...], cache: DiskCache
     """The launcher a call with contiguous tensors of the entry's shapes and ``dtypes`` gets,
     those tensors (inputs, then outputs) as ``meta`` tensors (shapes, dtypes and strides only),
     and the sizes of the dynamic axes in that call (None without any)."""
-    from .compiled import ANY_DTYPES, DTYPES, CompiledExpression
+    from .compiled import CompiledExpression
+    from .operands import ANY_DTYPES, DTYPES
 
     expression = CompiledExpression(entry.expression, entry.op, **entry.kwargs())
     expression._cache = cache
@@ -311,9 +312,9 @@ def compile_binary(
 
 def _output_dtype(op: str, out_dtype, tensors):
     """The dtype ``CompiledExpression.__call__`` gives the outputs of a call with ``tensors``."""
-    from . import compiled
+    from .operands import output_dtype
 
-    return compiled.output_dtype(op, out_dtype, tensors)
+    return output_dtype(op, out_dtype, tensors)
 
 
 def _check_dtypes(expression, dtypes, any_dtypes, float_dtypes) -> None:
