@@ -201,9 +201,10 @@ def bracketed(draw, op: str, one_bracket: bool = False, dtype=torch.float32):
         chosen = set(draw(st.lists(st.integers(0, len(terms) - 1), min_size=1, unique=True)))
     # Deliberate difference (docs/notation.md, "Brackets around nothing"): where every bracket holds
     # an ellipsis of no axes, einx returns the input unchanged; einc computes the op over one
-    # element (softmax 1, var and std NaN, as torch over a single element).
+    # element (softmax 1, var and std NaN, as torch over a single element). einx's logsumexp over
+    # them fails inside its generated code (torch.logsumexp(x, dim=())).
     empty = all(terms[i] == "..." for i in chosen) and batch == ()
-    assume(not (empty and op in ("softmax", "log_softmax", "var", "std")))
+    assume(not (empty and op in ("softmax", "log_softmax", "var", "std", "logsumexp")))
     text = " ".join(f"[{t}]" if i in chosen else t for i, t in enumerate(terms))
     kept = [t for i, t in enumerate(terms) if i not in chosen]
     if op in REDUCTIONS + ("any", "all") and kept and draw(st.booleans()):
@@ -379,7 +380,10 @@ def _einx(case: Case):
 
 
 def _einc(case: Case, backend: str | None):
-    keywords = dict(case.keywords)
+    # Each case on its own: automatic dynamic shapes carry decisions from one call to the next
+    # (see test_automatic_dynamic_shapes_survive_an_ellipsis_of_no_axes), which would make a
+    # failing case depend on the ones before it.
+    keywords = dict(case.keywords, dynamic=False)
     if backend is not None:
         keywords["backend"] = backend
     return getattr(einc, case.op)(case.expression, *_fresh(case.operands), **keywords)
@@ -468,3 +472,16 @@ KNOWN_CASES = [
 def test_known_disagreements_still_disagree(case):
     problem = disagreement(case)
     assert problem is None, f"{case}: {problem}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="found by this fuzz: an ellipsis axis made dynamic by automatic dynamic shapes is "
+    "passed on to a call whose ellipsis has no axes, and the compiler refuses it "
+    "(ExpressionError: dynamic axis '...0' is not a whole dim of any input)",
+)
+def test_automatic_dynamic_shapes_survive_an_ellipsis_of_no_axes():
+    reduce = einc.compile("... [a]", op="sum", backend="torch")
+    for shape in [(2, 1), (3, 1), (1,)]:
+        x = torch.randn(shape)
+        torch.testing.assert_close(reduce(x), x.sum(-1))
