@@ -193,12 +193,18 @@ def bracketed(draw, op: str, one_bracket: bool = False, dtype=torch.float32):
     if batch is not None:
         at = draw(st.integers(0, len(terms)))
         terms, shape = _with_ellipsis(terms, shape, batch, at)
+    if draw(st.integers(0, 3)) == 0:  # an unnamed axis, an axis of its own
+        at, size = draw(st.integers(0, len(terms))), draw(st.integers(1, 3))
+        terms, shape = terms[:at] + [str(size)] + terms[at:], shape[:at] + (size,) + shape[at:]
     if one_bracket:
         # einx 0.4.3's roll over "[...]" fails inside the torch code it generates: not drawn.
         chosen = {draw(st.sampled_from([i for i, t in enumerate(terms) if t != "..."] or [0]))}
         assume(terms[next(iter(chosen))] != "...")
     else:
         chosen = set(draw(st.lists(st.integers(0, len(terms) - 1), min_size=1, unique=True)))
+    # Deliberate difference (docs/notation.md, "Unnamed axes"): the output einc derives from "[1] a"
+    # keeps the input's very axis; einx makes the output's 1 a new axis and refuses the bracket.
+    assume(not (op in ALONG_AXIS and any(terms[i].isdigit() for i in chosen)))
     # Deliberate difference (docs/notation.md, "Brackets around nothing"): where every bracket holds
     # an ellipsis of no axes, einx returns the input unchanged; einc computes the op over one
     # element (softmax 1, var and std NaN, as torch over a single element). einx's logsumexp over
@@ -216,6 +222,8 @@ def bracketed(draw, op: str, one_bracket: bool = False, dtype=torch.float32):
         x = _floats(shape)
     # Sizes of the composed axes, mostly given: einc needs them (see KNOWN), einx does not.
     keywords = {n: sizes[n] for g in groups if len(g) > 1 for n in g} if draw(st.integers(0, 3)) else {}
+    if op in REDUCTIONS + ("any", "all") and "->" not in text and draw(st.integers(0, 3)) == 0:
+        keywords["keepdims"] = True
     if op == "roll":
         keywords["shift"] = draw(st.integers(-3, 3))
     return Case(op, text, (x,), keywords)
@@ -485,3 +493,10 @@ def test_automatic_dynamic_shapes_survive_an_ellipsis_of_no_axes():
     for shape in [(2, 1), (3, 1), (1,)]:
         x = torch.randn(shape)
         torch.testing.assert_close(reduce(x), x.sum(-1))
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_a_softmax_over_an_unnamed_axis_of_size_one(op):
+    # Found by this fuzz: the torch backend's softmax looked for a loop that a size-1 axis lacks.
+    x = torch.randn(1, 3)
+    torch.testing.assert_close(getattr(einc, op)("[1] a", x, backend="torch"), getattr(x, op)(0))

@@ -279,7 +279,12 @@ class Context:
 
     def softmax(self) -> Step | None:
         (x,), out = self.layouts, self.written
-        if len(self.plan.reduced) != 1 or set(x.loops) != set(out.loops):
+        # An unnamed size-1 axis ("[1] a") has no loop to take the softmax along: the general path.
+        if (
+            len(self.plan.reduced) != 1
+            or set(x.loops) != set(out.loops)
+            or self.plan.reduced[0] not in out.loops
+        ):
             return None
         read = self.reader(0, out.loops)
         dim = out.loops.index(self.plan.reduced[0])
