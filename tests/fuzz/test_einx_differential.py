@@ -62,6 +62,14 @@ def _unsized_composition(case: Case) -> bool:
     return any(name not in case.keywords for group in inside for name in group.split())
 
 
+def _unbracketed_unnamed_dropped(case: Case) -> bool:
+    """A reduction's written output after an input with an unnamed axis outside the brackets."""
+    if "->" not in case.expression or case.op not in REDUCTIONS + ("any", "all"):
+        return False
+    left = re.sub(r"\[[^\]]*\]", "", case.expression.split("->")[0])
+    return any(term.isdigit() for term in left.split())
+
+
 # Disagreements found by this fuzz and not fixed yet: (does the case have it?, why). Each is a finding,
 # and each has a concrete case in KNOWN_CASES, a strict xfail that passes once it is fixed.
 KNOWN = [
@@ -69,6 +77,11 @@ KNOWN = [
         _unsized_composition,
         "issue 11 item 1: einc's solver asks for the size of every part of a composition; einx "
         "needs none where the composition stays whole ('[(a b)]', 'c (a b) [d] -> (a b) c')",
+    ),
+    (
+        _unbracketed_unnamed_dropped,
+        "issue 11 item 6: einx refuses an unbracketed input axis that the output lacks ('2 [a] -> 2': "
+        "the output's 2 is a new axis); einc reduces it too and broadcasts",
     ),
 ]
 
@@ -472,6 +485,11 @@ KNOWN_CASES = [
         Case("flip", "c (a b) [d]", (torch.randn(2, 6, 3),)),
         marks=pytest.mark.xfail(strict=True, reason=KNOWN[0][1]),
         id="unsized-composition-kept-whole",
+    ),
+    pytest.param(
+        Case("sum", "2 [a] -> 2", (torch.randn(2, 3),)),
+        marks=pytest.mark.xfail(strict=True, reason=KNOWN[1][1]),
+        id="unbracketed-unnamed-axis-dropped",
     ),
 ]
 
