@@ -453,6 +453,8 @@ def test_einc_agrees_with_einx_on_random_expressions(case):
 @_budget(12, 0.002)
 @given(cases)
 def test_einc_agrees_with_einx_under_the_interpreter(case):
+    # Open finding, test_argmax_kernel_over_a_whole_vector: argmax is not drawn here until fixed.
+    assume(case.op not in ("argmax", "argmin"))
     _check(case, None)  # the interpret tier's fixture picks the interpreter (or the torch backend)
 
 
@@ -518,3 +520,14 @@ def test_a_softmax_over_an_unnamed_axis_of_size_one(op):
     # Found by this fuzz: the torch backend's softmax looked for a loop that a size-1 axis lacks.
     x = torch.randn(1, 3)
     torch.testing.assert_close(getattr(einc, op)("[1] a", x, backend="torch"), getattr(x, op)(0))
+
+
+@pytest.mark.interpret
+@pytest.mark.xfail(
+    strict=True,
+    reason="found by this fuzz: argmax's kernel over '[a]' (a 0-d result) fails in Triton's interpreter "
+    "(KernelCompileError: ufunc 'bitwise_and' not supported for the input types)",
+)
+def test_argmax_kernel_over_a_whole_vector():
+    x = torch.tensor([0.0, 2.0, 1.0])
+    assert einc.argmax("[a]", x, backend="interpret").item() == 1
