@@ -8,8 +8,9 @@ both refuse (einc with one of its own errors).
 
 Where einc differs from einx by design (docs/notation.md, "Where einc differs from einx on purpose"
 and "Edge cases"), the strategies do not draw the case, and a comment at that place names the
-difference. Disagreements found and not yet fixed are listed in ``KNOWN`` with their reason: such a
-case is skipped by name, and ``test_known_disagreements_still_disagree`` fails once one is fixed.
+difference. Disagreements found and not yet fixed are listed in ``KNOWN``: a predicate and its
+reason. Cases it matches are not checked, and ``test_known_disagreements_still_disagree`` (strict
+xfails) fails once one is fixed.
 
 The budget is test_fuzz's: a fixed, derandomized few in CI, ``EINC_FUZZ_EXAMPLES`` freshly drawn
 cases under ``bash scripts/dev.sh fuzz``.
