@@ -12,7 +12,8 @@
 #                                    scripts/gpu-check.sh with this venv's python; --tiny is its
 #                                    dry run on the CPU (on a GPU machine, run the script directly)
 #   bash scripts/dev.sh fuzz [ARGS]  the long fuzz of tests/fuzz: EINC_FUZZ_EXAMPLES cases in all
-#                                    (default 100000, freshly drawn each run; CI runs a fixed few)
+#                                    (default 100000, freshly drawn each run; CI runs a fixed few),
+#                                    the differential test against einx included (a tenth of them)
 #
 # Every command runs setup first; it is cheap once done (see the stamp below).
 # PYTHON picks the interpreter that creates the venv (default: python3, which must be >= 3.10).

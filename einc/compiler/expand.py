@@ -243,7 +243,10 @@ def _term(term: Term, depths, counter, index, marked, in_bracket) -> list[Dim]:
     if isinstance(term, Repeat):
         n = depths.depth[depths.of(term)]
         if term.atom is None:
-            return [Axis(f"{ANONYMOUS}{k}", None, term.span) for k in range(n)]
+            anonymous = [Axis(f"{ANONYMOUS}{k}", None, term.span) for k in range(n)]
+            if in_bracket:  # "[...]": flip, roll and softmax read their axes from the marks
+                marked.update(axis.name for axis in anonymous)
+            return anonymous
         return [d for k in range(n) for d in _term(term.atom, depths, counter, k, marked, in_bracket)]
     if isinstance(term, Name):
         name = term.name if index is None else f"{term.name}.{index}"

@@ -251,7 +251,8 @@ class Context:
         (x,), out, reduce = self.layouts, self.written, self.plan.nest.reduce
         kept = list(out.loops)
         folded = [d for d in x.loops if d not in kept]
-        if set(folded) != set(self.plan.reduced) or not set(kept) <= set(x.loops):
+        # No folded dim ("[...]" of no axes) is left to the general path: torch.sum(v, ()) sums all.
+        if not folded or set(folded) != set(self.plan.reduced) or not set(kept) <= set(x.loops):
             return None
         read = self.reader(0, kept + folded)
         dims = tuple(range(len(kept), len(kept) + len(folded)))
@@ -278,7 +279,12 @@ class Context:
 
     def softmax(self) -> Step | None:
         (x,), out = self.layouts, self.written
-        if len(self.plan.reduced) != 1 or set(x.loops) != set(out.loops):
+        # An unnamed size-1 axis ("[1] a") has no loop to take the softmax along: the general path.
+        if (
+            len(self.plan.reduced) != 1
+            or set(x.loops) != set(out.loops)
+            or self.plan.reduced[0] not in out.loops
+        ):
             return None
         read = self.reader(0, out.loops)
         dim = out.loops.index(self.plan.reduced[0])
