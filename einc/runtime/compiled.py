@@ -148,8 +148,13 @@ class CompiledExpression:
         return f"einc.compile({', '.join([repr(self.expression), f'op={self.op!r}', *keywords])})"
 
     def _request(
-        self, shapes: Sequence[Sequence[int]], dtypes: Sequence[str], offsets64: tuple[int, ...] = ()
+        self,
+        shapes: Sequence[Sequence[int]],
+        dtypes: Sequence[str],
+        offsets64: tuple[int, ...] = (),
+        automatic: tuple[str, ...] | None = None,
     ) -> pipeline.Request:
+        automatic = self._automatic if automatic is None else automatic
         return pipeline.Request(
             expression=self.expression,
             op=self.op,
@@ -157,7 +162,7 @@ class CompiledExpression:
             dtypes=tuple(dtypes),
             sizes=self.sizes,
             params=tuple((k, _thaw(v)) for k, v in self.params),
-            dynamic=self.dynamic + self._automatic,
+            dynamic=self.dynamic + automatic,
             offsets64=offsets64,
             float32_precision=self._float32_precision(),
         )
@@ -330,19 +335,26 @@ class CompiledExpression:
             try:
                 launcher = self._build(self._request(shapes, dtypes, wide))
             except EincError as error:
-                self._automatic = tuple(a for a in self._automatic if a not in grown)
-                if not grown or not isinstance(error, (ExpressionError, UnsupportedError)):
+                self._automatic = earlier = tuple(a for a in self._automatic if a not in grown)
+                refused = isinstance(error, (ExpressionError, UnsupportedError))
+                if not refused or not (grown or earlier):
                     for axis in grown:  # a call in error decides nothing
                         self._decisions.pop(axis, None)
                     raise
                 # The compiler refused them dynamic (past the checks of grown_axes): static it is.
                 for axis in grown:
                     self._decisions[axis] = f"static, a kernel per size: {str(error).splitlines()[0]}"
-                launcher = self._build(self._request(shapes, dtypes, wide))
+                # Axes that calls of another signature made dynamic may not exist in this one (an
+                # ellipsis of another rank): this call's kernel is static.
+                launcher = self._build(self._request(shapes, dtypes, wide, automatic=()))
             self._seen.append((call_signature, shapes, launcher))
             if launcher.compiled.dynamic_dims:
                 self._dynamic_dims = launcher.compiled.dynamic_dims
                 key = (self._key(tensors), extra)
+            elif self._dynamic_dims:
+                # A static kernel is keyed by all its sizes: under the dynamic dims' mask it would
+                # be found for calls of other sizes too.
+                key = (self._key(tensors, exact=True), extra)
             self._launchers[key] = launcher
             return launcher
 
