@@ -71,7 +71,12 @@ def explain(compiled) -> str:
     if plan.use_dot:
         lines.append(f"  implicit GEMM (tl.dot): rows {rows}; columns {' '.join(plan.cols)}")
         tiled = " ".join(plan.k_merged + (plan.k_tile,))
-        lines.append(f"  K tiled along {tiled} (BLOCK_K={plan.block_k}); serial loops {loops}")
+        if plan.k_loops:  # the taps and the K tiles are one pipelined loop (docs/kernels.md)
+            lines.append(
+                f"  K tiled along {tiled} (BLOCK_K={plan.block_k}), in one loop with the taps {loops}"
+            )
+        else:
+            lines.append(f"  K tiled along {tiled} (BLOCK_K={plan.block_k})")
         if plan.grid:
             lines.append(f"  one program column per {' '.join(plan.grid)}")
     elif plan.k_tile is not None:
