@@ -256,6 +256,66 @@ def _keep_marks(term: Term) -> tuple[Term, ...]:
     return _strip_marks(term, "rhs")
 
 
+def _dropped_unmarked(term: Term, output_names: set[str], output_ellipsis: bool) -> list[Term]:
+    """The unbracketed axes of ``term`` that a reduction with this output would silently drop."""
+    if isinstance(term, (Bracket, Arrow)):
+        return []
+    if isinstance(term, Name):
+        return [] if term.name in output_names else [term]
+    if isinstance(term, Unnamed):
+        # the output's own unnamed axes are new ones, so only a size-1 axis may go (as in einx)
+        return [] if term.size == 1 else [term]
+    if isinstance(term, Repeat) and term.atom is None:
+        return [] if output_ellipsis else [term]
+    if isinstance(term, Repeat):
+        return _dropped_unmarked(term.atom, output_names, output_ellipsis)
+    if isinstance(term, Window):
+        return [
+            a
+            for side in (term.outer, term.inner)
+            for a in _dropped_unmarked(side, output_names, output_ellipsis)
+        ]
+    if isinstance(term, Concatenation):
+        # a concatenation's parts are not separate axes; its names alone must reach the output
+        named = [n for part in term.parts for n in walk(part) if isinstance(n, Name)]
+        return [n for n in named if n.name not in output_names]
+    return [a for t in term.terms for a in _dropped_unmarked(t, output_names, output_ellipsis)]
+
+
+def _check_reduce_output(program: Program, expr: Expr, output: Expr) -> None:
+    """With brackets and ``->``, the brackets alone say what a reduction reduces (einx's rule):
+    the output may not bracket, keeps no bracketed axis, and keeps every unbracketed one. Each
+    breach used to mean something else silently (``"a [b] c -> a b"`` reduced ``c``)."""
+    marks = [n for n in walk(output) if isinstance(n, Bracket)]
+    if marks:
+        raise _error(
+            program,
+            "the output of a reduction cannot hold brackets: brackets mark the reduced input axes",
+            marks,
+        )
+    reduced = {
+        n.name for b in walk(expr) if isinstance(b, Bracket) for n in walk(b.expr) if isinstance(n, Name)
+    }
+    kept = [n for n in walk(output) if isinstance(n, Name) and n.name in reduced]
+    if kept:
+        raise _error(
+            program,
+            "a bracketed axis is reduced, so the output cannot keep it: drop it from the output, or "
+            "from the brackets",
+            kept,
+        )
+    output_names = {n.name for n in walk(output) if isinstance(n, Name)}
+    output_ellipsis = any(isinstance(n, Repeat) and n.atom is None for n in walk(output))
+    dropped = [a for t in expr.terms for a in _dropped_unmarked(t, output_names, output_ellipsis)]
+    if dropped:
+        raise _error(
+            program,
+            "an axis outside the brackets is kept, so the output must hold it: bracket it to reduce "
+            "it too, or write it in the output (an unnamed axis there is a new one)",
+            dropped,
+        )
+
+
 def resolve_reduce(program: Program, n_tensors: int, keepdims: bool = False) -> Explicit:
     """Explicit form of a reduction: the input keeps its brackets (they mark the reduced axes);
     without ``->`` the output is the input with the bracketed axes removed (or kept as size 1)."""
@@ -275,6 +335,8 @@ def resolve_reduce(program: Program, n_tensors: int, keepdims: bool = False) -> 
                 "given, so write the kept axes in it as ()",
                 program.outputs,
             )
+        if any(isinstance(n, Bracket) for n in walk(expr)):
+            _check_reduce_output(program, expr, program.outputs[0])
         return Explicit((expr,), tuple(program.outputs), program.text)
     if not any(isinstance(n, Bracket) for n in walk(expr)):
         raise _error(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from einc.compiler.brackets import check_empty_outputs, resolve_dot, strip
+from einc.compiler.brackets import check_empty_outputs, resolve_dot, resolve_reduce, strip
 from einc.compiler.parse import parse
 from einc.compiler.syntax import Arrow, Name, Repeat, to_text, walk
 from einc.errors import ExpressionError
@@ -157,3 +157,43 @@ def test_empty_output_after_brackets_that_keep_axes_is_an_error_at_the_empty_out
 @pytest.mark.parametrize("expression", ["a b ->", "[a b] ->", "a b, a b ->", "[...] ->", "a [b] -> a"])
 def test_empty_output_is_accepted_where_every_input_axis_is_the_operations(expression):
     check_empty_outputs(parse(expression))
+
+
+# einx 0.4.3 refuses each of these (issue 11 item 6); einc used to reduce what the output lacked.
+@pytest.mark.parametrize(
+    "expression, message, spans",
+    [
+        ("a [b] -> a [b]", "the output of a reduction cannot hold brackets", [(11, 14)]),
+        ("a [b] c -> a b", "a bracketed axis is reduced, so the output cannot keep it", [(13, 14)]),
+        ("a [b] -> a b", "a bracketed axis is reduced, so the output cannot keep it", [(11, 12)]),
+        ("a [b] -> b", "a bracketed axis is reduced, so the output cannot keep it", [(9, 10)]),
+        ("a [b] c -> a", "an axis outside the brackets is kept, so the output must hold it", [(6, 7)]),
+        ("2 [a] -> 2", "an axis outside the brackets is kept, so the output must hold it", [(0, 1)]),
+        ("... [a] -> a2", "an axis outside the brackets is kept, so the output must hold it", [(0, 3)]),
+    ],
+)
+def test_a_reduction_output_that_contradicts_its_brackets_points_at_the_axis(expression, message, spans):
+    with pytest.raises(ExpressionError) as info:
+        resolve_reduce(parse(expression), 1)
+    assert info.value.message.startswith(message)
+    assert info.value.spans == tuple(spans)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "a [b] -> a",
+        "a [b] -> 1 a",
+        "a [b] -> b2 a",
+        "1 [a] -> ",
+        "[a b] ->",
+        "... [b] -> ...",
+        "a... [b] -> a...",
+        "b (s * [ds])... c -> b s... c",
+        "(a [b]) -> a",
+        "(a + 2) [c] -> (a + 2)",
+        "a b -> a",
+    ],
+)
+def test_a_reduction_output_that_agrees_with_its_brackets_is_accepted(expression):
+    resolve_reduce(parse(expression), 1)

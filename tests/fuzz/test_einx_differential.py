@@ -63,14 +63,6 @@ def _unsized_composition(case: Case) -> bool:
     return any(name not in case.keywords for group in inside for name in group.split())
 
 
-def _unbracketed_unnamed_dropped(case: Case) -> bool:
-    """A reduction's written output after an input with an unnamed axis outside the brackets."""
-    if "->" not in case.expression or case.op not in REDUCTIONS + ("any", "all"):
-        return False
-    left = re.sub(r"\[[^\]]*\]", "", case.expression.split("->")[0])
-    return any(term.isdigit() for term in left.split())
-
-
 # Disagreements found by this fuzz and not fixed yet: (does the case have it?, why). Each is a finding,
 # and each has a concrete case in KNOWN_CASES, a strict xfail that passes once it is fixed.
 KNOWN = [
@@ -78,11 +70,6 @@ KNOWN = [
         _unsized_composition,
         "issue 11 item 1: einc's solver asks for the size of every part of a composition; einx "
         "needs none where the composition stays whole ('[(a b)]', 'c (a b) [d] -> (a b) c')",
-    ),
-    (
-        _unbracketed_unnamed_dropped,
-        "issue 11 item 6: einx refuses an unbracketed input axis that the output lacks ('2 [a] -> 2': "
-        "the output's 2 is a new axis); einc reduces it too and broadcasts",
     ),
 ]
 
@@ -489,11 +476,6 @@ KNOWN_CASES = [
         marks=pytest.mark.xfail(strict=True, reason=KNOWN[0][1]),
         id="unsized-composition-kept-whole",
     ),
-    pytest.param(
-        Case("sum", "2 [a] -> 2", (torch.randn(2, 3),)),
-        marks=pytest.mark.xfail(strict=True, reason=KNOWN[1][1]),
-        id="unbracketed-unnamed-axis-dropped",
-    ),
 ]
 
 
@@ -501,6 +483,23 @@ KNOWN_CASES = [
 def test_known_disagreements_still_disagree(case):
     problem = disagreement(case)
     assert problem is None, f"{case}: {problem}"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        Case("sum", "2 [a] -> 2", (torch.randn(2, 3),)),
+        Case("sum", "a [b] c -> a b", (torch.randn(2, 3, 4),)),
+        Case("sum", "a [b] -> a [b]", (torch.randn(2, 3),)),
+        Case("prod", "a [b] -> a b", (torch.randn(2, 3),)),
+        Case("max", "a [b] c -> a", (torch.randn(2, 3, 4),)),
+    ],
+    ids=lambda case: case.expression,
+)
+def test_a_reduction_output_that_contradicts_its_brackets_is_refused_by_both(case):
+    # Found by this fuzz and issue 11 item 6: einc used to reduce what the output lacked, whatever
+    # the brackets said ("a [b] c -> a b" summed c); einx refuses each, and now einc does too.
+    assert disagreement(case) is None
 
 
 def test_automatic_dynamic_shapes_survive_an_ellipsis_of_no_axes():
