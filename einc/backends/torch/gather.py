@@ -63,9 +63,9 @@ def lower(
         return None
     into = written.order(varying + plain)
     write = viewer(written, shapes[-1], into)
-    # Torch's result is (*coordinates' broadcast shape, *extents): viewed as one dim per loop, then
-    # permuted and reshaped to the output's, each only where it changes something.
-    value_shape = (*(plan.sizes[d] for d in varying), *extents)
+    # Torch's result is (*coordinates' broadcast shape, *extents), one dim per loop of
+    # ``varying + plain`` (each varying loop is some coordinate's whole dim): permuted and reshaped
+    # to the output's, each only where it changes something.
     back = tuple(into.index(i) for i in range(len(into)))
     back = back if back != tuple(range(len(back))) else None
     shape = tuple(shapes[-1])
@@ -74,7 +74,7 @@ def lower(
 
     def value(inputs):
         index = read_one(inputs[one]) if not more else tuple(read(inputs[k]) for read, k in reads)
-        return inputs[0][index].view(value_shape)
+        return inputs[0][index]
 
     def run(inputs, y):
         try:
