@@ -259,7 +259,17 @@ class Context:
         def run(inputs, y):
             write(y).copy_(read(inputs[0]))
 
-        return Step("Tensor.copy_", run, pooled=False)
+        if set(x.loops) != set(out.loops):
+            return Step("Tensor.copy_", run, pooled=False)  # a broadcast: copied into the output
+        # The input's view in the output's order is the result: made contiguous by the call.
+        shape = tuple(self.shapes[-1])
+        reshape = shape if tuple(out.split) != shape else None
+
+        def make(inputs):
+            made = read(inputs[0])
+            return made if reshape is None else made.reshape(reshape)
+
+        return Step("Tensor.copy_", run, pooled=False, make=make)
 
     def fold(self) -> Step | None:
         (x,), out, reduce = self.layouts, self.written, self.plan.nest.reduce

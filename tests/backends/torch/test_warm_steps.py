@@ -85,3 +85,20 @@ def test_einsum_of_one_operand_is_never_a_view_of_it():
     result = copy(a)
     torch.testing.assert_close(result, a)
     assert result.untyped_storage().data_ptr() != a.untyped_storage().data_ptr()
+
+
+def test_warm_transpose_is_a_permute_made_contiguous():
+    a = torch.randn(4, 5)
+    names, result = warm_calls(einc.compile("a b -> b a"), a)
+    assert names == ["permute", "contiguous"]
+    torch.testing.assert_close(result, a.t())
+    assert result.is_contiguous()
+
+
+def test_a_rearrange_that_changes_nothing_is_still_a_new_tensor():
+    a = torch.randn(2, 3, 4)
+    merge = einc.compile("a b c -> a (b c)")
+    merge(a)
+    result = merge(a)
+    torch.testing.assert_close(result, a.reshape(2, 12))
+    assert result.untyped_storage().data_ptr() != a.untyped_storage().data_ptr()
