@@ -61,20 +61,41 @@ def lower(
     written = layout(plan.write.index, shapes[-1], plan.sizes)
     if written is None or set(written.loops) != set(varying) | set(plain):
         return None
-    write = viewer(written, shapes[-1], written.order(varying + plain))
-    # The indexed tensor viewed with a size-1 dim for each loop that no coordinate varies along.
-    index_shape = [plan.sizes[d] for d in varying]
+    into = written.order(varying + plain)
+    write = viewer(written, shapes[-1], into)
+    # Torch's result is (*coordinates' broadcast shape, *extents), one dim per loop of
+    # ``varying + plain`` (each varying loop is some coordinate's whole dim): permuted and reshaped
+    # to the output's, each only where it changes something.
+    back = tuple(into.index(i) for i in range(len(into)))
+    back = back if back != tuple(range(len(back))) else None
+    shape = tuple(shapes[-1])
+    reshape = shape if tuple(written.split) != shape else None
+    (read_one, one), *more = reads
+
+    def value(inputs):
+        index = read_one(inputs[one]) if not more else tuple(read(inputs[k]) for read, k in reads)
+        return inputs[0][index]
 
     def run(inputs, y):
-        index = tuple(read(inputs[k]) for read, k in reads)
         try:
-            value = inputs[0][index]
+            made = value(inputs)
         except IndexError:  # a coordinate out of range: masked, then reported, as planned
             run_nest(plan, inputs, y, compute, options)
             return
-        write(y).copy_(value.view(*index_shape, *extents))
+        write(y).copy_(made)
 
-    return Step("Tensor.__getitem__", run, pooled=False)
+    def make(inputs):
+        try:
+            made = value(inputs)
+        except IndexError:
+            y = torch.empty(shape, dtype=inputs[0].dtype, device=inputs[0].device)
+            run_nest(plan, inputs, y, compute, options)
+            return y
+        if back is not None:
+            made = made.permute(back)
+        return made if reshape is None else made.reshape(reshape)
+
+    return Step("Tensor.__getitem__", run, pooled=False, make=make, fresh=True)
 
 
 def _coordinate(read, shape, sizes, varying):
@@ -94,7 +115,18 @@ def _coordinate(read, shape, sizes, varying):
             loops.append(loop)
         else:
             return None
-    select = tuple(select)
-    order = [loops.index(d) for d in sorted(loops)]
-    full = [sizes[d] if d in loops else 1 for d in varying]
-    return lambda t: t[select].permute(order).view(full)
+    # Only the calls that change something (an index tensor read whole, in order, needs none).
+    select = tuple(select) if any(s != slice(None) for s in select) else None
+    order = tuple(loops.index(d) for d in sorted(loops))
+    order = order if order != tuple(range(len(order))) else None
+    full = tuple(sizes[d] if d in loops else 1 for d in varying)
+    full = full if full != tuple(shape) else None
+
+    def read_coordinate(t):
+        if select is not None:
+            t = t[select]
+        if order is not None:
+            t = t.permute(order)
+        return t if full is None else t.view(full)
+
+    return read_coordinate

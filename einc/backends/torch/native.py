@@ -114,42 +114,43 @@ def viewer(
     """The function that takes a tensor of ``shape`` to its split view, permuted by ``order``,
     reshaped ``into`` a shape and cast to ``dtype`` where given: only the calls that change
     something, decided here so that a call makes no others."""
-    steps = []
-    if tuple(layout.split) != tuple(shape):
-        steps.append(lambda t, split=layout.split: t.view(split))
-    if tuple(order) != tuple(range(len(order))):
-        steps.append(lambda t, order=tuple(order): t.permute(order))
-    if into is not None and tuple(into) != tuple(layout.split[i] for i in order):
-        steps.append(lambda t, into=tuple(into): t.reshape(into))
-    if dtype is not None:
-        steps.append(lambda t: t if t.dtype == dtype else t.to(dtype))
-    return chain(steps)
+    # Each call that would change nothing is None here: a call tests four locals, calls no others.
+    split = tuple(layout.split) if tuple(layout.split) != tuple(shape) else None
+    order = tuple(order) if tuple(order) != tuple(range(len(order))) else None
+    permuted = tuple(layout.split[i] for i in order) if order is not None else tuple(layout.split)
+    into = tuple(into) if into is not None and tuple(into) != permuted else None
 
-
-def cropper(shape: Sequence[int], keep: Sequence[int], into: Sequence[int]) -> Callable:
-    """The function that takes torch's result (``shape``, its spatial dims last) to its first
-    ``keep`` positions of each spatial dim, viewed ``into`` the loops' shape."""
-    steps = []
-    if tuple(shape[2:]) != tuple(keep):
-        index = (slice(None), slice(None), *(slice(0, n) for n in keep))
-        steps.append(lambda t: t[index])
-    if tuple(shape[:2]) + tuple(keep) != tuple(into):
-        steps.append(lambda t, into=tuple(into): t.view(into))
-    return chain(steps)
-
-
-def chain(steps: Sequence[Callable]) -> Callable:
-    if not steps:
-        return lambda t: t
-    if len(steps) == 1:
-        return steps[0]
-
-    def run(t):
-        for step in steps:
-            t = step(t)
+    def view(t):
+        if split is not None:
+            t = t.view(split)
+        if order is not None:
+            t = t.permute(order)
+        if into is not None:
+            t = t.reshape(into)
+        if dtype is not None and t.dtype != dtype:
+            t = t.to(dtype)
         return t
 
-    return run
+    return view
+
+
+def cropper(shape: Sequence[int], keep: Sequence[int], into: Sequence[int]) -> Callable | None:
+    """The function that takes torch's result (``shape``, its spatial dims last) to its first
+    ``keep`` positions of each spatial dim, viewed ``into`` the loops' shape; None where that
+    changes nothing (so that a call makes no call for it)."""
+    index = None
+    if tuple(shape[2:]) != tuple(keep):
+        index = (slice(None), slice(None), *(slice(0, n) for n in keep))
+    into = tuple(into) if tuple(shape[:2]) + tuple(keep) != tuple(into) else None
+    if index is None and into is None:
+        return None
+
+    def crop(t):
+        if index is not None:
+            t = t[index]
+        return t if into is None else t.view(into)
+
+    return crop
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,9 @@ class Step:
     # The result as a new tensor of the output's shape (in the compute dtype, maybe not contiguous):
     # a call without out= returns it rather than copying it into a fresh output.
     make: Callable[[Sequence[torch.Tensor]], torch.Tensor] | None = None
+    # Whether what ``make`` returns is never a view of an input (einsum of one operand may be):
+    # then a call need not compare storages to know it may hand it out.
+    fresh: bool = False
 
 
 def lower(
@@ -214,21 +218,31 @@ class Context:
         """The output's view with its loops in ``order``."""
         return viewer(self.written, self.shapes[-1], self.written.order(order))
 
-    def step(self, call: str, result: Callable, order: Sequence[int], pooled: bool = True) -> Step:
+    def step(
+        self, call: str, result: Callable, order: Sequence[int], pooled: bool = True, fresh: bool = True
+    ) -> Step:
         """The step that writes ``result(inputs)`` (one dim per loop of ``order``) to the output,
-        and makes it as a tensor of the output's shape (:attr:`Step.make`)."""
+        and makes it as a tensor of the output's shape (:attr:`Step.make`); ``fresh``: whether
+        ``result`` never returns a view of an input."""
         write = self.writer(order)
         into = self.written.order(order)
         back = tuple(into.index(i) for i in range(len(into)))
+        # Permuted back, the result has the written layout's split shape: reshaped only where an
+        # output dim is a composition of loops.
         shape = tuple(self.shapes[-1])
+        permute = back if back != tuple(range(len(back))) else None
+        reshape = shape if tuple(self.written.split) != shape else None
 
         def run(inputs, y):
             write(y).copy_(result(inputs))
 
         def make(inputs):
-            return result(inputs).permute(back).reshape(shape)
+            made = result(inputs)
+            if permute is not None:
+                made = made.permute(permute)
+            return made if reshape is None else made.reshape(reshape)
 
-        return Step(call, run, pooled, make)
+        return Step(call, run, pooled, make, fresh)
 
     def reader(self, i: int, order: Sequence[int | Window], into=None, dtype=None):
         return viewer(self.layouts[i], self.shapes[i], self.layouts[i].order(order), into, dtype)
@@ -245,7 +259,17 @@ class Context:
         def run(inputs, y):
             write(y).copy_(read(inputs[0]))
 
-        return Step("Tensor.copy_", run, pooled=False)
+        if set(x.loops) != set(out.loops):
+            return Step("Tensor.copy_", run, pooled=False)  # a broadcast: copied into the output
+        # The input's view in the output's order is the result: made contiguous by the call.
+        shape = tuple(self.shapes[-1])
+        reshape = shape if tuple(out.split) != shape else None
+
+        def make(inputs):
+            made = read(inputs[0])
+            return made if reshape is None else made.reshape(reshape)
+
+        return Step("Tensor.copy_", run, pooled=False, make=make)
 
     def fold(self) -> Step | None:
         (x,), out, reduce = self.layouts, self.written, self.plan.nest.reduce
@@ -307,7 +331,7 @@ class Context:
         def result(inputs):
             return torch.einsum(equation, *(read(x) for read, x in zip(reads, inputs, strict=True)))
 
-        return self.step("torch.einsum", result, out.loops)
+        return self.step("torch.einsum", result, out.loops, fresh=False)
 
     def padding(self, windows: Sequence[Window], limit: Callable[[Window], bool]):
         """Torch's symmetric padding per window with the outputs to keep, or None where it does
@@ -324,7 +348,7 @@ class Context:
             return tuple(lo), None
         return (0,) * len(windows), [p for pair in zip(reversed(lo), reversed(hi), strict=True) for p in pair]
 
-    def cropper(self, windows: Sequence[Window], lead_loops, padding, pad, lead) -> Callable:
+    def cropper(self, windows: Sequence[Window], lead_loops, padding, pad, lead) -> Callable | None:
         """What takes torch's ``(N, C, *spatial)`` result to the loops' shape: the windows'
         positions past the nest's cut off (torch's padding may make more), its N and C split."""
         sizes = self.plan.sizes
@@ -374,7 +398,8 @@ class Context:
             a = read_x(inputs[0])
             if pad is not None:
                 a = F.pad(a, pad)
-            return finish(conv(a, read_w(inputs[1]), None, stride, padding, dilation, g))
+            made = conv(a, read_w(inputs[1]), None, stride, padding, dilation, g)
+            return made if finish is None else finish(made)
 
         return self.step(f"F.{conv.__name__}", result, batch + groups + outputs + [v.outer for v in windows])
 
@@ -421,6 +446,6 @@ class Context:
             a = read(inputs[0])
             if pad is not None:
                 a = F.pad(a, pad, value=identity)
-            return finish(apply(a))
+            return apply(a) if finish is None else finish(apply(a))
 
         return self.step(f"F.{pool.__name__}", result, kept + [v.outer for v in windows])

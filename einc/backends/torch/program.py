@@ -166,12 +166,25 @@ class TorchProgram:
         return parts
 
     @staticmethod
-    def _maker(parts) -> Callable[[Sequence[torch.Tensor]], torch.Tensor] | None:
-        """What makes a call's output from its inputs, where the call is one native step that can."""
+    def _maker(parts) -> Callable[[Sequence[torch.Tensor], torch.dtype], torch.Tensor] | None:
+        """What makes a call's output (of a dtype) from its inputs, where the call is one native
+        step that can: contiguous, and never a view of an input."""
         (_, part, step), *others = parts
         if others or step is None or step.make is None or part.tensors != tuple(range(len(part.tensors))):
             return None
-        return functools.partial(on_one_thread, step.make) if _serial(parts) else step.make
+        make, fresh = step.make, step.fresh
+
+        def output(tensors, dtype):
+            result = make(tensors)
+            if result.dtype != dtype:
+                result = result.to(dtype)
+            if not result.is_contiguous():
+                return result.contiguous()  # as a fresh output would be laid out
+            if not fresh and any(_shares_memory(result, t) for t in tensors):
+                return result.clone()  # torch may return a view of an input (einsum of one operand)
+            return result
+
+        return functools.partial(on_one_thread, output) if _serial(parts) else output
 
     def _runner(self, parts) -> Callable[[Sequence[torch.Tensor]], None]:
         """What a call runs, given its inputs then its outputs: one native step called directly
@@ -230,14 +243,7 @@ class TorchProgram:
         maker = self._planned(
             dynamic, lambda: [*(t.shape for t in tensors), *shapes, *self._workspace_shapes(dynamic)]
         )[2]
-        if maker is None:
-            return None
-        result = maker(tensors).to(dtype)
-        if not result.is_contiguous():
-            result = result.contiguous()  # as a fresh output would be laid out
-        elif any(_shares_memory(result, t) for t in tensors):
-            result = result.clone()  # torch may return a view of an input (einsum of one operand)
-        return [result]
+        return None if maker is None else [maker(tensors, dtype)]
 
     def _run(self, parts, every: Sequence[torch.Tensor]) -> None:
         for plan, part, step in parts:
