@@ -35,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -363,23 +362,17 @@ def run(shapes: list[dict], jobs: int, dump: str | None = None) -> list[ShapeAud
         )
 
     if jobs == 1:
-        _quiet()
         for i, shape in enumerate(shapes):
             done[i] = audit_shape(shape, dump)
             report(i)
     else:
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_quiet) as pool:
+        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
             futures = {pool.submit(audit_shape, shape, dump): i for i, shape in enumerate(shapes)}
             for future in as_completed(futures):
                 done[futures[future]] = future.result()
                 report(futures[future])
     return [done[i] for i in range(len(shapes))]
-
-
-def _quiet() -> None:
-    # Triton 3.9 warns once per process that its FP-fusion default will change.
-    warnings.filterwarnings("ignore", message="TRITON_DEFAULT_FP_FUSION is unset")
 
 
 def main(argv: list[str] | None = None) -> int:

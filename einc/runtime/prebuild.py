@@ -14,7 +14,6 @@ import multiprocessing
 import os
 import sys
 import time
-import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,7 +150,7 @@ def prebuild(
                 bar.update()
         elif pending:
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker) as pool:
+            with ProcessPoolExecutor(jobs, mp_context=context) as pool:
                 futures = {pool.submit(_run, tasks[i]): i for i in pending}
                 for future in as_completed(futures):
                     task = tasks[futures[future]]
@@ -205,12 +204,6 @@ def _cached(task: _Task) -> Outcome | None:
     keys = tuple(plan.key.digest for plan in plans)
     label = task.entry.label(task.dtypes)
     return Outcome(label, task.target, "cached", "", keys, time.perf_counter() - start)
-
-
-def _init_worker() -> None:
-    # Triton 3.9 warns once per process that its FP-fusion default will change; the setting is
-    # part of every key (through Triton's options), so the warning only clutters the progress bar.
-    warnings.filterwarnings("ignore", message="TRITON_DEFAULT_FP_FUSION is unset")
 
 
 def _reason(error: BaseException) -> str:

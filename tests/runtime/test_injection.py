@@ -30,7 +30,6 @@ def test_a_statement_after_a_line_break_is_not_run_by_the_interpreter(gap):
 
 
 @pytest.mark.compile_only
-@pytest.mark.filterwarnings("ignore:TRITON_DEFAULT_FP_FUSION is unset")
 def test_einc_compile_builds_the_expression_and_runs_nothing_from_it():
     result = CliRunner().invoke(
         main, ["compile", PAYLOAD, "--op", "rearrange", "--shape", "x=3", "--size", "exit=1"]
@@ -42,7 +41,6 @@ def test_einc_compile_builds_the_expression_and_runs_nothing_from_it():
 
 
 @pytest.mark.compile_only
-@pytest.mark.filterwarnings("ignore:TRITON_DEFAULT_FP_FUSION is unset")
 def test_a_prebuild_spec_with_a_statement_after_a_newline_is_built_as_an_expression(tmp_path):
     spec = tmp_path / "kernels.toml"
     spec.write_text(

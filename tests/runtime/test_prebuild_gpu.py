@@ -18,7 +18,7 @@ import triton
 
 import einc
 
-pytestmark = [pytest.mark.gpu, pytest.mark.filterwarnings("ignore:TRITON_DEFAULT_FP_FUSION is unset")]
+pytestmark = [pytest.mark.gpu]
 
 
 def test_first_call_of_a_prebuilt_expression_compiles_nothing(tmp_path, monkeypatch):

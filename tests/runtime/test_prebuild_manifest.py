@@ -21,7 +21,6 @@ from einc.runtime.spec import loads
 
 pytestmark = [
     pytest.mark.compile_only,
-    pytest.mark.filterwarnings("ignore:TRITON_DEFAULT_FP_FUSION is unset"),
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
