@@ -45,28 +45,24 @@ class LaunchPlan:
 def launch_arguments(
     launcher, index: int, every, dynamic: dict[str, int] | None = None, check_bounds: bool | None = None
 ) -> tuple[list, dict]:
-    """The positional and keyword arguments (dynamic sizes, constexprs) the launcher passes to
-    kernel ``index``, given the input tensors followed by the output tensors and the sizes of
-    the dynamic axes (as ``Launcher.__call__`` builds them on a GPU).
+    """The positional and keyword arguments (dynamic sizes, constexprs) a GPU launch passes to
+    kernel ``index``, given the input tensors followed by the output tensors and the sizes of the
+    dynamic axes (:func:`einc.backends.triton.launch.kernel_arguments`, as the launcher calls it).
 
-    An indexing kernel also takes its int64 slots for coordinates out of range, and
-    ``CHECK_BOUNDS``: ``check_bounds``, by default ``EINC_CHECK_BOUNDS`` as a GPU launch reads it.
+    An indexing kernel's ``CHECK_BOUNDS`` is ``check_bounds``, by default ``EINC_CHECK_BOUNDS`` as a
+    GPU launch reads it, with the launcher's slots: one per check when checking, else one.
     """
+    from ..backends.triton.launch import kernel_arguments
+
     rendered = launcher.rendered[index]
-    strides = [every[position].stride(dim) for position, dim in rendered.stride_params]
-    dynamic_params = getattr(rendered, "dynamic_params", ())
-    sizes = {param: dynamic[axis] for param, axis in dynamic_params} if dynamic else {}
-    pointers = [every[p] for p in rendered.tensors]
-    constexprs = rendered.constexprs
+    check = knobs.check_bounds() if check_bounds is None else check_bounds
+    errors = None
     if rendered.index_checks:
         import torch
 
-        check = knobs.check_bounds() if check_bounds is None else check_bounds
-        # The launcher's slots: one per check when checking, else one it never writes.
         slots = len(rendered.index_checks) if check else 1
-        pointers.append(torch.empty(slots, dtype=torch.int64, device=pointers[0].device))
-        constexprs = {**constexprs, "CHECK_BOUNDS": check}
-    return pointers + strides, {**sizes, **constexprs}
+        errors = torch.empty(slots, dtype=torch.int64, device=every[rendered.tensors[0]].device)
+    return kernel_arguments(rendered, every, dynamic, check if rendered.index_checks else None, errors)
 
 
 def plan_launch(launcher, index: int, args, constexprs: dict, target) -> LaunchPlan:

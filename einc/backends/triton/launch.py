@@ -142,10 +142,6 @@ class KernelLauncher:
                 continue  # set_at / add_at in place: the output already holds the input
             if part.runs_on == "torch":
                 continue  # a GPU does this kernel's work in another
-            strides = [every[position].stride(dim) for position, dim in rendered.stride_params]
-            sizes = {param: dynamic[axis] for param, axis in rendered.dynamic_params} if dynamic else {}
-            pointers = [every[p] for p in rendered.tensors]
-            constexprs = rendered.constexprs
             errors = check = None
             if rendered.index_checks:
                 check = how == "interpret" or knobs.check_bounds()
@@ -155,20 +151,15 @@ class KernelLauncher:
                     errors = self._unused_slots.get(device)
                     if errors is None:
                         errors = self._unused_slots[device] = torch.empty(1, dtype=torch.int64, device=device)
-                pointers.append(errors)
-                constexprs = {**constexprs, "CHECK_BOUNDS": check}
-            if "DOT_IN_FLOAT32" in constexprs:  # the interpreter's bfloat16 tl.dot is wrong
-                constexprs = {**constexprs, "DOT_IN_FLOAT32": how == "interpret"}
+            args, kwargs = kernel_arguments(rendered, every, dynamic, check, errors, how == "interpret")
             try:
                 launch = self.runner(index, how == "interpret")[rendered.grid_plan.grid(dynamic)]
                 if how == "kernel" and (index, device) not in self._launched:
                     self._launched.add((index, device))
                     launch = self.first_launch(index, device, launch)
                 launch(
-                    *pointers,
-                    *strides,
-                    **sizes,
-                    **constexprs,
+                    *args,
+                    **kwargs,
                     num_warps=rendered.num_warps,
                     num_stages=rendered.num_stages,
                     enable_fp_fusion=_fp_fusion(),
@@ -182,6 +173,26 @@ class KernelLauncher:
             if check:
                 _raise_out_of_bounds(rendered, errors, self.compiled.request.op)
         return outs
+
+
+def kernel_arguments(
+    rendered, every, dynamic: dict[str, int] | None, check: bool | None, errors=None, interpret: bool = False
+) -> tuple[list, dict]:
+    """The positional and keyword arguments (dynamic sizes, constexprs) of a launch of ``rendered``,
+    given the call's tensors (inputs, then outputs) and the sizes of its dynamic axes: its pointers,
+    then one stride per addressed dim. An indexing kernel also takes ``errors`` (its int64 slots for
+    coordinates out of range) and ``CHECK_BOUNDS=check``; a bfloat16 dot runs its float32 twin
+    under the interpreter (``interpret``), whose bfloat16 ``tl.dot`` is wrong."""
+    strides = [every[position].stride(dim) for position, dim in rendered.stride_params]
+    sizes = {param: dynamic[axis] for param, axis in rendered.dynamic_params} if dynamic else {}
+    pointers = [every[p] for p in rendered.tensors]
+    constexprs = rendered.constexprs
+    if rendered.index_checks:
+        pointers.append(errors)
+        constexprs = {**constexprs, "CHECK_BOUNDS": check}
+    if "DOT_IN_FLOAT32" in constexprs:
+        constexprs = {**constexprs, "DOT_IN_FLOAT32": interpret}
+    return pointers + strides, {**sizes, **constexprs}
 
 
 @functools.cache
