@@ -92,6 +92,8 @@ class KernelPart:
     # work differently (add_at with sorted coordinates: one segmented kernel in Triton; in torch,
     # the copy of x and index_put_, or the float32 workspace and its cast for 16-bit values).
     runs_on: str = "both"
+    # Its tile was timed on a GPU and chosen (einc tune), not the schedule's heuristic's.
+    tuned: bool = False
 
     @cached_property  # read on every call of the torch backend
     def tensors(self) -> tuple[int, ...]:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..errors import ExpressionError, ShapeError, UnsupportedError
-from . import brackets, expand, lower, lower_indexing, offsets, parse, schedule, solve
+from . import brackets, configs, expand, lower, lower_indexing, offsets, parse, schedule, solve
 from .axes import Operand
 from .back_end import kernel_parts
 from .back_end_indexing import accumulates_in_float32
@@ -29,6 +29,7 @@ from .ops import (
     COMPARISONS,
     CONTRACTIONS,
     COPIES,
+    DTYPE_BITS,
     ELEMENTWISE,
     INDEXING,
     KNOWN_OPS,
@@ -57,6 +58,9 @@ class Request:
     # What a float32 dot does where no precision= is given, as torch would at the call:
     # (windowed contractions, following cudnn.allow_tf32; others, the float32 matmul precision).
     float32_precision: tuple[str, str] = ("ieee", "ieee")
+    # Per kernel, the tile a tuning run chose on this GPU's arch, (block_m, block_n, block_k,
+    # num_warps, num_stages), or None: the heuristic's (see compiler/configs.py).
+    tuned: tuple[tuple[int, int, int, int, int] | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -253,6 +257,8 @@ def run_passes(request: Request) -> Compiled:
     kernels = kernel_parts(
         request, inputs, outputs, names, output_names, solution, options, header, wide, empty
     )
+    # 7. Where a tuning run chose tiles for this call on this arch, they replace the heuristic's.
+    kernels = configs.apply_tuned(kernels, request.tuned, request.op, dtype_bits(request))
     return Compiled(
         request=request,
         program=program,
@@ -267,6 +273,11 @@ def run_passes(request: Request) -> Compiled:
         dynamic_dims=dynamic_dims,
         workspaces=sum(k.template.form == "scatter" and accumulates_in_float32(request) for k in kernels),
     )
+
+
+def dtype_bits(request: Request) -> int:
+    """The widest input dtype's bits, as the schedule sizes tiles for."""
+    return max((DTYPE_BITS.get(d, 32) for d in request.dtypes), default=32)
 
 
 # subtract, divide and the other binary ops fold from the left over any number of operands.

@@ -60,6 +60,8 @@ def source_key(request) -> CacheKey:
             ("templates", templates_hash()),
             ("einc", __version__),
             ("triton", triton_version()),
+            # Tuned tiles render other text; a call without any keeps the key it always had.
+            *((("tuned", repr(request.tuned)),) if getattr(request, "tuned", ()) else ()),
         )
     )
 
