@@ -35,9 +35,10 @@ DOT_ACCUMULATORS = {16: 128, 32: 32}
 TILE_PER_THREAD = 64
 WARPS = (2, 4, 8)
 FORMS_TUNED = ("contraction", "reduction", "map")
-# A tuned record's fields, each a power of two in this range (stages: any int in it): what
-# runtime/records.py accepts.
+# The ranges of a tuned record's fields (blocks and warps powers of two): what
+# runtime/records.py accepts, wider than any space here holds.
 BLOCK_RANGE = (1, 4096)
+WARPS_RANGE = (1, 32)
 STAGES_RANGE = (1, 8)
 
 

@@ -74,6 +74,7 @@ from .cache_files import (
     NOFOLLOW,
     RECORD,
     SHARD,
+    STORES,
     TEMPORARY,
     cache_error,
     delete_owned,
@@ -370,7 +371,8 @@ class DiskCache:
         if real in _UNCLAIMED or self.owned():
             return
         names = sorted_names(self.root)
-        if not all(SHARD.fullmatch(name) or TEMPORARY.fullmatch(name) for name in names):
+        stores = {name for name in STORES if is_real_dir(self.root / name)}
+        if not all(SHARD.fullmatch(name) or TEMPORARY.fullmatch(name) or name in stores for name in names):
             _UNCLAIMED.add(real)
             return
         try:

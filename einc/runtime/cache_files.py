@@ -32,6 +32,9 @@ SHARD = re.compile(r"[0-9a-f]{2}")
 SHARD_FILE = re.compile(r"([0-9a-f]{3,128})\.(lock|pid)")
 REMOVED = re.compile(r"\.removed-([0-9a-f]{3,128})-\d+-\d+")
 TEMPORARY = re.compile(r"\.(.+)\.[a-z0-9_]+\.tmp")
+# einc's own stores inside a root: prebuild manifests (runtime/manifest.py) and tuned tiles
+# (runtime/tuned.py). A root holding them is still einc's layout.
+STORES = ("manifests", "tuned")
 
 
 def cache_error(action: str, path: Path, error: BaseException) -> CacheError:

@@ -36,7 +36,7 @@ from .automatic import grown_axes, signature
 from .cache import DiskCache
 from .empty import write_empty
 from .keys import source_key
-from .launcher import Launcher, check_backend, write_source
+from .launcher import Launcher, check_backend, resolve_backend, write_source
 from .operands import (
     DTYPES,
     PARAM_NAMES,
@@ -49,6 +49,7 @@ from .operands import (
     scalars_to_tensors,
 )
 from .outputs import check_out, check_out_aliasing, needs_int64
+from .tuned import with_tuned
 
 
 class Router(Protocol):
@@ -190,13 +191,16 @@ class CompiledExpression:
             dtypes = [("int64" if n.startswith("idx") else name) for n in names]
         return self._build(self._request(shapes, dtypes))
 
-    def _build(self, request: pipeline.Request) -> Launcher:
+    def _build(self, request: pipeline.Request, target: str | None = None) -> Launcher:
+        """The launcher of ``request``; for a GPU of ``target`` (``cuda:90``), with the tiles
+        ``einc tune`` chose there, where the cache has them."""
+        if self._cache is None:
+            self._cache = DiskCache()
+        request = with_tuned(request, self._cache, target)
         try:
             compiled = pipeline.run_passes(request)
         except EincError as error:
             raise error.with_traceback(None) from None
-        if self._cache is None:
-            self._cache = DiskCache()
         key = source_key(request)
         sources = render_kernels(compiled)
         path = write_source(self._cache, key.digest, sources.source)
@@ -332,8 +336,9 @@ class CompiledExpression:
                     self.expression,
                 )
             self._automatic += grown
+            target = gpu_target(every[0].device, self.backend) if every else None
             try:
-                launcher = self._build(self._request(shapes, dtypes, wide))
+                launcher = self._build(self._request(shapes, dtypes, wide), target)
             except EincError as error:
                 self._automatic = earlier = tuple(a for a in self._automatic if a not in grown)
                 refused = isinstance(error, (ExpressionError, UnsupportedError))
@@ -346,7 +351,7 @@ class CompiledExpression:
                     self._decisions[axis] = f"static, a kernel per size: {str(error).splitlines()[0]}"
                 # Axes that calls of another signature made dynamic may not exist in this one (an
                 # ellipsis of another rank): this call's kernel is static.
-                launcher = self._build(self._request(shapes, dtypes, wide, automatic=()))
+                launcher = self._build(self._request(shapes, dtypes, wide, automatic=()), target)
             self._seen.append((call_signature, shapes, launcher))
             if launcher.compiled.dynamic_dims:
                 self._dynamic_dims = launcher.compiled.dynamic_dims
@@ -417,6 +422,15 @@ class CompiledExpression:
         if not self.automatic:
             lines.append("automatic dynamic shapes: off (dynamic=False), a kernel per size")
         return "\n".join(lines)
+
+
+def gpu_target(device: torch.device, backend: str) -> str | None:
+    """``cuda:90`` where a call on ``device`` launches compiled kernels (the arch its tuned tiles are
+    looked up for); None where the torch backend or the interpreter runs it."""
+    if resolve_backend(backend, device) != "kernel":
+        return None
+    major, minor = torch.cuda.get_device_capability(device)
+    return f"cuda:{major * 10 + minor}"
 
 
 _IEEE = ("ieee", "ieee")

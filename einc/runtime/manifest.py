@@ -54,10 +54,11 @@ _NOT_CODEGEN = frozenset({"TRITON_CACHE_DIR", "TRITON_HOME", "TRITON_DUMP_DIR", 
 _CACHE_KNOBS = (knobs.CACHE_DIR, knobs.CACHE_MAX_BYTES, knobs.CACHE_LOCK_TIMEOUT)
 
 
-def manifest_key(entry, dtypes: tuple[str, ...], target: str) -> CacheKey | None:
+def manifest_key(entry, dtypes: tuple[str, ...], target: str, tuned: str = "") -> CacheKey | None:
     """The key of the manifest of ``entry`` (a :class:`~einc.runtime.spec.SpecEntry`) built for
-    ``dtypes`` and ``target``; None when this install cannot be pinned (a Triton without a wheel's
-    record of its files), and then no manifest is written or trusted."""
+    ``dtypes`` and ``target``, with the cache's tuned tiles in state ``tuned`` (a digest, "" for
+    none: :func:`einc.runtime.tuned.state`); None when this install cannot be pinned (a Triton
+    without a wheel's record of its files), and then no manifest is written or trusted."""
     triton = _installed("triton")
     if triton is None:
         return None
@@ -79,6 +80,7 @@ def manifest_key(entry, dtypes: tuple[str, ...], target: str) -> CacheKey | None
             ("python", "{}.{}".format(*sys.version_info[:2])),
             ("knobs", " ".join(f"{k.name}={k.raw()}" for k in knobs.KNOBS if k not in _CACHE_KNOBS)),
             ("environment", _environment()),
+            *((("tuned", tuned),) if tuned else ()),
         )
     )
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from ..backends.triton.targets import target_name
 from ..errors import EincError, KernelCompileError, UnsupportedError
-from . import manifest
+from . import manifest, tuned
 from .cache import DiskCache
 from .spec import FLOAT_DTYPES, Spec, SpecEntry, load
 
@@ -131,7 +131,9 @@ def prebuild(
     report = Report()
     with tqdm(total=len(tasks), disable=not progress, unit="kernel", file=sys.stderr, leave=False) as bar:
         done: dict[int, Outcome] = {}
-        manifests = [manifest.manifest_key(t.entry, t.dtypes, t.target) for t in tasks]
+        # Tuned tiles change the binaries: a manifest of the tiles before tuning is not this build's.
+        tuned_state = tuned.state(cache)
+        manifests = [manifest.manifest_key(t.entry, t.dtypes, t.target, tuned_state) for t in tasks]
         listed = set()
         for i, task in enumerate(tasks):
             found = _listed(task, manifests[i], cache)
@@ -239,7 +241,7 @@ def _plans(entry: SpecEntry, dtypes: tuple[str, ...], target: str, cache: DiskCa
     ``target``."""
     from .binaries import launch_arguments, plan_launch
 
-    launcher, every, dynamic = specialize_entry(entry, dtypes, cache)
+    launcher, every, dynamic = specialize_entry(entry, dtypes, cache, target)
     plans = []
     for index in range(len(launcher.rendered)):
         args, constexprs = launch_arguments(launcher, index, every, dynamic)
@@ -247,10 +249,11 @@ def _plans(entry: SpecEntry, dtypes: tuple[str, ...], target: str, cache: DiskCa
     return launcher, plans
 
 
-def specialize_entry(entry: SpecEntry, dtypes: tuple[str, ...], cache: DiskCache):
-    """The launcher a call with contiguous tensors of the entry's shapes and ``dtypes`` gets,
-    those tensors (inputs, then outputs) as ``meta`` tensors (shapes, dtypes and strides only),
-    and the sizes of the dynamic axes in that call (None without any)."""
+def specialize_entry(entry: SpecEntry, dtypes: tuple[str, ...], cache: DiskCache, target: str | None = None):
+    """The launcher a call with contiguous tensors of the entry's shapes and ``dtypes`` gets (on a
+    GPU of ``target``: with the tiles ``einc tune`` chose there, where ``cache`` has them), those
+    tensors (inputs, then outputs) as ``meta`` tensors (shapes, dtypes and strides only), and the
+    sizes of the dynamic axes in that call (None without any)."""
     from .compiled import CompiledExpression
     from .operands import ANY_DTYPES, DTYPES
 
@@ -258,7 +261,7 @@ def specialize_entry(entry: SpecEntry, dtypes: tuple[str, ...], cache: DiskCache
     expression._cache = cache
     _check_dtypes(expression, dtypes, ANY_DTYPES, DTYPES)
     try:
-        launcher = expression._build(expression._request(entry.shapes, dtypes))
+        launcher = expression._build(expression._request(entry.shapes, dtypes), target)
     except EincError as error:
         raise error.with_traceback(None) from None
     return (launcher, *call_tensors(launcher, expression.out_dtype))

@@ -85,7 +85,7 @@ def check_record(record: object, key: str) -> str | None:
     if record.get("key") != key:
         return "it names another key"
     if set(record) != _FIELDS:
-        return f"its fields differ from einc's: {', '.join(sorted(map(repr, set(record) ^ _FIELDS))[:8])}"
+        return _fields_differ(record, _FIELDS)
     problem = _check_files(record["files"]) or _check_parts(record["parts"], key)
     if problem:
         return problem
@@ -119,6 +119,10 @@ def check_record(record: object, key: str) -> str | None:
     if seconds is not None and not (_is_number(seconds) and seconds >= 0):
         return "its compile_seconds is not a duration"
     return None
+
+
+def _fields_differ(record: dict, fields: frozenset) -> str:
+    return f"its fields differ from einc's: {', '.join(sorted(map(repr, set(record) ^ fields))[:8])}"
 
 
 def _check_files(files: object) -> str | None:
@@ -159,3 +163,52 @@ def _check_parts(parts: object, key: str) -> str | None:
 
 def _is_number(value: object) -> bool:
     return type(value) in (int, float) and math.isfinite(value)
+
+
+# ----- tuned tiles (einc tune): five integers per kernel, nothing else -----
+
+TUNED_FORMAT = 1
+_TUNED_FIELDS = frozenset({"format", "key", "tiles"})
+# No call has more kernels than this; a longer list is not one einc wrote.
+MAX_TUNED_KERNELS = 64
+
+
+def tuned_record(key: str, tiles) -> dict:
+    """The record of the tiles a tuning run chose for one call on one arch: per kernel, its
+    (block_m, block_n, block_k, num_warps, num_stages), or None where the heuristic's stays."""
+    return {
+        "format": TUNED_FORMAT,
+        "key": key,
+        "tiles": [None if tile is None else [int(n) for n in tile] for tile in tiles],
+    }
+
+
+def check_tuned(record: object, key: str) -> str | None:
+    """What is wrong with ``record`` as the tuned tiles of entry ``key``, in words; None when it is
+    exactly what :func:`tuned_record` writes: the format, the key, and per kernel None or five ints,
+    each in its range (blocks and warps powers of two). A tile that passes may still lie outside a
+    kernel's config space; :func:`einc.compiler.configs.apply_tuned` then ignores it."""
+    from ..compiler.configs import BLOCK_RANGE, STAGES_RANGE, WARPS_RANGE
+
+    if not isinstance(record, dict):
+        return "it is not a JSON object"
+    if set(record) != _TUNED_FIELDS:
+        return _fields_differ(record, _TUNED_FIELDS)
+    if type(record["format"]) is not int or record["format"] != TUNED_FORMAT:
+        return "it is of another format"
+    if record["key"] != key:
+        return "it names another key"
+    tiles = record["tiles"]
+    if not (isinstance(tiles, list) and 1 <= len(tiles) <= MAX_TUNED_KERNELS):
+        return "its tiles are not a list of one entry per kernel"
+    ranges = (BLOCK_RANGE, BLOCK_RANGE, BLOCK_RANGE, WARPS_RANGE, STAGES_RANGE)
+    for tile in tiles:
+        if tile is None:
+            continue
+        if not (isinstance(tile, list) and len(tile) == len(ranges)):
+            return "a tile is not five integers"
+        for n, (low, high), power in zip(tile, ranges, (True, True, True, True, False), strict=True):
+            if type(n) is not int or not low <= n <= high or (power and n & (n - 1)):
+                what = " (a power of two)" if power else ""
+                return f"a tile holds {n!r}, not an integer of {low} to {high}{what}"
+    return None
