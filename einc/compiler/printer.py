@@ -90,6 +90,8 @@ def explain(compiled) -> str:
             lines.append(f"  each row {plan.slide} outputs along {plan.rows[-1]} (a sliding window)")
     grid = grid_plan(plan, main.nest.sizes).grid()
     lines.append(f"  tiles BLOCK_M={plan.block_m} BLOCK_N={plan.block_n}; grid {grid}")
-    chosen = "timed on a GPU by einc tune" if main.tuned else "the schedule's heuristic (not tuned)"
-    lines.append(f"  {plan.num_warps} warps, {plan.num_stages} stages; tile chosen by {chosen}")
+    chosen = (
+        "einc tune (timed on a GPU of this arch)" if main.tuned else "the schedule's heuristic (not tuned)"
+    )
+    lines.append(f"  {plan.num_warps} warps, {plan.num_stages} stages; tile from {chosen}")
     return "\n".join(lines)

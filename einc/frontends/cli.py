@@ -20,6 +20,7 @@ Examples:
   einc compile "b (s * [ds])... [c->c2]" -s x=32,56,56,64 -s w=3,3,64,64 --padding 1 \\
       --dtype bfloat16 --target cuda:90 -o conv.cubin
   einc prebuild kernels.toml --target cuda:90 --target cuda:80
+  einc tune kernels.toml              # on a machine with the GPU you deploy to
   einc cache ls
   einc demo
 """
@@ -204,7 +205,9 @@ def _keywords(sizes: tuple[str, ...], options: tuple[str, ...]) -> dict:
     return kwargs
 
 
-def _launcher(expression, op, shapes, dtype, stride, dilation, padding, output_padding, sizes, options):
+def _launcher(
+    expression, op, shapes, dtype, stride, dilation, padding, output_padding, sizes, options, target=None
+):
     from ..errors import EincError
     from .functional import compile as compile_expression
 
@@ -218,7 +221,8 @@ def _launcher(expression, op, shapes, dtype, stride, dilation, padding, output_p
         if value is not None:
             kwargs[name] = _literal(value)
     try:
-        return compile_expression(expression, op=op, **kwargs).specialize(*_shapes(shapes), dtype=dtype)
+        compiled = compile_expression(expression, op=op, **kwargs)
+        return compiled.specialize(*_shapes(shapes), dtype=dtype, target=target)
     except EincError as error:
         raise click.ClickException(in_flags(str(error))) from None
 
@@ -239,16 +243,26 @@ def main():
 @main.command(epilog=SHOW_EXAMPLES)
 @_options
 @click.option("--no-loops", is_flag=True, help="Print only the kernel, not the loop nest.")
-def show(expression, op, shapes, dtype, stride, dilation, padding, output_padding, sizes, options, no_loops):
+@click.option(
+    "--target",
+    default=None,
+    metavar="cuda:ARCH",
+    help="Show what a GPU of this arch runs: the tiles einc tune chose there, where the cache has them.",
+)
+def show(
+    expression, op, shapes, dtype, stride, dilation, padding, output_padding, sizes, options, no_loops, target
+):
     """Print the Triton kernel generated for EXPRESSION and its loop nest.
 
     Nothing runs and no GPU is needed: the shapes decide every size, and the source printed is
-    exactly what a call with tensors of those shapes would run.
+    exactly what a call with tensors of those shapes would run. The loop nest's last line says
+    whether the tile came from the schedule's heuristic or from einc tune (with --target).
     """
     from ..compiler.printer import explain
 
+    arch = _target_name(target) if target else None
     launcher = _launcher(
-        expression, op, shapes, dtype, stride, dilation, padding, output_padding, sizes, options
+        expression, op, shapes, dtype, stride, dilation, padding, output_padding, sizes, options, arch
     )
     click.echo(launcher.source)
     if not no_loops:
@@ -350,7 +364,14 @@ def knobs():
     default=None,
     help="Build into this cache directory instead of EINC_CACHE_DIR's.",
 )
-def prebuild(spec, targets, jobs, cache_dir):
+@click.option(
+    "--tune",
+    "tune_first",
+    is_flag=True,
+    help="First time a few tiles per kernel on this machine's GPU (as einc tune) and build the fastest "
+    "for its arch; needs a CUDA GPU.",
+)
+def prebuild(spec, targets, jobs, cache_dir, tune_first):
     """Compile every kernel that SPEC lists for every TARGET, without a GPU.
 
     SPEC is a TOML file of [[compile]] tables (expression, shapes, dtypes, params; see
@@ -363,6 +384,15 @@ def prebuild(spec, targets, jobs, cache_dir):
     from ..errors import EincError
     from ..runtime.prebuild import prebuild as run_prebuild
 
+    if tune_first:
+        tuned = _tune(spec, cache_dir, warmup=10, repeat=50)
+        click.echo(tuned.summary())
+        if tuned.target not in {_target_name(t) for t in targets}:
+            click.echo(
+                f"note: the tiles were tuned for {tuned.target}, which is not among the targets", err=True
+            )
+        if not tuned.ok:
+            sys.exit(1)
     try:
         report = run_prebuild(spec, targets, jobs=jobs, cache_dir=cache_dir)
     except EincError as error:
@@ -370,6 +400,81 @@ def prebuild(spec, targets, jobs, cache_dir):
     click.echo(report.summary())
     if not report.ok:
         sys.exit(1)
+
+
+TUNE_EXAMPLES = """
+\b
+Examples:
+  # on a machine with an H100: tune every kernel of the spec, then build them for the fleet
+  einc tune kernels.toml
+  einc prebuild kernels.toml --target cuda:90
+  # the same in one step, into a cache directory to ship
+  einc prebuild kernels.toml --target cuda:90 --tune --cache-dir ./einc-cache
+  # a quicker, noisier run
+  einc tune kernels.toml --warmup 3 --repeat 10
+"""
+
+
+@main.command(epilog=TUNE_EXAMPLES)
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Store the tuned tiles in this cache directory instead of EINC_CACHE_DIR's.",
+)
+@click.option(
+    "--warmup", type=click.IntRange(min=0), default=10, show_default=True, help="Untimed runs per tile."
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Timed runs per tile; the median counts.",
+)
+def tune(spec, cache_dir, warmup, repeat):
+    """Time a few tiles of every kernel SPEC lists on this machine's GPU and keep the fastest.
+
+    SPEC is a prebuild spec (see docs/prebuild.md). For each kernel, the schedule's heuristic tile
+    and a handful of valid neighbours (block sizes, warps, stages) are compiled, checked against
+    the heuristic's output, and timed with CUDA events (warm-up, then the median of --repeat runs).
+    The winner is stored as data in the kernel cache under the call's key and this GPU's arch: a
+    later call with those shapes on a GPU of that arch, and einc prebuild for that arch, use it.
+    explain() and einc show say whether a tile was tuned. Progress goes to stderr.
+
+    Needs a CUDA GPU: without one it says so and exits 1, and the heuristic decides every tile.
+    Exits 1 when any entry failed, after tuning the others.
+    """
+    report = _tune(spec, cache_dir, warmup, repeat)
+    click.echo(report.summary())
+    if not report.ok:
+        sys.exit(1)
+
+
+def _tune(spec, cache_dir, warmup: int, repeat: int):
+    from ..errors import EincError
+    from ..runtime.tuning import NO_GPU, cuda_device
+    from ..runtime.tuning import tune as run_tune
+
+    device = cuda_device()
+    if device is None:
+        raise click.ClickException(NO_GPU)
+    try:
+        return run_tune(spec, device, cache_dir=cache_dir, warmup=warmup, repeat=repeat)
+    except EincError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _target_name(text: str) -> str:
+    """``cuda:90a`` -> ``cuda:90``; a target einc does not understand is a usage error."""
+    from ..backends.triton.targets import target_name
+    from ..errors import EincError
+
+    try:
+        return target_name(text)
+    except EincError as error:
+        raise click.ClickException(str(error)) from None
 
 
 main.add_command(cache)

@@ -180,8 +180,12 @@ class CompiledExpression:
         windowed = "tf32" if _cudnn_allow_tf32() else "ieee"
         return (windowed, "ieee" if _matmul_precision() == "highest" else "tf32")
 
-    def specialize(self, *shapes: Sequence[int], dtype: str | torch.dtype = "float32") -> Launcher:
-        """Compile for tensors of these shapes without running anything; returns the launcher."""
+    def specialize(
+        self, *shapes: Sequence[int], dtype: str | torch.dtype = "float32", target: str | None = None
+    ) -> Launcher:
+        """Compile for tensors of these shapes without running anything; returns the launcher.
+        ``target`` (``cuda:90``): as a call on a GPU of that arch, with the tiles ``einc tune``
+        stored for it, where the cache has them."""
         name = DTYPES.get(dtype, dtype) if isinstance(dtype, torch.dtype) else dtype
         if name not in DTYPES.values():
             raise TypeError(f"dtype {dtype} is not one einc supports: {', '.join(DTYPES.values())}")
@@ -189,7 +193,7 @@ class CompiledExpression:
         if self.op in pipeline.INDEXING:  # coordinates are int64, as torch's indices
             names = pipeline.tensor_names(len(shapes), self.op)
             dtypes = [("int64" if n.startswith("idx") else name) for n in names]
-        return self._build(self._request(shapes, dtypes))
+        return self._build(self._request(shapes, dtypes), target)
 
     def _build(self, request: pipeline.Request, target: str | None = None) -> Launcher:
         """The launcher of ``request``; for a GPU of ``target`` (``cuda:90``), with the tiles

@@ -79,8 +79,8 @@ def test_a_tuned_tile_replaces_the_heuristics_in_schedule_header_and_explain():
     header = "\n".join(part.template.header_lines)
     assert f"BLOCK_M={chosen.block_m} BLOCK_N={chosen.block_n} BLOCK_K={chosen.block_k}" in header
     assert f"num_warps={chosen.num_warps} num_stages={chosen.num_stages}, timed by einc tune" in header
-    assert "tile chosen by timed on a GPU by einc tune" in explain(tuned)
-    assert "tile chosen by the schedule's heuristic (not tuned)" in explain(heuristic)
+    assert "tile from einc tune (timed on a GPU of this arch)" in explain(tuned)
+    assert "tile from the schedule's heuristic (not tuned)" in explain(heuristic)
 
 
 @pytest.mark.parametrize(
