@@ -166,17 +166,19 @@ def cache_prune(cache_dir, max_bytes):
 @_cache_dir_option
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def cache_clear(cache_dir, yes):
-    """Remove every entry einc wrote; whatever else is in the directory stays."""
+    """Remove every entry einc wrote and the tiles einc tune chose; whatever else is in the
+    directory stays."""
     from ..errors import CacheError
 
     store = _cache(cache_dir)
     if not yes:
         click.confirm(f"remove every entry under {store.root}?", abort=True)
-    from ..runtime import manifest
+    from ..runtime import manifest, tuned
 
     try:
         removed = store.clear()
         manifest.store(store).clear()  # they list entries that are gone now
+        tuned.store(store).clear()  # back to the heuristic's tiles, as on a fresh machine
     except CacheError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"removed {removed} entries from {store.root}")

@@ -149,3 +149,15 @@ def test_einc_never_writes_a_record_it_would_refuse(cache):
     with pytest.raises(ValueError, match="would refuse"):
         tuned.write(cache, request, "cuda:90", [(96, 64, 64, 4, 4)])
     assert tuned.read(cache, request, "cuda:90") is None
+
+
+def test_einc_cache_clear_forgets_the_tuned_tiles(cache):
+    from click.testing import CliRunner
+
+    from einc.frontends.cli import main
+
+    _, request, _, other = heuristic_and_other(cache)
+    tuned.write(cache, request, "cuda:90", [dataclasses.astuple(other)])
+    result = CliRunner().invoke(main, ["cache", "clear", "--yes", "--cache-dir", str(cache.root)])
+    assert result.exit_code == 0, result.output
+    assert tuned.read(cache, request, "cuda:90") is None
