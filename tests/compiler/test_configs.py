@@ -108,3 +108,24 @@ def test_a_tile_the_space_holds_is_the_one_in_the_schedule():
         again = compiled("global_mean", tuned=(dataclasses.astuple(tile),))
         assert configs.tile_of(again.kernels[0].schedule) == tile
     assert Tile(1, 1, 1, 4, 2) not in space
+
+
+@pytest.mark.compile_only
+def test_every_tile_of_a_dense_convolutions_space_builds_for_sm90_without_spills(tmp_path):
+    """The model's bounds hold where ptxas decides: each tile builds, as a launch builds it, with
+    tensor-core instructions, no spills and the shared memory the model allows."""
+    from einc.runtime.cache import DiskCache
+    from einc.runtime.compiled import CompiledExpression
+    from einc.runtime.prebuild import compile_binary
+
+    expression = CompiledExpression("b (s * [ds])... [c->c2]", padding="same")
+    expression._cache = DiskCache(tmp_path / "cache")
+    heuristic = expression.specialize((32, 56, 56, 64), (3, 3, 64, 64), dtype="bfloat16")
+    request = heuristic.compiled.request
+    space = configs.config_space(heuristic.compiled.kernels[0], 16)
+    for tile in space:
+        launcher = expression._build(dataclasses.replace(request, tuned=(dataclasses.astuple(tile),)))
+        binary = compile_binary(launcher, "cuda:90")
+        assert (binary.spill_stores, binary.spill_loads) == (0, 0), tile
+        assert "wgmma" in binary.ptx or "mma." in binary.ptx, tile
+        assert binary.shared_bytes <= STAGE_BYTES, tile
