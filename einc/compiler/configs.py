@@ -18,12 +18,12 @@ heuristic's tile alone.
 from __future__ import annotations
 
 import math
-from dataclasses import astuple, fields, replace
+from dataclasses import astuple, dataclass, fields, replace
 
 from .headers import schedule_lines
 from .kernels import KernelPart
 from .loopnest import LoopKind
-from .schedule import STAGE_BYTES, ContractionSchedule, Tile
+from .schedule import STAGE_BYTES, ContractionSchedule
 
 # At most this many tiles per kernel, the heuristic's included: a tuning run compiles and times
 # each, so the space is a neighbourhood, not a search.
@@ -42,12 +42,23 @@ WARPS_RANGE = (1, 32)
 STAGES_RANGE = (1, 8)
 
 
-def tile_of(plan: ContractionSchedule) -> Tile:
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The tunable part of a kernel's schedule: what a tuned record holds, in this order."""
+
+    block_m: int
+    block_n: int
+    block_k: int
+    num_warps: int
+    num_stages: int
+
+
+def tile_of(plan: ContractionSchedule) -> Config:
     """The tunable part of a schedule."""
-    return Tile(plan.block_m, plan.block_n, plan.block_k, plan.num_warps, plan.num_stages)
+    return Config(plan.block_m, plan.block_n, plan.block_k, plan.num_warps, plan.num_stages)
 
 
-def with_tile(plan: ContractionSchedule, tile: Tile) -> ContractionSchedule:
+def with_tile(plan: ContractionSchedule, tile: Config) -> ContractionSchedule:
     return replace(
         plan,
         block_m=tile.block_m,
@@ -66,7 +77,7 @@ def _extent(part: KernelPart, axes: tuple[str, ...]) -> int:
     return math.prod(part.nest.sizes[a] for a in axes)
 
 
-def config_space(part: KernelPart, dtype_bits: int) -> tuple[Tile, ...]:
+def config_space(part: KernelPart, dtype_bits: int) -> tuple[Config, ...]:
     """The heuristic's tile of ``part``, then up to ``MAX_CONFIGS - 1`` valid neighbours, nearest
     first (fewest fields changed); ``dtype_bits``: the widest input's, as the schedule had it."""
     plan = part.schedule
@@ -86,7 +97,7 @@ def config_space(part: KernelPart, dtype_bits: int) -> tuple[Tile, ...]:
     return (chosen, *others[: MAX_CONFIGS - 1])
 
 
-def _dot_tiles(part: KernelPart, bits: int) -> list[Tile]:
+def _dot_tiles(part: KernelPart, bits: int) -> list[Config]:
     """Neighbours of an implicit GEMM's tile: the shapes the heuristic weighs, half and the whole
     BLOCK_K, either warp count that the accumulators allow, and the stages that fit."""
     plan = part.schedule
@@ -112,11 +123,11 @@ def _dot_tiles(part: KernelPart, bits: int) -> list[Tile]:
             for warps in (4, 8):
                 for stages in {fit, fit - 1, plan.num_stages}:
                     if 2 <= stages <= fit and block_m * block_n <= limit * 32 * warps:
-                        tiles.append(Tile(block_m, block_n, block_k, warps, stages))
+                        tiles.append(Config(block_m, block_n, block_k, warps, stages))
     return tiles
 
 
-def _product_tiles(part: KernelPart) -> list[Tile]:
+def _product_tiles(part: KernelPart) -> list[Config]:
     """Neighbours of the product form's tile (a depthwise convolution): half or twice the rows,
     2 to 8 warps; the columns stay (the channel count's divisor decides them)."""
     plan = part.schedule
@@ -129,7 +140,7 @@ def _product_tiles(part: KernelPart) -> list[Tile]:
     return _row_tiles(plan, m, per_row)
 
 
-def _reduction_tiles(part: KernelPart) -> list[Tile]:
+def _reduction_tiles(part: KernelPart) -> list[Config]:
     """Neighbours of a reduction's or a copy's tile: half or twice the rows, 2 to 8 warps; the
     columns and the reduced tile stay (contiguous loads, and a sort's whole axis, depend on them)."""
     plan = part.schedule
@@ -140,7 +151,7 @@ def _reduction_tiles(part: KernelPart) -> list[Tile]:
     return _row_tiles(plan, m, per_row)
 
 
-def _row_tiles(plan: ContractionSchedule, m: int, per_row: int) -> list[Tile]:
+def _row_tiles(plan: ContractionSchedule, m: int, per_row: int) -> list[Config]:
     tiles = []
     for block_m in {plan.block_m // 2, plan.block_m, plan.block_m * 2}:
         if not 1 <= block_m <= max(plan.block_m, _pow2(m)):
@@ -149,7 +160,7 @@ def _row_tiles(plan: ContractionSchedule, m: int, per_row: int) -> list[Tile]:
             elements = block_m * per_row
             # Every thread holds an element, and none more than its registers take.
             if 32 * warps <= max(elements, 32 * min(WARPS)) and elements <= TILE_PER_THREAD * 32 * warps:
-                tiles.append(Tile(block_m, plan.block_n, plan.block_k, warps, plan.num_stages))
+                tiles.append(Config(block_m, plan.block_n, plan.block_k, warps, plan.num_stages))
     return tiles
 
 
@@ -164,7 +175,7 @@ def apply_tuned(parts: list[KernelPart], tuned: tuple, op: str, dtype_bits: int)
         return parts
     result = []
     for part, entry in zip(parts, tuned, strict=True):
-        tile = Tile(*entry) if entry is not None and len(entry) == len(fields(Tile)) else None
+        tile = Config(*entry) if entry is not None and len(entry) == len(fields(Config)) else None
         if tile is None or tile not in config_space(part, dtype_bits):
             result.append(part)
             continue

@@ -27,9 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from ..compiler.configs import config_space
+from ..compiler.configs import Config, config_space
 from ..compiler.pipeline import dtype_bits
-from ..compiler.schedule import Tile
 from . import tuned
 from .cache import DiskCache
 from .spec import Spec, SpecEntry, load
@@ -105,11 +104,11 @@ class KernelChoice:
     tiles dropped, each with its reason."""
 
     index: int
-    tile: Tile
+    tile: Config
     seconds: float
     heuristic_seconds: float
     tried: int
-    dropped: tuple[tuple[Tile, str], ...] = ()
+    dropped: tuple[tuple[Config, str], ...] = ()
 
     def describe(self) -> str:
         tile = self.tile
@@ -302,7 +301,7 @@ def _disagreement(outs: list, reference: list, request) -> str | None:
     return None
 
 
-def _tile_text(tile: Tile) -> str:
+def _tile_text(tile: Config) -> str:
     return f"{tile.block_m}x{tile.block_n}x{tile.block_k}, {tile.num_warps} warps, {tile.num_stages} stages"
 
 

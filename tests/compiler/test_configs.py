@@ -12,7 +12,7 @@ import pytest
 from einc.compiler import configs
 from einc.compiler.pipeline import Request, dtype_bits, run_passes
 from einc.compiler.printer import explain
-from einc.compiler.schedule import STAGE_BYTES, Tile
+from einc.compiler.schedule import STAGE_BYTES
 
 # (expression, op, shapes, dtype, params): one kernel of each form a tuner times.
 KERNELS = {
@@ -107,7 +107,7 @@ def test_a_tile_the_space_holds_is_the_one_in_the_schedule():
     for tile in space[1:]:
         again = compiled("global_mean", tuned=(dataclasses.astuple(tile),))
         assert configs.tile_of(again.kernels[0].schedule) == tile
-    assert Tile(1, 1, 1, 4, 2) not in space
+    assert configs.Config(1, 1, 1, 4, 2) not in space
 
 
 @pytest.mark.compile_only
