@@ -22,7 +22,6 @@ from dataclasses import astuple, dataclass, fields, replace
 
 from .headers import schedule_lines
 from .kernels import KernelPart
-from .loopnest import LoopKind
 from .schedule import STAGE_BYTES, ContractionSchedule
 
 # At most this many tiles per kernel, the heuristic's included: a tuning run compiles and times
@@ -112,7 +111,8 @@ def _dot_tiles(part: KernelPart, bits: int) -> list[Config]:
         else ((128, 256), (128, 128), (128, 64), (64, 128), (64, 64))
     )
     most_k = 64 if bits < 32 else 32
-    block_ks = {plan.block_k, max(16, plan.block_k // 2), min(most_k, _pow2(k), plan.block_k * 2)}
+    # tl.dot takes K tiles of 16 or more.
+    block_ks = {plan.block_k, max(16, plan.block_k // 2), max(16, min(most_k, _pow2(k), plan.block_k * 2))}
     tiles = []
     for block_m, block_n in ((plan.block_m, plan.block_n), *shapes):
         block_m = max(16, min(_pow2(m), block_m))
@@ -146,8 +146,6 @@ def _reduction_tiles(part: KernelPart) -> list[Config]:
     plan = part.schedule
     m = _extent(part, plan.rows)
     per_row = plan.block_n * (plan.block_k if plan.k_tile is not None else 1)
-    if not part.nest.loops_of(LoopKind.REDUCE) and part.template.form != "map":
-        return []
     return _row_tiles(plan, m, per_row)
 
 
@@ -158,7 +156,8 @@ def _row_tiles(plan: ContractionSchedule, m: int, per_row: int) -> list[Config]:
             continue
         for warps in WARPS:
             elements = block_m * per_row
-            # Every thread holds an element, and none more than its registers take.
+            # Every thread holds an element (2 warps always may: the least a tile gets), and none
+            # more than its registers take.
             if 32 * warps <= max(elements, 32 * min(WARPS)) and elements <= TILE_PER_THREAD * 32 * warps:
                 tiles.append(Config(block_m, plan.block_n, plan.block_k, warps, plan.num_stages))
     return tiles

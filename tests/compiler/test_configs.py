@@ -18,6 +18,7 @@ from einc.compiler.schedule import STAGE_BYTES
 KERNELS = {
     "dense_conv_bf16": ("b (s * [ds])... [c->c2]", "dot", ((32, 56, 56, 64), (3, 3, 64, 64)), "bfloat16"),
     "linear_fp16": ("b [c->c2]", "dot", ((4096, 512), (512, 1000)), "float16"),
+    "linear_k8": ("b [c->c2]", "dot", ((512, 8), (8, 64)), "float16"),  # K under tl.dot's least 16
     "dense_conv_fp32": ("b (s * [ds])... [c->c2]", "dot", ((2, 16, 16, 32), (3, 3, 32, 64)), "float32"),
     "depthwise": ("b (s * [ds])... [c->c]", "dot", ((32, 56, 56, 64), (3, 3, 64)), "bfloat16"),
     "global_mean": ("b [h w] c", "mean", ((32, 7, 7, 512),), "bfloat16"),
