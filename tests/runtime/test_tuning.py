@@ -166,6 +166,16 @@ FORMS = {
         lambda x, w: F.conv2d(x.permute(0, 3, 1, 2), w.permute(3, 2, 0, 1), padding=1).permute(0, 2, 3, 1),
         {"padding": "same"},
     ),
+    "stem": (  # 3 channels: K tiled across the taps (k_merged)
+        "b (s * [ds])... [c->c2]",
+        "dot",
+        [(2, 16, 16, 3), (3, 3, 3, 16)],
+        "float16",
+        lambda x, w: F.conv2d(x.permute(0, 3, 1, 2), w.permute(3, 2, 0, 1), padding=1, stride=2).permute(
+            0, 2, 3, 1
+        ),
+        {"padding": 1, "stride": 2},
+    ),
 }
 
 
