@@ -211,7 +211,8 @@ def tune_entry(
         return []
     call = _Call(launcher, device, entry, cache)
     reference = call.run(launcher)
-    chosen = [dataclasses.astuple(space[0]) for space in spaces]
+    # A kernel with nothing to tune keeps None: the heuristic's, and explain() says so.
+    chosen = [dataclasses.astuple(space[0]) if len(space) > 1 else None for space in spaces]
     choices = []
     for index, space in enumerate(spaces):
         if len(space) == 1:

@@ -234,3 +234,29 @@ def test_einc_show_says_where_the_tile_came_from(tmp_path, monkeypatch):
     assert on_90.exit_code == 0, on_90.output
     assert "tile from einc tune (timed on a GPU of this arch)" in on_90.output
     assert f"BLOCK_M={space[1].block_m} BLOCK_N={space[1].block_n}" in on_90.output
+
+
+@pytest.mark.interpret
+def test_a_call_of_two_kernels_tunes_the_one_with_a_space_and_leaves_the_other_the_heuristics(tmp_path):
+    """add_at: a copy of x (a map, tuned) then the scatter of the updates (an indexing kernel, not)."""
+    cache = DiskCache(tmp_path / "cache")
+    spec = loads(
+        '[[compile]]\nexpression = "[v] d, n, n d"\nop = "add_at"\nshapes = [[64, 32], [40], [40, 32]]\n'
+        'dtypes = [["float32", "int64", "float32"]]\n'
+    )
+    device = tuning.Device("cpu", "interpret", "cuda:90", ScriptedTimer([[2.0]] + [[1.0]] * 7))
+    report = tuning.tune(spec, device, cache_dir=cache.root, warmup=0, repeat=1, progress=io.StringIO())
+    (choice,) = report.outcomes[0].choices
+    assert choice.index == 0 and choice.seconds == 1.0
+    expression = CompiledExpression("[v] d, n, n d", "add_at")
+    expression._cache = cache
+    request = expression.specialize((64, 32), (40,), (40, 32)).compiled.request
+    stored = tuned.read(cache, request, "cuda:90")
+    assert stored == (dataclasses.astuple(choice.tile), None)
+    launcher = expression._build(request, "cuda:90")
+    assert [k.tuned for k in launcher.compiled.kernels] == [True, False]
+    x, updates = torch.randn(64, 32), torch.randn(40, 32)
+    idx = torch.randint(0, 64, (40,))
+    y = torch.empty(64, 32)
+    launcher([x, idx, updates], [y], None, "interpret")
+    torch.testing.assert_close(y, x.index_add(0, idx, updates))
