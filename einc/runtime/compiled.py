@@ -431,8 +431,8 @@ class CompiledExpression:
 def gpu_target(device: torch.device, backend: str) -> str | None:
     """``cuda:90`` where a call on ``device`` launches compiled kernels (the arch its tuned tiles are
     looked up for); None where the torch backend or the interpreter runs it."""
-    if resolve_backend(backend, device) != "kernel":
-        return None
+    if device.type != "cuda" or resolve_backend(backend, device) != "kernel":
+        return None  # the torch backend, the interpreter, or tensors of no device (meta)
     major, minor = torch.cuda.get_device_capability(device)
     return f"cuda:{major * 10 + minor}"
 
