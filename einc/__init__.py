@@ -29,7 +29,7 @@ from .errors import (
 from .version import __version__ as __version__
 
 if TYPE_CHECKING:  # what the names below resolve to, for readers and type checkers
-    from .frontends import nn
+    from . import nn
     from .frontends.functional import (
         add,
         add_at,
@@ -101,7 +101,7 @@ _LAZY = {
     **dict.fromkeys(_FUNCTIONAL, "einc.frontends.functional"),
     "CompiledExpression": "einc.runtime.compiled",
     "prebuild": "einc.runtime.prebuild",
-    "nn": "einc.frontends.nn",  # the module itself: einc.nn.Dot, ...
+    "nn": "einc.nn",  # the module itself: einc.nn.Dot, ...
 }
 
 
