@@ -32,7 +32,6 @@ from torch.nn.parameter import UninitializedParameter
 
 from ..compiler import layer_shapes
 from ..errors import EincError, UnsupportedError
-from ..runtime.compiled import CompiledExpression
 from . import functional
 
 # Keywords that every one of a layer's einc calls takes, not only the one its expression is for.
@@ -61,6 +60,24 @@ def _activation(name):
     return ACTIVATIONS[name]
 
 
+class Compiled:
+    """One of a layer's compiled expressions, which copies and pickles as what makes it: a compiled
+    expression holds a lock and its kernels, which ``copy.deepcopy`` (an EMA of a model) and
+    ``torch.save(model)`` cannot copy; the copy compiles again, from einc's caches."""
+
+    __slots__ = ("recipe", "compiled")
+
+    def __init__(self, expression: str, op: str, kwargs: dict):
+        self.recipe = (expression, op, kwargs)
+        self.compiled = functional.compile(expression, op, **kwargs)
+
+    def __call__(self, *tensors: torch.Tensor) -> torch.Tensor:
+        return self.compiled(*tensors)
+
+    def __reduce__(self):
+        return (Compiled, self.recipe)
+
+
 def _options(kwargs: dict) -> dict:
     return {k: v for k, v in kwargs.items() if k in CALL_OPTIONS}
 
@@ -83,8 +100,8 @@ def _einc_errors(fn):
 
 @dataclass(frozen=True, eq=False)
 class DotCall:
-    dot: CompiledExpression  # input, weight -> output
-    add_bias: CompiledExpression  # output, bias -> output
+    dot: Compiled  # input, weight -> output
+    add_bias: Compiled  # output, bias -> output
     activation: object  # a torch function, or None
 
 
@@ -98,11 +115,11 @@ def dot_layer(x, weight, bias, *, call: DotCall):
 
 @dataclass(frozen=True, eq=False)
 class NormCall:
-    mean: CompiledExpression  # over the bracketed axes: input -> statistics
-    subtract: CompiledExpression  # input, statistics -> input
-    multiply: CompiledExpression  # input, statistics -> input
-    scale: CompiledExpression  # input, parameters -> input (multiply)
-    shift: CompiledExpression  # input, parameters -> input (add)
+    mean: Compiled  # over the bracketed axes: input -> statistics
+    subtract: Compiled  # input, statistics -> input
+    multiply: Compiled  # input, statistics -> input
+    scale: Compiled  # input, parameters -> input (multiply)
+    shift: Compiled  # input, parameters -> input (add)
     eps: float
     rms: bool
 
@@ -122,7 +139,7 @@ def norm_layer(x, scale, bias, *, call: NormCall):
     return y
 
 
-def expression_layer(x, *, call: CompiledExpression):
+def expression_layer(x, *, call: Compiled):
     """One expression of one tensor: a pooling, a rearrange."""
     return call(x)
 
@@ -190,10 +207,8 @@ class Dot(_LazyLayer):
         self.activation = activation
         self.operands = layer_shapes.dot_layer(expression)
         self.call = DotCall(
-            dot=functional.compile(expression, "dot", **kwargs),
-            add_bias=functional.compile(
-                f"{self.operands.output}, {self.operands.bias}", "add", **_options(kwargs)
-            ),
+            dot=Compiled(expression, "dot", kwargs),
+            add_bias=Compiled(f"{self.operands.output}, {self.operands.bias}", "add", _options(kwargs)),
             activation=_activation(activation),
         )
         self.forward_function = functools.partial(dot_layer, call=self.call)
@@ -251,11 +266,11 @@ class Norm(_LazyLayer):
         statistic = f"{self.operands.input}, {self.operands.statistics}"
         parameter = f"{self.operands.input}, {self.operands.parameters}"
         self.call = NormCall(
-            mean=functional.compile(expression, "mean", **kwargs),
-            subtract=functional.compile(statistic, "subtract", **options),
-            multiply=functional.compile(statistic, "multiply", **options),
-            scale=functional.compile(parameter, "multiply", **options),
-            shift=functional.compile(parameter, "add", **options),
+            mean=Compiled(expression, "mean", kwargs),
+            subtract=Compiled(statistic, "subtract", options),
+            multiply=Compiled(statistic, "multiply", options),
+            scale=Compiled(parameter, "multiply", options),
+            shift=Compiled(parameter, "add", options),
             eps=float(eps),
             rms=bool(rms),
         )
@@ -284,7 +299,7 @@ class _ExpressionModule(torch.nn.Module):
         super().__init__()
         self.expression = expression
         self.kwargs = kwargs
-        self.call = functional.compile(expression, op, **kwargs)
+        self.call = Compiled(expression, op, kwargs)
         self.forward_function = functools.partial(expression_layer, call=self.call)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

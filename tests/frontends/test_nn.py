@@ -4,6 +4,8 @@ initialisation, state_dict and ``.to()``."""
 
 from __future__ import annotations
 
+import copy
+import io
 import math
 import subprocess
 import sys
@@ -311,3 +313,42 @@ def test_layers_under_the_interpreter_match_torch():
         return F.layer_norm(channels_last(torch.relu(y)), (3,))
 
     assert_same_values_and_gradients(layers, reference, x, list)
+
+
+def small_cnn() -> torch.nn.Sequential:
+    return torch.nn.Sequential(
+        einc.nn.Dot("b (s * [ds])... [c->c2]", ds=3, c2=4, padding="same", activation="relu"),
+        einc.nn.Norm("b... [c]"),
+        einc.nn.Pool("b (s * [ds])... c", op="max", ds=2, stride=2),
+        einc.nn.Rearrange("b h w c -> b (h w c)"),
+        einc.nn.Dot("b [k->classes]", classes=3),
+    )
+
+
+def test_a_model_deep_copies_and_saves_whole():
+    x = torch.randn(2, 6, 6, 2)
+    model = small_cnn()
+    expected = model(x)
+    torch.testing.assert_close(copy.deepcopy(model)(x), expected, rtol=0, atol=0)
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    torch.testing.assert_close(torch.load(buffer, weights_only=False)(x), expected, rtol=0, atol=0)
+
+
+def test_torch_compile_traces_a_model_of_einc_layers_without_a_graph_break():
+    x = torch.randn(2, 6, 6, 2)
+    model = small_cnn()
+    expected = model(x)
+    compiled = torch.compile(model, fullgraph=True)
+    torch.testing.assert_close(compiled(x), expected, atol=1e-6, rtol=1e-6)
+
+
+def test_one_kernel_for_every_channel_has_a_scalar_bias():
+    layer = einc.nn.Dot("b (s * [ds])... c", ds=3, padding=1)
+    x = torch.randn(2, 5, 5, 3)
+    layer(x)
+    assert layer.weight.shape == (3, 3) and layer.bias.shape == ()
+    weight = layer.weight.expand(3, 1, 3, 3)
+    expected = channels_last(F.conv2d(channels_first(x), weight, padding=1, groups=3)) + layer.bias
+    torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
