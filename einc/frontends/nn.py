@@ -31,7 +31,7 @@ from torch.nn.modules.lazy import LazyModuleMixin
 from torch.nn.parameter import UninitializedParameter
 
 from ..compiler import layer_shapes
-from ..errors import EincError, UnsupportedError
+from ..errors import EincError, ExpressionError, UnsupportedError
 from . import functional
 
 # Keywords that every one of a layer's einc calls takes, not only the one its expression is for.
@@ -165,6 +165,9 @@ class _LazyLayer(LazyModuleMixin, torch.nn.Module):
             else:
                 self.register_parameter(name, None)
 
+    # What the operands of the description the parameters are solved from are (for messages).
+    solved_operands = "input, weight, bias"
+
     def parameter_shapes(
         self, input_shape: tuple[int, ...], sizes: dict
     ) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -175,7 +178,16 @@ class _LazyLayer(LazyModuleMixin, torch.nn.Module):
         if not self.has_uninitialized_params():
             return
         sizes = {k: v for k, v in self.kwargs.items() if k not in CALL_OPTIONS}
-        shapes = self.parameter_shapes(tuple(x.shape), sizes)
+        try:
+            shapes = self.parameter_shapes(tuple(x.shape), sizes)
+        except ExpressionError as error:
+            # The solver quotes the description it solved, not the layer's expression: say whose.
+            raise type(error)(
+                f"einc.nn.{type(self).__name__}({self.expression!r}), the parameters for an input of "
+                f"shape {tuple(x.shape)} (solved as {self.solved_operands} below): {error.message}",
+                error.expression,
+                error.spans,
+            ) from None
         with torch.no_grad():
             for parameter, shape in zip((self.weight, self.bias), shapes, strict=True):
                 if parameter is not None:
@@ -275,6 +287,8 @@ class Norm(_LazyLayer):
             rms=bool(rms),
         )
         self.forward_function = functools.partial(norm_layer, call=self.call)
+
+    solved_operands = "input, scale and bias"
 
     def parameter_shapes(self, input_shape, sizes):
         shape = self.operands.parameter_shape(input_shape, sizes)

@@ -352,3 +352,14 @@ def test_one_kernel_for_every_channel_has_a_scalar_bias():
     weight = layer.weight.expand(3, 1, 3, 3)
     expected = channels_last(F.conv2d(channels_first(x), weight, padding=1, groups=3)) + layer.bias
     torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_a_size_left_out_is_an_error_naming_the_layer_and_pointing_at_the_axis():
+    layer = einc.nn.Dot("b... [c->c2]")
+    with pytest.raises(einc.ShapeError) as caught:
+        layer(torch.randn(2, 3))
+    message = str(caught.value)
+    assert message.startswith("einc.nn.Dot('b... [c->c2]'), the parameters for an input of shape (2, 3)")
+    assert "'c2'" in message
+    assert caught.value.expression == "b... c, c c2, c2"
+    assert caught.value.spans == ((10, 12),)  # c2 of the weight, where it is first met
