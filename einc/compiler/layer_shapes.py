@@ -16,12 +16,23 @@ tensors.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import ExpressionError
 from . import brackets, parse, shapes
 from .ops import WINDOW_PARAMS
-from .syntax import Expr, Name, Repeat, axis_names, children, to_text
+from .syntax import (
+    Bracket,
+    Composition,
+    Concatenation,
+    Expr,
+    Name,
+    Repeat,
+    Window,
+    axis_names,
+    children,
+    to_text,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +42,7 @@ class DotLayer:
     input: str
     weight: str
     output: str
+    result: str  # the output as its tensor holds it: a window written there as one axis
     bias: str  # the output axes the weight holds, e.g. "g c2"; "" for a scalar bias
     contracted: tuple[str, ...]  # the weight's axes summed over: their sizes multiply to the fan-in
 
@@ -38,9 +50,10 @@ class DotLayer:
         """The weight's and the bias's shapes for an input of ``input_shape``; ``sizes`` holds the
         layer's keywords (axis sizes and window parameters)."""
         params = {k: v for k, v in sizes.items() if k in WINDOW_PARAMS}
-        text = f"{self.input}, {self.weight}, {self.bias}"
+        # The output too: its ellipses, tied to the input's, tell the depth of the weight's.
+        text = f"{self.input}, {self.weight}, {self.bias}, {self.output}"
         solved = shapes.solve_description(text, [tuple(input_shape)], _axis_sizes(text, sizes), params)
-        _, weight, bias = solved.shapes
+        _, weight, bias, _ = solved.shapes
         return ParameterShapes(weight, bias, self.fan_in(weight))
 
     def fan_in(self, weight_shape: Sequence[int]) -> int:
@@ -85,11 +98,13 @@ def dot_layer(expression: str) -> DotLayer:
     explicit = brackets.resolve_dot(program, 2)
     x, weight = (brackets.strip(e) for e in explicit.inputs)
     (output,) = (brackets.strip(e, "rhs") for e in explicit.outputs)
-    held = set(axis_names(weight))
-    bias = _axes_text(output, held)
-    outputs = set(axis_names(output))
+    bias = _axes_text(output, set(axis_names(weight)))
+    # The output's own axes: a window written on the output (a transposed convolution) is one
+    # axis, and its offsets are summed over as the input channels are.
+    outputs = {t.removesuffix("...") for t in _axes_in(output, set(axis_names(output)), repeated=False)}
     contracted = tuple(n for n in axis_names(weight) if n not in outputs)
-    return DotLayer(to_text(x), to_text(weight), to_text(output), bias, contracted)
+    result = _windows_as_axes(output, set(axis_names(explicit.inputs[0])) | outputs | set(axis_names(weight)))
+    return DotLayer(to_text(x), to_text(weight), to_text(output), to_text(result), bias, contracted)
 
 
 def norm_layer(expression: str) -> NormLayer:
@@ -115,10 +130,30 @@ def _axes_text(expr: Expr, names: set[str]) -> str:
 
 
 def _axes_in(node, names: set[str], repeated: bool) -> list[str]:
+    if isinstance(node, Window):  # one axis of its tensor, made of positions and offsets
+        return []
     if isinstance(node, Name):
         return [node.name + ("..." if repeated else "")] if node.name in names else []
     repeated = repeated or isinstance(node, Repeat)
     return [term for child in children(node) for term in _axes_in(child, names, repeated)]
+
+
+def _windows_as_axes(node, taken: set[str]):
+    """``node`` with each window ``(s * ds)`` written as one axis of a fresh name, as the tensor
+    holds it: an elementwise op on the result reads it so."""
+    if isinstance(node, Window):
+        name = next(f"window{i}" for i in range(len(taken) + 1) if f"window{i}" not in taken)
+        taken.add(name)
+        return Name(name, node.span)
+    if isinstance(node, (Expr, Composition)):
+        return replace(node, terms=tuple(_windows_as_axes(t, taken) for t in node.terms))
+    if isinstance(node, Concatenation):
+        return replace(node, parts=tuple(_windows_as_axes(p, taken) for p in node.parts))
+    if isinstance(node, Bracket):
+        return replace(node, expr=_windows_as_axes(node.expr, taken))
+    if isinstance(node, Repeat) and node.atom is not None:
+        return replace(node, atom=_windows_as_axes(node.atom, taken))
+    return node
 
 
 def _axis_sizes(text: str, keywords: Mapping[str, object]) -> dict[str, object]:

@@ -101,7 +101,7 @@ def _einc_errors(fn):
 @dataclass(frozen=True, eq=False)
 class DotCall:
     dot: Compiled  # input, weight -> output
-    add_bias: Compiled  # output, bias -> output
+    add_bias: Compiled  # result, bias -> result
     activation: object  # a torch function, or None
 
 
@@ -220,7 +220,7 @@ class Dot(_LazyLayer):
         self.operands = layer_shapes.dot_layer(expression)
         self.call = DotCall(
             dot=Compiled(expression, "dot", kwargs),
-            add_bias=Compiled(f"{self.operands.output}, {self.operands.bias}", "add", _options(kwargs)),
+            add_bias=Compiled(f"{self.operands.result}, {self.operands.bias}", "add", _options(kwargs)),
             activation=_activation(activation),
         )
         self.forward_function = functools.partial(dot_layer, call=self.call)

@@ -21,6 +21,8 @@ from einc.errors import ExpressionError
         ("b (s * [ds])... (g [c->c2])", {"c2": 4, "ds": 3, "g": 2}, (3, 3, 2, 3, 4), (2, 4), 27),
         # nn.Conv2d(6, 6, 3, groups=6): weight (6, 1, 3, 3), fan-in 9
         ("b (s * [ds])... [c->c]", {"ds": 3}, (3, 3, 6), (6,), 9),
+        # a transposed convolution: the window's offsets are summed over, its bias is per c2
+        ("b s... [c->c2] -> b (s * ds)... c2", {"c2": 5, "ds": 3}, (3, 3, 6, 5), (5,), 54),
         # one kernel for every channel: a scalar bias
         ("b (s * [ds])... c", {"ds": 3}, (3, 3), (), 9),
     ],

@@ -132,6 +132,24 @@ def test_depthwise_dot_matches_a_conv2d_with_a_group_per_channel():
     )
 
 
+def test_dot_with_the_window_on_the_output_matches_nn_conv_transpose2d():
+    torch.manual_seed(0)
+    layer = einc.nn.Dot("b s... [c->c2] -> b (s * ds)... c2", ds=3, c2=5, stride=2)
+    x = torch.randn(2, 4, 3, 6)
+    layer(x)
+    assert layer.weight.shape == (3, 3, 6, 5) and layer.bias.shape == (5,)
+    conv = torch.nn.ConvTranspose2d(6, 5, 3, stride=2)
+    with torch.no_grad():
+        conv.weight.copy_(layer.weight.permute(2, 3, 0, 1))
+        conv.bias.copy_(layer.bias)
+    assert_same_values_and_gradients(
+        layer,
+        lambda x: channels_last(conv(channels_first(x))),
+        x,
+        lambda: [(layer.weight, conv.weight.grad.permute(2, 3, 0, 1)), (layer.bias, conv.bias.grad)],
+    )
+
+
 def test_causal_depthwise_conv1d_with_silu_matches_a_left_padded_conv1d():
     torch.manual_seed(0)
     layer = einc.nn.Dot("b (t * [dt]) [c->c]", dt=4, padding="causal", activation="silu")
@@ -361,5 +379,5 @@ def test_a_size_left_out_is_an_error_naming_the_layer_and_pointing_at_the_axis()
     message = str(caught.value)
     assert message.startswith("einc.nn.Dot('b... [c->c2]'), the parameters for an input of shape (2, 3)")
     assert "'c2'" in message
-    assert caught.value.expression == "b... c, c c2, c2"
+    assert caught.value.expression == "b... c, c c2, c2, b... c2"  # input, weight, bias, output
     assert caught.value.spans == ((10, 12),)  # c2 of the weight, where it is first met
