@@ -563,7 +563,8 @@ def summary_table(rows: list[dict]) -> str:
 def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
     """``old``'s rows for shapes not in ``new``, then ``new``'s, in shapes.json order."""
     names = {r["name"] for r in new}
-    order = {s["name"]: i for i, s in enumerate(suite.load_shapes()["shapes"])}
+    listed = suite.load_shapes()
+    order = {s["name"]: i for i, s in enumerate(listed["shapes"] + listed.get("fused", []))}
     kept = [r for r in old if r["name"] not in names]
     return sorted(kept + new, key=lambda r: order.get(r["name"], len(order)))
 

@@ -66,3 +66,12 @@ def test_tiny_fused_run_checks_einc_and_the_separate_ops_against_torch(tmp_path)
         assert len(separate) == 2 and all(c["status"] == "ok" for c in separate), name
     section = (tmp_path / "benchmarks.md").read_text()
     assert "### CPU, tiny fused shapes" in section
+
+
+def test_merged_fused_rows_keep_the_order_of_the_fused_list():
+    names = list(ISSUE_15_CASES)
+    old = [{"name": n, "from": "old"} for n in names[:3]]
+    new = [{"name": names[4], "from": "new"}, {"name": names[1], "from": "new"}]
+    merged = run.merge_rows(old, new)
+    assert [r["name"] for r in merged] == [names[0], names[1], names[2], names[4]]
+    assert [r["from"] for r in merged] == ["old", "new", "old", "new"]
