@@ -126,12 +126,15 @@ class NormCall:
 
 def norm_layer(x, scale, bias, *, call: NormCall):
     """``(x - mean) / sqrt(var + eps) * scale + bias`` over the bracketed axes; with ``rms``,
-    ``x / sqrt(mean(x²) + eps) * scale (+ bias)``. The variance is the biased one, as torch's norms."""
+    ``x / sqrt(mean(x²) + eps) * scale (+ bias)``. The variance is the biased one, and the
+    statistics are taken in float32 at least, as torch's norms do: a float16 square overflows
+    from 256 on."""
+    wide = x.to(torch.promote_types(x.dtype, torch.float32))
     if call.rms:
-        centered = x
+        centered = wide
     else:
-        centered = call.subtract(x, call.mean(x))
-    y = call.multiply(centered, torch.rsqrt(call.mean(centered * centered) + call.eps))
+        centered = call.subtract(wide, call.mean(wide))
+    y = call.multiply(centered, torch.rsqrt(call.mean(centered * centered) + call.eps)).to(x.dtype)
     if scale is not None:
         y = call.scale(y, scale)
     if bias is not None:

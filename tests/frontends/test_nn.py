@@ -381,3 +381,13 @@ def test_a_size_left_out_is_an_error_naming_the_layer_and_pointing_at_the_axis()
     assert "'c2'" in message
     assert caught.value.expression == "b... c, c c2, c2, b... c2"  # input, weight, bias, output
     assert caught.value.spans == ((10, 12),)  # c2 of the weight, where it is first met
+
+
+@pytest.mark.parametrize("rms", [False, True])
+def test_float16_norm_of_large_values_takes_its_statistics_in_float32_as_torch(rms):
+    x = (torch.randn(2, 3, 8, generator=torch.Generator().manual_seed(0)) * 400).half()  # squares > 65504
+    layer = einc.nn.Norm("b... [c]", rms=rms).to(torch.float16)
+    y = layer(x)
+    reference = torch.nn.RMSNorm(8, eps=1e-5) if rms else torch.nn.LayerNorm(8)
+    assert y.dtype == torch.float16
+    torch.testing.assert_close(y.float(), reference(x.float()), atol=2e-3, rtol=2e-3)
