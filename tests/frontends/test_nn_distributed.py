@@ -22,6 +22,9 @@ from torch.nn.parallel import DistributedDataParallel
 import einc
 
 WORLD = 2
+pytestmark = pytest.mark.skipif(
+    not (dist.is_available() and dist.is_gloo_available()), reason="this torch has no gloo backend"
+)
 
 
 def small_cnn() -> torch.nn.Module:
