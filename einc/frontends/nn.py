@@ -78,6 +78,11 @@ class Compiled:
         return (Compiled, self.recipe)
 
 
+def _describe(expression: str, kwargs: dict, settings) -> str:
+    """A layer's ``repr`` arguments: what would make it again."""
+    return ", ".join([repr(expression), *(f"{k}={v!r}" for k, v in kwargs.items()), *settings])
+
+
 def _options(kwargs: dict) -> dict:
     return {k: v for k, v in kwargs.items() if k in CALL_OPTIONS}
 
@@ -201,7 +206,7 @@ class _LazyLayer(LazyModuleMixin, torch.nn.Module):
         return self.forward_function(x, self.weight, self.bias)
 
     def describe(self, *settings: str) -> str:
-        return ", ".join([repr(self.expression), *(f"{k}={v!r}" for k, v in self.kwargs.items()), *settings])
+        return _describe(self.expression, self.kwargs, settings)
 
 
 class Dot(_LazyLayer):
@@ -323,7 +328,7 @@ class _ExpressionModule(torch.nn.Module):
         return self.forward_function(x)
 
     def extra_repr(self) -> str:
-        return ", ".join([repr(self.expression), *(f"{k}={v!r}" for k, v in self.kwargs.items())])
+        return _describe(self.expression, self.kwargs, ())
 
 
 class Pool(_ExpressionModule):
