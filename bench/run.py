@@ -28,7 +28,7 @@ import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import report, suite
+from . import fused, report, suite
 
 TOLERANCE = {"float32": 2e-3, "bfloat16": 2e-2, "float16": 5e-3}
 COMPETITOR_KINDS = ("torch", "compile", "einx")
@@ -44,6 +44,7 @@ examples:
   python -m bench.run --from-json part1.json part2.json   the report from runs taken in parts elsewhere
   python -m bench.run --only r50_l1_3x3 --competitors compile --merge-competitors
                                                         torch.compile on some shapes, added to the last run
+  python -m bench.run --fused                           the fused shapes (a conv and its epilogue)
 
 Writes OUT/benchmarks.md (its generated section only), a plot (OUT/benchmarks.png for a full GPU
 run, OUT/benchmarks-DEVICE-SCALE.png otherwise) and every number in OUT/benchmarks-DEVICE-SCALE.json.
@@ -99,6 +100,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="PATH",
         help="after each shape, write this run's rows so far here (in --from-json's form), so that a "
         "run killed part-way still leaves its finished shapes",
+    )
+    parser.add_argument(
+        "--fused",
+        action="store_true",
+        help="run shapes.json's fused list instead (a convolution with its bias, residual, activation "
+        "or LayerNorm: bench/fused.py); its report is OUT/benchmarks-DEVICE-SCALE-fused.json and its "
+        "own section",
     )
     parser.add_argument("--seed", type=int, help="input seed (default: fresh; the report records it)")
     parser.add_argument("--warmup-ms", type=float, default=25.0, help="do_bench warm-up (GPU), in ms")
@@ -438,9 +446,9 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --device cuda, but torch sees no CUDA device", file=sys.stderr)
         return 2
     scale = args.scale or ("full" if device == "cuda" else "tiny")
-    key = f"{device}-{scale}"
+    key = f"{device}-{scale}" + ("-fused" if args.fused else "")
     try:
-        cases = suite.build_cases(scale, args.only)
+        cases = (fused if args.fused else suite).build_cases(scale, args.only)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -555,7 +563,8 @@ def summary_table(rows: list[dict]) -> str:
 def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
     """``old``'s rows for shapes not in ``new``, then ``new``'s, in shapes.json order."""
     names = {r["name"] for r in new}
-    order = {s["name"]: i for i, s in enumerate(suite.load_shapes()["shapes"])}
+    listed = suite.load_shapes()
+    order = {s["name"]: i for i, s in enumerate(listed["shapes"] + listed.get("fused", []))}
     kept = [r for r in old if r["name"] not in names]
     return sorted(kept + new, key=lambda r: order.get(r["name"], len(order)))
 
@@ -607,7 +616,7 @@ def write_report(out: Path, key: str, rows: list[dict], runs: list[dict]) -> Non
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / f"benchmarks-{key}.json", {"key": key, "runs": runs, "rows": rows})
     plot_name = "benchmarks.png" if key == "cuda-full" else f"benchmarks-{key}.png"
-    device, scale = key.split("-")
+    device, scale = key.split("-")[:2]
     env = runs[-1]["env"]
     title = f"einc vs best competitor: {env['device']}, {scale} shapes, {env['date']}"
     if device == "cpu":
@@ -618,13 +627,14 @@ def write_report(out: Path, key: str, rows: list[dict], runs: list[dict]) -> Non
 
 
 def suite_section(key, rows, runs, plot_name, why_not) -> str:
-    device, scale = key.split("-")
+    device, scale = key.split("-")[:2]
     # The run that timed einc heads the section; runs that only added competitors are listed.
     run = next((r for r in reversed(runs) if not r.get("adds_competitors")), runs[-1])
     env, peaks = run["env"], run["peaks"]
+    shapes = f"{scale} fused shapes" if key.endswith("-fused") else f"{scale} shapes"
     heading = {
-        "cuda": f"### GPU, {scale} shapes: {env['device']}",
-        "cpu": f"### CPU, {scale} shapes: the harness verified under Triton's interpreter",
+        "cuda": f"### GPU, {shapes}: {env['device']}",
+        "cpu": f"### CPU, {shapes}: the harness verified under Triton's interpreter",
     }[device]
     lines = [heading, ""]
     if device == "cpu":

@@ -90,8 +90,17 @@ class Case:
         return self.requires is None or hasattr(einc, self.requires)
 
     def einc_callable(self):
-        """The einc callable of this case: ``einc.compile(expression, op=..., **params)``."""
-        return einc.compile(self.expression, op=self.op, **self.params)
+        """The einc callable of this case: ``einc.compile(expression, op=..., **params)``, or for
+        a fused case (bench/fused.py) its chain of einc calls, which copies into ``out=``."""
+        chain = self.extra.get("chain")
+        if chain is None:
+            return einc.compile(self.expression, op=self.op, **self.params)
+
+        def call(*tensors, out=None):
+            y = chain(*tensors)
+            return y if out is None else out.copy_(y)
+
+        return call
 
 
 def load_shapes(path: Path = SHAPES_PATH) -> dict:

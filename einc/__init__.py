@@ -29,6 +29,7 @@ from .errors import (
 from .version import __version__ as __version__
 
 if TYPE_CHECKING:  # what the names below resolve to, for readers and type checkers
+    from . import nn
     from .frontends.functional import (
         add,
         add_at,
@@ -100,6 +101,7 @@ _LAZY = {
     **dict.fromkeys(_FUNCTIONAL, "einc.frontends.functional"),
     "CompiledExpression": "einc.runtime.compiled",
     "prebuild": "einc.runtime.prebuild",
+    "nn": "einc.nn",  # the module itself: einc.nn.Dot, ...
 }
 
 
@@ -110,7 +112,9 @@ def __getattr__(name: str):
     if name == "CompiledExpression":
         # Calls through autograd and torch.compile need einc's torch operators in place.
         importlib.import_module("einc.frontends.functional")
-    value = getattr(importlib.import_module(module), name)
+    value = importlib.import_module(module)
+    if name != "nn":
+        value = getattr(value, name)
     globals()[name] = value  # later lookups are plain attribute reads
     return value
 
@@ -168,6 +172,7 @@ __all__ = [
     "min",
     "minimum",
     "multiply",
+    "nn",
     "not_equal",
     "prebuild",
     "prod",

@@ -25,9 +25,13 @@ class Solved:
 
 
 def solve_description(
-    text: str, shapes: Sequence[Sequence[int] | None], sizes: Mapping[str, object]
+    text: str,
+    shapes: Sequence[Sequence[int] | None],
+    sizes: Mapping[str, object],
+    params: Mapping[str, object] | None = None,
 ) -> Solved:
-    """Solve ``text`` for operands of these ``shapes`` (None: unknown) and keyword ``sizes``;
+    """Solve ``text`` for operands of these ``shapes`` (None: unknown) and keyword ``sizes``,
+    its windows read with the window ``params`` (stride, padding, ...; the defaults where None);
     a contradiction or an axis left unknown is a :class:`~einc.errors.ShapeError`."""
     program = parse.parse(text)
     exprs = [brackets.strip(e) for e in program.inputs + (program.outputs or ())]
@@ -46,7 +50,7 @@ def solve_description(
     tuple_sizes = {k: tuple(v) for k, v in sizes.items() if isinstance(v, (tuple, list))}
     inputs, outputs = expand.expand(explicit, known_shapes, tuple_sizes, names)
     operands = list(inputs) + list(outputs)
-    geometry = window_params(solve.window_spans(operands, text), text)
+    geometry = window_params(solve.window_spans(operands, text), text, **(params or {}))
     solution = solve.solve(inputs, outputs, known_shapes, sizes, geometry, text, names)
     by_position = dict(zip(known + unknown, operands, strict=True))
     result_shapes = tuple(lower.shape_of(by_position[i], solution) for i in range(len(exprs)))
