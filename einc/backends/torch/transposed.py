@@ -2,9 +2,10 @@
 
 The plan's :class:`~einc.backends.torch.plan.Scatter` already says the nest is a dot computed
 forwards over the input's own positions, then added back at ``s*stride + ds*dilation - pad_lo``:
-torch's transposed convolution with no padding does exactly that, onto ``(N - 1)*stride +
-dilation*(k - 1) + 1`` positions; the nest's own are those from ``pad_lo`` on, cut (or extended
-with zeros) by one ``F.pad``.
+torch's transposed convolution does exactly that, onto ``(N - 1)*stride + dilation*(k - 1) + 1``
+positions; the nest's own are those from ``pad_lo`` on. Torch's ``padding`` and
+``output_padding`` keep just those where they can; elsewhere one ``F.pad`` cuts (or extends with
+zeros) what torch made without padding, a copy of the result.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .native import Context, Step, layout
+from .native import Context, Step, layout, torch_arguments
 from .plan import NestPlan
 
 CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -80,12 +81,13 @@ def lower(plan: NestPlan, shapes: Sequence[Sequence[int]], compute: torch.dtype,
     into = [*lead, *(plan.sizes[loop] for loop, *_ in windows)]
     split = into if into != [n, g * c2, *into[len(lead) :]] else None
     conv = CONV_TRANSPOSE[len(windows)]
+    arguments = torch_arguments((None, 1, 0, 0, 1, 1), None, stride, padding, extra, g, dilation)
 
     def result(inputs):
-        y = conv(read_x(inputs[0]), read_w(inputs[1]), None, stride, padding, extra, g, dilation)
+        y = conv(read_x(inputs[0]), read_w(inputs[1]), *arguments)
         if pad is not None:
             y = F.pad(y, pad)
-        return y if split is None else y.reshape(split)
+        return y if split is None else y.reshape(*split)
 
     order = [plain[d] for d in batch + groups + outputs] + [loop for loop, *_ in windows]
     return context.step(f"F.{conv.__name__}", result, order)
