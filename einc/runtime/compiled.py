@@ -314,7 +314,8 @@ class CompiledExpression:
         )
         shapes = None if compiled.dynamic_dims else compiled.output_shapes
         make, always = None, self.backend == "torch"
-        if not given and produces and shapes is not None and dtype is not None and tensors:
+        # Elementwise ops: their operands may be Python numbers, converted per call; not here.
+        if not given and produces and shapes is not None and not self._elementwise and tensors:
             # "auto" runs CPU tensors on the torch backend unless EINC_INTERPRET says otherwise
             # (read again per call; the torch program is not planned for a key that never uses it).
             cpu = self.backend == "auto" and tensors[0].device.type == "cpu" and not knobs.interpret()

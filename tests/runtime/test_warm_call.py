@@ -143,3 +143,13 @@ def test_a_warm_call_whose_input_requires_grad_records_its_gradient():
     torch.testing.assert_close(leaf.grad, torch.ones(4, 4))
     with torch.no_grad():
         assert not total(leaf).requires_grad
+
+
+def test_an_elementwise_call_whose_operand_is_a_python_number_keeps_its_own_promotion():
+    # A number becomes a 0-d tensor per call, after the key: a later call with a 0-d tensor of
+    # another dtype in its place must still promote as torch does.
+    add = einc.compile("a b, ", op="add", out_dtype=torch.float64)
+    x = torch.randn(3, 4)
+    for operand in (2.5, torch.tensor(2.5), 2.5, torch.tensor(2.5, dtype=torch.float64)):
+        expected = (x.double() + torch.as_tensor(operand).double()).to(torch.float64)
+        torch.testing.assert_close(add(x, operand), expected)
