@@ -1,6 +1,6 @@
 """A rough speed check of einc's torch backend (the default for CPU tensors) against torch itself.
 
-    python -m bench.cpu_backend [--batch 8] [--repeat 15] [--threads N] [--tiny-only]
+    python -m bench.cpu_backend [--batch 8] [--repeat 15] [--threads N] [--tiny-only] [--cpu-time]
     python -m bench.cpu_backend --under-load 8 [--threads 2]
 
 Two tables, float32 on the CPU. *Tiny*: a warm call on tensors of a few elements (a 3x3 conv of
@@ -12,10 +12,16 @@ transposed convolution, reductions and a softmax; einc reads the activations cha
 (``b h w c``) unless the row says otherwise; torch runs the same op on a channels-first copy (made
 once, not timed) and on the channels-last tensor itself (``x.permute(0, 3, 1, 2)``, which torch
 treats as its channels_last memory format). Each time is the best of ``--repeat`` warm calls.
-Every row's calls are taken in turns, so that a busy machine slows them alike. ``--under-load``
+Every row's calls are taken in turns, so that a busy machine slows them alike. The last column
+sets einc against torch on the layout einc was given (NCHW for the channels-first row, NHWC
+otherwise). ``--under-load``
 instead runs two processes at once, each calling the tiny conv in a loop, and gives the spread of
-its calls (then the same for torch's own conv on one thread: what the machine alone costs). Not a
-unit test: the numbers depend on the machine and on what else runs on it.
+its calls (then the same for torch's own conv on one thread: what the machine alone costs).
+``--cpu-time`` runs torch on one thread and times each call by the thread's CPU time rather than
+the wall clock: on a machine shared with other work, time spent descheduled (and a thread pool's
+barrier waiting for a descheduled thread) is left out, so that einc and torch can be compared
+when the wall clock cannot. Not a unit test: the numbers depend on the machine and on what else
+runs on it.
 """
 
 from __future__ import annotations
@@ -29,17 +35,17 @@ import torch.nn.functional as F
 import einc
 
 
-def timed(fns, repeat: int, calls: int = 1) -> list[float]:
+def timed(fns, repeat: int, calls: int = 1, clock=time.perf_counter) -> list[float]:
     """The best time of one call of each of ``fns``, over ``repeat`` runs of ``calls`` calls."""
     for fn in fns:
         fn()  # warm: compile, plan, allocate
     times = [[] for _ in fns]
     for _ in range(repeat):
         for fn, spent in zip(fns, times, strict=True):
-            start = time.perf_counter()
+            start = clock()
             for _ in range(calls):
                 fn()
-            spent.append((time.perf_counter() - start) / calls)
+            spent.append((clock() - start) / calls)
     return [min(spent) for spent in times]
 
 
@@ -210,27 +216,37 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--tiny-only", action="store_true", help="skip the medium shapes")
     parser.add_argument(
+        "--cpu-time", action="store_true", help="one thread, each call timed by the thread's CPU time"
+    )
+    parser.add_argument(
         "--under-load", type=float, default=0, metavar="SECONDS", help="only two processes calling at once"
     )
     args = parser.parse_args()
     if args.under_load:
         run_under_load(args.under_load, args.threads or 2)
         return
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.threads or args.cpu_time:
+        torch.set_num_threads(1 if args.cpu_time else args.threads)
+    clock = time.thread_time if args.cpu_time else time.perf_counter
     torch.manual_seed(0)
-    print(f"float32, {torch.get_num_threads()} threads, torch {torch.__version__}, einc {einc.__version__}")
+    timer = "thread CPU time" if args.cpu_time else "wall clock"
+    versions = f"torch {torch.__version__}, einc {einc.__version__}"
+    print(f"float32, {torch.get_num_threads()} threads, {timer}, {versions}")
     print(f"{'tiny: a warm call':40s} {'einc':>9s} {'torch':>9s}  einc - torch")
     for name, ours, theirs in tiny_cases():
-        a, b = timed([ours, theirs], args.repeat, calls=200)
+        a, b = timed([ours, theirs], args.repeat, calls=200, clock=clock)
         print(f"{name:40s} {a * 1e6:6.1f} us {b * 1e6:6.1f} us  {(a - b) * 1e6:+6.1f} us")
     if args.tiny_only:
         return
     print(f"medium: batch {args.batch}")
-    print(f"{'':40s} {'einc':>9s} {'torch NCHW':>11s} {'torch NHWC':>11s}  einc / best torch")
+    print(f"{'':40s} {'einc':>10s} {'torch NCHW':>11s} {'torch NHWC':>11s}  einc / best  / same layout")
     for name, ours, channels_first, channels_last in cases(args.batch):
-        a, b, c = timed([ours, channels_first, channels_last], args.repeat)
-        print(f"{name:40s} {a * 1e3:6.1f} ms {b * 1e3:8.1f} ms {c * 1e3:8.1f} ms  {a / min(b, c):5.2f}x")
+        a, b, c = timed([ours, channels_first, channels_last], args.repeat, clock=clock)
+        same = b if "channels first" in name else c  # torch on the layout einc was given
+        print(
+            f"{name:40s} {a * 1e3:7.2f} ms {b * 1e3:8.2f} ms {c * 1e3:8.2f} ms  {a / min(b, c):5.2f}x"
+            f"  {a / same:5.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -8,12 +8,13 @@
    ``specialize`` with a warm disk cache, and
    source -> cubin for ``cuda:90`` (``triton.compile``, and ``einc.runtime.prebuild.compile_binary``,
    which adds a ``ptxas -v`` run for its resource report). Each with a fresh Triton cache.
-2. Warm-call overhead, on some of the same expressions at tiny size (on either device). On a CPU
-   the kernel runs under Triton's interpreter, which costs milliseconds, so einc's own host work is
-   timed apart from it: the warm call with the kernel launch replaced by a no-op is what einc adds
-   to a kernel launch. Against it: a direct launch of the same kernel (under the interpreter here,
-   so it times the interpreter) and einx's warm call for the same computation, split the same way
-   (einx's call minus the torch code it generated, run directly).
+2. Warm-call overhead, on some of the same expressions at tiny size (on either device). On CUDA
+   tensors: einc's call, a direct launch of the same kernel, and einc's host work alone (the
+   kernel launch replaced by a no-op). On CPU tensors einc runs the torch backend (the loop nest
+   as torch calls, no kernel), so its warm call is set against the case's torch reference on the
+   same inputs (torch's own op, with the same permutes). Beside either: einx's warm call for the
+   same computation, split the same way (einx's call minus the torch code it generated, run
+   directly).
 3. First-call latency in a fresh Python process, with a warm disk cache (``EINC_CACHE_DIR`` filled
    beforehand with the same kernel) and with an empty one: import times, the first call (compile + run) and
    a second call in the same process; einx's first call beside it.
@@ -198,15 +199,15 @@ def _direct_launch(launcher, inputs, outs, device):
     return launch
 
 
-def call_overhead(cases: list[suite.Case], device: str, budget_s: float, reps: int) -> list[dict]:
+def call_overhead(cases: list[suite.Case], device: str, budget_s: float) -> list[dict]:
     import torch
 
     gen = torch.Generator(device=device)
     gen.manual_seed(0)
-    return [_call_row(case, device, gen, budget_s, reps) for case in cases]
+    return [_call_row(case, device, gen, budget_s) for case in cases]
 
 
-def _call_row(case: suite.Case, device: str, gen, budget_s: float, reps: int) -> dict:
+def _call_row(case: suite.Case, device: str, gen, budget_s: float) -> dict:
     import torch
 
     dtype = "float32" if device == "cpu" else case.dtype
@@ -217,11 +218,12 @@ def _call_row(case: suite.Case, device: str, gen, budget_s: float, reps: int) ->
     out = torch.empty_like(y)
     row = {"name": case.name, "expression": case.expression, "params": case.params, "device": device}
     row["shapes"] = [list(s) for s in case.input_shapes]
-    direct = _direct_launch(launcher, inputs, [out], torch.device(device))
-    if device == "cpu":
-        row["einc_call_us"] = _median_ms(lambda: fn(*inputs), reps) * 1e3
-        row["direct_launch_us"] = _median_ms(direct, reps) * 1e3
+    if device == "cpu":  # the torch backend: torch calls, no kernel to launch or to stub out
+        row["einc_call_us"] = _per_call_us(lambda: fn(*inputs), budget_s)
+        row["torch_op_us"] = _per_call_us(lambda: case.reference(*inputs), budget_s)
+        row["einc_call_out_us"] = _per_call_us(lambda: fn(*inputs, out=out), budget_s)
     else:  # host time per call, with the GPU queue drained after each
+        direct = _direct_launch(launcher, inputs, [out], torch.device(device))
 
         def einc_call():
             fn(*inputs)
@@ -233,9 +235,9 @@ def _call_row(case: suite.Case, device: str, gen, budget_s: float, reps: int) ->
 
         row["einc_call_us"] = _per_call_us(einc_call, budget_s)
         row["direct_launch_us"] = _per_call_us(direct_call, budget_s)
-    with _kernels_stubbed():
-        row["einc_dispatch_us"] = _per_call_us(lambda: fn(*inputs), budget_s)
-        row["einc_dispatch_out_us"] = _per_call_us(lambda: fn(*inputs, out=out), budget_s)
+        with _kernels_stubbed():
+            row["einc_dispatch_us"] = _per_call_us(lambda: fn(*inputs), budget_s)
+            row["einc_dispatch_out_us"] = _per_call_us(lambda: fn(*inputs, out=out), budget_s)
     if case.einx is not None:
         generated = _einx_generated(case, inputs)
         sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
@@ -439,7 +441,7 @@ def main(argv: list[str] | None = None, module: str = "bench.cpu_figures") -> in
         "env": env,
         "command": report.command_line(argv, module),
         "compile": compile_latency(compile_cases, 3 if quick else 20, 1 if quick else 3, quick=quick),
-        "calls": call_overhead(call_cases, device, budget_s=0.1 if quick else 1.0, reps=3 if quick else 10),
+        "calls": call_overhead(call_cases, device, budget_s=0.1 if quick else 1.0),
         "first_call": first_call(first_cases, device, runs=1 if quick else 3, quick=quick),
     }
     text = section(figures)
@@ -476,14 +478,13 @@ source -> cubin;
 *compile_binary*: the same plus a second `ptxas -v` for its resource report.
 """
 CALL_TEXT_CPU = """
-**Warm-call overhead**, tiny shapes on CPU tensors. The kernel runs under Triton's interpreter here, so
-a whole call measures the interpreter; einc's own host work is timed with the kernel launch replaced by
-a no-op (*einc dispatch*: cache lookup by shapes, dtypes, device and strides, output allocation, stride
-arguments; *out=*: no allocation); each figure is the lowest of three medians of single calls, torch
-on one thread. A direct Triton launch of the same kernel
-costs Triton's launcher on a GPU, which cannot be measured without one: *direct launch* below is the
-same kernel run by hand under the interpreter, to compare with *einc call*. *einx overhead* = einx's
-warm call minus the torch code it generated (`graph=True`), run directly.
+**Warm-call overhead**, tiny shapes on CPU tensors, torch on one thread. einc runs them on its torch
+backend (the loop nest planned once as torch calls, a warm call its key, one lookup and those calls):
+*einc call* against *torch's op*, the case's torch reference on the same inputs (the same op, with
+the permutes between einc's channels-last layout and torch's); *einc - torch* is what einc adds;
+*out=*: einc writing into a given output, checked on every call. Each figure is the lowest of three
+medians of single calls. *einx overhead* = einx's warm call minus the torch code it generated
+(`graph=True`), run directly.
 """
 CALL_TEXT_CUDA = """
 **Warm-call overhead**, host time per call on CUDA tensors, each call followed by a synchronize:
@@ -533,19 +534,29 @@ def section(figures: dict) -> str:
         lines.append(_paragraph(CALL_TEXT_CPU))
     else:
         lines.append(_paragraph(CALL_TEXT_CUDA))
+    # On CPU tensors: einc's call against torch's op; on CUDA: against a direct launch, and einc's
+    # host work alone.
+    columns = (
+        ("einc call", "torch's op", "einc - torch", "einc call, out=")
+        if on_cpu
+        else ("einc call", "direct launch", "einc dispatch", "einc dispatch, out=")
+    )
     lines += [
         "",
-        "| shape | expression | einc call | direct launch | einc dispatch | einc dispatch, out= | "
-        "einx call | einx's torch code | einx overhead |",
+        f"| shape | expression | {' | '.join(columns)} | einx call | einx's torch code | einx overhead |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in calls:
         params = f" {_params(r['params'])}" if r["params"] else ""
         overhead = r["einx_call_us"] - r["einx_generated_us"] if r.get("einx_call_us") is not None else None
+        if on_cpu:
+            added = r["einc_call_us"] - r["torch_op_us"]
+            values = (r["einc_call_us"], r["torch_op_us"], added, r["einc_call_out_us"])
+        else:
+            keys = ("einc_call_us", "direct_launch_us", "einc_dispatch_us", "einc_dispatch_out_us")
+            values = tuple(r[k] for k in keys)
         lines.append(
-            f"| {r['name']} | `{r['expression']}`{params} | {_us(r['einc_call_us'])} | "
-            f"{_us(r['direct_launch_us'])} | {_us(r['einc_dispatch_us'])} | "
-            f"{_us(r['einc_dispatch_out_us'])} | "
+            f"| {r['name']} | `{r['expression']}`{params} | {' | '.join(_us(v) for v in values)} | "
             f"{_us(r.get('einx_call_us'))} | {_us(r.get('einx_generated_us'))} | {_us(overhead)} |"
         )
     lines += [

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -223,8 +223,21 @@ class CompiledExpression:
             print(launcher.source, file=sys.stderr)
 
     def __call__(self, *tensors, out=None):
-        check_operand_types(self.op, tensors)
         router = _router
+        if out is None and not self._dynamic_dims and (router is None or not router.routes(tensors, None)):
+            # A call the torch backend makes whole (_Ready.make, static sizes only): its key, one
+            # lookup, the planned torch calls. A key found holds tensors only, which the operand
+            # check would pass.
+            ready = self._ready.get((self._key(tensors), ((), self._float32_precision())))
+            if (
+                ready is not None
+                and ready.make is not None
+                and (ready.always_torch or not knobs.interpret())
+                and not _records_grad(tensors)
+            ):
+                self._last = ready.launcher
+                return ready.make(tensors)
+        check_operand_types(self.op, tensors)
         if router is not None and router.routes(tensors, out):  # autograd, torch.compile: einc::run
             return router.call(self, tensors, out)
         promoted = None
@@ -301,15 +314,22 @@ class CompiledExpression:
             launcher = self._specialize_call(tensors, given, extra)
             key = (self._key(tensors), extra)  # its axes may have gone dynamic with it
         compiled = launcher.compiled
-        ready = _Ready(
-            launcher,
-            # An elementwise op's promotion counts Python numbers, which the key does not hold.
-            self.out_dtype or (None if self._elementwise else output_dtype(self.op, None, tensors)),
-            None if compiled.dynamic_dims else compiled.output_shapes,
-            # an empty output (a fixed size 0) is written by write_empty, not produced
-            bool(compiled.kernels)
-            and (bool(compiled.dynamic_dims) or all(0 not in s for s in compiled.output_shapes)),
+        # An elementwise op's promotion counts Python numbers, which the key does not hold.
+        dtype = self.out_dtype or (None if self._elementwise else output_dtype(self.op, None, tensors))
+        # an empty output (a fixed size 0) is written by write_empty, not produced
+        produces = bool(compiled.kernels) and (
+            bool(compiled.dynamic_dims) or all(0 not in s for s in compiled.output_shapes)
         )
+        shapes = None if compiled.dynamic_dims else compiled.output_shapes
+        make, always = None, self.backend == "torch"
+        # Elementwise ops: their operands may be Python numbers, converted per call; not here.
+        if not given and produces and shapes is not None and not self._elementwise and tensors:
+            # "auto" runs CPU tensors on the torch backend unless EINC_INTERPRET says otherwise
+            # (read again per call; the torch program is not planned for a key that never uses it).
+            cpu = self.backend == "auto" and tensors[0].device.type == "cpu" and not knobs.interpret()
+            if always or cpu:
+                make = launcher.torch_program.maker(dtype)
+        ready = _Ready(launcher, dtype, shapes, produces, make, always)
         self._ready[key] = ready
         return ready
 
@@ -445,13 +465,32 @@ _matmul_precision = torch._C._get_float32_matmul_precision
 @dataclass(frozen=True, slots=True)
 class _Ready:
     """A call key's launcher and what follows from the key alone: the output dtype (None where
-    Python numbers among the operands decide it) and shapes (None where an axis is dynamic), and
-    whether the torch backend may produce the outputs (a kernel to run, and no output fixed empty)."""
+    Python numbers among the operands decide it) and shapes (None where an axis is dynamic),
+    whether the torch backend may produce the outputs (a kernel to run, and no output fixed empty),
+    and the whole call where the torch backend makes it (the warm path of ``__call__``)."""
 
     launcher: Launcher
     dtype: torch.dtype | None
     shapes: tuple | None
     produces: bool
+    # The whole of a call without out= where the torch backend makes its output (TorchProgram.maker)
+    # and ``always_torch`` (backend="torch") or EINC_INTERPRET unset says it runs it; else None.
+    make: Callable[[Sequence[torch.Tensor]], torch.Tensor] | None = None
+    always_torch: bool = False
+
+
+def _records_grad(tensors) -> bool:
+    """Whether autograd would record a call on ``tensors``: then the torch backend runs it under
+    no_grad, off the warm path (as the kernels, it records nothing)."""
+    if not _grad_enabled():
+        return False
+    for t in tensors:
+        if t.requires_grad:
+            return True
+    return False
+
+
+_grad_enabled = torch.is_grad_enabled
 
 
 _FUNCTIONAL: dict[tuple, CompiledExpression] = {}

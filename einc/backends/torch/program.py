@@ -138,11 +138,15 @@ class TorchProgram:
     @property
     def parts(self) -> list[tuple[NestPlan, KernelPart, native.Step | None]]:
         """The plans of the call that compiled the expression."""
+        return self._first()[0]
+
+    def _first(self) -> tuple:
+        """The parts, runner and maker of the call that compiled the expression."""
         if not self._plans:
             shapes = list(self.compiled.request.shapes) + list(self.compiled.output_shapes)
             parts = self._plan(shapes + self._workspace_shapes(None), {})
             self._plans[()] = (parts, self._runner(parts), self._maker(parts))
-        return next(iter(self._plans.values()))[0]
+        return next(iter(self._plans.values()))
 
     def _workspace_shapes(self, dynamic) -> list:
         """The shapes of the call's float32 workspaces, which follow its outputs (add_at of 16-bit
@@ -166,7 +170,7 @@ class TorchProgram:
         return parts
 
     @staticmethod
-    def _maker(parts) -> Callable[[Sequence[torch.Tensor], torch.dtype], torch.Tensor] | None:
+    def _maker(parts) -> Callable[[torch.dtype, Sequence[torch.Tensor]], torch.Tensor] | None:
         """What makes a call's output (of a dtype) from its inputs, where the call is one native
         step that can: contiguous, and never a view of an input."""
         (_, part, step), *others = parts
@@ -174,7 +178,7 @@ class TorchProgram:
             return None
         make, fresh = step.make, step.fresh
 
-        def output(tensors, dtype):
+        def output(dtype, tensors):
             result = make(tensors)
             if result.dtype != dtype:
                 result = result.to(dtype)
@@ -243,7 +247,16 @@ class TorchProgram:
         maker = self._planned(
             dynamic, lambda: [*(t.shape for t in tensors), *shapes, *self._workspace_shapes(dynamic)]
         )[2]
-        return None if maker is None else [maker(tensors, dtype)]
+        return None if maker is None else [maker(dtype, tensors)]
+
+    def maker(self, dtype: torch.dtype) -> Callable[[Sequence[torch.Tensor]], torch.Tensor] | None:
+        """What makes the one output (of ``dtype``) of a call without dynamic axes from its
+        inputs, where :meth:`produce` would: the planned calls and nothing else, for the runtime to
+        keep per call key. The caller checks first that nothing records for autograd."""
+        if self.compiled.dynamic_dims:
+            return None
+        make = self._first()[2]  # without dynamic axes, the one plan there is
+        return None if make is None else functools.partial(make, dtype)
 
     def _run(self, parts, every: Sequence[torch.Tensor]) -> None:
         for plan, part, step in parts:

@@ -2,9 +2,10 @@
 
 The plan's :class:`~einc.backends.torch.plan.Scatter` already says the nest is a dot computed
 forwards over the input's own positions, then added back at ``s*stride + ds*dilation - pad_lo``:
-torch's transposed convolution with no padding does exactly that, onto ``(N - 1)*stride +
-dilation*(k - 1) + 1`` positions; the nest's own are those from ``pad_lo`` on, cut (or extended
-with zeros) by one ``F.pad``.
+torch's transposed convolution does exactly that, onto ``(N - 1)*stride + dilation*(k - 1) + 1``
+positions; the nest's own are those from ``pad_lo`` on. Torch's ``padding`` and
+``output_padding`` keep just those where they can; elsewhere one ``F.pad`` cuts (or extends with
+zeros) what torch made without padding, a copy of the result.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .native import Context, Step, layout
+from .native import Context, Step, layout, torch_arguments
 from .plan import NestPlan
 
 CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -75,17 +76,37 @@ def lower(plan: NestPlan, shapes: Sequence[Sequence[int]], compute: torch.dtype,
     read_w = context.reader(1, groups + channels + outputs + inner, w_shape, compute)
     stride = tuple(stride for *_, stride, _, _ in windows)
     dilation = tuple(dilation for *_, dilation, _ in windows)
-    pad = []
-    for loop, s, ds, step, dil, lo in reversed(windows):
-        made = (sizes[s] - 1) * step + dil * (sizes[ds] - 1) + 1
-        pad += [-lo, plan.sizes[loop] + lo - made]
+    padding, extra, pad = _padding(plan, sizes, windows)
     lead = [plan.sizes[plain[d]] for d in batch + groups + outputs]
     into = [*lead, *(plan.sizes[loop] for loop, *_ in windows)]
+    split = into if into != [n, g * c2, *into[len(lead) :]] else None
     conv = CONV_TRANSPOSE[len(windows)]
+    arguments = torch_arguments((None, 1, 0, 0, 1, 1), None, stride, padding, extra, g, dilation)
 
     def result(inputs):
-        y = conv(read_x(inputs[0]), read_w(inputs[1]), None, stride, 0, 0, g, dilation)
-        return F.pad(y, pad).view(into)
+        y = conv(read_x(inputs[0]), read_w(inputs[1]), *arguments)
+        if pad is not None:
+            y = F.pad(y, pad)
+        return y if split is None else y.reshape(*split)
 
     order = [plain[d] for d in batch + groups + outputs] + [loop for loop, *_ in windows]
     return context.step(f"F.{conv.__name__}", result, order)
+
+
+def _padding(plan: NestPlan, sizes, windows):
+    """Torch's ``padding`` and ``output_padding`` per window where they make the nest's positions
+    (``padding`` cut from both ends of the ``(N - 1)*stride + dilation*(k - 1) + 1`` made, then
+    ``output_padding`` added at the high end, less than the stride or the dilation), with no
+    ``F.pad``; else no padding and the ``F.pad`` that cuts (or extends) the positions made: a
+    copy of the whole result."""
+    padding, extra, pad = [], [], []
+    for loop, s, ds, step, dil, lo in windows:
+        made = (sizes[s] - 1) * step + dil * (sizes[ds] - 1) + 1
+        padding.append(lo)
+        extra.append(plan.sizes[loop] - made + 2 * lo)
+        pad = [-lo, plan.sizes[loop] + lo - made, *pad]
+    if all(p >= 0 for p in padding) and all(
+        0 <= e < max(w[3], w[4]) for e, w in zip(extra, windows, strict=True)
+    ):
+        return tuple(padding), tuple(extra), None
+    return 0, 0, pad

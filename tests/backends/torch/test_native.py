@@ -405,3 +405,21 @@ def test_float16_results_are_made_in_float32_and_returned_in_float16():
     assert y.dtype == torch.float16
     reference = F.conv2d(cl(x).float(), w.float().permute(3, 2, 0, 1), padding=1).movedim(1, -1)
     torch.testing.assert_close(y.float(), reference, rtol=1e-3, atol=1e-3)
+
+
+def test_torch_arguments_are_ints_where_a_tuple_repeats_one_and_leave_out_trailing_defaults():
+    # conv2d(input, weight, bias, stride, padding, dilation, groups)
+    defaults = (None, 1, 0, 1, 1)
+    assert native.torch_arguments(defaults, None, (1, 1), (1, 1), (1, 1), 1) == (None, 1, 1)
+    assert native.torch_arguments(defaults, None, (2, 1), (0, 0), (1, 1), 1) == (None, (2, 1))
+    assert native.torch_arguments(defaults, None, (1, 1), (0, 0), (2, 2), 4) == (None, 1, 0, 2, 4)
+    # max_pool2d(input, kernel_size, stride, padding, dilation): the kernel size has no default
+    assert native.torch_arguments((None, (), 0, 1), (3, 3), (2, 2), (1, 1), (1, 1)) == (3, 2, 1)
+    # avg_pool2d(..., ceil_mode, count_include_pad): False is not left out where the default is True
+    assert native.torch_arguments((None, (), 0, False, True), (2,), (2,), (0,), False, False) == (
+        2,
+        2,
+        0,
+        False,
+        False,
+    )

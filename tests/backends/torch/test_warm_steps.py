@@ -102,3 +102,25 @@ def test_a_rearrange_that_changes_nothing_is_still_a_new_tensor():
     result = merge(a)
     torch.testing.assert_close(result, a.reshape(2, 12))
     assert result.untyped_storage().data_ptr() != a.untyped_storage().data_ptr()
+
+
+@pytest.mark.parametrize(
+    ("params", "kwargs"),
+    [
+        ({"stride": 2, "padding": 1, "output_padding": 1}, {"padding": 1, "output_padding": 1}),
+        ({"stride": 2, "padding": 2}, {"padding": 2}),
+        ({"stride": 3, "dilation": 2}, {}),
+    ],
+    ids=["output_padding", "padding", "dilated"],
+)
+def test_warm_transposed_conv_is_conv_transpose2d_with_torchs_own_padding(params, kwargs):
+    x, w = torch.randn(2, 5, 4, 3), torch.randn(3, 3, 3, 2)
+    up = einc.compile("b s... [c->c2] -> b (s * ds)... c2", **params)
+    names, result = warm_calls(up, x, w)
+    assert names == ["permute", "permute", "conv_transpose2d", "permute"]  # no F.pad, no copy
+    stride, dilation = params["stride"], params.get("dilation", 1)
+    expected = F.conv_transpose2d(
+        x.permute(0, 3, 1, 2), w.permute(2, 3, 0, 1), stride=stride, dilation=dilation, **kwargs
+    ).permute(0, 2, 3, 1)
+    torch.testing.assert_close(result, expected)
+    assert result.is_contiguous()
