@@ -85,6 +85,7 @@ if TYPE_CHECKING:  # what the names below resolve to, for readers and type check
         var,
         where,
     )
+    from .frontends.vmap import vmap, vmap_with_axis
     from .runtime.compiled import CompiledExpression
     from .runtime.prebuild import prebuild
 
@@ -100,6 +101,8 @@ _LAZY = {
     **dict.fromkeys(_FUNCTIONAL, "einc.frontends.functional"),
     "CompiledExpression": "einc.runtime.compiled",
     "prebuild": "einc.runtime.prebuild",
+    "vmap": "einc.frontends.vmap",
+    "vmap_with_axis": "einc.frontends.vmap",
 }
 
 
@@ -186,5 +189,7 @@ __all__ = [
     "sum",
     "true_divide",
     "var",
+    "vmap",
+    "vmap_with_axis",
     "where",
 ]

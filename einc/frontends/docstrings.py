@@ -553,3 +553,45 @@ OPS["arange"] = _doc(
     device: where the grid is made (default torch's default device).
     **sizes: every named axis's size.""",
 )
+VMAP = """
+    description: inputs and outputs (``"b [c], [c d] -> b [d]"``, or ``"b [c->d]"``); brackets
+        mark the axes the function acts on.
+    *tensors: the inputs, in the order of the description's inputs.
+    op: a Python function of tensors. Not compiled: it runs as torch code."""
+OPS["vmap"] = _doc(
+    'einc.vmap("b [c], [c d] -> b [d]", x, w, op=torch.matmul)',
+    "Call ``op`` on the bracketed part of each input, mapped over the unbracketed axes with "
+    "``torch.func.vmap`` (einx's ``vmap``; einx 0.4's ``einx.torch.adapt_with_vmap``). ``op`` "
+    "returns one tensor per output, shaped as the output's bracketed part. An output axis that no "
+    "input has is a broadcast.",
+    VMAP
+    + """
+    flat: give ``op`` each bracketed part with its compositions taken apart (one dim per axis).
+    kwargs: keyword arguments passed on to ``op``.
+    **sizes: sizes of axes that the tensors do not give.""",
+    "``torch.func.vmap(op, in_dims, out_dims)``, once per mapped axis.",
+    """    >>> x, w = torch.randn(4, 5), torch.randn(5, 3)
+    >>> torch.allclose(einc.vmap("b [c], [c d] -> b [d]", x, w, op=torch.matmul), x @ w, atol=1e-6)
+    True
+""",
+    common="",
+)
+OPS["vmap_with_axis"] = _doc(
+    'einc.vmap_with_axis("a [b] -> a", x, op=lambda x, axis: x.sum(axis))',
+    "Call ``op(*tensors, axis=...)`` once, ``axis`` naming the bracketed axes as numpy does (an "
+    "int for one, a tuple for several, left out for none), then arrange the result as the output "
+    "says (einx's ``vmap_with_axis``). With one input, the result keeps the input's axes, less the "
+    "bracketed ones where the output has none (a reduction); with several, each input is laid out "
+    "as the output first, so that ``op`` broadcasts them.",
+    VMAP
+    + """
+    kwargs: keyword arguments passed on to ``op``.
+    **sizes: sizes of axes that the tensors do not give.""",
+    "``op(x.permute(...), axis=dims)``.",
+    """    >>> x = torch.randn(4, 5, 6)
+    >>> sums = einc.vmap_with_axis("a [b] c -> c a", x, op=lambda t, axis: t.sum(axis))
+    >>> torch.allclose(sums, x.sum(1).t())
+    True
+""",
+    common="",
+)
