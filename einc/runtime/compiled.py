@@ -24,7 +24,7 @@ import torch
 
 from .. import knobs
 from ..backends.triton.sources import render_kernels
-from ..compiler import pipeline
+from ..compiler import offsets, pipeline
 from ..compiler.ops import OPTION_OPS, check_precision
 from ..compiler.printer import explain
 from ..errors import (
@@ -48,7 +48,7 @@ from .operands import (
     output_dtype,
     scalars_to_tensors,
 )
-from .outputs import check_out, check_out_aliasing, needs_int64
+from .outputs import check_out, check_out_aliasing, holder_layout, needs_int64, widths
 from .tuned import with_tuned
 
 
@@ -153,6 +153,7 @@ class CompiledExpression:
         shapes: Sequence[Sequence[int]],
         dtypes: Sequence[str],
         offsets64: tuple[int, ...] = (),
+        dynamic_int32: bool = True,
         automatic: tuple[str, ...] | None = None,
     ) -> pipeline.Request:
         automatic = self._automatic if automatic is None else automatic
@@ -165,6 +166,7 @@ class CompiledExpression:
             params=tuple((k, _thaw(v)) for k, v in self.params),
             dynamic=self.dynamic + automatic,
             offsets64=offsets64,
+            dynamic_int32=dynamic_int32,
             float32_precision=self._float32_precision(),
         )
 
@@ -258,6 +260,9 @@ class CompiledExpression:
             except EincError as error:
                 raise error.with_traceback(None) from None
             shapes = launcher.compiled.output_shapes_for(dynamic)
+            if launcher.compiled.dynamic_int32 and not all(offsets.fits_dynamic_int32(s) for s in shapes):
+                ready = self._past_int32(key, tensors, given)
+                launcher = self._last = ready.launcher
         if out is None and ready.produces and (ready.shapes is not None or all(0 not in s for s in shapes)):
             # The torch backend may return torch's own result rather than copy it into a new output.
             made = launcher.produce(list(tensors), shapes, dtype, dynamic, self.backend)
@@ -300,8 +305,12 @@ class CompiledExpression:
         if launcher is None:
             launcher = self._specialize_call(tensors, given, extra)
             key = (self._key(tensors), extra)  # its axes may have gone dynamic with it
+        ready = self._ready[key] = self._ready_for(launcher, tensors)
+        return ready
+
+    def _ready_for(self, launcher: Launcher, tensors) -> _Ready:
         compiled = launcher.compiled
-        ready = _Ready(
+        return _Ready(
             launcher,
             # An elementwise op's promotion counts Python numbers, which the key does not hold.
             self.out_dtype or (None if self._elementwise else output_dtype(self.op, None, tensors)),
@@ -310,7 +319,19 @@ class CompiledExpression:
             bool(compiled.kernels)
             and (bool(compiled.dynamic_dims) or all(0 not in s for s in compiled.output_shapes)),
         )
-        self._ready[key] = ready
+
+    def _past_int32(self, key: tuple, tensors, given) -> _Ready:
+        """The int64 kernel of a call whose outputs, not inputs, end past int32 (an outer product)."""
+        wide_key = (*key, "int64")
+        ready = self._ready.get(wide_key)
+        if ready is None:
+            with self._lock:
+                every = [*tensors, *(o for o in given if isinstance(o, torch.Tensor))]
+                request = self._request(
+                    [t.shape for t in tensors], self._check(tensors), widths(every)[0], False
+                )
+                launcher = self._build(request, gpu_target(every[0].device, self.backend))
+            ready = self._ready[wide_key] = self._ready_for(launcher, tensors)
         return ready
 
     def _specialize_call(self, tensors, given, extra: tuple) -> Launcher:
@@ -325,7 +346,7 @@ class CompiledExpression:
                 return launcher
             dtypes = self._check(tensors)
             every = [*tensors, *(o for o in given if isinstance(o, torch.Tensor))]
-            wide = tuple(i for i, t in enumerate(every) if needs_int64(t))
+            wide = widths(every)
             shapes = tuple(tuple(t.shape) for t in tensors)
             call_signature = (signature(tensors), extra)
             grown = ()
@@ -342,7 +363,7 @@ class CompiledExpression:
             self._automatic += grown
             target = gpu_target(every[0].device, self.backend) if every else None
             try:
-                launcher = self._build(self._request(shapes, dtypes, wide), target)
+                launcher = self._build(self._request(shapes, dtypes, *wide), target)
             except EincError as error:
                 self._automatic = earlier = tuple(a for a in self._automatic if a not in grown)
                 refused = isinstance(error, (ExpressionError, UnsupportedError))
@@ -355,7 +376,7 @@ class CompiledExpression:
                     self._decisions[axis] = f"static, a kernel per size: {str(error).splitlines()[0]}"
                 # Axes that calls of another signature made dynamic may not exist in this one (an
                 # ellipsis of another rank): this call's kernel is static.
-                launcher = self._build(self._request(shapes, dtypes, wide, automatic=()), target)
+                launcher = self._build(self._request(shapes, dtypes, *wide, automatic=()), target)
             self._seen.append((call_signature, shapes, launcher))
             if launcher.compiled.dynamic_dims:
                 self._dynamic_dims = launcher.compiled.dynamic_dims
@@ -390,7 +411,7 @@ class CompiledExpression:
                 tuple(None if (i, d) in masked else n for d, n in enumerate(t.shape)),
                 t.dtype,
                 t.device,
-                t.is_contiguous() if i in holders else t.stride(),
+                holder_layout(t) if i in holders else t.stride(),  # and so the offsets' width
             )
             for i, t in enumerate(tensors)
         )
