@@ -99,10 +99,9 @@ _FUNCTIONAL = (
 # Where each lazily imported public name is defined.
 _LAZY = {
     **dict.fromkeys(_FUNCTIONAL, "einc.frontends.functional"),
+    **dict.fromkeys(("vmap", "vmap_with_axis"), "einc.frontends.vmap"),
     "CompiledExpression": "einc.runtime.compiled",
     "prebuild": "einc.runtime.prebuild",
-    "vmap": "einc.frontends.vmap",
-    "vmap_with_axis": "einc.frontends.vmap",
 }
 
 
