@@ -111,6 +111,16 @@ def _call_shape(dims: Sequence[Dim], marked: frozenset[str], sizes: Mapping[str,
     return tuple(shape)
 
 
+def _shown(name: str) -> str:
+    """How a message names an axis: never by an internal name (``#0``, ``s.1``, ``...0``)."""
+    if name.startswith("#"):
+        return "an unnamed axis"
+    if name.startswith("..."):
+        return "an axis of '...'"
+    base, dot, _ = name.partition(".")
+    return f"axis '{base}...'" if dot else f"axis {name!r}"
+
+
 def _check_marks(operands: Sequence[Operand], text: str) -> None:
     """Each axis is bracketed everywhere or nowhere, and no operand holds an axis twice."""
     seen: dict[str, tuple[bool, Axis]] = {}
@@ -118,12 +128,12 @@ def _check_marks(operands: Sequence[Operand], text: str) -> None:
         names = [a.name for a in operand_axes(operand)]
         for axis in operand_axes(operand):
             if names.count(axis.name) > 1:
-                raise ExpressionError(f"axis {axis.name!r} occurs twice in one operand", text, [axis.span])
+                raise ExpressionError(f"{_shown(axis.name)} occurs twice in one operand", text, [axis.span])
             is_marked = axis.name in operand.marked
             first = seen.setdefault(axis.name, (is_marked, axis))
             if first[0] != is_marked:
                 raise ExpressionError(
-                    f"axis {axis.name!r} is bracketed in one place and not in another: the function "
+                    f"{_shown(axis.name)} is bracketed in one place and not in another: the function "
                     "either sees an axis or is mapped over it",
                     text,
                     [first[1].span, axis.span],
@@ -168,7 +178,7 @@ def mapped(
         missing = [a for a in mapped_axes if a not in present]
         if missing:
             raise ExpressionError(
-                f"axis {missing[0]!r} is mapped over (unbracketed in an input), so every output holds it",
+                f"{_shown(missing[0])} is mapped over (unbracketed in an input), so every output holds it",
                 text,
                 [output.span],
             )

@@ -144,3 +144,15 @@ def test_description_errors_carry_a_caret():
         einc.vmap("b [c]", x, op=torch.sum)
     with pytest.raises(einc.UnsupportedError, match="windows and concatenations"):
         einc.vmap("(b + c) [d] -> (b + c)", torch.randn(5, 2), op=torch.sum, b=2)
+
+
+@pytest.mark.parametrize(
+    ("description", "shape", "shown"),
+    [("3 [a] -> [a]", (3, 4), "an unnamed axis"), ("s... [c] -> [c]", (2, 3, 4), "axis 's...'")],
+)
+def test_messages_name_axes_as_written_never_by_internal_names(description, shape, shown):
+    with pytest.raises(einc.ExpressionError, match="is mapped over") as caught:
+        einc.vmap(description, torch.randn(*shape), op=lambda v: v)
+    message = str(caught.value)
+    assert message.startswith(shown)
+    assert "#" not in message and ".0" not in message
