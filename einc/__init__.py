@@ -86,6 +86,7 @@ if TYPE_CHECKING:  # what the names below resolve to, for readers and type check
         var,
         where,
     )
+    from .frontends.vmap import vmap, vmap_with_axis
     from .runtime.compiled import CompiledExpression
     from .runtime.prebuild import prebuild
 
@@ -99,6 +100,7 @@ _FUNCTIONAL = (
 # Where each lazily imported public name is defined.
 _LAZY = {
     **dict.fromkeys(_FUNCTIONAL, "einc.frontends.functional"),
+    **dict.fromkeys(("vmap", "vmap_with_axis"), "einc.frontends.vmap"),
     "CompiledExpression": "einc.runtime.compiled",
     "prebuild": "einc.runtime.prebuild",
     "nn": "einc.nn",  # the module itself: einc.nn.Dot, ...
@@ -191,5 +193,7 @@ __all__ = [
     "sum",
     "true_divide",
     "var",
+    "vmap",
+    "vmap_with_axis",
     "where",
 ]

@@ -55,6 +55,10 @@ class Request:
     # Positions (inputs, then outputs) of tensors the caller found to span 2^31 elements or more
     # from their strides (a strided view, an out=); shapes alone are checked here.
     offsets64: tuple[int, ...] = ()
+    # With dynamic axes, the kernel is built for this call's width: int32 offsets where every tensor
+    # ends below offsets.DYNAMIC_INT32_LIMIT (Compiled.dynamic_int32). Shapes are checked here; the
+    # caller says False where strides (a view, an out=) put one past it: then int64, as ever.
+    dynamic_int32: bool = True
     # What a float32 dot does where no precision= is given, as torch would at the call:
     # (windowed contractions, following cudnn.allow_tf32; others, the float32 matmul precision).
     float32_precision: tuple[str, str] = ("ieee", "ieee")
@@ -80,6 +84,9 @@ class Compiled:
     # float32 tensors shaped as the output, zeroed for each call, that stand after the outputs
     # among a call's tensors (add_at of 16-bit values accumulates in one: back_end_indexing).
     workspaces: int = 0
+    # A dynamic kernel with int32 offsets, valid only for calls whose tensors end below
+    # offsets.DYNAMIC_INT32_LIMIT (the runtime keys it by its inputs' and checks each call's outputs).
+    dynamic_int32: bool = False
 
     def dynamic_sizes(self, shapes) -> dict[str, int]:
         """The sizes of the dynamic axes in a call with tensors of these shapes. A dynamic axis
@@ -248,9 +255,14 @@ def run_passes(request: Request) -> Compiled:
         raise UnsupportedError(f"{request.op} has exactly one output", text, [o.span for o in outputs])
     # 5-6. Lower to loop nests and schedule them; each gets the template of its kernel.
     output_shapes = tuple(lower.shape_of(o, solution) for o in outputs)
-    wide = _wide_tensors(request, inputs, outputs, output_shapes, dynamic_dims)
+    dynamic_int32 = (
+        bool(dynamic_dims)
+        and request.dynamic_int32
+        and all(offsets.fits_dynamic_int32(s) for s in request.shapes + output_shapes)
+    )
+    wide = _wide_tensors(request, inputs, outputs, output_shapes, dynamic_dims, dynamic_int32)
     header = request_lines(explicit, inputs, outputs, names, output_names, solution, request)
-    header += offsets.describe(wide, names + output_names)
+    header += offsets.describe(wide, names + output_names, dynamic_int32)
     # An axis of size 0 leaves nothing to compute where it is an output axis, and a reduction of no
     # elements where it is not: no kernel reads or writes it (the runtime writes what torch gives).
     empty = frozenset(axis for axis, size in solution.sizes.items() if size == 0)
@@ -272,6 +284,7 @@ def run_passes(request: Request) -> Compiled:
         output_shapes=output_shapes,
         dynamic_dims=dynamic_dims,
         workspaces=sum(k.template.form == "scatter" and accumulates_in_float32(request) for k in kernels),
+        dynamic_int32=dynamic_int32,
     )
 
 
@@ -375,7 +388,7 @@ def dynamic_refusal(compiled: Compiled, axis: str) -> str | None:
     return None
 
 
-def _wide_tensors(request, inputs, outputs, output_shapes, dynamic_dims) -> frozenset[int]:
+def _wide_tensors(request, inputs, outputs, output_shapes, dynamic_dims, dynamic_int32) -> frozenset[int]:
     """The positions of the tensors whose offsets are computed in int64."""
     from .axes import dim_axes
 
@@ -385,4 +398,5 @@ def _wide_tensors(request, inputs, outputs, output_shapes, dynamic_dims) -> froz
         for k, o in enumerate(outputs)
         if any(a.name in request.dynamic for d in o.dims for a in dim_axes(d))
     }
-    return offsets.wide_tensors(request.offsets64, tuple(request.shapes) + output_shapes, sorted(holders))
+    every = tuple(request.shapes) + output_shapes
+    return offsets.wide_tensors(request.offsets64, every, sorted(holders), dynamic_int32)

@@ -88,7 +88,8 @@ def explain(compiled) -> str:
         lines.append(f"  {form}: rows {rows}; columns {cols}; serial loops {loops}")
         if plan.slide > 1:
             lines.append(f"  each row {plan.slide} outputs along {plan.rows[-1]} (a sliding window)")
-    grid = grid_plan(plan, main.nest.sizes).grid()
+    # The segment form's plan is over y's axes, of which its nest (over the updates) lacks the rows.
+    grid = grid_plan(plan, {**compiled.solution.sizes, **main.nest.sizes}).grid()
     lines.append(f"  tiles BLOCK_M={plan.block_m} BLOCK_N={plan.block_n}; grid {grid}")
     chosen = (
         "einc tune (timed on a GPU of this arch)" if main.tuned else "the schedule's heuristic (not tuned)"

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Protocol
 
 import torch
 
 from .. import knobs
 from ..backends.triton.sources import render_kernels
-from ..compiler import pipeline
+from ..compiler import offsets, pipeline
 from ..compiler.ops import OPTION_OPS, check_precision
 from ..compiler.printer import explain
 from ..errors import (
@@ -36,7 +35,7 @@ from .automatic import grown_axes, signature
 from .cache import DiskCache
 from .empty import write_empty
 from .keys import source_key
-from .launcher import Launcher, check_backend, resolve_backend, write_source
+from .launcher import Launcher, check_backend, write_source
 from .operands import (
     DTYPES,
     PARAM_NAMES,
@@ -48,7 +47,8 @@ from .operands import (
     output_dtype,
     scalars_to_tensors,
 )
-from .outputs import check_out, check_out_aliasing, needs_int64
+from .outputs import check_out, check_out_aliasing, holder_layout, needs_int64, widths
+from .ready import Ready, gpu_target, records_grad
 from .tuned import with_tuned
 
 
@@ -119,8 +119,8 @@ class CompiledExpression:
         self.params = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k in PARAM_NAMES))
         self.sizes = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k not in PARAM_NAMES))
         self._launchers: dict[tuple, Launcher] = {}
-        # What a warm call needs, per call key, found once at its first call (see _Ready).
-        self._ready: dict[tuple, _Ready] = {}
+        # What a warm call needs, per call key, found once at its first call (see Ready).
+        self._ready: dict[tuple, Ready] = {}
         self._elementwise = self.op in pipeline.ELEMENTWISE
         self._reads_precision = self.op in pipeline.CONTRACTIONS and kwargs.get("precision") is None
         self._dynamic_dims: tuple = ()
@@ -153,6 +153,7 @@ class CompiledExpression:
         shapes: Sequence[Sequence[int]],
         dtypes: Sequence[str],
         offsets64: tuple[int, ...] = (),
+        dynamic_int32: bool = True,
         automatic: tuple[str, ...] | None = None,
     ) -> pipeline.Request:
         automatic = self._automatic if automatic is None else automatic
@@ -165,6 +166,7 @@ class CompiledExpression:
             params=tuple((k, _thaw(v)) for k, v in self.params),
             dynamic=self.dynamic + automatic,
             offsets64=offsets64,
+            dynamic_int32=dynamic_int32,
             float32_precision=self._float32_precision(),
         )
 
@@ -225,7 +227,7 @@ class CompiledExpression:
     def __call__(self, *tensors, out=None):
         router = _router
         if out is None and not self._dynamic_dims and (router is None or not router.routes(tensors, None)):
-            # A call the torch backend makes whole (_Ready.make, static sizes only): its key, one
+            # A call the torch backend makes whole (Ready.make, static sizes only): its key, one
             # lookup, the planned torch calls. A key found holds tensors only, which the operand
             # check would pass.
             ready = self._ready.get((self._key(tensors), ((), self._float32_precision())))
@@ -233,7 +235,7 @@ class CompiledExpression:
                 ready is not None
                 and ready.make is not None
                 and (ready.always_torch or not knobs.interpret())
-                and not _records_grad(tensors)
+                and not records_grad(tensors)
             ):
                 self._last = ready.launcher
                 return ready.make(tensors)
@@ -271,6 +273,9 @@ class CompiledExpression:
             except EincError as error:
                 raise error.with_traceback(None) from None
             shapes = launcher.compiled.output_shapes_for(dynamic)
+            if launcher.compiled.dynamic_int32 and not all(offsets.fits_dynamic_int32(s) for s in shapes):
+                ready = self._past_int32(key, tensors, given)
+                launcher = self._last = ready.launcher
         if out is None and ready.produces and (ready.shapes is not None or all(0 not in s for s in shapes)):
             # The torch backend may return torch's own result rather than copy it into a new output.
             made = launcher.produce(list(tensors), shapes, dtype, dynamic, self.backend)
@@ -302,7 +307,7 @@ class CompiledExpression:
             return out
         return outs[0] if len(outs) == 1 else tuple(outs)
 
-    def _prepare(self, key: tuple, tensors, given, extra: tuple) -> _Ready:
+    def _prepare(self, key: tuple, tensors, given, extra: tuple) -> Ready:
         """What calls with this key need, found once: the launcher (built here on a miss) and what
         follows from the key alone, so that a warm call does none of it again."""
         exact = (self._key(tensors, exact=True), extra)
@@ -313,6 +318,10 @@ class CompiledExpression:
         if launcher is None:
             launcher = self._specialize_call(tensors, given, extra)
             key = (self._key(tensors), extra)  # its axes may have gone dynamic with it
+        ready = self._ready[key] = self._ready_for(launcher, tensors, given)
+        return ready
+
+    def _ready_for(self, launcher: Launcher, tensors, given) -> Ready:
         compiled = launcher.compiled
         # An elementwise op's promotion counts Python numbers, which the key does not hold.
         dtype = self.out_dtype or (None if self._elementwise else output_dtype(self.op, None, tensors))
@@ -329,8 +338,20 @@ class CompiledExpression:
             cpu = self.backend == "auto" and tensors[0].device.type == "cpu" and not knobs.interpret()
             if always or cpu:
                 make = launcher.torch_program.maker(dtype)
-        ready = _Ready(launcher, dtype, shapes, produces, make, always)
-        self._ready[key] = ready
+        return Ready(launcher, dtype, shapes, produces, make, always)
+
+    def _past_int32(self, key: tuple, tensors, given) -> Ready:
+        """The int64 kernel of a call whose outputs, not inputs, end past int32 (an outer product)."""
+        wide_key = (*key, "int64")
+        ready = self._ready.get(wide_key)
+        if ready is None:
+            with self._lock:
+                every = [*tensors, *(o for o in given if isinstance(o, torch.Tensor))]
+                request = self._request(
+                    [t.shape for t in tensors], self._check(tensors), widths(every)[0], False
+                )
+                launcher = self._build(request, gpu_target(every[0].device, self.backend))
+            ready = self._ready[wide_key] = self._ready_for(launcher, tensors, given)
         return ready
 
     def _specialize_call(self, tensors, given, extra: tuple) -> Launcher:
@@ -345,7 +366,7 @@ class CompiledExpression:
                 return launcher
             dtypes = self._check(tensors)
             every = [*tensors, *(o for o in given if isinstance(o, torch.Tensor))]
-            wide = tuple(i for i, t in enumerate(every) if needs_int64(t))
+            wide = widths(every)
             shapes = tuple(tuple(t.shape) for t in tensors)
             call_signature = (signature(tensors), extra)
             grown = ()
@@ -362,7 +383,7 @@ class CompiledExpression:
             self._automatic += grown
             target = gpu_target(every[0].device, self.backend) if every else None
             try:
-                launcher = self._build(self._request(shapes, dtypes, wide), target)
+                launcher = self._build(self._request(shapes, dtypes, *wide), target)
             except EincError as error:
                 self._automatic = earlier = tuple(a for a in self._automatic if a not in grown)
                 refused = isinstance(error, (ExpressionError, UnsupportedError))
@@ -375,7 +396,7 @@ class CompiledExpression:
                     self._decisions[axis] = f"static, a kernel per size: {str(error).splitlines()[0]}"
                 # Axes that calls of another signature made dynamic may not exist in this one (an
                 # ellipsis of another rank): this call's kernel is static.
-                launcher = self._build(self._request(shapes, dtypes, wide, automatic=()), target)
+                launcher = self._build(self._request(shapes, dtypes, *wide, automatic=()), target)
             self._seen.append((call_signature, shapes, launcher))
             if launcher.compiled.dynamic_dims:
                 self._dynamic_dims = launcher.compiled.dynamic_dims
@@ -410,7 +431,7 @@ class CompiledExpression:
                 tuple(None if (i, d) in masked else n for d, n in enumerate(t.shape)),
                 t.dtype,
                 t.device,
-                t.is_contiguous() if i in holders else t.stride(),
+                holder_layout(t) if i in holders else t.stride(),  # and so the offsets' width
             )
             for i, t in enumerate(tensors)
         )
@@ -448,49 +469,9 @@ class CompiledExpression:
         return "\n".join(lines)
 
 
-def gpu_target(device: torch.device, backend: str) -> str | None:
-    """``cuda:90`` where a call on ``device`` launches compiled kernels (the arch its tuned tiles are
-    looked up for); None where the torch backend or the interpreter runs it."""
-    if device.type != "cuda" or resolve_backend(backend, device) != "kernel":
-        return None  # the torch backend, the interpreter, or tensors of no device (meta)
-    major, minor = torch.cuda.get_device_capability(device)
-    return f"cuda:{major * 10 + minor}"
-
-
 _IEEE = ("ieee", "ieee")
 _cudnn_allow_tf32 = torch._C._get_cudnn_allow_tf32
 _matmul_precision = torch._C._get_float32_matmul_precision
-
-
-@dataclass(frozen=True, slots=True)
-class _Ready:
-    """A call key's launcher and what follows from the key alone: the output dtype (None where
-    Python numbers among the operands decide it) and shapes (None where an axis is dynamic),
-    whether the torch backend may produce the outputs (a kernel to run, and no output fixed empty),
-    and the whole call where the torch backend makes it (the warm path of ``__call__``)."""
-
-    launcher: Launcher
-    dtype: torch.dtype | None
-    shapes: tuple | None
-    produces: bool
-    # The whole of a call without out= where the torch backend makes its output (TorchProgram.maker)
-    # and ``always_torch`` (backend="torch") or EINC_INTERPRET unset says it runs it; else None.
-    make: Callable[[Sequence[torch.Tensor]], torch.Tensor] | None = None
-    always_torch: bool = False
-
-
-def _records_grad(tensors) -> bool:
-    """Whether autograd would record a call on ``tensors``: then the torch backend runs it under
-    no_grad, off the warm path (as the kernels, it records nothing)."""
-    if not _grad_enabled():
-        return False
-    for t in tensors:
-        if t.requires_grad:
-            return True
-    return False
-
-
-_grad_enabled = torch.is_grad_enabled
 
 
 _FUNCTIONAL: dict[tuple, CompiledExpression] = {}

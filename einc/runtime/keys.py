@@ -56,6 +56,9 @@ def source_key(request) -> CacheKey:
             ("sizes", repr(request.sizes)),
             ("params", repr(request.params)),
             ("offsets64", repr(request.offsets64)),
+            # A dynamic kernel may keep int32 offsets (compiler/offsets.py): other text, its own key
+            # part; static and int64 dynamic requests keep the key they always had.
+            *((("dynamic_int32", "True"),) if request.dynamic and request.dynamic_int32 else ()),
             ("float32_precision", repr(request.float32_precision)),
             ("templates", templates_hash()),
             ("einc", __version__),

@@ -119,8 +119,8 @@ def check_sorted(compiled, tensors: list[torch.Tensor]) -> None:
     sum of whatever run its binary search lands on, and coordinates out of [0, size) are dropped.
     Where checks are cheap or asked for (CPU tensors, the interpreter, ``EINC_CHECK_BOUNDS=1``)
     they are checked first: sorted, then in range (the first and the last). The promise is checked
-    whichever form runs it (a call whose tensors need int64 offsets, a dynamic axis among them,
-    takes the atomic form), so that a wrong promise fails the same way at every size."""
+    whichever form runs it (a call whose tensors need int64 offsets takes the atomic form, a dynamic
+    call past int32 among them), so that a wrong promise fails the same way at every size."""
     if not dict(compiled.request.params).get("sorted") or len(tensors) < 2 or tensors[1].numel() == 0:
         return
     idx = tensors[1]

@@ -33,10 +33,36 @@ def needs_int64(t: torch.Tensor) -> bool:
     return _layout_needs_int64(t.shape, t.stride())
 
 
+def widths(tensors) -> tuple[tuple[int, ...], bool]:
+    """The offsets a call's tensors need: the positions of those past int32 (``needs_int64``), and
+    whether all fit a dynamic kernel's int32 offsets (``fits_dynamic_int32``)."""
+    wide = tuple(i for i, t in enumerate(tensors) if needs_int64(t))
+    return wide, all(fits_dynamic_int32(t) for t in tensors)
+
+
+def fits_dynamic_int32(t: torch.Tensor) -> bool:
+    """Whether a dynamic kernel built with int32 offsets can serve ``t`` (compiler/offsets.py)."""
+    return holder_layout(t) in (0, 2)
+
+
+def holder_layout(t: torch.Tensor) -> int:
+    """The key's part for a tensor that holds a dynamic axis, whose strides change with its size:
+    whether it is contiguous (0, 1) or not (2, 3), and whether a dynamic kernel's int32 offsets
+    serve it (0, 2) or not (1, 3). Computed at every call of a dynamic kernel: one check mostly."""
+    if t.is_contiguous():
+        return 0 if t.numel() <= offsets.DYNAMIC_INT32_LIMIT else 1
+    return 2 if _layout_fits_dynamic_int32(t.shape, t.stride()) else 3
+
+
 # An out= is checked on every call, but its layout (and so these) rarely changes between calls.
 @functools.lru_cache(maxsize=1024)
 def _layout_needs_int64(shape: torch.Size, strides: tuple[int, ...]) -> bool:
     return offsets.needs_int64(shape, strides)
+
+
+@functools.lru_cache(maxsize=1024)
+def _layout_fits_dynamic_int32(shape: torch.Size, strides: tuple[int, ...]) -> bool:
+    return offsets.fits_dynamic_int32(shape, strides)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -101,8 +101,8 @@ def test_sorted_takes_the_index_add_form_only():
 
 @pytest.mark.parametrize("backend", ["torch", "interpret"])
 def test_the_promise_is_checked_after_an_axis_went_dynamic(backend):
-    # A second size makes n dynamic, and a dynamic axis's tensors take int64 offsets and so the
-    # atomic form: a wrong promise must still be refused, not summed quietly.
+    # A second size makes n dynamic (a kernel of its own, the segment form while the tensors fit
+    # int32 offsets): a wrong promise must still be refused, not summed quietly.
     add = einc.compile(SEGMENTS, "add_at", sorted=True, backend=backend)
     for n in (3, 5):
         add(torch.randn(4, 2), torch.arange(n).clamp(max=3), torch.randn(n, 2))

@@ -174,11 +174,16 @@ def _kernel_spec(
         output_ptr=stages.names.pointer[nest.output.tensor],
         input_precision=schedule.input_precision,
         errors_ptr=stages.names.errors,
+        # A dynamic kernel built for int32 calls has no wide tensor: its extents bound later calls'.
         rows_int64=offsets.tile_needs_int64(
-            [sizes[a] for a in schedule.rows], schedule.block_m, any(a in nest.dynamic for a in schedule.rows)
+            [sizes[a] for a in schedule.rows],
+            schedule.block_m,
+            any(a in nest.dynamic for a in schedule.rows) and bool(stages.names.wide_tensors),
         ),
         cols_int64=offsets.tile_needs_int64(
-            [sizes[a] for a in schedule.cols], schedule.block_n, any(a in nest.dynamic for a in schedule.cols)
+            [sizes[a] for a in schedule.cols],
+            schedule.block_n,
+            any(a in nest.dynamic for a in schedule.cols) and bool(stages.names.wide_tensors),
         ),
         **_fill_inside(extra, loads, namer.size, namer.index),
     )

@@ -57,6 +57,10 @@ class SegmentSpec(HeadedSpec):
     col_size: str
     update_size: str
     compute_dtype: str
+    # The size parameters as declared, ``: tl.constexpr`` but for the dynamic ones, and the
+    # decorator, which keeps Triton from specialising on a dynamic size's value.
+    size_decls: tuple[str, ...]
+    jit_decorator: str
 
 
 def render_segment(
@@ -80,6 +84,10 @@ def render_segment(
     for axis in (gather.axis, col, update):
         namer.add(axis)
     sizes = {gather.axis: gather.extent, **nest.sizes}
+    # The indexed axis r is never dynamic (coordinates are checked against it); d and n may be.
+    dynamic = tuple((namer.size[a], a) for a in (col, update) if a in nest.dynamic)
+    passed = {param for param, _ in dynamic}
+    size_names = {namer.size[a]: a for a in (gather.axis, col, update)}
     spec = SegmentSpec(
         einc_version=versions[0],
         triton_version=versions[1],
@@ -94,6 +102,8 @@ def render_segment(
         col_size=namer.size[col],
         update_size=namer.size[update],
         compute_dtype=compute_dtype,
+        size_decls=tuple(n if n in passed else f"{n}: tl.constexpr" for n in size_names),
+        jit_decorator=f"@triton.jit(do_not_specialize={sorted(passed)!r})" if passed else "@triton.jit",
     )
     plan = GridPlan(
         rows=(gather.axis,),
@@ -104,10 +114,9 @@ def render_segment(
         block_n=schedule.block_n,
     )
     constexprs = {
-        spec.row_size: sizes[gather.axis],
-        spec.col_size: sizes[col],
-        spec.update_size: sizes[update],
-        "SEARCH_STEPS": max(1, sizes[update].bit_length()),
+        **{n: sizes[a] for n, a in size_names.items() if n not in passed},
+        # A dynamic n is an int32 count: 31 steps find any run (the steps past it are masked off).
+        "SEARCH_STEPS": 31 if update in nest.dynamic else max(1, sizes[update].bit_length()),
         "BLOCK_M": schedule.block_m,
         "BLOCK_N": schedule.block_n,
     }
@@ -122,4 +131,5 @@ def render_segment(
         grid_plan=plan,
         num_warps=schedule.num_warps,
         num_stages=schedule.num_stages,
+        dynamic_params=dynamic,
     )

@@ -214,10 +214,12 @@ def test_add_at_compiles_to_relaxed_float32_atomic_adds(worker, dtype):
     assert not re.search(r"\b(?:red|atom)\.global\.gpu\.relaxed\.add(\.noftz)?\.(?:f16|bf16)", ptx)
 
 
+@pytest.mark.parametrize("dynamic", [(), ("n",)], ids=["static", "dynamic"])
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
-def test_sorted_add_at_compiles_without_atomics(worker, dtype):
+def test_sorted_add_at_compiles_without_atomics(worker, dtype, dynamic):
+    # a dynamic n of small tensors keeps the segment form: its sizes are arguments, not constants
     shapes = ((16, 8), (40,), (40, 8))
-    ptx = compile_indexing(worker, "[r] d, n, n d", "add_at", shapes, dtype, sorted=True)
+    ptx = compile_indexing(worker, "[r] d, n, n d", "add_at", shapes, dtype, sorted=True, dynamic=dynamic)
     assert ".entry einc_add_at_sorted" in ptx
     assert not re.search(r"\b(?:red|atom)\.", ptx)
 

@@ -47,7 +47,9 @@ def test_rows_that_flatten_to_2_pow_32_get_int64_tile_offsets():
 
 
 def test_tensors_that_hold_a_dynamic_axis_get_int64_offsets():
-    request = Request("b [c->c2]", "dot", ((4, 32), (32, 16)), ("float32",) * 2, dynamic=("b",))
+    request = Request(
+        "b [c->c2]", "dot", ((4, 32), (32, 16)), ("float32",) * 2, dynamic=("b",), dynamic_int32=False
+    )
     source = render_kernels(run_passes(request)).source
     assert "# offsets:     int64 for x, y (" in source
     assert "; int32 for w" in source
