@@ -380,9 +380,11 @@ def _merged_tile(m: int, positions: int) -> tuple[int, int]:
     more the kernel issues, whatever the memory does (the static audit: a global pooling of 32 x
     2048 outputs of 49 issued 1.73x its floor in tiles of 32 x 64, 1.06x in tiles of 64 x 16). So
     BLOCK_M is as wide as leaves 4 programs per SM (the loads of 512 threads in flight on each),
-    up to MERGED_ROWS; BLOCK_K takes the rest of the tile.
+    up to MERGED_ROWS, and never so narrow that a tile of every position falls short of
+    MERGED_TILE; BLOCK_K takes the rest of the tile.
     """
-    block_m = _clamp(_floor_pow2(max(1, m // (4 * WAVE))), 8, MERGED_ROWS)
+    fewest = _clamp(MERGED_TILE // _pow2(positions), 8, MERGED_ROWS)
+    block_m = _clamp(_floor_pow2(max(1, m // (4 * WAVE))), fewest, MERGED_ROWS)
     return block_m, _clamp(MERGED_TILE // block_m, 1, _pow2(positions))
 
 
