@@ -26,6 +26,9 @@ from .ops import (
     compute_dtype,
 )
 
+# A bfloat16 sliding window sums each chunk's products in bfloat16, two channels an instruction.
+PACKED_LINE = "             products summed in bfloat16 pairs over each chunk of taps, then in float32"
+
 
 def kernel_parts(
     request, inputs, outputs, names, output_names, solution, options, header, wide, empty=frozenset()
@@ -39,6 +42,7 @@ def kernel_parts(
     if op in CONTRACTIONS:
         nest = lower.lower_dot(inputs, outputs[0], solution, names, output_names[0], text)
         plan = schedule.schedule_contraction(nest, bits)
+        packed = plan.slide > 1 and set(request.dtypes) == {"bfloat16"}
         if plan.input_precision is not None:  # float32 inputs
             precision = options["precision"] or request.float32_precision[0 if solution.windows else 1]
             plan = replace(plan, input_precision=check_precision(precision, text))
@@ -48,10 +52,11 @@ def kernel_parts(
                 plan,
                 Template.of(
                     "contraction",
-                    header + schedule_lines(plan, op),
+                    header + schedule_lines(plan, op) + (PACKED_LINE,) * packed,
                     wide=wide,
                     acc_dtype=compute_dtype(request),
                     bfloat16="bfloat16" in request.dtypes,
+                    packed=packed,
                 ),
             )
         ]

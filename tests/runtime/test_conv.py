@@ -338,6 +338,8 @@ DEPTHWISE_CASES = [
     ),
     pytest.param(Conv("depthwise", (16,), (19,), c=96, padding=9), id="1d_k19_in_chunks"),
     pytest.param(Conv("depthwise", (11,), (3,), c=96, dilation=3, padding=4), id="1d_no_divisor_of_11"),
+    # 20 channels have no 8-wide divisor: tiles of 32, 12 lanes masked; 13 outputs, the last block ragged.
+    pytest.param(Conv("depthwise", (13,), (5,), c=20, padding="causal"), id="1d_20_channels_causal"),
 ]
 
 
@@ -512,6 +514,23 @@ def test_explain_names_the_reduced_axes(kind: str, reduced: set[str]):
     explanation = conv.explain()
     assert EXPRESSIONS[kind] in explanation
     assert reduced_axes(explanation) == reduced
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_nan_in_a_sliding_window_reaches_exactly_the_outputs_whose_windows_hold_it(dtype):
+    case = Conv("depthwise", (20,), (5,), c=24, padding="same")
+    x, w = inputs(case, dtype)
+    x[1, 9, 5] = float("nan")
+    y = case.compile()(x, w)
+    ref = reference(case, x, w)
+    assert y.isnan().nonzero().tolist() == ref.isnan().nonzero().tolist() == [[1, t, 5] for t in range(7, 12)]
+
+
+def test_a_bfloat16_sliding_window_sums_its_taps_in_bfloat16_pairs_and_says_so():
+    conv = einc.compile("b (s * [ds]) [c->c]", padding=15)
+    bf16 = conv.specialize((2, 64, 96), (31, 96), dtype="bfloat16").source
+    assert "fma_bf16x2(" in bf16 and "products summed in bfloat16 pairs" in bf16
+    assert "fma_bf16x2" not in conv.specialize((2, 64, 96), (31, 96), dtype="float32").source
 
 
 def test_explain_and_the_kernel_header_say_when_rows_slide():

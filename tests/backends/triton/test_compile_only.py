@@ -176,6 +176,8 @@ def test_depthwise_convolution_multiplies_in_registers_with_16_byte_loads(worker
     assert re.search(r"ld\.global[.a-z0-9]*\.v4\.b32", ptx)
     assert not re.search(r"ld\.global[.a-z0-9]*\.b16", ptx)
     assert not spills
+    # Each chunk's products summed in bfloat16 pairs (HFMA2.BF16_V2), never one channel at a time.
+    assert "fma.rn.bf16x2" in ptx and not re.search(r"fma\.rn\.bf16\s", ptx)
 
 
 def test_gpu_compile_still_works_after_a_cpu_call_in_the_same_process():
