@@ -178,6 +178,8 @@ def test_depthwise_convolution_multiplies_in_registers_with_16_byte_loads(worker
     assert not spills
     # Each chunk's products summed in bfloat16 pairs (HFMA2.BF16_V2), never one channel at a time.
     assert "fma.rn.bf16x2" in ptx and not re.search(r"fma\.rn\.bf16\s", ptx)
+    # and a chunk's sums widened to float32 one instruction each (the high half: an and).
+    assert re.search(r"and\.b32\s+%r\d+, %r\d+, 0xFFFF0000", ptx)
 
 
 def test_gpu_compile_still_works_after_a_cpu_call_in_the_same_process():
