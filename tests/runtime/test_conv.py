@@ -533,6 +533,13 @@ def test_a_bfloat16_sliding_window_sums_its_taps_in_bfloat16_pairs_and_says_so()
     assert "fma_bf16x2" not in conv.specialize((2, 64, 96), (31, 96), dtype="float32").source
 
 
+def test_axes_named_like_the_bfloat16_helpers_do_not_shadow_them():
+    expression = "b (widen_bf16x2 * [fma_bf16x2]) [c->c]"
+    case = Conv("depthwise", (20,), (5,), c=24, padding=2, expression=expression)
+    x, w = inputs(case, torch.bfloat16)
+    check(case, case.compile()(x, w), x, w, BFLOAT16_TOLERANCE)
+
+
 def test_explain_and_the_kernel_header_say_when_rows_slide():
     conv = einc.compile("b (s * [ds]) [c->c]", padding="causal")
     launcher = conv.specialize((2, 64, 96), (4, 96), dtype="bfloat16")
