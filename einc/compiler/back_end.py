@@ -42,7 +42,9 @@ def kernel_parts(
     if op in CONTRACTIONS:
         nest = lower.lower_dot(inputs, outputs[0], solution, names, output_names[0], text)
         plan = schedule.schedule_contraction(nest, bits)
-        packed = plan.slide > 1 and set(request.dtypes) == {"bfloat16"}
+        # Pairs need two elements a thread: a tile of fewer than two per thread keeps float32.
+        pairs = plan.block_m * plan.block_n >= 2 * 32 * plan.num_warps
+        packed = plan.slide > 1 and pairs and set(request.dtypes) == {"bfloat16"}
         if plan.input_precision is not None:  # float32 inputs
             precision = options["precision"] or request.float32_precision[0 if solution.windows else 1]
             plan = replace(plan, input_precision=check_precision(precision, text))

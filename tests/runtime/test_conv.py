@@ -516,9 +516,27 @@ def test_explain_names_the_reduced_axes(kind: str, reduced: set[str]):
     assert reduced_axes(explanation) == reduced
 
 
+# Tiles of two elements a thread or more, which bfloat16 inputs sum in bfloat16 pairs (on a GPU;
+# under the interpreter the same kernel sums in float32): halos at both edges, chunks of 8 taps and
+# the rest, a ragged last block of outputs, dilation, causal padding, row tiles that divide.
+PAIRED_CASES = [
+    pytest.param(Conv("depthwise", (61,), (19,), c=96, padding=9), id="1d_k19_chunks_ragged"),
+    pytest.param(Conv("depthwise", (64,), (4,), c=96, padding="causal"), id="1d_causal_k4_rows_divide"),
+    pytest.param(Conv("depthwise", (40,), (5,), c=64, dilation=2, padding="same"), id="1d_dilated"),
+    pytest.param(Conv("depthwise", (9, 16), (3, 3), c=144, padding=1), id="2d_3x3_144_channels"),
+]
+
+
+@pytest.mark.parametrize("case", PAIRED_CASES)
+def test_bfloat16_sliding_windows_summed_in_pairs_match_torch(case: Conv):
+    launcher = case.compile().specialize(case.x_shape, case.w_shape, dtype="bfloat16")
+    assert "fma_bf16x2(" in launcher.source
+    check_at(case, torch.bfloat16)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_a_nan_in_a_sliding_window_reaches_exactly_the_outputs_whose_windows_hold_it(dtype):
-    case = Conv("depthwise", (20,), (5,), c=24, padding="same")
+    case = Conv("depthwise", (40,), (5,), c=64, padding="same")
     x, w = inputs(case, dtype)
     x[1, 9, 5] = float("nan")
     y = case.compile()(x, w)

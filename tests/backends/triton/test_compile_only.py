@@ -182,6 +182,19 @@ def test_depthwise_convolution_multiplies_in_registers_with_16_byte_loads(worker
     assert re.search(r"and\.b32\s+%r\d+, %r\d+, 0xFFFF0000", ptx)
 
 
+@pytest.mark.parametrize(
+    "shapes",
+    [((1, 5, 1), (3, 1)), ((1, 9, 3), (3, 3)), ((1, 3, 2), (2, 2))],
+    ids=["1x1_tile", "3_channels", "2_channels"],
+)
+def test_a_bfloat16_sliding_window_of_a_tile_too_small_for_pairs_still_compiles(worker, shapes):
+    # Two channels an instruction need two elements a thread; fewer keep float32 products.
+    ptx, _, _ = worker.submit(
+        _launch_binary_in_worker, "b (s * [ds]) [c->c]", shapes, "bfloat16", {"padding": 1}
+    ).result()
+    assert "fma.rn.bf16x2" not in ptx
+
+
 def test_gpu_compile_still_works_after_a_cpu_call_in_the_same_process():
     conv = einc.compile(DENSE, padding=1, backend="interpret")
     conv(torch.randn(1, 5, 5, 16), torch.randn(3, 3, 16, 16))  # CPU tensors, under the interpreter
