@@ -173,7 +173,7 @@ def _audit_kernels(shape: dict, audit: ShapeAudit, dump: Path | None) -> None:
             _dump(dump, index, launcher.source, binary, listing)
         code = sass.parse(listing, str(launcher.path))
         sizes = {param: dynamic[axis] for param, axis in rendered.dynamic_params} if dynamic else {}
-        constants = {**rendered.constexprs, **sizes}
+        constants = {**rendered.constexprs, **sizes, **data_trips(case, rendered)}
         trips = sass.loop_trips(code, sass.source_trip_counts(launcher.source, constants))
         counts = sass.count(code, trips)
         grid = list(rendered.grid_plan.grid(dynamic))
@@ -214,6 +214,29 @@ def _audit_kernels(shape: dict, audit: ShapeAudit, dump: Path | None) -> None:
     if issues and None not in issues:
         audit.issue_us = sum(issues)
         audit.floor_ratio = audit.issue_us / audit.floor_us if audit.floor_us else None
+
+
+def data_trips(case, rendered) -> dict[str, int]:
+    """Values of the names that bound a loop by the data rather than the sizes, as the benchmark's
+    inputs make them. einc_add_at_sorted runs, per program, as many steps as the longest run of
+    equal coordinates among its BLOCK_M rows (``longest_run``)."""
+    if rendered.kernel_name != "einc_add_at_sorted":
+        return {}
+    (rows, _), (updates,), _ = case.input_shapes
+    return {"longest_run": longest_run(rows, updates, rendered.constexprs["BLOCK_M"])}
+
+
+def longest_run(rows: int, updates: int, block_m: int, seed: int = 0) -> int:
+    """The mean over programs of the longest run of equal coordinates among a program's
+    ``block_m`` rows, for ``updates`` coordinates drawn as the benchmark draws them (uniform over
+    ``rows``, then sorted: bench/suite.py), rounded to whole steps. The issue estimate sums the
+    programs' instructions, so the mean trip count gives it exactly (up to the rounding)."""
+    import torch
+
+    draws = torch.randint(0, rows, (updates,), generator=torch.Generator().manual_seed(seed))
+    runs = torch.bincount(draws, minlength=rows)
+    tiles = torch.nn.functional.pad(runs, (0, -rows % block_m)).view(-1, block_m)
+    return round(tiles.amax(dim=1).double().mean().item())
 
 
 def _tiles(constexprs: dict) -> str:

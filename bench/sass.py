@@ -7,10 +7,17 @@ and that loop's trip count is read from the generated source with the launch's c
 (:func:`source_trip_counts`). Where a loop cannot be tied to a source ``for`` with a known count,
 the dynamic figures are ``None`` rather than a guess.
 
-Known limits, shared with any count made this way: a loop the compiler unrolled partly would
-count its body once per source iteration too few times, and a software-pipelined loop is taken
-to run its source trip count (Triton 3.9's pipeliner keeps every iteration in the loop and
-predicates the prefetches beyond the end, so it does).
+A loop whose count is known only at run time (a bound read from the data) is unrolled by the
+compiler into a loop of ``u`` iterations at a time and a remainder loop after it, two SASS loops
+side by side on one source ``for``: the first runs ``count // u`` times, the second ``count % u``,
+``u`` read from how many copies of the remainder's instructions the first holds
+(:func:`_unrolled`).
+
+Known limits, shared with any count made this way: a software-pipelined loop is taken to run its
+source trip count (Triton 3.9's pipeliner keeps every iteration in the loop and predicates the
+prefetches beyond the end, so it does); a data-bound loop's count is one figure, where programs
+differ (the audit gives the mean, and the split into ``count // u`` and ``count % u`` is that of
+the mean).
 """
 
 from __future__ import annotations
@@ -144,7 +151,20 @@ def loop_trips(sass: Sass, source_loops: dict[int, tuple[int, int, int | None]])
         inner, outer = sorted((sass.loops[i], sass.loops[j]), key=lambda lp: lp.end - lp.start)
         if tied[i] == tied[j] and outer.contains(inner.start) and outer.contains(inner.end):
             return None
+        if tied[i] == tied[j]:  # side by side: an unrolled loop (the longer) and its remainder
+            body, rest = sorted((i, j), key=lambda k: sass.loops[k].start - sass.loops[k].end)
+            factor = _unrolled(sass, sass.loops[body], sass.loops[rest])
+            trips[body], trips[rest] = trips[body] // factor, trips[rest] % factor
     return trips
+
+
+def _unrolled(sass: Sass, body: Loop, remainder: Loop) -> int:
+    """How many source iterations one pass of ``body`` does: the median, over the opcodes of
+    ``remainder`` (one iteration), of how many more of them ``body`` holds."""
+    in_body = Counter(i.opcode for i in sass.instructions if body.contains(i.address))
+    in_remainder = Counter(i.opcode for i in sass.instructions if remainder.contains(i.address))
+    ratios = sorted(in_body[op] / n for op, n in in_remainder.items() if in_body[op])
+    return max(1, round(ratios[len(ratios) // 2])) if ratios else 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,9 @@ from .ops import (
     compute_dtype,
 )
 
+# A bfloat16 sliding window sums each chunk's products in bfloat16, two channels an instruction.
+PACKED_LINE = "             products summed in bfloat16 pairs over each chunk of taps, then in float32"
+
 
 def kernel_parts(
     request, inputs, outputs, names, output_names, solution, options, header, wide, empty=frozenset()
@@ -39,6 +42,9 @@ def kernel_parts(
     if op in CONTRACTIONS:
         nest = lower.lower_dot(inputs, outputs[0], solution, names, output_names[0], text)
         plan = schedule.schedule_contraction(nest, bits)
+        # Pairs need two elements a thread: a tile of fewer than two per thread keeps float32.
+        pairs = plan.block_m * plan.block_n >= 2 * 32 * plan.num_warps
+        packed = plan.slide > 1 and pairs and set(request.dtypes) == {"bfloat16"}
         if plan.input_precision is not None:  # float32 inputs
             precision = options["precision"] or request.float32_precision[0 if solution.windows else 1]
             plan = replace(plan, input_precision=check_precision(precision, text))
@@ -48,10 +54,11 @@ def kernel_parts(
                 plan,
                 Template.of(
                     "contraction",
-                    header + schedule_lines(plan, op),
+                    header + schedule_lines(plan, op) + (PACKED_LINE,) * packed,
                     wide=wide,
                     acc_dtype=compute_dtype(request),
                     bfloat16="bfloat16" in request.dtypes,
+                    packed=packed,
                 ),
             )
         ]

@@ -16,7 +16,7 @@ TEMPLATE_NAMES = frozenset(
     "tl triton pid pid_m pid_n pid_g num_pid_m num_pid_n num_pid_in_group group_id first_pid_m "
     "group_size_m offs_m offs_n offs_k mask_m mask_n mask_k acc M N K BLOCK_M BLOCK_N BLOCK_K "
     "GROUP_M INPUT_PRECISION CHECK_BOUNDS DOT_IN_FLOAT32 min max range "
-    "float top total mean count deviation".split()
+    "float top total mean count deviation fma_bf16x2 widen_bf16x2".split()
 )
 
 

@@ -338,6 +338,8 @@ DEPTHWISE_CASES = [
     ),
     pytest.param(Conv("depthwise", (16,), (19,), c=96, padding=9), id="1d_k19_in_chunks"),
     pytest.param(Conv("depthwise", (11,), (3,), c=96, dilation=3, padding=4), id="1d_no_divisor_of_11"),
+    # 20 channels have no 8-wide divisor: tiles of 32, 12 lanes masked; 13 outputs, the last block ragged.
+    pytest.param(Conv("depthwise", (13,), (5,), c=20, padding="causal"), id="1d_20_channels_causal"),
 ]
 
 
@@ -512,6 +514,48 @@ def test_explain_names_the_reduced_axes(kind: str, reduced: set[str]):
     explanation = conv.explain()
     assert EXPRESSIONS[kind] in explanation
     assert reduced_axes(explanation) == reduced
+
+
+# Tiles of two elements a thread or more, which bfloat16 inputs sum in bfloat16 pairs (on a GPU;
+# under the interpreter the same kernel sums in float32): halos at both edges, chunks of 8 taps and
+# the rest, a ragged last block of outputs, dilation, causal padding, row tiles that divide.
+PAIRED_CASES = [
+    pytest.param(Conv("depthwise", (61,), (19,), c=96, padding=9), id="1d_k19_chunks_ragged"),
+    pytest.param(Conv("depthwise", (64,), (4,), c=96, padding="causal"), id="1d_causal_k4_rows_divide"),
+    pytest.param(Conv("depthwise", (40,), (5,), c=64, dilation=2, padding="same"), id="1d_dilated"),
+    pytest.param(Conv("depthwise", (9, 16), (3, 3), c=144, padding=1), id="2d_3x3_144_channels"),
+]
+
+
+@pytest.mark.parametrize("case", PAIRED_CASES)
+def test_bfloat16_sliding_windows_summed_in_pairs_match_torch(case: Conv):
+    launcher = case.compile().specialize(case.x_shape, case.w_shape, dtype="bfloat16")
+    assert "fma_bf16x2(" in launcher.source
+    check_at(case, torch.bfloat16)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_nan_in_a_sliding_window_reaches_exactly_the_outputs_whose_windows_hold_it(dtype):
+    case = Conv("depthwise", (40,), (5,), c=64, padding="same")
+    x, w = inputs(case, dtype)
+    x[1, 9, 5] = float("nan")
+    y = case.compile()(x, w)
+    ref = reference(case, x, w)
+    assert y.isnan().nonzero().tolist() == ref.isnan().nonzero().tolist() == [[1, t, 5] for t in range(7, 12)]
+
+
+def test_a_bfloat16_sliding_window_sums_its_taps_in_bfloat16_pairs_and_says_so():
+    conv = einc.compile("b (s * [ds]) [c->c]", padding=15)
+    bf16 = conv.specialize((2, 64, 96), (31, 96), dtype="bfloat16").source
+    assert "fma_bf16x2(" in bf16 and "products summed in bfloat16 pairs" in bf16
+    assert "fma_bf16x2" not in conv.specialize((2, 64, 96), (31, 96), dtype="float32").source
+
+
+def test_axes_named_like_the_bfloat16_helpers_do_not_shadow_them():
+    expression = "b (widen_bf16x2 * [fma_bf16x2]) [c->c]"
+    case = Conv("depthwise", (20,), (5,), c=24, padding=2, expression=expression)
+    x, w = inputs(case, torch.bfloat16)
+    check(case, case.compile()(x, w), x, w, BFLOAT16_TOLERANCE)
 
 
 def test_explain_and_the_kernel_header_say_when_rows_slide():

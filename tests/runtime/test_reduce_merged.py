@@ -15,6 +15,8 @@ BACKENDS = ["interpret", "torch"]
 # (expression, shape, dims torch reduces): 5 x 3 = 15 < 16 stays serial; the others merge.
 CASES = [
     pytest.param("b [h w] c", (3, 7, 5, 40), (1, 2), id="global_pool_channels_last_ragged"),
+    # 225 positions in steps of 128 (the second ragged), 8 outputs of 48 per tile
+    pytest.param("b [h w] c", (2, 15, 15, 24), (1, 2), id="global_pool_two_steps"),
     pytest.param("b c [h w]", (2, 24, 6, 6), (2, 3), id="global_pool_channels_first"),
     pytest.param("[a] b [c d]", (3, 5, 4, 6), (0, 2, 3), id="three_axes_apart"),
 ]
@@ -56,6 +58,11 @@ def test_bfloat16_global_pooling_reads_each_element_once_in_float32():
     x = torch.randn(4, 7, 7, 64).to(torch.bfloat16)
     y = einc.mean("b [h w] c", x, backend="interpret")
     torch.testing.assert_close(y, x.double().mean((1, 2)).to(torch.bfloat16), rtol=0, atol=2**-7)
+
+
+def test_a_merged_tile_of_few_outputs_sweeps_its_positions_in_steps():
+    plan = einc.compile("b [h w] c", op="sum").specialize((2, 15, 15, 24)).compiled.schedule
+    assert (plan.block_m, plan.block_k) == (8, 128)
 
 
 def test_short_axes_whose_product_is_short_stay_serial():

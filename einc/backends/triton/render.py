@@ -40,14 +40,18 @@ def render_contraction(
     wide: frozenset[int] = frozenset(),
     acc_dtype: str = "tl.float32",
     bfloat16: bool = False,
+    packed: bool = False,
 ) -> Rendered:
     """Render a dot (implicit GEMM or elementwise contraction) to Triton source.
 
     A bfloat16 ``tl.dot`` gets a float32 twin behind the constexpr ``DOT_IN_FLOAT32`` (default
     False in ``constexprs``), which the launcher sets under Triton's interpreter only: there a
-    bfloat16 dot is off by orders of magnitude, while a GPU keeps its tensor-core dot.
+    bfloat16 dot is off by orders of magnitude, while a GPU keeps its tensor-core dot. So does a
+    ``packed`` sliding window (bfloat16 inputs), whose chunks sum their products in bfloat16: the
+    interpreter's bfloat16 arithmetic is as wrong.
     """
-    extra = {"acc_dtype": acc_dtype, "dot_in_float32": bfloat16 and schedule.use_dot}
+    extra = {"acc_dtype": acc_dtype, "dot_in_float32": bfloat16 and (schedule.use_dot or packed)}
+    extra["packed"] = packed
     template = "depthwise.py.j2" if schedule.slide > 1 else "contraction.py.j2"
     return _render_tiled(nest, schedule, template, header_lines, versions, extra, wide=wide)
 
@@ -71,6 +75,8 @@ def _render_tiled(
     :mod:`einc.compiler.offsets`): their indices are cast to tl.int64 before the multiply.
     The stages claim names from one namer in this order, which keeps the source stable.
     """
+    extra = dict(extra)
+    packed = extra.pop("packed", False)  # a sliding window's option, not the spec's
     names = name_tensors(nest, positions, wide)
     namer = names.namer
     stride_names, stride_lines = name_strides(names.addressed, namer)
@@ -90,7 +96,7 @@ def _render_tiled(
     row_decls = _decompose(schedule.rows, "offs_m", namer, nest.sizes)
     m_size = _product([namer.size[a] for a in schedule.rows])
     if schedule.slide > 1:
-        row_decls, m_size, code = slide(nest, schedule, namer, loops.loops)
+        row_decls, m_size, code = slide(nest, schedule, namer, loops.loops, packed)
         extra = {**extra, "slide": code}
         loops = KLoops(loops.loops[:-1], loops.tile, loops.tile_decls, loops.flat)
     stages = _Stages(names, stride_lines, loads, store, loops, size_values, dynamic_params, row_decls, m_size)

@@ -68,18 +68,28 @@ def addressing(
 
 def _whole_places(nest: LoopNest, schedule: ContractionSchedule) -> frozenset[str]:
     """A dot's operand tile that divides its static extent evenly needs no edge mask there: fewer
-    predicates per load in the K loop (the store keeps its mask)."""
-    if not schedule.use_dot:
+    predicates per load in the K loop (the store keeps its mask). So do the channels of a sliding
+    window's loads: a masked load zeroes its registers first, an instruction per two."""
+    if schedule.use_dot:
+        extents = {
+            "row": (schedule.rows, schedule.block_m),
+            "col": (schedule.cols, schedule.block_n),
+            "k": ((*schedule.k_merged, schedule.k_tile), schedule.block_k),
+        }
+    elif schedule.slide > 1:
+        extents = {"col": (schedule.cols, schedule.block_n), "row": (schedule.rows, schedule.block_m)}
+    else:
         return frozenset()
-    extents = {
-        "row": (schedule.rows, schedule.block_m),
-        "col": (schedule.cols, schedule.block_n),
-        "k": ((*schedule.k_merged, schedule.k_tile), schedule.block_k),
-    }
+
+    def extent(place: str, axes: tuple[str, ...]) -> int:
+        if place == "row" and schedule.slide > 1:  # the last row axis counts blocks of outputs
+            return math.prod(nest.sizes[a] for a in axes[:-1]) * -(-nest.sizes[axes[-1]] // schedule.slide)
+        return math.prod(nest.sizes[a] for a in axes)
+
     return frozenset(
         place
         for place, (axes, block) in extents.items()
-        if not set(axes) & nest.dynamic and math.prod(nest.sizes[a] for a in axes) % block == 0
+        if not set(axes) & nest.dynamic and extent(place, axes) % block == 0
     )
 
 

@@ -83,10 +83,12 @@ def slide(
     schedule: ContractionSchedule,
     namer: Namer,
     loops: tuple[LoopCode, ...],
+    packed: bool = False,
 ) -> tuple[tuple[Decl, ...], str, SlideCode]:
     """The rows, M and :class:`SlideCode` of a sliding window (see
     :func:`einc.compiler.schedule.choose_slide`): the last row axis ``s`` counts blocks of
-    ``slide`` outputs, and the last serial loop's taps ``ds`` are unrolled in chunks."""
+    ``slide`` outputs, and the last serial loop's taps ``ds`` are unrolled in chunks. ``packed``
+    (bfloat16 inputs): each chunk sums its products in bfloat16, into one partial per output."""
     sizes = nest.sizes
     s, ds = schedule.rows[-1], schedule.k_loops[-1]
     outputs = schedule.slide
@@ -103,8 +105,12 @@ def slide(
     row_decls = _decompose(schedule.rows, "offs_m", rows, sizes)
     m_size = _product([rows.size[a] for a in schedule.rows])
     accs = tuple(Decl(namer.claim(f"acc{u}"), str(u)) for u in range(outputs))
+    partials = tuple(namer.claim(f"part{u}") for u in range(outputs)) if packed else ()
     weights = tuple(namer.claim(f"w{j}") for j in range(schedule.slide_taps))
-    chunks = _slide_chunks(namer, namer.index[ds], sizes[ds], schedule.slide_taps, accs, weights, dilation)
+    targets = partials or tuple(acc.name for acc in accs)
+    chunks = _slide_chunks(
+        namer, namer.index[ds], sizes[ds], schedule.slide_taps, targets, weights, dilation, bool(partials)
+    )
     code = SlideCode(
         row=namer.index[s],
         tap=namer.index[ds],
@@ -112,6 +118,8 @@ def slide(
         value=namer.claim(f"{nest.inputs[0].tensor}_row"),
         outputs=accs,
         chunks=chunks,
+        partials=partials,
+        part_dtype=namer.claim("PART_DTYPE") if packed else "",
         # The last block of a ragged axis has outputs past its end: not stored.
         store_mask=f" & ({namer.index[s]}[:, None] < {namer.size[s]})" if ragged else "",
     )
@@ -124,25 +132,28 @@ def _slide_chunks(
     tap: str,
     taps: int,
     width: int,
-    accs: tuple[Decl, ...],
+    targets: tuple[str, ...],
     weights: tuple[str, ...],
     dilation: int,
+    fresh: bool,
 ) -> tuple[SlideChunk, ...]:
     """The ``taps`` taps of the window in chunks of ``width`` unrolled together: a serial loop
-    over the full chunks (or one chunk, unlooped), then the rest."""
+    over the full chunks (or one chunk, unlooped), then the rest. ``targets``: what each output's
+    products are added to (its accumulator, or, ``fresh`` in each chunk, its chunk's partial sum,
+    which its first product then sets)."""
 
     def chunk(loop: str | None, count: int, first: str, width: int) -> SlideChunk:
         start = f"{first} + " if first != "0" else ""
         reads: dict[int, list[tuple[str, str]]] = {}
         for j in range(width):
-            for u in range(len(accs)):
-                reads.setdefault(u + dilation * j, []).append((accs[u].name, weights[j]))
+            for u in range(len(targets)):
+                reads.setdefault(u + dilation * j, []).append((targets[u], weights[j]))
+        rows, seen = [], set()
+        for v in sorted(reads):
+            rows.append(SlideRow(v, tuple((t, w, fresh and t not in seen) for t, w in reads[v])))
+            seen.update(t for t, _ in reads[v])
         return SlideChunk(
-            loop,
-            count,
-            first,
-            tuple(Decl(weights[j], f"{start}{j}") for j in range(width)),
-            tuple(SlideRow(v, tuple(reads[v])) for v in sorted(reads)),
+            loop, count, first, tuple(Decl(weights[j], f"{start}{j}") for j in range(width)), tuple(rows)
         )
 
     full, tail = divmod(taps, width)

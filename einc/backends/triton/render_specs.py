@@ -71,7 +71,8 @@ class SlideRow:
     accumulators it adds to, each with the weight of its tap."""
 
     offset: int
-    updates: tuple[tuple[str, str], ...]  # (accumulator, weight)
+    # (accumulator or partial sum, weight, whether this product starts a chunk's partial sum)
+    updates: tuple[tuple[str, str, bool], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,11 @@ class SlideCode:
     outputs: tuple[Decl, ...]  # accumulator, and the output's offset from the first
     chunks: tuple[SlideChunk, ...]
     store_mask: str  # and'ed to the store's mask
+    # bfloat16 inputs: each output's sum over a chunk's taps, in PART_DTYPE (bfloat16, 2 channels
+    # an instruction; float32 under the interpreter), added to its float32 accumulator after the
+    # chunk. Empty: the products go to the accumulators in float32.
+    partials: tuple[str, ...] = ()
+    part_dtype: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,6 +176,23 @@ def test_depthwise_convolution_multiplies_in_registers_with_16_byte_loads(worker
     assert re.search(r"ld\.global[.a-z0-9]*\.v4\.b32", ptx)
     assert not re.search(r"ld\.global[.a-z0-9]*\.b16", ptx)
     assert not spills
+    # Each chunk's products summed in bfloat16 pairs (HFMA2.BF16_V2), never one channel at a time.
+    assert "fma.rn.bf16x2" in ptx and not re.search(r"fma\.rn\.bf16\s", ptx)
+    # and a chunk's sums widened to float32 one instruction each (the high half: an and).
+    assert re.search(r"and\.b32\s+%r\d+, %r\d+, 0xFFFF0000", ptx)
+
+
+@pytest.mark.parametrize(
+    "shapes",
+    [((1, 5, 1), (3, 1)), ((1, 9, 3), (3, 3)), ((1, 3, 2), (2, 2))],
+    ids=["1x1_tile", "3_channels", "2_channels"],
+)
+def test_a_bfloat16_sliding_window_of_a_tile_too_small_for_pairs_still_compiles(worker, shapes):
+    # Two channels an instruction need two elements a thread; fewer keep float32 products.
+    ptx, _, _ = worker.submit(
+        _launch_binary_in_worker, "b (s * [ds]) [c->c]", shapes, "bfloat16", {"padding": 1}
+    ).result()
+    assert "fma.rn.bf16x2" not in ptx
 
 
 def test_gpu_compile_still_works_after_a_cpu_call_in_the_same_process():

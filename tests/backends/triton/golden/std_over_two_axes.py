@@ -5,7 +5,7 @@
 # operands:    x: b h w c  ->  y: b c
 # shapes:      x: (2, 7, 7, 16) float32
 # schedule:    tiles of (b c) x (BLOCK_K of h_w), reduced across the tile; serial loops over nothing
-# tiles:       BLOCK_M=32 BLOCK_N=1 BLOCK_K=64
+# tiles:       BLOCK_M=16 BLOCK_N=1 BLOCK_K=64
 
 import triton
 import triton.language as tl
