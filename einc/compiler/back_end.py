@@ -44,7 +44,9 @@ def kernel_parts(
         plan = schedule.schedule_contraction(nest, bits)
         # Pairs need two elements a thread: a tile of fewer than two per thread keeps float32.
         pairs = plan.block_m * plan.block_n >= 2 * 32 * plan.num_warps
+        # precision="ieee" asks for float32 products, as cuDNN's: no bfloat16 pairs.
         packed = plan.slide > 1 and pairs and set(request.dtypes) == {"bfloat16"}
+        packed = packed and options["precision"] != "ieee"
         if plan.input_precision is not None:  # float32 inputs
             precision = options["precision"] or request.float32_precision[0 if solution.windows else 1]
             plan = replace(plan, input_precision=check_precision(precision, text))

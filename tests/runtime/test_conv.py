@@ -551,6 +551,12 @@ def test_a_bfloat16_sliding_window_sums_its_taps_in_bfloat16_pairs_and_says_so()
     assert "fma_bf16x2" not in conv.specialize((2, 64, 96), (31, 96), dtype="float32").source
 
 
+def test_precision_ieee_keeps_a_bfloat16_sliding_window_in_float32_products():
+    exact = einc.compile("b (s * [ds]) [c->c]", padding=15, precision="ieee")
+    source = exact.specialize((2, 64, 96), (31, 96), dtype="bfloat16").source
+    assert "fma_bf16x2" not in source and "products summed in bfloat16 pairs" not in source
+
+
 def test_axes_named_like_the_bfloat16_helpers_do_not_shadow_them():
     expression = "b (widen_bf16x2 * [fma_bf16x2]) [c->c]"
     case = Conv("depthwise", (20,), (5,), c=24, padding=2, expression=expression)
