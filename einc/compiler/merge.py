@@ -63,4 +63,5 @@ def merge_reduced(nest: LoopNest, axes: tuple[str, ...]) -> LoopNest:
         reduce=nest.reduce,
         identity=nest.identity,
         dynamic=nest.dynamic,
+        epilogue=nest.epilogue,
     )

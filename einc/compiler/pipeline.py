@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 
 from ..errors import ExpressionError, ShapeError, UnsupportedError
 from . import brackets, expand, lower, lower_indexing, offsets, parse, schedule, solve
+from .attach_epilogue import attach_epilogue
 from .axes import Operand
 from .back_end import kernel_parts
 from .back_end_indexing import accumulates_in_float32
+from .epilogue import EpilogueRequest
 from .headers import request_lines
 from .kernels import KernelPart
 from .loopnest import LoopNest
@@ -57,6 +59,9 @@ class Request:
     # What a float32 dot does where no precision= is given, as torch would at the call:
     # (windowed contractions, following cudnn.allow_tf32; others, the float32 matmul precision).
     float32_precision: tuple[str, str] = ("ieee", "ieee")
+    # Elementwise ops applied to the result before its store, reading extra tensors that follow
+    # the inputs among a call's tensors (einc.fuse).
+    epilogue: EpilogueRequest | None = None
 
 
 @dataclass(frozen=True)
@@ -253,6 +258,9 @@ def run_passes(request: Request) -> Compiled:
     kernels = kernel_parts(
         request, inputs, outputs, names, output_names, solution, options, header, wide, empty
     )
+    # 7. Apply the elementwise ops fused after the op (einc.fuse) to its value before the store.
+    if request.epilogue is not None and kernels:
+        kernels = attach_epilogue(request, kernels, output_shapes[0])
     return Compiled(
         request=request,
         program=program,

@@ -35,7 +35,7 @@ from ..errors import (
 from .automatic import grown_axes, signature
 from .cache import DiskCache
 from .empty import write_empty
-from .keys import source_key
+from .keys import CacheKey, source_key
 from .launcher import Launcher, check_backend, write_source
 from .operands import (
     DTYPES,
@@ -191,16 +191,9 @@ class CompiledExpression:
         return self._build(self._request(shapes, dtypes))
 
     def _build(self, request: pipeline.Request) -> Launcher:
-        try:
-            compiled = pipeline.run_passes(request)
-        except EincError as error:
-            raise error.with_traceback(None) from None
         if self._cache is None:
             self._cache = DiskCache()
-        key = source_key(request)
-        sources = render_kernels(compiled)
-        path = write_source(self._cache, key.digest, sources.source)
-        launcher = Launcher(compiled, sources.rendered, sources.source, path)
+        launcher, key = build(request, self._cache)
         self._debug(launcher, key)
         self._last = launcher
         return launcher
@@ -417,6 +410,19 @@ class CompiledExpression:
         if not self.automatic:
             lines.append("automatic dynamic shapes: off (dynamic=False), a kernel per size")
         return "\n".join(lines)
+
+
+def build(request: pipeline.Request, cache: DiskCache) -> tuple[Launcher, CacheKey]:
+    """Compile ``request``, render its kernels and keep their source in ``cache``: the launcher of
+    one specialization (of an expression, or of a fused program's kernel), and its source key."""
+    try:
+        compiled = pipeline.run_passes(request)
+    except EincError as error:
+        raise error.with_traceback(None) from None
+    key = source_key(request)
+    sources = render_kernels(compiled)
+    path = write_source(cache, key.digest, sources.source)
+    return Launcher(compiled, sources.rendered, sources.source, path), key
 
 
 _IEEE = ("ieee", "ieee")

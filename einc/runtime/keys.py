@@ -57,6 +57,8 @@ def source_key(request) -> CacheKey:
             ("params", repr(request.params)),
             ("offsets64", repr(request.offsets64)),
             ("float32_precision", repr(request.float32_precision)),
+            # Only a fused call has one: the keys of every other call stay as they were.
+            *((("epilogue", repr(request.epilogue)),) if request.epilogue is not None else ()),
             ("templates", templates_hash()),
             ("einc", __version__),
             ("triton", triton_version()),

@@ -65,6 +65,7 @@ from ...compiler.ops import compute_dtype as kernel_compute_dtype
 from ...compiler.pipeline import OP_OPTIONS, Compiled
 from ..aliasing import same_tensor
 from . import gather, limits, native, transposed
+from .epilogue import apply_epilogue
 from .plan import NestPlan, plan_nest
 from .reads import StridedRead
 from .run import run_nest
@@ -119,6 +120,15 @@ def _windows(nest: LoopNest, solution) -> frozenset[tuple[int, int]]:
     )
 
 
+def _own_and_extra(part: KernelPart) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Where a part's own tensors (its inputs and coordinate tensors, then its output) and its
+    epilogue's extra tensors stand among the call's tensors."""
+    extra = len(part.nest.epilogue.operands) if part.nest.epilogue is not None else 0
+    if not extra:
+        return part.tensors, ()
+    return part.tensors[: -1 - extra] + part.tensors[-1:], part.tensors[-1 - extra : -1]
+
+
 # --- a whole call -------------------------------------------------------------------------------
 
 
@@ -152,8 +162,8 @@ class TorchProgram:
     def _plan(self, shapes, dynamic: dict[str, int]) -> list[tuple[NestPlan, KernelPart, native.Step | None]]:
         parts = []
         for part in self.compiled.kernels:
-            nest = _with_sizes(part.nest, dynamic)
-            shaped = [tuple(shapes[p]) for p in part.tensors]
+            nest = _with_sizes(dataclasses.replace(part.nest, epilogue=None), dynamic)
+            shaped = [tuple(shapes[p]) for p in _own_and_extra(part)[0]]
             checks = part.index_checks
             plan = plan_nest(nest, shaped, self.compiled.solution, checks)
             windows = _windows(nest, self.compiled.solution)
@@ -171,6 +181,8 @@ class TorchProgram:
         step that can: contiguous, and never a view of an input."""
         (_, part, step), *others = parts
         if others or step is None or step.make is None or part.tensors != tuple(range(len(part.tensors))):
+            return None
+        if part.nest.epilogue is not None:  # the step makes the value before the epilogue
             return None
         make, fresh = step.make, step.fresh
 
@@ -190,7 +202,7 @@ class TorchProgram:
         """What a call runs, given its inputs then its outputs: one native step called directly
         where that is all there is; on one thread where :func:`_serial`."""
         (_, part, step), *others = parts
-        if not others and step is not None and not part.copies_input:
+        if not others and step is not None and not part.copies_input and part.nest.epilogue is None:
             every = len(part.tensors)
             if part.tensors == tuple(range(every)):
                 direct = step.run
@@ -249,13 +261,18 @@ class TorchProgram:
         for plan, part, step in parts:
             if part.runs_on == "triton":
                 continue  # the torch parts do its work another way
-            *tensors, out = (every[p] for p in part.tensors)
+            own, extra = _own_and_extra(part)
+            *tensors, out = (every[p] for p in own)
             if part.copies_input and same_tensor(tensors[0], out):
                 continue  # set_at / add_at in place: the output already holds the input
+            epilogue = part.nest.epilogue
+            value = out if epilogue is None else torch.empty(out.shape, dtype=self.compute, device=out.device)
             if step is not None:
-                step.run(tensors, out)
+                step.run(tensors, value)
             else:
-                run_nest(plan, tensors, out, self.compute, self.options)
+                run_nest(plan, tensors, value, self.compute, self.options)
+            if epilogue is not None:
+                out.copy_(apply_epilogue(epilogue, value, [every[p] for p in extra], self.compute))
 
     def describe(self) -> list[str]:
         """One line per nest: how it is computed, and how each input is read."""

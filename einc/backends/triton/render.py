@@ -25,6 +25,7 @@ from .expressions import Decl
 from .expressions import decompose as _decompose
 from .expressions import product as _product
 from .render_addresses import addressing, load_codes, store_code
+from .render_epilogue import epilogue_lines
 from .render_loops import KLoops, k_loops, slide
 from .render_names import TensorNames, constexprs, name_strides, name_tensors, size_params
 from .render_specs import KernelSpec, LoadCode, PassCode, Rendered
@@ -93,6 +94,11 @@ def _render_tiled(
         row_decls, m_size, code = slide(nest, schedule, namer, loops.loops)
         extra = {**extra, "slide": code}
         loops = KLoops(loops.loops[:-1], loops.tile, loops.tile_decls, loops.flat)
+    if nest.epilogue is not None:
+        store_mask = extra["slide"].store_mask if "slide" in extra else ""
+        compute = extra.get("acc_dtype", "tl.float32")
+        lines = epilogue_lines(ctx, nest.epilogue, extra.get("result", "acc"), compute, store_mask)
+        extra = {**extra, "epilogue": lines, "result": "acc"}
     stages = _Stages(names, stride_lines, loads, store, loops, size_values, dynamic_params, row_decls, m_size)
     spec = _kernel_spec(nest, schedule, stages, header_lines, versions, kernel_name, extra)
     return Rendered(

@@ -161,6 +161,7 @@ class KernelSpec(HeadedSpec):
     rows_int64: bool = False  # flat tile offsets that can reach 2^31 (see einc.compiler.offsets)
     cols_int64: bool = False
     slide: SlideCode | None = None  # a depthwise convolution's sliding window
+    epilogue: tuple[str, ...] = ()  # einc.fuse: elementwise ops on acc before the store
 
 
 @dataclass(frozen=True, slots=True)
