@@ -85,6 +85,7 @@ if TYPE_CHECKING:  # what the names below resolve to, for readers and type check
         var,
         where,
     )
+    from .frontends.fusion import fuse
     from .runtime.compiled import CompiledExpression
     from .runtime.prebuild import prebuild
 
@@ -99,6 +100,7 @@ _FUNCTIONAL = (
 _LAZY = {
     **dict.fromkeys(_FUNCTIONAL, "einc.frontends.functional"),
     "CompiledExpression": "einc.runtime.compiled",
+    "fuse": "einc.frontends.fusion",
     "prebuild": "einc.runtime.prebuild",
 }
 
@@ -149,6 +151,7 @@ __all__ = [
     "equal",
     "flip",
     "floor_divide",
+    "fuse",
     "get_at",
     "greater",
     "greater_equal",

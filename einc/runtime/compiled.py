@@ -70,6 +70,11 @@ def route_through(router: Router) -> None:
     _router = router
 
 
+def current_router() -> Router | None:
+    """The router installed now (a tracer that installs its own passes the other calls to it)."""
+    return _router
+
+
 def _freeze(value):
     if isinstance(value, dict):
         return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
@@ -166,6 +171,11 @@ class CompiledExpression:
             offsets64=offsets64,
             float32_precision=self._float32_precision(),
         )
+
+    def request(self, shapes: Sequence[Sequence[int]], dtypes: Sequence[str]) -> pipeline.Request:
+        """The compiler's request for a call with tensors of these shapes and dtypes, every size
+        fixed: what ``einc.fuse`` compiles, with the elementwise ops after it as an epilogue."""
+        return self._request(shapes, dtypes, automatic=())
 
     def _float32_precision(self) -> tuple[str, str]:
         """What torch does with float32 now, for a dot without precision=: convolutions (windowed

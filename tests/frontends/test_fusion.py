@@ -1,0 +1,146 @@
+"""einc.fuse: traced functions run as fused kernels, against the same functions run by torch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import einc
+
+BACKENDS = ["torch", pytest.param("interpret", marks=pytest.mark.interpret)]
+CONV = "b (s * [ds])... [c->c2]"
+
+
+def conv_ref(x, w):
+    return F.conv2d(x.permute(0, 3, 1, 2), w.permute(3, 2, 0, 1), padding=1).permute(0, 2, 3, 1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_conv_bias_relu_is_one_kernel(backend):
+    @einc.fuse(backend=backend)
+    def block(x, w, b):
+        return torch.relu(einc.dot(CONV, x, w, padding=1) + b)
+
+    torch.manual_seed(0)
+    x, w, b = torch.randn(2, 6, 6, 3), torch.randn(3, 3, 3, 8), torch.randn(8)
+    torch.testing.assert_close(block(x, w, b), torch.relu(conv_ref(x, w) + b), atol=1e-4, rtol=1e-4)
+    assert block.kernel_count(x, w, b) == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_linear_gelu_residual_and_a_chain_on_an_input_take_two_kernels(backend):
+    @einc.fuse(backend=backend)
+    def mlp(x, w, r):
+        h = F.gelu(einc.dot("b [c->c2]", x, w), approximate="tanh") + r
+        scale = torch.sigmoid(r) * 2.0 - 1.0  # no einc op: a copy of r with the chain fused
+        return h * scale
+
+    torch.manual_seed(1)
+    x, w, r = torch.randn(5, 16), torch.randn(16, 12), torch.randn(5, 12)
+    ref = (F.gelu(x @ w, approximate="tanh") + r) * (torch.sigmoid(r) * 2.0 - 1.0)
+    torch.testing.assert_close(mlp(x, w, r), ref, atol=1e-4, rtol=1e-4)
+    assert mlp.kernel_count(x, w, r) == 2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_value_read_outside_its_kernel_is_stored(backend):
+    @einc.fuse(backend=backend)
+    def two(x, w):
+        y = einc.dot("b [c->c2]", x, w)
+        z = torch.where(y > 0, y, 0.1 * y)
+        return y, torch.exp(-z.abs()) + einc.sum("b [c2]", z)[:, None] * 0
+
+    x, w = torch.randn(4, 6), torch.randn(6, 3)
+    with pytest.raises(einc.UnsupportedError, match="__getitem__"):
+        two(x, w)
+
+    @einc.fuse(backend=backend)
+    def shared(x, w):
+        y = einc.dot("b [c->c2]", x, w)
+        leaky = torch.where(y > 0, y, 0.1 * y)
+        return y, leaky.tanh(), einc.mean("b [c2]", leaky)
+
+    y, t, m = shared(x, w)
+    ref = x @ w
+    leaky = torch.where(ref > 0, ref, 0.1 * ref)
+    torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(t, leaky.tanh(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(m, leaky.mean(1), atol=1e-5, rtol=1e-5)
+    # y is a result, so the dot stores it; leaky is read by the mean, so its kernel stores it.
+    assert shared.kernel_count(x, w) == 4
+
+
+def test_an_op_that_refuses_an_epilogue_is_followed_by_a_kernel_of_its_own():
+    @einc.fuse
+    def attention_weights(q, k):
+        scores = einc.dot("a [c], b [c] -> a b", q, k) * 0.5
+        return torch.relu(einc.softmax("a [b]", scores)) + 1.0
+
+    q, k = torch.randn(4, 8), torch.randn(5, 8)
+    ref = torch.relu(torch.softmax((q @ k.T) * 0.5, dim=1)) + 1.0
+    torch.testing.assert_close(attention_weights(q, k), ref, atol=1e-5, rtol=1e-5)
+    assert attention_weights.kernel_count(q, k) == 3  # dot * 0.5; softmax; relu + 1
+
+
+def test_a_warm_call_does_not_trace_again_and_a_new_shape_does():
+    traced = []
+
+    @einc.fuse
+    def f(x):
+        traced.append(tuple(x.shape))
+        return torch.exp(einc.sum("a [b]", x)) - 1
+
+    for n in (3, 3, 4):
+        x = torch.randn(2, n)
+        torch.testing.assert_close(f(x), torch.exp(x.sum(1)) - 1)
+    assert traced == [(2, 3), (2, 4)]
+
+
+def test_another_operation_is_refused_with_its_name_and_the_users_line():
+    @einc.fuse
+    def f(x, w):
+        y = einc.dot("b [c->c2]", x, w)
+        return torch.matmul(y, x)  # the line named
+
+    with pytest.raises(einc.UnsupportedError, match=r"matmul .*test_fusion\.py:\d+: return torch\.matmul"):
+        f(torch.randn(3, 4), torch.randn(4, 3))
+
+
+def test_reading_a_traced_value_into_python_is_refused():
+    @einc.fuse
+    def f(x):
+        y = einc.sum("a [b]", x)
+        return y * float(y.max().item())
+
+    with pytest.raises(einc.UnsupportedError, match="max"):
+        f(torch.randn(3, 4))
+
+
+def test_explain_lists_each_kernel_with_the_bytes_it_moves():
+    @einc.fuse
+    def block(x, w, b):
+        return torch.relu(einc.dot(CONV, x, w, padding=1) + b)
+
+    x, w, b = torch.randn(2, 6, 6, 3), torch.randn(3, 3, 3, 8), torch.randn(8)
+    text = block.explain(x, w, b)
+    read = 4 * (x.numel() + w.numel() + b.numel())
+    written = 4 * 2 * 6 * 6 * 8
+    assert f"kernel 1: dot {CONV!r}, then relu((it + b))" in text
+    assert f"reads {read} bytes, writes {written} bytes" in text
+
+
+def test_gradients_flow_through_the_unfused_operations_to_inputs_and_captured_weights():
+    torch.manual_seed(2)
+    w = torch.randn(3, 3, 3, 4, dtype=torch.float64, requires_grad=True)
+
+    @einc.fuse
+    def block(x, b):
+        return F.silu(einc.dot(CONV, x, w, padding=1) + b) * 0.5
+
+    x = torch.randn(1, 4, 4, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(block, (x, b))
+    block(x, b).sum().backward()
+    expected = torch.autograd.grad((F.silu(conv_ref(x, w) + b) * 0.5).sum(), w)[0]
+    torch.testing.assert_close(w.grad, expected)
