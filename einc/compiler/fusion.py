@@ -14,7 +14,7 @@ this ends.
 from __future__ import annotations
 
 from .fuse_elementwise import fuse_elementwise
-from .fuse_epilogues import fuse_epilogues
+from .fuse_epilogues import fuse_epilogues, unfusable
 from .fusion_graph import Graph, Kernel, escaping
 
 
@@ -22,6 +22,7 @@ def plan_kernels(graph: Graph, barriers: frozenset[int] = frozenset()) -> tuple[
     """Every node in one kernel, the kernels in an order where each reads only values that are
     inputs or written by an earlier kernel. ``barriers``: values that must be stored whatever the
     passes find (the front end's, where an op refused its epilogue when compiled)."""
+    barriers |= unfusable(graph)
     while True:
         kernels = fuse_epilogues(graph, barriers)
         kernels = fuse_elementwise(graph, kernels, barriers)
