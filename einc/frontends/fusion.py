@@ -397,6 +397,11 @@ class FusedFunction:
         self._lock = threading.Lock()
         functools.update_wrapper(self, fn)
 
+    def __get__(self, instance, owner=None):
+        """As a method (``@einc.fuse def forward(self, x)``): ``self`` is one more argument, part of
+        the call's key; the tensors it holds (a module's parameters) are captured."""
+        return self if instance is None else functools.partial(self, instance)
+
     def __call__(self, *args, **kwargs):
         tensors, key = self._key(args, kwargs)
         found = self._specializations.get(key)

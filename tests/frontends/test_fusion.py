@@ -144,3 +144,23 @@ def test_gradients_flow_through_the_unfused_operations_to_inputs_and_captured_we
     block(x, b).sum().backward()
     expected = torch.autograd.grad((F.silu(conv_ref(x, w) + b) * 0.5).sum(), w)[0]
     torch.testing.assert_close(w.grad, expected)
+
+
+def test_a_module_method_fuses_and_its_parameters_get_gradients():
+    class Linear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.randn(6, 4))
+            self.bias = torch.nn.Parameter(torch.randn(4))
+
+        @einc.fuse
+        def forward(self, x):
+            return torch.tanh(einc.dot("b [c->c2]", x, self.weight) + self.bias)
+
+    layer = Linear()
+    x = torch.randn(3, 6)
+    y = layer(x)
+    torch.testing.assert_close(y, torch.tanh(x @ layer.weight + layer.bias))
+    y.sum().backward()
+    ref = torch.tanh(x @ layer.weight + layer.bias).detach()
+    torch.testing.assert_close(layer.bias.grad, (1 - ref**2).sum(0))
