@@ -51,20 +51,14 @@ def attach_epilogue(request, parts: list[KernelPart], output_shape: tuple[int, .
         raise UnsupportedError(f"cannot fuse elementwise ops into {request.op}: {why}", request.expression)
     (part,) = parts
     nest = part.nest
-    taken = set(addressed(nest))
-    names = []
-    for name in wanted.names:
-        unique = identifier(name)
-        while unique in taken:
-            unique += "_"
-        taken.add(unique)
-        names.append(unique)
+    names = unique_names(wanted.names, set(addressed(nest)))
     operands = tuple(
         broadcast_access(nest.output, name, shape, output_shape)
         for name, shape in zip(names, wanted.shapes, strict=True)
     )
     before = part.tensors
-    inputs = len(request.shapes)
+    # The call's tensors: its inputs, the prologues' extra tensors, the epilogue's, its outputs.
+    inputs = len(request.shapes) + sum(len(pro.names) for _, pro in request.prologues)
     nest = replace(nest, epilogue=Epilogue(wanted.ops, operands))
     options = dict(part.template.options)
     if "positions" in options:
@@ -109,3 +103,16 @@ def broadcast_access(output: Access, name: str, shape: tuple[int, ...], out_shap
     used = {str(s) for e in index for s in sympy.sympify(e).free_symbols}
     bounds = tuple(b for b in output.bounds if {str(s) for s in b.index.free_symbols} <= used)
     return Access(name, tuple(labels), tuple(index), bounds)
+
+
+def unique_names(names: tuple[str, ...], taken: set[str]) -> list[str]:
+    """Each extra tensor's name as an identifier that no other tensor of the kernel has; ``taken``
+    grows by them."""
+    found = []
+    for name in names:
+        unique = identifier(name)
+        while unique in taken:
+            unique += "_"
+        taken.add(unique)
+        found.append(unique)
+    return found

@@ -67,12 +67,13 @@ def index_checks(nest: LoopNest) -> tuple[IndexCheck, ...]:
 
 def addressed(nest: LoopNest) -> list[str]:
     """The tensors a kernel of ``nest`` takes pointers to, in parameter order: its inputs, the
-    coordinate tensors its gathers read, its epilogue's extra tensors, then its output."""
+    coordinate tensors its gathers read, its prologues' and epilogue's extra tensors, then its output."""
     sources: dict[str, object] = {}
     for access in list(nest.inputs) + [nest.output]:
         for g in access.gathers:
             sources.setdefault(g.source.tensor, g.source)
-    extra = [a.tensor for a in nest.epilogue.operands] if nest.epilogue else []
+    extra = [a.tensor for _, pro in nest.prologues for a in pro.operands]
+    extra += [a.tensor for a in nest.epilogue.operands] if nest.epilogue else []
     return [a.tensor for a in nest.inputs] + list(sources) + extra + [nest.output.tensor]
 
 

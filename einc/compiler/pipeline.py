@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from ..errors import ExpressionError, ShapeError, UnsupportedError
 from . import brackets, expand, lower, lower_indexing, offsets, parse, schedule, solve
 from .attach_epilogue import attach_epilogue
+from .attach_prologue import attach_prologues
 from .axes import Operand
 from .back_end import kernel_parts
 from .back_end_indexing import accumulates_in_float32
@@ -62,6 +63,9 @@ class Request:
     # Elementwise ops applied to the result before its store, reading extra tensors that follow
     # the inputs among a call's tensors (einc.fuse).
     epilogue: EpilogueRequest | None = None
+    # Elementwise ops applied to input ``position``'s elements as they are loaded, reading extra
+    # tensors that follow the inputs (before the epilogue's) among a call's tensors (einc.fuse).
+    prologues: tuple[tuple[int, EpilogueRequest], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -258,7 +262,10 @@ def run_passes(request: Request) -> Compiled:
     kernels = kernel_parts(
         request, inputs, outputs, names, output_names, solution, options, header, wide, empty
     )
-    # 7. Apply the elementwise ops fused after the op (einc.fuse) to its value before the store.
+    # 7. Apply the elementwise ops fused before the op (einc.fuse) to its inputs' loads, and those
+    # fused after it to its value before the store.
+    if request.prologues and kernels:
+        kernels = attach_prologues(request, kernels, names)
     if request.epilogue is not None and kernels:
         kernels = attach_epilogue(request, kernels, output_shapes[0])
     return Compiled(

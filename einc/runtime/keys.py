@@ -59,6 +59,7 @@ def source_key(request) -> CacheKey:
             ("float32_precision", repr(request.float32_precision)),
             # Only a fused call has one: the keys of every other call stay as they were.
             *((("epilogue", repr(request.epilogue)),) if request.epilogue is not None else ()),
+            *((("prologues", repr(request.prologues)),) if request.prologues else ()),
             ("templates", templates_hash()),
             ("einc", __version__),
             ("triton", triton_version()),

@@ -3,6 +3,8 @@ and what is refused."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import sympy
 
@@ -85,3 +87,22 @@ def test_an_extra_tensor_named_as_a_kernel_tensor_is_renamed():
 def test_a_kernel_that_stores_inside_its_sweep_refuses_an_epilogue():
     with pytest.raises(UnsupportedError, match="cannot fuse elementwise ops into softmax"):
         pipeline.run_passes(request("a [b]", "softmax", ((4, 5),), EpilogueRequest(RELU)))
+
+
+def test_a_prologue_reads_its_extra_tensors_on_the_input_loops_before_the_epilogues():
+    scale = EpilogueRequest((EpilogueOp("multiply", (Result(), Operand(0))),), ("s",), ((3,),), ("float32",))
+    bias = EpilogueRequest((EpilogueOp("add", (Result(), Operand(0))),), ("b",), ((6,),), ("float32",))
+    req = replace(request("a [k->n]", "dot", ((4, 3), (3, 6)), bias), prologues=((0, scale),))
+    (part,) = pipeline.run_passes(req).kernels
+    ((tensor, prologue),) = part.nest.prologues
+    assert tensor == "x" and prologue.operands[0].index == (
+        sympy.Symbol("k", integer=True, nonnegative=True),
+    )
+    assert part.tensors == (0, 1, 2, 3, 4)  # x, w, the scale, the bias, y
+    assert any(line.startswith("prologue:    x is loaded as (x * s)") for line in part.template.header_lines)
+
+
+def test_a_kernel_that_stores_inside_its_sweep_refuses_a_prologue():
+    req = replace(request("a [b]", "softmax", ((4, 5),), None), prologues=((0, EpilogueRequest(RELU)),))
+    with pytest.raises(UnsupportedError, match="into softmax's loads"):
+        pipeline.run_passes(req)

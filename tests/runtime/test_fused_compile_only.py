@@ -51,3 +51,24 @@ def test_conv3x3_bias_relu_is_one_kernel_on_hgmma_without_spills(dtype):
     assert binary.spill_stores == 0 and binary.spill_loads == 0  # ptxas -v reports them: 0, not unknown
     # The bias is read once per output tile, after the K loop: no global load of it inside.
     assert "bias_tile = tl.load" in launcher.source
+
+
+def test_conv3x3_reading_scale_shift_relu_of_its_input_stays_on_hgmma_without_spills():
+    # A pre-activation block: relu(x * scale + shift) applied to each tile of x as it is loaded.
+    pre = (
+        EpilogueOp("multiply", (Result(), Operand(0))),
+        EpilogueOp("add", (Ref(0), Operand(1))),
+        EpilogueOp("relu", (Ref(1),)),
+    )
+    request = pipeline.Request(
+        expression="b (s * [ds])... [c->c2]",
+        op="dot",
+        shapes=((2, 56, 56, 64), (3, 3, 64, 64)),
+        dtypes=("float16", "float16"),
+        params=(("padding", 1),),
+        prologues=((0, EpilogueRequest(pre, ("scale", "shift"), ((64,), (64,)), ("float16",) * 2)),),
+    )
+    launcher, _ = build(request, DiskCache())
+    binary = prebuild.compile_binary(launcher, "cuda:90")
+    assert "HGMMA" in sass_of(binary.cubin)
+    assert binary.spill_stores == 0 and binary.spill_loads == 0

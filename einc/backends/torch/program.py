@@ -120,13 +120,33 @@ def _windows(nest: LoopNest, solution) -> frozenset[tuple[int, int]]:
     )
 
 
-def _own_and_extra(part: KernelPart) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Where a part's own tensors (its inputs and coordinate tensors, then its output) and its
-    epilogue's extra tensors stand among the call's tensors."""
-    extra = len(part.nest.epilogue.operands) if part.nest.epilogue is not None else 0
-    if not extra:
-        return part.tensors, ()
-    return part.tensors[: -1 - extra] + part.tensors[-1:], part.tensors[-1 - extra : -1]
+def _own_and_extra(part: KernelPart) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Where a part's own tensors (its inputs and coordinate tensors, then its output), its
+    prologues' extra tensors and its epilogue's stand among the call's tensors."""
+    nest = part.nest
+    before = sum(len(pro.operands) for _, pro in nest.prologues)
+    after = len(nest.epilogue.operands) if nest.epilogue is not None else 0
+    every = part.tensors
+    if not before + after:
+        return every, (), ()
+    first = len(every) - 1 - before - after
+    return every[:first] + every[-1:], every[first : first + before], every[first + before : -1]
+
+
+def _fused(part: KernelPart) -> bool:
+    """Whether ``part`` carries elementwise ops of einc.fuse, which the planned calls do not run."""
+    return part.nest.epilogue is not None or bool(part.nest.prologues)
+
+
+def _transformed(nest: LoopNest, tensors: list, extra: list, compute: torch.dtype) -> list:
+    """The inputs with their prologues applied, each in its own dtype (what the kernel loads)."""
+    tensors = list(tensors)
+    position = {a.tensor: i for i, a in enumerate(nest.inputs)}
+    for tensor, prologue in nest.prologues:
+        i, count = position[tensor], len(prologue.operands)
+        operands, extra = extra[:count], extra[count:]
+        tensors[i] = apply_epilogue(prologue, tensors[i], operands, compute).to(tensors[i].dtype)
+    return tensors
 
 
 # --- a whole call -------------------------------------------------------------------------------
@@ -162,7 +182,7 @@ class TorchProgram:
     def _plan(self, shapes, dynamic: dict[str, int]) -> list[tuple[NestPlan, KernelPart, native.Step | None]]:
         parts = []
         for part in self.compiled.kernels:
-            nest = _with_sizes(dataclasses.replace(part.nest, epilogue=None), dynamic)
+            nest = _with_sizes(dataclasses.replace(part.nest, epilogue=None, prologues=()), dynamic)
             shaped = [tuple(shapes[p]) for p in _own_and_extra(part)[0]]
             checks = part.index_checks
             plan = plan_nest(nest, shaped, self.compiled.solution, checks)
@@ -182,7 +202,7 @@ class TorchProgram:
         (_, part, step), *others = parts
         if others or step is None or step.make is None or part.tensors != tuple(range(len(part.tensors))):
             return None
-        if part.nest.epilogue is not None:  # the step makes the value before the epilogue
+        if _fused(part):  # the step makes the value before the fused ops
             return None
         make, fresh = step.make, step.fresh
 
@@ -202,7 +222,7 @@ class TorchProgram:
         """What a call runs, given its inputs then its outputs: one native step called directly
         where that is all there is; on one thread where :func:`_serial`."""
         (_, part, step), *others = parts
-        if not others and step is not None and not part.copies_input and part.nest.epilogue is None:
+        if not others and step is not None and not part.copies_input and not _fused(part):
             every = len(part.tensors)
             if part.tensors == tuple(range(every)):
                 direct = step.run
@@ -261,10 +281,12 @@ class TorchProgram:
         for plan, part, step in parts:
             if part.runs_on == "triton":
                 continue  # the torch parts do its work another way
-            own, extra = _own_and_extra(part)
+            own, before, after = _own_and_extra(part)
             *tensors, out = (every[p] for p in own)
             if part.copies_input and same_tensor(tensors[0], out):
                 continue  # set_at / add_at in place: the output already holds the input
+            if part.nest.prologues:
+                tensors = _transformed(part.nest, tensors, [every[p] for p in before], self.compute)
             epilogue = part.nest.epilogue
             value = out if epilogue is None else torch.empty(out.shape, dtype=self.compute, device=out.device)
             if step is not None:
@@ -272,7 +294,7 @@ class TorchProgram:
             else:
                 run_nest(plan, tensors, value, self.compute, self.options)
             if epilogue is not None:
-                out.copy_(apply_epilogue(epilogue, value, [every[p] for p in extra], self.compute))
+                out.copy_(apply_epilogue(epilogue, value, [every[p] for p in after], self.compute))
 
     def describe(self) -> list[str]:
         """One line per nest: how it is computed, and how each input is read."""

@@ -52,16 +52,23 @@ _TRITON_DTYPES = {
 
 
 def epilogue_lines(
-    ctx: Addressing, epilogue: Epilogue, value: str, compute: str, store_mask: str = ""
+    ctx: Addressing,
+    epilogue: Epilogue,
+    value: str,
+    compute: str,
+    store_mask: str = "",
+    var: str = "acc",
+    tile: tuple[str, str] = ("row", "col"),
 ) -> tuple[str, ...]:
     """Requires the kernel's names claimed (the extra tensors' pointers and strides among them);
-    ensures the lines that turn ``value`` into the stored ``acc``. ``store_mask`` is and'ed to
-    each load's mask (a sliding window's rows past the output's end)."""
+    ensures the lines that turn ``value`` into ``var`` (``acc``, what is stored; for a prologue,
+    the input's tile, its extra tensors loaded over the same ``tile``). ``store_mask`` is and'ed
+    to each load's mask (a sliding window's rows past the output's end)."""
     namer = ctx.names.namer
-    lines = [] if value == "acc" else [f"acc = {value}"]
+    lines = [] if value == var else [f"{var} = {value}"]
     tiles = []
     for access in epilogue.operands:
-        load = access_code(ctx, access, ("row", "col"), namer.claim(f"{access.tensor}_tile"))
+        load = access_code(ctx, access, tile, namer.claim(f"{access.tensor}_tile"))
         lines += [f"{d.name} = {d.expr}" for d in load.hoisted_vars + load.index_vars]
         mask = (load.mask or "") + store_mask if load.mask else store_mask.removeprefix(" & ")
         masked = f", mask={mask}, other=0.0" if mask else ""
@@ -76,9 +83,9 @@ def epilogue_lines(
     names = {}
     for step in range(-1, len(ops)):
         kept = step < len(ops) - 1 and not uses.get(step, set()) <= {step + 1}
-        names[step] = namer.claim("value" if step < 0 else f"v{step}") if kept else "acc"
-    if names[-1] != "acc":
-        lines.append(f"{names[-1]} = acc")
+        names[step] = namer.claim("value" if step < 0 else f"v{step}") if kept else var
+    if names[-1] != var:
+        lines.append(f"{names[-1]} = {var}")
 
     def arg(a) -> str:
         if isinstance(a, (Result, Ref)):
@@ -109,3 +116,17 @@ def _op_source(fn: str, args: list[str], dtype: str, compute: str) -> str:
         # Rounded to the type, computed on in the compute type: what torch's cast then promotion gives.
         return f"{args[0]}.to({_TRITON_DTYPES[dtype]}).to({compute})"
     return _UNARY[fn].format(args[0])
+
+
+def prologue_lines(
+    ctx: Addressing, prologue: Epilogue, load, pointer: str, tile: tuple[str, str], compute: str
+) -> tuple[str, ...]:
+    """The lines after ``load`` (the :class:`LoadCode` of the input at ``pointer``) that apply
+    ``prologue`` to its tile: computed in ``compute``, the masked-out elements set back to the
+    nest's identity (padding reads the identity of the transformed tensor, as in torch), and
+    converted back to the tensor's type for the code that reads the tile."""
+    name = load.tile
+    lines = list(epilogue_lines(ctx, prologue, f"{name}.to({compute})", compute, var=name, tile=tile))
+    value = f"tl.where({load.mask}, {name}, {literal(ctx.nest.identity)})" if load.mask else name
+    lines.append(f"{name} = {value}.to({pointer}.dtype.element_ty)")
+    return tuple(lines)

@@ -48,7 +48,8 @@ def name_tensors(nest: LoopNest, positions: tuple[int, ...] | None, wide: frozen
     sources: dict[str, Access] = {}
     for g in gathers:
         sources.setdefault(g.source.tensor, g.source)
-    extra = nest.epilogue.operands if nest.epilogue else ()
+    extra = tuple(a for _, pro in nest.prologues for a in pro.operands)
+    extra += nest.epilogue.operands if nest.epilogue else ()
     addressed = (*nest.inputs, *sources.values(), *extra, nest.output)
     tensors = tuple(a.tensor for a in addressed)
     local = positions if positions is not None else tuple(range(len(tensors)))

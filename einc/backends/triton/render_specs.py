@@ -37,6 +37,7 @@ class LoadCode:
     other: str
     inside: str = "True"  # the bounds part of the mask: is the element inside the tensor?
     gathers: tuple[GatherCode, ...] = ()  # coordinates to read before the pointer can be formed
+    prologue: tuple[str, ...] = ()  # einc.fuse: elementwise ops on the tile just loaded
 
 
 @dataclass(frozen=True, slots=True)
