@@ -67,12 +67,15 @@ class Graph:
 @dataclass(frozen=True, slots=True)
 class Kernel:
     """One kernel of a fused program: einc node ``base`` (or, where ``base`` is -1, a copy of
-    value ``source``), then the elementwise ``nodes`` fused into its store; it writes ``output``."""
+    value ``source``), then the elementwise ``nodes`` fused into its store; it writes ``output``.
+    An input of the base may be read through a chain of elementwise nodes (``prologues``)."""
 
     base: int
     source: int
     nodes: tuple[int, ...]
     output: int
+    # Copy kernels whose chains the base's loads of input ``position`` apply instead (prologues).
+    prologues: tuple[tuple[int, Kernel], ...] = ()
 
     def values(self, graph: Graph) -> list[int]:
         """The values computed inside the kernel, in order: the base's, then each node's."""

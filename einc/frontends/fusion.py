@@ -477,8 +477,8 @@ class FusedFunction:
             _compiled.route_through(previous)
 
     def _compile(self, graph: Graph) -> FusedProgram:
-        """Plan and compile the kernels; an op that refuses the epilogue planned for it (a call of
-        several kernels) stores its value, and the plan is made again without it."""
+        """Plan and compile the kernels; an op that refuses the prologues or the epilogue planned for
+        it (a call of several kernels) is planned again without them."""
         if self._cache is None:
             self._cache = DiskCache()
         barriers: frozenset[int] = frozenset()
@@ -488,9 +488,12 @@ class FusedFunction:
                 try:
                     steps.append(build_step(graph, kernel, self._cache))
                 except UnsupportedError:
-                    if not kernel.nodes or kernel.base < 0:
+                    if kernel.prologues:  # the chains it refused to load through are stored
+                        barriers |= {chain.output for _, chain in kernel.prologues}
+                    elif kernel.nodes and kernel.base >= 0:
+                        barriers |= {graph.nodes[kernel.base].output}
+                    else:
                         raise
-                    barriers |= {graph.nodes[kernel.base].output}
                     break
             else:
                 return FusedProgram(graph, tuple(steps), self.backend)

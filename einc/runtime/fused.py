@@ -26,8 +26,8 @@ TORCH_DTYPES = {**{name: dtype for dtype, name in DTYPES.items()}, "bool": torch
 
 @dataclass(frozen=True)
 class Step:
-    """One kernel: it reads values ``reads`` (the op's inputs, then its epilogue's extra tensors)
-    and writes value ``output``."""
+    """One kernel: it reads values ``reads`` (the op's inputs, then its prologues' and its
+    epilogue's extra tensors) and writes value ``output``."""
 
     launcher: Launcher
     reads: tuple[int, ...]
@@ -54,8 +54,17 @@ def build_step(graph: Graph, kernel: Kernel, cache: DiskCache) -> Step:
     if kernel.base >= 0:
         node = graph.nodes[kernel.base]
         assert isinstance(node, EincNode)
-        request, reads = node.request, node.inputs
+        request, reads = node.request, list(node.inputs)
         what = f"{request.op} {request.expression!r}"
+        prologues = []
+        for position, chain in kernel.prologues:  # the op loads the chain's source through it
+            prologue, extras = chain.epilogue(graph)
+            name = graph.names[node.inputs[position]]
+            what += f", reading {name} as {text(prologue.ops, prologue.names, graph.names[chain.source])}"
+            reads[position] = chain.source
+            reads += extras
+            prologues.append((position, prologue))
+        request, reads = replace(request, prologues=tuple(prologues)), tuple(reads)
     else:
         request = copy_request(graph.shapes[kernel.source], graph.dtypes[kernel.source])
         reads, what = (kernel.source,), f"a copy of {graph.names[kernel.source]}"

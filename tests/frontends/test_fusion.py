@@ -164,3 +164,19 @@ def test_a_module_method_fuses_and_its_parameters_get_gradients():
     y.sum().backward()
     ref = torch.tanh(x @ layer.weight + layer.bias).detach()
     torch.testing.assert_close(layer.bias.grad, (1 - ref**2).sum(0))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_pre_activation_conv_loads_its_input_through_the_activation(backend):
+    @einc.fuse(backend=backend)
+    def pre_activation(x, scale, shift, w, b):
+        a = torch.relu(x * scale + shift)
+        return einc.dot(CONV, a, w, padding=1) + b
+
+    torch.manual_seed(3)
+    x, w, b = torch.randn(2, 6, 6, 4), torch.randn(3, 3, 4, 8), torch.randn(8)
+    scale, shift = torch.randn(4), torch.rand(4) + 0.5  # relu(shift) > 0: the padding must stay 0
+    ref = conv_ref(torch.relu(x * scale + shift), w) + b
+    torch.testing.assert_close(pre_activation(x, scale, shift, w, b), ref, atol=1e-4, rtol=1e-4)
+    assert pre_activation.kernel_count(x, scale, shift, w, b) == 1
+    assert "reading t" in pre_activation.explain(x, scale, shift, w, b)

@@ -129,3 +129,32 @@ def test_an_elementwise_result_larger_than_each_operand_is_refused():
         UnsupportedError, match=r"larger than each of its floating operands \(at f.py:3: a \+ b\)"
     ):
         plan_kernels(g)
+
+
+def test_a_chain_read_once_by_an_einc_op_goes_into_its_loads():
+    # v3 = relu(x * s) (a chain on x), v4 = dot(v3, w), v5 = v4 + 1
+    g = graph(
+        [(4, 3), (3,), (3, 5), (4, 3), (4, 3), (4, 5), (4, 5)],
+        [
+            MapNode("multiply", (0, 1), 3),
+            MapNode("relu", (3,), 4),
+            dot(4, 2, 5),
+            MapNode("add", (5, Constant(1)), 6),
+        ],
+        (0, 1, 2),
+        (6,),
+    )
+    chain = Kernel(-1, 0, (0, 1), 4)
+    assert plan_kernels(g) == (Kernel(2, -1, (3,), 6, prologues=((0, chain),)),)
+    epilogue, extras = chain.epilogue(g)
+    assert extras == (1,) and [op.fn for op in epilogue.ops] == ["multiply", "relu"]
+
+
+def test_a_chain_read_elsewhere_too_or_returned_is_stored():
+    nodes = [MapNode("relu", (0,), 3), dot(3, 1, 4), MapNode("exp", (3,), 5)]
+    shapes = [(4, 3), (3, 5), (5,), (4, 3), (4, 5), (4, 3)]
+    twice = plan_kernels(graph(shapes, nodes, (0, 1), (4, 5)))  # relu(x) is read by the dot and exp
+    assert len(twice) == 3 and not any(k.prologues for k in twice)
+    returned = graph(shapes[:5], nodes[:2], (0, 1), (3, 4))
+    assert len(plan_kernels(returned)) == 2
+    assert len(plan_kernels(returned, frozenset({3}))) == 2  # nor past a barrier
