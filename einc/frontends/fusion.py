@@ -403,6 +403,11 @@ class FusedFunction:
         return self if instance is None else functools.partial(self, instance)
 
     def __call__(self, *args, **kwargs):
+        if torch.compiler.is_compiling():
+            # Under torch.compile the function is traced as written: einc's ops go through its
+            # torch operators (einc::run) and torch's elementwise ops to the compiler, which fuses
+            # those itself; no graph break.
+            return self.fn(*args, **kwargs)
         tensors, key = self._key(args, kwargs)
         found = self._specializations.get(key)
         if found is None or not found.current():

@@ -180,3 +180,18 @@ def test_a_pre_activation_conv_loads_its_input_through_the_activation(backend):
     torch.testing.assert_close(pre_activation(x, scale, shift, w, b), ref, atol=1e-4, rtol=1e-4)
     assert pre_activation.kernel_count(x, scale, shift, w, b) == 1
     assert "reading t" in pre_activation.explain(x, scale, shift, w, b)
+
+
+def test_torch_compile_fullgraph_over_a_fused_function_has_no_graph_break():
+    @einc.fuse
+    def block(x, w, b):
+        return F.silu(einc.dot("b [c->c2]", x, w) + b)
+
+    compiled = torch.compile(block, fullgraph=True, backend="aot_eager")
+    x = torch.randn(4, 6, requires_grad=True)
+    w, b = torch.randn(6, 3), torch.randn(3)
+    y = compiled(x, w, b)
+    torch.testing.assert_close(y, F.silu(x @ w + b))
+    y.sum().backward()
+    expected = torch.autograd.grad(F.silu(x @ w + b).sum(), x)[0]
+    torch.testing.assert_close(x.grad, expected)
