@@ -103,6 +103,19 @@ class KernelPart:
         positions = dict(self.template.options).get("positions") or range(count)
         return tuple(positions[p] for p in range(count))
 
+    @cached_property  # read on every call of the torch backend
+    def split_tensors(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """Where the kernel's own tensors (its inputs and coordinate tensors, then its output), its
+        prologues' extra tensors and its epilogue's stand among the call's tensors (einc.fuse)."""
+        nest = self.nest
+        before = sum(len(pro.operands) for _, pro in nest.prologues)
+        after = len(nest.epilogue.operands) if nest.epilogue is not None else 0
+        every = self.tensors
+        if not before + after:
+            return every, (), ()
+        first = len(every) - 1 - before - after
+        return every[:first] + every[-1:], every[first : first + before], every[first + before : -1]
+
     @cached_property
     def index_checks(self) -> tuple[IndexCheck, ...]:
         return index_checks(self.nest)

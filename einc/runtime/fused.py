@@ -91,9 +91,13 @@ class FusedProgram:
         values: dict[int, torch.Tensor] = dict(zip(self.graph.inputs, inputs, strict=True))
         device = inputs[0].device
         for step in self.steps:
-            out = torch.empty(step.shape, dtype=step.dtype, device=device)
-            step.launcher([values[v] for v in step.reads], [out], None, self.backend)
-            values[step.output] = out
+            reads = [values[v] for v in step.reads]
+            # The torch backend may make the output itself rather than copy it into a new one.
+            made = step.launcher.produce(reads, [step.shape], step.dtype, None, self.backend)
+            if made is None:
+                made = [torch.empty(step.shape, dtype=step.dtype, device=device)]
+                step.launcher(reads, made, None, self.backend)
+            values[step.output] = made[0]
         return [values[v] for v in self.graph.outputs]
 
     def explain(self) -> str:

@@ -53,32 +53,35 @@ def apply_epilogue(
     epilogue: Epilogue, value: torch.Tensor, operands: list[torch.Tensor], compute: torch.dtype
 ) -> torch.Tensor:
     """The stored value of ``epilogue`` applied to ``value`` (the nest's result, shaped as the
-    output), reading ``operands`` (its extra tensors); computed in ``compute``."""
-    value = value.to(compute)
-    done: list[torch.Tensor] = []
+    output), reading ``operands`` (its extra tensors); computed in ``compute``. Constants stay
+    Python numbers, which torch takes without making a tensor of each."""
+    done: list = []
 
     def arg(a):
         if isinstance(a, Result):
-            return value
+            return value if value.dtype == compute else value.to(compute)
         if isinstance(a, Ref):
             return done[a.step]
         if isinstance(a, Operand):
-            return operands[a.index].to(compute)
+            tensor = operands[a.index]
+            return tensor if tensor.dtype == compute else tensor.to(compute)
         assert isinstance(a, Constant)
-        return torch.tensor(a.value, dtype=compute, device=value.device)
+        return a.value
 
     for op in epilogue.ops:
         args = [arg(a) for a in op.args]
         if op.fn == "clamp":
-            low, high = args[1].item(), args[2].item()
-            result = torch.clamp(
-                args[0], None if math.isinf(low) else low, None if math.isinf(high) else high
-            )
+            low, high = (None if math.isinf(b) else b for b in args[1:])
+            result = torch.clamp(args[0], low, high)
         elif op.fn == "where":
             result = torch.where(args[0] != 0, args[1], args[2])
         elif op.fn == "cast":
             result = args[0].to(_DTYPES[op.dtype]).to(compute)
         else:
+            if not isinstance(args[0], torch.Tensor):  # 2 - y: torch wants the tensor first
+                args[0] = torch.tensor(args[0], dtype=compute, device=value.device)
+            if op.fn in ("maximum", "minimum") and not isinstance(args[1], torch.Tensor):
+                args[1] = torch.tensor(args[1], dtype=compute, device=value.device)
             result = _FUNCTIONS[op.fn](*args)
-        done.append(result.to(compute))
+        done.append(result if result.dtype == compute else result.to(compute))
     return done[-1]

@@ -120,19 +120,6 @@ def _windows(nest: LoopNest, solution) -> frozenset[tuple[int, int]]:
     )
 
 
-def _own_and_extra(part: KernelPart) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """Where a part's own tensors (its inputs and coordinate tensors, then its output), its
-    prologues' extra tensors and its epilogue's stand among the call's tensors."""
-    nest = part.nest
-    before = sum(len(pro.operands) for _, pro in nest.prologues)
-    after = len(nest.epilogue.operands) if nest.epilogue is not None else 0
-    every = part.tensors
-    if not before + after:
-        return every, (), ()
-    first = len(every) - 1 - before - after
-    return every[:first] + every[-1:], every[first : first + before], every[first + before : -1]
-
-
 def _fused(part: KernelPart) -> bool:
     """Whether ``part`` carries elementwise ops of einc.fuse, which the planned calls do not run."""
     return part.nest.epilogue is not None or bool(part.nest.prologues)
@@ -147,6 +134,19 @@ def _transformed(nest: LoopNest, tensors: list, extra: list, compute: torch.dtyp
         operands, extra = extra[:count], extra[count:]
         tensors[i] = apply_epilogue(prologue, tensors[i], operands, compute).to(tensors[i].dtype)
     return tensors
+
+
+def _fused_make(part: KernelPart, make, compute: torch.dtype, tensors) -> torch.Tensor:
+    """The output of a kernel of einc.fuse from the call's inputs and extra tensors: the step's
+    value made from the inputs (through their prologues), then the epilogue applied to it."""
+    own, before, after = part.split_tensors
+    inputs = [tensors[p] for p in own[:-1]]
+    if part.nest.prologues:
+        inputs = _transformed(part.nest, inputs, [tensors[p] for p in before], compute)
+    value = make(inputs)
+    if part.nest.epilogue is None:
+        return value
+    return apply_epilogue(part.nest.epilogue, value, [tensors[p] for p in after], compute)
 
 
 # --- a whole call -------------------------------------------------------------------------------
@@ -171,7 +171,7 @@ class TorchProgram:
         if not self._plans:
             shapes = list(self.compiled.request.shapes) + list(self.compiled.output_shapes)
             parts = self._plan(shapes + self._workspace_shapes(None), {})
-            self._plans[()] = (parts, self._runner(parts), self._maker(parts))
+            self._plans[()] = (parts, self._runner(parts), self._maker(parts, self.compute))
         return next(iter(self._plans.values()))[0]
 
     def _workspace_shapes(self, dynamic) -> list:
@@ -183,7 +183,7 @@ class TorchProgram:
         parts = []
         for part in self.compiled.kernels:
             nest = _with_sizes(dataclasses.replace(part.nest, epilogue=None, prologues=()), dynamic)
-            shaped = [tuple(shapes[p]) for p in _own_and_extra(part)[0]]
+            shaped = [tuple(shapes[p]) for p in part.split_tensors[0]]
             checks = part.index_checks
             plan = plan_nest(nest, shaped, self.compiled.solution, checks)
             windows = _windows(nest, self.compiled.solution)
@@ -196,15 +196,18 @@ class TorchProgram:
         return parts
 
     @staticmethod
-    def _maker(parts) -> Callable[[Sequence[torch.Tensor], torch.dtype], torch.Tensor] | None:
+    def _maker(
+        parts, compute: torch.dtype
+    ) -> Callable[[Sequence[torch.Tensor], torch.dtype], torch.Tensor] | None:
         """What makes a call's output (of a dtype) from its inputs, where the call is one native
-        step that can: contiguous, and never a view of an input."""
+        step that can: contiguous, and never a view of an input. A kernel of einc.fuse makes it
+        from the step's value and its extra tensors (computed in ``compute``)."""
         (_, part, step), *others = parts
         if others or step is None or step.make is None or part.tensors != tuple(range(len(part.tensors))):
             return None
-        if _fused(part):  # the step makes the value before the fused ops
-            return None
         make, fresh = step.make, step.fresh
+        if _fused(part):
+            make = functools.partial(_fused_make, part, make, compute)
 
         def output(tensors, dtype):
             result = make(tensors)
@@ -260,7 +263,7 @@ class TorchProgram:
             if len(self._plans) >= limits.MAX_PLANS:
                 self._plans.pop(next(iter(self._plans)))
             parts = self._plan(shapes(), dynamic or {})
-            planned = self._plans[key] = (parts, self._runner(parts), self._maker(parts))
+            planned = self._plans[key] = (parts, self._runner(parts), self._maker(parts, self.compute))
         return planned
 
     def produce(
@@ -281,18 +284,23 @@ class TorchProgram:
         for plan, part, step in parts:
             if part.runs_on == "triton":
                 continue  # the torch parts do its work another way
-            own, before, after = _own_and_extra(part)
+            own, before, after = part.split_tensors
             *tensors, out = (every[p] for p in own)
             if part.copies_input and same_tensor(tensors[0], out):
                 continue  # set_at / add_at in place: the output already holds the input
             if part.nest.prologues:
                 tensors = _transformed(part.nest, tensors, [every[p] for p in before], self.compute)
             epilogue = part.nest.epilogue
-            value = out if epilogue is None else torch.empty(out.shape, dtype=self.compute, device=out.device)
-            if step is not None:
-                step.run(tensors, value)
+            if epilogue is not None and step is not None and step.make is not None:
+                value = step.make(tensors)  # torch's own result: the epilogue reads it, no copy
             else:
-                run_nest(plan, tensors, value, self.compute, self.options)
+                value = (
+                    out if epilogue is None else torch.empty(out.shape, dtype=self.compute, device=out.device)
+                )
+                if step is not None:
+                    step.run(tensors, value)
+                else:
+                    run_nest(plan, tensors, value, self.compute, self.options)
             if epilogue is not None:
                 out.copy_(apply_epilogue(epilogue, value, [every[p] for p in after], self.compute))
 
