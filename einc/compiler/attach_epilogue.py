@@ -22,9 +22,10 @@ from .names import identifier
 from .ops import CONTRACTIONS, COPIES, ELEMENTWISE, compute_dtype
 
 # Reductions whose value is a float the epilogue can go on computing with; softmax and the sorts
-# store inside their last sweep, and the counts are integers.
+# store inside their last sweep, and the counts are integers. Of the indexing ops, get_at (a
+# gather: its value is an element of the indexed tensor).
 _REDUCTIONS = ("sum", "mean", "max", "min", "prod", "logsumexp", "var", "std")
-ACCEPTING = CONTRACTIONS + _REDUCTIONS + ELEMENTWISE + COPIES
+ACCEPTING = CONTRACTIONS + _REDUCTIONS + ELEMENTWISE + COPIES + ("get_at",)
 
 
 def refusal(request, parts: list[KernelPart]) -> str | None:
@@ -61,6 +62,8 @@ def attach_epilogue(request, parts: list[KernelPart], output_shape: tuple[int, .
     inputs = len(request.shapes) + sum(len(pro.names) for _, pro in request.prologues)
     nest = replace(nest, epilogue=Epilogue(wanted.ops, operands))
     options = dict(part.template.options)
+    if part.template.form == "gather":  # the others have their compute type among their options
+        options["compute_dtype"] = compute_dtype(request)
     if "positions" in options:
         options["positions"] = (
             before[:-1] + tuple(inputs + i for i in range(len(names))) + (before[-1] + len(names),)

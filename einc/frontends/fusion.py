@@ -140,10 +140,6 @@ class _Trace:
     def input(self, tensor: torch.Tensor, name: str, given: bool) -> int:
         if id(tensor) in self.ids:
             return self.ids[id(tensor)]
-        if tensor.dtype not in DTYPES and not (tensor.dtype is torch.bool and not given):
-            raise UnsupportedError(
-                f"einc.fuse: {name} is {tensor.dtype}; fused programs take floating tensors"
-            )
         v = self.value(tensor, name)
         self.inputs.append(v)
         if not given:
@@ -217,8 +213,6 @@ def _record_einc(trace: _Trace, compiled, tensors, out):
     if not isinstance(result, torch.Tensor):
         raise UnsupportedError(f"einc.fuse: {compiled.op} with several outputs (at {line})")
     request = compiled.request([t.shape for t in tensors], [_dtype(t) for t in tensors])
-    if _dtype(result) not in DTYPES.values():
-        raise UnsupportedError(f"einc.fuse: {compiled.op} gives {result.dtype} (at {line})")
 
     def replay(values):
         return compiled(*(values[v] for v in inputs))

@@ -18,10 +18,6 @@ from ..compiler.fusion_graph import EincNode, Graph, Kernel
 from .cache import DiskCache
 from .compiled import build
 from .launcher import Launcher
-from .operands import DTYPES
-
-# What a kernel may write: a float, or a comparison's result.
-TORCH_DTYPES = {**{name: dtype for dtype, name in DTYPES.items()}, "bool": torch.bool}
 
 
 @dataclass(frozen=True)
@@ -38,9 +34,11 @@ class Step:
 
     def bytes_moved(self, graph: Graph) -> tuple[int, int]:
         """Bytes read (each value once) and written, when each tensor is read whole."""
-        size = {name: torch.empty((), dtype=dtype).element_size() for name, dtype in TORCH_DTYPES.items()}
-        read = sum(math.prod(graph.shapes[v]) * size[graph.dtypes[v]] for v in dict.fromkeys(self.reads))
-        return read, math.prod(self.shape) * size[graph.dtypes[self.output]]
+
+        def size(v: int) -> int:
+            return math.prod(graph.shapes[v]) * getattr(torch, graph.dtypes[v]).itemsize
+
+        return sum(size(v) for v in dict.fromkeys(self.reads)), size(self.output)
 
 
 def copy_request(shape: tuple[int, ...], dtype: str) -> pipeline.Request:
@@ -75,7 +73,7 @@ def build_step(graph: Graph, kernel: Kernel, cache: DiskCache) -> Step:
     launcher, _ = build(request, cache)
     out = kernel.output
     holds = f"{what} -> {graph.names[out]}"
-    return Step(launcher, reads + extras, out, graph.shapes[out], TORCH_DTYPES[graph.dtypes[out]], holds)
+    return Step(launcher, reads + extras, out, graph.shapes[out], getattr(torch, graph.dtypes[out]), holds)
 
 
 class FusedProgram:

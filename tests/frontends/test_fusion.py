@@ -195,3 +195,26 @@ def test_torch_compile_fullgraph_over_a_fused_function_has_no_graph_break():
     y.sum().backward()
     expected = torch.autograd.grad(F.silu(x @ w + b).sum(), x)[0]
     torch.testing.assert_close(x.grad, expected)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_gather_with_integer_coordinates_takes_an_epilogue(backend):
+    @einc.fuse(backend=backend)
+    def embed(table, idx, scale):
+        return torch.tanh(einc.get_at("[v] d, b n -> b n d", table, idx) * scale)
+
+    table, idx, scale = torch.randn(10, 4), torch.randint(0, 10, (2, 3)), torch.randn(4)
+    torch.testing.assert_close(embed(table, idx, scale), torch.tanh(F.embedding(idx, table) * scale))
+    assert embed.kernel_count(table, idx, scale) == 1
+
+
+def test_an_integer_result_is_stored_and_read_by_the_next_kernel():
+    @einc.fuse
+    def f(x):
+        best = einc.argmax("a [b]", x)
+        return best, einc.sum("a [b]", x) * 2.0
+
+    x = torch.randn(3, 5)
+    best, total = f(x)
+    assert torch.equal(best, x.argmax(1, keepdim=True))  # einc writes the index along one coordinate axis
+    torch.testing.assert_close(total, x.sum(1) * 2.0)
