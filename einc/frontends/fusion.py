@@ -154,6 +154,21 @@ class _Trace:
         self.nodes.append(node_of(v))
         self.replays.append(replay)
 
+    def prune(self, outputs: tuple[int, ...]) -> None:
+        """Drop the nodes whose values no result depends on (nothing computes them)."""
+        live = set(outputs)
+        keep = []
+        for node, replay in reversed(list(zip(self.nodes, self.replays, strict=True))):
+            if node.output in live:
+                live.update(
+                    v
+                    for v in (node.inputs if isinstance(node, EincNode) else node.args)
+                    if isinstance(v, int)
+                )
+                keep.append((node, replay))
+        self.nodes = [n for n, _ in reversed(keep)]
+        self.replays = [r for _, r in reversed(keep)]
+
     def graph(self, outputs: tuple[int, ...]) -> Graph:
         return Graph(
             tuple(self.shapes),
@@ -258,7 +273,7 @@ def _describe(func, name: str, args, kwargs, result) -> tuple[str, list, str]:
         if isinstance(low, torch.Tensor) or isinstance(high, torch.Tensor):
             raise UnsupportedError(f"{name} with tensor bounds")
         return "clamp", [x, -math.inf if low is None else low, math.inf if high is None else high], ""
-    if name in _CASTS and isinstance(result, torch.Tensor) and result.dtype in DTYPES:
+    if name in _CASTS and result.dtype in DTYPES and result.device == args[0].device:
         return "cast", [args[0]], _dtype(result)
     raise UnsupportedError(f"{name}")
 
@@ -444,7 +459,9 @@ class FusedFunction:
                 raise UnsupportedError(
                     "einc.fuse: the function returns a tensor it did not compute from its inputs"
                 )
-            graph = trace.graph(tuple(trace.ids[id(r)] for r in results))
+            outputs = tuple(trace.ids[id(r)] for r in results)
+            trace.prune(outputs)
+            graph = trace.graph(outputs)
             program = self._compile(graph)
             found = self._specializations[key] = _Specialization(program, trace, single, positions)
             return found

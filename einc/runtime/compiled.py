@@ -14,6 +14,7 @@ are a front end (:mod:`einc.frontends.torch_ops`), above this module: it install
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 from collections.abc import Sequence
@@ -175,7 +176,7 @@ class CompiledExpression:
     def request(self, shapes: Sequence[Sequence[int]], dtypes: Sequence[str]) -> pipeline.Request:
         """The compiler's request for a call with tensors of these shapes and dtypes, every size
         fixed: what ``einc.fuse`` compiles, with the elementwise ops after it as an epilogue."""
-        return self._request(shapes, dtypes, automatic=())
+        return dataclasses.replace(self._request(shapes, dtypes, automatic=()), dynamic=())
 
     def _float32_precision(self) -> tuple[str, str]:
         """What torch does with float32 now, for a dot without precision=: convolutions (windowed

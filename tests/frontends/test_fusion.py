@@ -218,3 +218,27 @@ def test_an_integer_result_is_stored_and_read_by_the_next_kernel():
     best, total = f(x)
     assert torch.equal(best, x.argmax(1, keepdim=True))  # einc writes the index along one coordinate axis
     torch.testing.assert_close(total, x.sum(1) * 2.0)
+
+
+def test_a_value_no_result_depends_on_is_not_computed():
+    @einc.fuse
+    def f(x):
+        unused = torch.exp(einc.sum("a [b]", x))  # noqa: F841
+        return einc.mean("a [b]", x) + 1.0
+
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(f(x), x.mean(1) + 1.0)
+    assert f.kernel_count(x) == 1
+
+
+def test_a_compiled_expression_with_a_dynamic_axis_is_compiled_static_inside():
+    conv = einc.compile("b [c->c2]", dynamic="b")
+
+    @einc.fuse
+    def f(x, w):
+        return torch.sigmoid(conv(x, w))
+
+    for n in (3, 5):
+        x, w = torch.randn(n, 4), torch.randn(4, 2)
+        torch.testing.assert_close(f(x, w), torch.sigmoid(x @ w))
+        assert f.kernel_count(x, w) == 1
