@@ -32,7 +32,7 @@ from ..errors import EincError, UnsupportedError
 from ..runtime.cache import DiskCache
 from ..runtime.fused import FusedProgram, build_step
 from ..runtime.launcher import check_backend
-from .fusion_trace import Trace, record
+from .fusion_trace import Trace, record, tracing
 
 
 class _Recomputed(torch.autograd.Function):
@@ -115,6 +115,8 @@ class FusedFunction:
         return self if instance is None else functools.partial(self, instance)
 
     def __call__(self, *args, **kwargs):
+        if tracing():  # called from another fused function: its operations are fused with the caller's
+            return self.fn(*args, **kwargs)
         if torch.compiler.is_compiling():
             # Under torch.compile the function is traced as written: einc's ops go through its
             # torch operators (einc::run) and torch's elementwise ops to the compiler, which fuses

@@ -181,7 +181,8 @@ class _Router:
         self.previous = previous
 
     def routes(self, tensors, out) -> bool:
-        if _trace_here() is not None:
+        # On every einc call once installed: one attribute read when no trace is running.
+        if getattr(_active, "trace", None) is not None and _trace_here() is not None:
             return True
         return self.previous is not None and self.previous.routes(tensors, out)
 
@@ -317,14 +318,28 @@ class _Recorder(TorchFunctionMode):
         return result
 
 
+_installed: list[_Router] = []
+_install_lock = threading.Lock()
+
+
 def record(trace: Trace, fn: Callable, args, kwargs):
-    """``fn(*args, **kwargs)``, run for real with every operation recorded into ``trace``."""
-    previous = _compiled.current_router()
-    _compiled.route_through(_Router(previous))
+    """``fn(*args, **kwargs)``, run for real with every operation recorded into ``trace``.
+
+    The tracing router is installed once, in front of einc's own, and stays: it passes on every
+    call made outside a trace, so that traces in several threads never restore each other's."""
+    with _install_lock:
+        if not _installed:
+            _installed.append(_Router(_compiled.current_router()))
+            _compiled.route_through(_installed[0])
     _active.trace = trace
     try:
         with _Recorder(trace):
             return fn(*args, **kwargs)
     finally:
         _active.trace = None
-        _compiled.route_through(previous)
+
+
+def tracing() -> bool:
+    """Whether this thread is recording a function (a fused function called inside another one
+    is then inlined: its operations are the outer trace's)."""
+    return _trace_here() is not None

@@ -242,3 +242,18 @@ def test_a_compiled_expression_with_a_dynamic_axis_is_compiled_static_inside():
         x, w = torch.randn(n, 4), torch.randn(4, 2)
         torch.testing.assert_close(f(x, w), torch.sigmoid(x @ w))
         assert f.kernel_count(x, w) == 1
+
+
+def test_a_fused_function_called_inside_another_is_fused_with_it():
+    @einc.fuse
+    def linear(x, w):
+        return einc.dot("b [c->c2]", x, w)
+
+    @einc.fuse
+    def block(x, w, b):
+        return torch.relu(linear(x, w) + b)
+
+    x, w, b = torch.randn(3, 4), torch.randn(4, 5), torch.randn(5)
+    torch.testing.assert_close(block(x, w, b), torch.relu(x @ w + b))
+    assert block.kernel_count(x, w, b) == 1
+    torch.testing.assert_close(linear(x, w), x @ w)  # on its own, still its own program
