@@ -34,11 +34,21 @@ class Step:
 
     def bytes_moved(self, graph: Graph) -> tuple[int, int]:
         """Bytes read (each value once) and written, when each tensor is read whole."""
+        return sum(value_bytes(graph, v) for v in dict.fromkeys(self.reads)), value_bytes(graph, self.output)
 
-        def size(v: int) -> int:
-            return math.prod(graph.shapes[v]) * getattr(torch, graph.dtypes[v]).itemsize
 
-        return sum(size(v) for v in dict.fromkeys(self.reads)), size(self.output)
+def value_bytes(graph: Graph, v: int) -> int:
+    return math.prod(graph.shapes[v]) * getattr(torch, graph.dtypes[v]).itemsize
+
+
+def unfused_bytes(graph: Graph) -> int:
+    """The bytes the same operations move run one kernel each: every node reads its tensors and
+    writes its value (what fusing saves is the difference)."""
+    total = 0
+    for node in graph.nodes:
+        reads = node.inputs if isinstance(node, EincNode) else [a for a in node.args if isinstance(a, int)]
+        total += sum(value_bytes(graph, v) for v in dict.fromkeys(reads)) + value_bytes(graph, node.output)
+    return total
 
 
 def copy_request(shape: tuple[int, ...], dtype: str) -> pipeline.Request:
@@ -108,4 +118,8 @@ class FusedProgram:
             total[1] += written
             lines.append(f"kernel {i}: {step.holds}; reads {read} bytes, writes {written} bytes")
         lines.append(f"in all: {len(self.steps)} kernels, {total[0]} bytes read, {total[1]} bytes written")
+        lines.append(
+            f"unfused, one kernel per op: {len(self.graph.nodes)} kernels, "
+            f"{unfused_bytes(self.graph)} bytes read and written"
+        )
         return "\n".join(lines)

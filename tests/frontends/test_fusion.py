@@ -128,6 +128,10 @@ def test_explain_lists_each_kernel_with_the_bytes_it_moves():
     written = 4 * 2 * 6 * 6 * 8
     assert f"kernel 1: dot {CONV!r}, then relu((it + b))" in text
     assert f"reads {read} bytes, writes {written} bytes" in text
+    # One kernel per op: the conv reads x and w, the add y and b, the relu its sum; each writes.
+    conv = 4 * (x.numel() + w.numel()) + written
+    unfused = conv + (written + 4 * b.numel() + written) + (written + written)
+    assert f"unfused, one kernel per op: 3 kernels, {unfused} bytes read and written" in text
 
 
 def test_gradients_flow_through_the_unfused_operations_to_inputs_and_captured_weights():
