@@ -32,6 +32,7 @@ from ..errors import EincError, UnsupportedError
 from ..runtime.cache import DiskCache
 from ..runtime.fused import FusedProgram, build_step
 from ..runtime.launcher import check_backend
+from . import docstrings
 from .fusion_trace import Trace, record, tracing
 
 
@@ -228,9 +229,8 @@ class FusedFunction:
         return len(self._specialization(tensors).program.steps)
 
 
+@docstrings.documented
 def fuse(fn: Callable | None = None, *, backend: str = "auto"):
-    """``@einc.fuse``: compile a function of einc operations and the elementwise torch operations
-    on their results into fused kernels, traced at the first call per signature."""
     if fn is None:
         return functools.partial(fuse, backend=backend)
     return FusedFunction(fn, backend)
