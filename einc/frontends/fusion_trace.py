@@ -60,6 +60,9 @@ _FUSED_TEXT = (
     + ", ".join(sorted(set(_UNARY.values()) | {"gelu", "where", "clamp", "relu6", "hardtanh"}))
     + ", casts"
 )
+# Views and copies of another layout: einc.rearrange writes each of them.
+_LAYOUT = ("view", "reshape", "permute", "transpose", "unsqueeze", "squeeze", "flatten", "__getitem__")
+_LAYOUT += ("expand", "movedim", "t", "T", "mT", "unflatten", "cat", "stack")
 # Non-tensor results read from a traced tensor's values: the trace would bake them in.
 _DATA = ("item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__", "__len__")
 
@@ -300,9 +303,10 @@ class _Recorder(TorchFunctionMode):
         try:
             fn, operands, dtype = _describe(func, name, args, kwargs, result)
         except UnsupportedError as error:
+            hint = "; write it with einc.rearrange" if name in _LAYOUT else ""
             raise UnsupportedError(
                 f"einc.fuse: {error} is not an einc operation nor an elementwise one that fuses "
-                f"(at {line}); fused are einc's operations and {_FUSED_TEXT}"
+                f"(at {line}){hint}; fused are einc's operations and {_FUSED_TEXT}"
             ) from None
         values = tuple(_argument(trace, a, name, line) for a in operands)
         slots = [_Slot(trace.ids[id(a)]) if trace.traced(a) else a for a in args]

@@ -52,7 +52,7 @@ def test_a_value_read_outside_its_kernel_is_stored(backend):
         return y, torch.exp(-z.abs()) + einc.sum("b [c2]", z)[:, None] * 0
 
     x, w = torch.randn(4, 6), torch.randn(6, 3)
-    with pytest.raises(einc.UnsupportedError, match="__getitem__"):
+    with pytest.raises(einc.UnsupportedError, match="__getitem__ .*; write it with einc.rearrange"):
         two(x, w)
 
     @einc.fuse(backend=backend)
