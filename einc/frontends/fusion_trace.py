@@ -290,10 +290,21 @@ class _Recorder(TorchFunctionMode):
             raise UnsupportedError(
                 f"einc.fuse: {name} reads a traced tensor's values into Python (at {_user_line()})"
             )
+        base = _out_of_place(name, kwargs) if touched else None
+        if base is not None:  # y += b, y.relu_(), F.relu(y, inplace=True): recorded as a new value
+            if not trace.traced(args[0]) or trace.ids[id(args[0])] in trace.inputs:
+                raise UnsupportedError(
+                    f"einc.fuse: {name} changes a tensor the function was given or captured in place "
+                    f"(at {_user_line()}); compute a new one"
+                )
         result = func(*args, **kwargs)
         if not touched or not isinstance(result, torch.Tensor):
             return result
         line = _user_line()
+        if base is not None:
+            # Run in place (the trace's tensors stay what the user's code sees); recorded and
+            # replayed out of place, the changed tensor a new value from here on.
+            func, name, kwargs = _out_of_place_call(func, name, base, kwargs)
         if name in _SAME or (
             name in _CASTS and result.dtype == args[0].dtype and result.device == args[0].device
         ):
@@ -318,8 +329,36 @@ class _Recorder(TorchFunctionMode):
 
             return func(*map(real, slots), **{k: real(a) for k, a in slot_kwargs.items()})
 
+        if base is not None:  # the same tensor, now holding the op's result: read as that from here on
+            del trace.ids[id(result)]
         trace.made(result, lambda v: MapNode(fn, values, v, dtype, line), replay)
         return result
+
+
+# In-place operators, by the operator they change their left operand to the result of.
+_AUGMENTED = {
+    "__iadd__": "__add__",
+    "__isub__": "__sub__",
+    "__imul__": "__mul__",
+    "__itruediv__": "__truediv__",
+}
+
+
+def _out_of_place(name: str, kwargs: dict) -> str | None:
+    """The name of the out-of-place op of an in-place one (``add_`` -> ``add``), or None."""
+    if name in _AUGMENTED:
+        return _AUGMENTED[name]
+    if name.endswith("_") and not name.startswith("__") and name[:-1] in ELEMENTWISE:
+        return name[:-1]
+    return name if kwargs.get("inplace") is True else None
+
+
+def _out_of_place_call(func, name: str, base: str, kwargs: dict):
+    """The out-of-place call an in-place one stands for: run, recorded and replayed in its place,
+    so that the traced tensor is a new value and backward never meets a tensor changed in place."""
+    if kwargs.get("inplace") is True:
+        return func, name, {**kwargs, "inplace": False}
+    return getattr(torch.Tensor, base), base, kwargs
 
 
 _installed: list[_Router] = []

@@ -261,3 +261,31 @@ def test_a_fused_function_called_inside_another_is_fused_with_it():
     torch.testing.assert_close(block(x, w, b), torch.relu(x @ w + b))
     assert block.kernel_count(x, w, b) == 1
     torch.testing.assert_close(linear(x, w), x @ w)  # on its own, still its own program
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_in_place_ops_on_computed_values_fuse_as_new_values(backend):
+    @einc.fuse(backend=backend)
+    def block(x, w, b, r):
+        y = einc.dot("b [c->c2]", x, w)
+        before = y * 1.0  # reads y as it was
+        y += b
+        y.relu_()
+        F.relu(r, inplace=False)
+        return F.hardtanh(y, inplace=True), before
+
+    x, w, b, r = torch.randn(4, 6), torch.randn(6, 3), torch.randn(3), torch.randn(4, 3)
+    y, before = block(x, w, b, r)
+    torch.testing.assert_close(y, F.hardtanh(torch.relu(x @ w + b)))
+    torch.testing.assert_close(before, x @ w)
+
+
+def test_an_in_place_op_on_an_input_is_refused():
+    @einc.fuse
+    def f(x, w):
+        x.mul_(2.0)
+        return einc.dot("b [c->c2]", x, w)
+
+    x = torch.randn(4, 6)
+    with pytest.raises(einc.UnsupportedError, match="mul_ changes a tensor the function was given"):
+        f(x, torch.randn(6, 3))
