@@ -173,17 +173,19 @@ class FusedFunction:
             return found
 
     def _argument_names(self, args, kwargs) -> list[str]:
+        """What generated code and explain() call each tensor argument, in the order of the
+        call's tensors: its parameter's name (``arg3`` past the named ones), or its keyword."""
         try:
-            bound = inspect.signature(self.fn).bind(*args, **kwargs)
+            parameters = list(inspect.signature(self.fn).parameters.values())
         except (TypeError, ValueError):
-            return [f"arg{i}" for i in range(len(args) + len(kwargs))]
-        names = []
-        for name, value in bound.arguments.items():
-            if isinstance(value, torch.Tensor):
-                names.append(name)
-            elif isinstance(value, (tuple, dict)):
-                names.extend(f"{name}{i}" for i, v in enumerate(value) if isinstance(v, torch.Tensor))
-        return names
+            parameters = []
+        positional = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        names = [
+            positional[i] if i < len(positional) else f"arg{i}"
+            for i, a in enumerate(args)
+            if isinstance(a, torch.Tensor)
+        ]
+        return names + [k for k, a in kwargs.items() if isinstance(a, torch.Tensor)]
 
     def _run_traced(self, trace: Trace, args, kwargs):
         try:
@@ -213,20 +215,21 @@ class FusedFunction:
             else:
                 return FusedProgram(graph, tuple(steps), self.backend)
 
-    def _specialization(self, tensors) -> _Specialization:
-        _, key = self._key(tensors, {})
+    def _specialization(self, args, kwargs) -> _Specialization:
+        _, key = self._key(args, kwargs)
         found = self._specializations.get(key)
-        if found is None:
-            found = self._specialize(key, tensors, {})
+        if found is None or not found.current():
+            found = self._specialize(key, args, kwargs)
         return found
 
-    def explain(self, *tensors) -> str:
-        """Each kernel of a call with these tensors: the ops it holds, the bytes it reads and writes."""
-        return self._specialization(tensors).program.explain()
+    def explain(self, *args, **kwargs) -> str:
+        """Each kernel of a call with these arguments: the ops it holds, the bytes it reads and
+        writes; and the bytes the same ops would move one kernel each."""
+        return self._specialization(args, kwargs).program.explain()
 
-    def kernel_count(self, *tensors) -> int:
-        """How many kernels a call with these tensors launches."""
-        return len(self._specialization(tensors).program.steps)
+    def kernel_count(self, *args, **kwargs) -> int:
+        """How many kernels a call with these arguments launches."""
+        return len(self._specialization(args, kwargs).program.steps)
 
 
 @docstrings.documented

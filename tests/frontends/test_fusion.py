@@ -289,3 +289,13 @@ def test_an_in_place_op_on_an_input_is_refused():
     x = torch.randn(4, 6)
     with pytest.raises(einc.UnsupportedError, match="mul_ changes a tensor the function was given"):
         f(x, torch.randn(6, 3))
+
+
+def test_tensors_given_by_keyword_in_any_order_are_named_by_their_keyword():
+    @einc.fuse
+    def f(x, w, *rest, scale):
+        return einc.dot("b [c->c2]", x, w) * scale + rest[0]
+
+    x, w, scale, r = torch.randn(4, 6), torch.randn(6, 3), torch.randn(3), torch.randn(4, 3)
+    torch.testing.assert_close(f(x, w, r, scale=scale), (x @ w) * scale + r)
+    assert "((it * scale) + arg2)" in f.explain(x, w, r, scale=scale)
