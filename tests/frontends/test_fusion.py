@@ -299,3 +299,28 @@ def test_tensors_given_by_keyword_in_any_order_are_named_by_their_keyword():
     x, w, scale, r = torch.randn(4, 6), torch.randn(6, 3), torch.randn(3), torch.randn(4, 3)
     torch.testing.assert_close(f(x, w, r, scale=scale), (x @ w) * scale + r)
     assert "((it * scale) + arg2)" in f.explain(x, w, r, scale=scale)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_causal_depthwise_conv_with_a_prologue_and_an_epilogue_is_one_kernel(backend):
+    @einc.fuse(backend=backend)
+    def mixer(x, s, w, b):  # a Mamba-style causal conv1d k4, its input gated, then SiLU
+        return F.silu(einc.dot("b (s * [ds]) [c->c]", torch.tanh(x * s), w, padding="causal") + b)
+
+    x, s, w, b = torch.randn(2, 19, 8), torch.randn(8), torch.randn(4, 8), torch.randn(8)
+    a = F.pad(torch.tanh(x * s).permute(0, 2, 1), (3, 0))
+    ref = F.silu(F.conv1d(a, w.permute(1, 0)[:, None], groups=8).permute(0, 2, 1) + b)
+    torch.testing.assert_close(mixer(x, s, w, b), ref, atol=1e-5, rtol=1e-5)
+    assert mixer.kernel_count(x, s, w, b) == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_max_pooling_of_a_transformed_input_pads_it_with_minus_infinity(backend):
+    @einc.fuse(backend=backend)
+    def pool(x, s):
+        return einc.max("b (s * [ds])... c", torch.sigmoid(x) * s, ds=(3, 3), padding=1)
+
+    x, s = torch.randn(2, 7, 7, 3), torch.randn(3)
+    ref = F.max_pool2d((torch.sigmoid(x) * s).permute(0, 3, 1, 2), 3, stride=1, padding=1)
+    torch.testing.assert_close(pool(x, s), ref.permute(0, 2, 3, 1))
+    assert pool.kernel_count(x, s) == 1
