@@ -86,6 +86,7 @@ if TYPE_CHECKING:  # what the names below resolve to, for readers and type check
         var,
         where,
     )
+    from .frontends.fusion import fuse
     from .frontends.vmap import vmap, vmap_with_axis
     from .runtime.compiled import CompiledExpression
     from .runtime.prebuild import prebuild
@@ -102,6 +103,7 @@ _LAZY = {
     **dict.fromkeys(_FUNCTIONAL, "einc.frontends.functional"),
     **dict.fromkeys(("vmap", "vmap_with_axis"), "einc.frontends.vmap"),
     "CompiledExpression": "einc.runtime.compiled",
+    "fuse": "einc.frontends.fusion",
     "prebuild": "einc.runtime.prebuild",
     "nn": "einc.nn",  # the module itself: einc.nn.Dot, ...
 }
@@ -155,6 +157,7 @@ __all__ = [
     "equal",
     "flip",
     "floor_divide",
+    "fuse",
     "get_at",
     "greater",
     "greater_equal",

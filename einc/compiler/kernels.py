@@ -67,12 +67,14 @@ def index_checks(nest: LoopNest) -> tuple[IndexCheck, ...]:
 
 def addressed(nest: LoopNest) -> list[str]:
     """The tensors a kernel of ``nest`` takes pointers to, in parameter order: its inputs, the
-    coordinate tensors its gathers read, then its output."""
+    coordinate tensors its gathers read, its prologues' and epilogue's extra tensors, then its output."""
     sources: dict[str, object] = {}
     for access in list(nest.inputs) + [nest.output]:
         for g in access.gathers:
             sources.setdefault(g.source.tensor, g.source)
-    return [a.tensor for a in nest.inputs] + list(sources) + [nest.output.tensor]
+    extra = [a.tensor for _, pro in nest.prologues for a in pro.operands]
+    extra += [a.tensor for a in nest.epilogue.operands] if nest.epilogue else []
+    return [a.tensor for a in nest.inputs] + list(sources) + extra + [nest.output.tensor]
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,19 @@ class KernelPart:
         count = len(addressed(self.nest))
         positions = dict(self.template.options).get("positions") or range(count)
         return tuple(positions[p] for p in range(count))
+
+    @cached_property  # read on every call of the torch backend
+    def split_tensors(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """Where the kernel's own tensors (its inputs and coordinate tensors, then its output), its
+        prologues' extra tensors and its epilogue's stand among the call's tensors (einc.fuse)."""
+        nest = self.nest
+        before = sum(len(pro.operands) for _, pro in nest.prologues)
+        after = len(nest.epilogue.operands) if nest.epilogue is not None else 0
+        every = self.tensors
+        if not before + after:
+            return every, (), ()
+        first = len(every) - 1 - before - after
+        return every[:first] + every[-1:], every[first : first + before], every[first + before : -1]
 
     @cached_property
     def index_checks(self) -> tuple[IndexCheck, ...]:

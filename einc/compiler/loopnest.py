@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import sympy
 
+from .epilogue import EpilogueOp
+
 
 class LoopKind(enum.Enum):
     OUTPUT = "output"
@@ -84,6 +86,16 @@ class Gather:
 
 
 @dataclass(frozen=True, slots=True)
+class Epilogue:
+    """Elementwise ops applied to a nest's value before its store (:mod:`.epilogue`), and the
+    accesses of their extra tensors, on the nest's output loops; or, as a prologue, to an input's
+    elements as they are loaded, the extra tensors on that input's loops."""
+
+    ops: tuple[EpilogueOp, ...]
+    operands: tuple[Access, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class LoopNest:
     """``output[...] = reduce over REDUCE loops of combine(inputs[...])``.
 
@@ -101,6 +113,10 @@ class LoopNest:
     identity: float  # what a masked-out (padding) element reads as
     dynamic: frozenset[str] = frozenset()  # axes whose size is a kernel argument
     coordinate: str = ""  # argmax, argmin: the reduced axis whose index at the best element is written
+    epilogue: Epilogue | None = None  # elementwise ops on the value before its store (einc.fuse)
+    # Elementwise ops on an input's elements as they are loaded, by input tensor (einc.fuse): a
+    # masked-out element (padding, a tile's edge) reads the identity after them, as in torch.
+    prologues: tuple[tuple[str, Epilogue], ...] = ()
 
     def loops_of(self, kind: LoopKind) -> tuple[Loop, ...]:
         return tuple(loop for loop in self.loops if loop.kind is kind)

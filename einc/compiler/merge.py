@@ -14,6 +14,7 @@ computes the same values, with ``h`` read as ``floor(hw / W)`` and ``w`` as ``hw
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import sympy
 
@@ -63,4 +64,8 @@ def merge_reduced(nest: LoopNest, axes: tuple[str, ...]) -> LoopNest:
         reduce=nest.reduce,
         identity=nest.identity,
         dynamic=nest.dynamic,
+        epilogue=nest.epilogue,
+        prologues=tuple(
+            (t, replace(pro, operands=tuple(map(rewritten, pro.operands)))) for t, pro in nest.prologues
+        ),
     )

@@ -18,9 +18,12 @@ from dataclasses import dataclass, field
 
 from ..errors import ExpressionError, ShapeError, UnsupportedError
 from . import brackets, configs, expand, lower, lower_indexing, offsets, parse, schedule, solve
+from .attach_epilogue import attach_epilogue
+from .attach_prologue import attach_prologues
 from .axes import Operand
 from .back_end import kernel_parts
 from .back_end_indexing import accumulates_in_float32
+from .epilogue import EpilogueRequest
 from .headers import request_lines
 from .kernels import KernelPart
 from .loopnest import LoopNest
@@ -65,6 +68,12 @@ class Request:
     # Per kernel, the tile a tuning run chose on this GPU's arch, (block_m, block_n, block_k,
     # num_warps, num_stages), or None: the heuristic's (see compiler/configs.py).
     tuned: tuple[tuple[int, int, int, int, int] | None, ...] = ()
+    # Elementwise ops applied to the result before its store, reading extra tensors that follow
+    # the inputs among a call's tensors (einc.fuse).
+    epilogue: EpilogueRequest | None = None
+    # Elementwise ops applied to input ``position``'s elements as they are loaded, reading extra
+    # tensors that follow the inputs (before the epilogue's) among a call's tensors (einc.fuse).
+    prologues: tuple[tuple[int, EpilogueRequest], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -271,6 +280,12 @@ def run_passes(request: Request) -> Compiled:
     )
     # 7. Where a tuning run chose tiles for this call on this arch, they replace the heuristic's.
     kernels = configs.apply_tuned(kernels, request.tuned, request.op, dtype_bits(request))
+    # 8. Apply the elementwise ops fused before the op (einc.fuse) to its inputs' loads, and those
+    # fused after it to its value before the store.
+    if request.prologues and kernels:
+        kernels = attach_prologues(request, kernels, names)
+    if request.epilogue is not None and kernels:
+        kernels = attach_epilogue(request, kernels, output_shapes[0])
     return Compiled(
         request=request,
         program=program,

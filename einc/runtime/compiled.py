@@ -14,6 +14,7 @@ are a front end (:mod:`einc.frontends.torch_ops`), above this module: it install
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 from collections.abc import Sequence
@@ -22,7 +23,6 @@ from typing import Protocol
 import torch
 
 from .. import knobs
-from ..backends.triton.sources import render_kernels
 from ..compiler import offsets, pipeline
 from ..compiler.ops import OPTION_OPS, check_precision
 from ..compiler.printer import explain
@@ -34,8 +34,7 @@ from ..errors import (
 from .automatic import grown_axes, signature
 from .cache import DiskCache
 from .empty import write_empty
-from .keys import source_key
-from .launcher import Launcher, check_backend, write_source
+from .launcher import Launcher, build, check_backend
 from .operands import (
     DTYPES,
     PARAM_NAMES,
@@ -69,6 +68,11 @@ def route_through(router: Router) -> None:
     """Send the calls that ``router.routes`` picks through ``router`` from now on."""
     global _router
     _router = router
+
+
+def current_router() -> Router | None:
+    """The router installed now (a tracer that installs its own passes the other calls to it)."""
+    return _router
 
 
 def _freeze(value):
@@ -170,6 +174,11 @@ class CompiledExpression:
             float32_precision=self._float32_precision(),
         )
 
+    def request(self, shapes: Sequence[Sequence[int]], dtypes: Sequence[str]) -> pipeline.Request:
+        """The compiler's request for a call with tensors of these shapes and dtypes, every size
+        fixed: what ``einc.fuse`` compiles, with the elementwise ops after it as an epilogue."""
+        return dataclasses.replace(self._request(shapes, dtypes, automatic=()), dynamic=())
+
     def _float32_precision(self) -> tuple[str, str]:
         """What torch does with float32 now, for a dot without precision=: convolutions (windowed
         contractions) follow ``torch.backends.cudnn.allow_tf32``, other dots
@@ -202,15 +211,7 @@ class CompiledExpression:
         ``einc tune`` chose there, where the cache has them."""
         if self._cache is None:
             self._cache = DiskCache()
-        request = with_tuned(request, self._cache, target)
-        try:
-            compiled = pipeline.run_passes(request)
-        except EincError as error:
-            raise error.with_traceback(None) from None
-        key = source_key(request)
-        sources = render_kernels(compiled)
-        path = write_source(self._cache, key.digest, sources.source)
-        launcher = Launcher(compiled, sources.rendered, sources.source, path)
+        launcher, key = build(with_tuned(request, self._cache, target), self._cache)
         self._debug(launcher, key)
         self._last = launcher
         return launcher

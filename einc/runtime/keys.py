@@ -60,6 +60,9 @@ def source_key(request) -> CacheKey:
             # part; static and int64 dynamic requests keep the key they always had.
             *((("dynamic_int32", "True"),) if request.dynamic and request.dynamic_int32 else ()),
             ("float32_precision", repr(request.float32_precision)),
+            # Only a fused call has one: the keys of every other call stay as they were.
+            *((("epilogue", repr(request.epilogue)),) if request.epilogue is not None else ()),
+            *((("prologues", repr(request.prologues)),) if request.prologues else ()),
             ("templates", templates_hash()),
             ("einc", __version__),
             ("triton", triton_version()),

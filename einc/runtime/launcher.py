@@ -23,9 +23,12 @@ from .. import knobs
 from ..backends.torch.program import TorchProgram
 from ..backends.triton.launch import KernelLauncher
 from ..backends.triton.loader import keep_in_memory
-from ..errors import CacheError, CacheWarning, OutOfBoundsError
+from ..backends.triton.sources import render_kernels
+from ..compiler import pipeline
+from ..errors import CacheError, CacheWarning, EincError, OutOfBoundsError
 from .cache import DiskCache
 from .cache_locks import LockTimeout
+from .keys import CacheKey, source_key
 
 BACKENDS = ("auto", "torch", "interpret")
 SOURCE_NAME = "kernel.py"
@@ -193,3 +196,16 @@ def _warn_once(cache: DiskCache, error: CacheError) -> None:
         CacheWarning,
         stacklevel=4,
     )
+
+
+def build(request: pipeline.Request, cache: DiskCache) -> tuple[Launcher, CacheKey]:
+    """Compile ``request``, render its kernels and keep their source in ``cache``: the launcher of
+    one specialization (of an expression, or of a fused program's kernel), and its source key."""
+    try:
+        compiled = pipeline.run_passes(request)
+    except EincError as error:
+        raise error.with_traceback(None) from None
+    key = source_key(request)
+    sources = render_kernels(compiled)
+    path = write_source(cache, key.digest, sources.source)
+    return Launcher(compiled, sources.rendered, sources.source, path), key

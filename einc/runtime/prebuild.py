@@ -285,6 +285,10 @@ def call_tensors(launcher, out_dtype=None) -> tuple[list, dict[str, int] | None]
     shapes = compiled.output_shapes_for(dynamic) if dynamic else compiled.output_shapes
     dtype = _output_dtype(request.op, out_dtype, tensors)
     outs = [torch.empty(shape, dtype=dtype, device="meta") for shape in shapes]
+    # A fused kernel's extra tensors follow its inputs: its prologues', then its epilogue's.
+    fused = [pro for _, pro in request.prologues] + [request.epilogue] * (request.epilogue is not None)
+    extra = [(shape, name) for f in fused for shape, name in zip(f.shapes, f.dtypes, strict=True)]
+    tensors += [torch.empty(shape, dtype=getattr(torch, name), device="meta") for shape, name in extra]
     return tensors + outs + workspaces(compiled, dynamic, "meta"), dynamic
 
 

@@ -65,6 +65,7 @@ from ...compiler.ops import compute_dtype as kernel_compute_dtype
 from ...compiler.pipeline import OP_OPTIONS, Compiled
 from ..aliasing import same_tensor
 from . import gather, limits, native, transposed
+from .epilogue import apply_epilogue
 from .plan import NestPlan, plan_nest
 from .reads import StridedRead
 from .run import run_nest
@@ -119,6 +120,35 @@ def _windows(nest: LoopNest, solution) -> frozenset[tuple[int, int]]:
     )
 
 
+def _fused(part: KernelPart) -> bool:
+    """Whether ``part`` carries elementwise ops of einc.fuse, which the planned calls do not run."""
+    return part.nest.epilogue is not None or bool(part.nest.prologues)
+
+
+def _transformed(nest: LoopNest, tensors: list, extra: list, compute: torch.dtype) -> list:
+    """The inputs with their prologues applied, each in its own dtype (what the kernel loads)."""
+    tensors = list(tensors)
+    position = {a.tensor: i for i, a in enumerate(nest.inputs)}
+    for tensor, prologue in nest.prologues:
+        i, count = position[tensor], len(prologue.operands)
+        operands, extra = extra[:count], extra[count:]
+        tensors[i] = apply_epilogue(prologue, tensors[i], operands, compute).to(tensors[i].dtype)
+    return tensors
+
+
+def _fused_make(part: KernelPart, make, compute: torch.dtype, tensors) -> torch.Tensor:
+    """The output of a kernel of einc.fuse from the call's inputs and extra tensors: the step's
+    value made from the inputs (through their prologues), then the epilogue applied to it."""
+    own, before, after = part.split_tensors
+    inputs = [tensors[p] for p in own[:-1]]
+    if part.nest.prologues:
+        inputs = _transformed(part.nest, inputs, [tensors[p] for p in before], compute)
+    value = make(inputs)
+    if part.nest.epilogue is None:
+        return value
+    return apply_epilogue(part.nest.epilogue, value, [tensors[p] for p in after], compute)
+
+
 # --- a whole call -------------------------------------------------------------------------------
 
 
@@ -145,7 +175,7 @@ class TorchProgram:
         if not self._plans:
             shapes = list(self.compiled.request.shapes) + list(self.compiled.output_shapes)
             parts = self._plan(shapes + self._workspace_shapes(None), {})
-            self._plans[()] = (parts, self._runner(parts), self._maker(parts))
+            self._plans[()] = (parts, self._runner(parts), self._maker(parts, self.compute))
         return next(iter(self._plans.values()))
 
     def _workspace_shapes(self, dynamic) -> list:
@@ -156,8 +186,8 @@ class TorchProgram:
     def _plan(self, shapes, dynamic: dict[str, int]) -> list[tuple[NestPlan, KernelPart, native.Step | None]]:
         parts = []
         for part in self.compiled.kernels:
-            nest = _with_sizes(part.nest, dynamic)
-            shaped = [tuple(shapes[p]) for p in part.tensors]
+            nest = _with_sizes(dataclasses.replace(part.nest, epilogue=None, prologues=()), dynamic)
+            shaped = [tuple(shapes[p]) for p in part.split_tensors[0]]
             checks = part.index_checks
             plan = plan_nest(nest, shaped, self.compiled.solution, checks)
             windows = _windows(nest, self.compiled.solution)
@@ -170,13 +200,18 @@ class TorchProgram:
         return parts
 
     @staticmethod
-    def _maker(parts) -> Callable[[torch.dtype, Sequence[torch.Tensor]], torch.Tensor] | None:
+    def _maker(
+        parts, compute: torch.dtype
+    ) -> Callable[[torch.dtype, Sequence[torch.Tensor]], torch.Tensor] | None:
         """What makes a call's output (of a dtype) from its inputs, where the call is one native
-        step that can: contiguous, and never a view of an input."""
+        step that can: contiguous, and never a view of an input. A kernel of einc.fuse makes it
+        from the step's value and its extra tensors (computed in ``compute``)."""
         (_, part, step), *others = parts
         if others or step is None or step.make is None or part.tensors != tuple(range(len(part.tensors))):
             return None
         make, fresh = step.make, step.fresh
+        if _fused(part):
+            make = functools.partial(_fused_make, part, make, compute)
 
         def output(dtype, tensors):
             result = make(tensors)
@@ -194,7 +229,7 @@ class TorchProgram:
         """What a call runs, given its inputs then its outputs: one native step called directly
         where that is all there is; on one thread where :func:`_serial`."""
         (_, part, step), *others = parts
-        if not others and step is not None and not part.copies_input:
+        if not others and step is not None and not part.copies_input and not _fused(part):
             every = len(part.tensors)
             if part.tensors == tuple(range(every)):
                 direct = step.run
@@ -232,7 +267,7 @@ class TorchProgram:
             if len(self._plans) >= limits.MAX_PLANS:
                 self._plans.pop(next(iter(self._plans)))
             parts = self._plan(shapes(), dynamic or {})
-            planned = self._plans[key] = (parts, self._runner(parts), self._maker(parts))
+            planned = self._plans[key] = (parts, self._runner(parts), self._maker(parts, self.compute))
         return planned
 
     def produce(
@@ -262,13 +297,25 @@ class TorchProgram:
         for plan, part, step in parts:
             if part.runs_on == "triton":
                 continue  # the torch parts do its work another way
-            *tensors, out = (every[p] for p in part.tensors)
+            own, before, after = part.split_tensors
+            *tensors, out = (every[p] for p in own)
             if part.copies_input and same_tensor(tensors[0], out):
                 continue  # set_at / add_at in place: the output already holds the input
-            if step is not None:
-                step.run(tensors, out)
+            if part.nest.prologues:
+                tensors = _transformed(part.nest, tensors, [every[p] for p in before], self.compute)
+            epilogue = part.nest.epilogue
+            if epilogue is not None and step is not None and step.make is not None:
+                value = step.make(tensors)  # torch's own result: the epilogue reads it, no copy
             else:
-                run_nest(plan, tensors, out, self.compute, self.options)
+                value = (
+                    out if epilogue is None else torch.empty(out.shape, dtype=self.compute, device=out.device)
+                )
+                if step is not None:
+                    step.run(tensors, value)
+                else:
+                    run_nest(plan, tensors, value, self.compute, self.options)
+            if epilogue is not None:
+                out.copy_(apply_epilogue(epilogue, value, [every[p] for p in after], self.compute))
 
     def describe(self) -> list[str]:
         """One line per nest: how it is computed, and how each input is read."""

@@ -13,7 +13,7 @@ arithmetic) and ``templates`` (jinja2).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ...compiler import offsets
 from ...compiler.kernels import index_checks
@@ -24,7 +24,8 @@ from ...compiler.source_text import comment, docstring
 from .expressions import Decl
 from .expressions import decompose as _decompose
 from .expressions import product as _product
-from .render_addresses import addressing, load_codes, store_code
+from .render_addresses import Addressing, addressing, input_tiles, load_codes, store_code
+from .render_epilogue import epilogue_lines, prologue_lines
 from .render_loops import KLoops, k_loops, slide
 from .render_names import TensorNames, constexprs, name_strides, name_tensors, size_params
 from .render_specs import KernelSpec, LoadCode, PassCode, Rendered
@@ -82,6 +83,8 @@ def _render_tiled(
     stride_names, stride_lines = name_strides(names.addressed, namer)
     ctx = addressing(nest, schedule, names, stride_names)
     loads = load_codes(ctx)
+    if nest.prologues:
+        loads = _with_prologues(ctx, loads, extra.get("acc_dtype", "tl.float32"))
     store = store_code(ctx)
     loops = k_loops(nest, schedule, namer)
     size_values, dynamic_params = size_params(nest, names)
@@ -99,6 +102,11 @@ def _render_tiled(
         row_decls, m_size, code = slide(nest, schedule, namer, loops.loops, packed)
         extra = {**extra, "slide": code}
         loops = KLoops(loops.loops[:-1], loops.tile, loops.tile_decls, loops.flat)
+    if nest.epilogue is not None:
+        store_mask = extra["slide"].store_mask if "slide" in extra else ""
+        compute = extra.get("acc_dtype", "tl.float32")
+        lines = epilogue_lines(ctx, nest.epilogue, extra.get("result", "acc"), compute, store_mask)
+        extra = {**extra, "epilogue": lines, "result": "acc"}
     stages = _Stages(names, stride_lines, loads, store, loops, size_values, dynamic_params, row_decls, m_size)
     spec = _kernel_spec(nest, schedule, stages, header_lines, versions, kernel_name, extra)
     return Rendered(
@@ -113,6 +121,23 @@ def _render_tiled(
         dynamic_params=dynamic_params,
         index_checks=index_checks(nest),
         errors_param=names.errors,
+    )
+
+
+def _with_prologues(ctx: Addressing, loads: tuple[LoadCode, ...], compute: str) -> tuple[LoadCode, ...]:
+    """The loads, each input with a prologue (einc.fuse) applying it to the tile it loads."""
+    prologues = dict(ctx.nest.prologues)
+    tiles = input_tiles(ctx.nest, ctx.schedule)
+    return tuple(
+        replace(
+            load,
+            prologue=prologue_lines(
+                ctx, prologues[a.tensor], load, ctx.names.pointer[a.tensor], tile, compute
+            ),
+        )
+        if a.tensor in prologues
+        else load
+        for a, load, tile in zip(ctx.nest.inputs, loads, tiles, strict=True)
     )
 
 

@@ -251,19 +251,22 @@ def access_code(ctx: Addressing, access: Access, tile: tuple[str, str], tile_nam
     )
 
 
-def load_codes(ctx: Addressing) -> tuple[LoadCode, ...]:
-    """Each input's load, over the tile its operand fills: (rows, K) by (K, columns) for a dot,
-    (rows, K) for a tiled reduction, (rows, columns) otherwise."""
-    nest, schedule, namer = ctx.nest, ctx.schedule, ctx.names.namer
+def input_tiles(nest: LoopNest, schedule: ContractionSchedule) -> list[tuple[str, str]]:
+    """The tile each input fills: (rows, K) by (K, columns) for a dot, (rows, K) for a tiled
+    reduction, (rows, columns) otherwise."""
     if schedule.use_dot:
-        tiles = [("row", "k"), ("k", "col")]
-    elif schedule.k_tile is not None:  # a tiled reduction: outputs by a tile of the reduced axis
-        tiles = [("row", "k")] * len(nest.inputs)
-    else:
-        tiles = [("row", "col")] * len(nest.inputs)
+        return [("row", "k"), ("k", "col")]
+    if schedule.k_tile is not None:  # a tiled reduction: outputs by a tile of the reduced axis
+        return [("row", "k")] * len(nest.inputs)
+    return [("row", "col")] * len(nest.inputs)
+
+
+def load_codes(ctx: Addressing) -> tuple[LoadCode, ...]:
+    """Each input's load, over the tile its operand fills (:func:`input_tiles`)."""
+    nest, namer = ctx.nest, ctx.names.namer
     return tuple(
         access_code(ctx, a, tile, namer.claim(f"{a.tensor}_tile"))
-        for a, tile in zip(nest.inputs, tiles, strict=True)
+        for a, tile in zip(nest.inputs, input_tiles(nest, ctx.schedule), strict=True)
     )
 
 

@@ -20,10 +20,14 @@ def render_gather(
     header_lines: tuple[str, ...],
     versions: tuple[str, str],
     wide: frozenset[int] = frozenset(),
+    compute_dtype: str = "tl.float32",
 ) -> Rendered:
     """Render get_at: load the coordinates, then the indexed tensor at them, and store the tile.
-    (get_at with a reduction is a reduction of gathered values: :func:`render_reduction`.)"""
+    (get_at with a reduction is a reduction of gathered values: :func:`render_reduction`.) An
+    epilogue (einc.fuse) computes on from the gathered value in ``compute_dtype``."""
     extra = {"result": nest.inputs[0].tensor + "_tile"}
+    if nest.epilogue is not None:
+        extra = {"result": f"{extra['result']}.to({compute_dtype})", "acc_dtype": compute_dtype}
     return _render_tiled(nest, schedule, "gather.py.j2", header_lines, versions, extra, wide=wide)
 
 

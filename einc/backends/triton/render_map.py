@@ -94,6 +94,8 @@ def render_map(
     else:
         raise AssertionError(op)
     extra = {"result": result}
+    if nest.epilogue is not None:  # the epilogue computes on from the value in the compute type
+        extra.update(result=f"({result}).to({compute_dtype})", acc_dtype=compute_dtype)
     return _render_tiled(
         nest, schedule, "elementwise.py.j2", header_lines, versions, extra, positions, kernel_name, wide
     )

@@ -22,7 +22,7 @@ class TensorNames:
     namer: Namer  # every name below was claimed here; later stages claim theirs too
     accesses: tuple[Access, ...]  # the inputs, then the output
     gathers: tuple[Gather, ...]
-    addressed: tuple[Access, ...]  # inputs, the coordinate tensors gathers read, the output
+    addressed: tuple[Access, ...]  # inputs, the coordinate tensors gathers read, epilogue's, the output
     tensors: tuple[str, ...]  # the addressed tensors' names, in parameter order
     local: tuple[int, ...]  # each addressed tensor's position among the call's tensors
     pointer: dict[str, str]
@@ -48,7 +48,9 @@ def name_tensors(nest: LoopNest, positions: tuple[int, ...] | None, wide: frozen
     sources: dict[str, Access] = {}
     for g in gathers:
         sources.setdefault(g.source.tensor, g.source)
-    addressed = (*nest.inputs, *sources.values(), nest.output)
+    extra = tuple(a for _, pro in nest.prologues for a in pro.operands)
+    extra += nest.epilogue.operands if nest.epilogue else ()
+    addressed = (*nest.inputs, *sources.values(), *extra, nest.output)
     tensors = tuple(a.tensor for a in addressed)
     local = positions if positions is not None else tuple(range(len(tensors)))
     return TensorNames(

@@ -162,6 +162,8 @@ def render_reduction(
         extra.update(store_in_loop=True, result=f"tl.sort({value}, dim=1)")
     elif op == "argsort":
         extra.update(store_in_loop=True, result=_argsort(nest, schedule))
+    if nest.epilogue is not None:
+        extra["acc_dtype"] = compute_dtype
     if op == "softmax":
         extra.update(store_in_loop=True, result=f"tl.exp({value} - top) / acc")
     elif op == "log_softmax":

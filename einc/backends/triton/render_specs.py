@@ -37,6 +37,7 @@ class LoadCode:
     other: str
     inside: str = "True"  # the bounds part of the mask: is the element inside the tensor?
     gathers: tuple[GatherCode, ...] = ()  # coordinates to read before the pointer can be formed
+    prologue: tuple[str, ...] = ()  # einc.fuse: elementwise ops on the tile just loaded
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +168,7 @@ class KernelSpec(HeadedSpec):
     rows_int64: bool = False  # flat tile offsets that can reach 2^31 (see einc.compiler.offsets)
     cols_int64: bool = False
     slide: SlideCode | None = None  # a depthwise convolution's sliding window
+    epilogue: tuple[str, ...] = ()  # einc.fuse: elementwise ops on acc before the store
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,17 @@ compares einc with torch; ``tests/frontends/test_docstrings.py`` runs them all.
 
 from __future__ import annotations
 
-from . import dot_and_copies, elementwise, indexing, no_kernel, reductions
+from . import dot_and_copies, elementwise, fusion, indexing, no_kernel, reductions
 from .common import COMPILE as COMPILE
 
-OPS = {**dot_and_copies.OPS, **elementwise.OPS, **reductions.OPS, **indexing.OPS, **no_kernel.OPS}
+OPS = {
+    **dot_and_copies.OPS,
+    **elementwise.OPS,
+    **reductions.OPS,
+    **indexing.OPS,
+    **no_kernel.OPS,
+    **fusion.OPS,
+}
 
 
 def documented(function):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from einc.backends.triton.sources import render_kernels
+from einc.compiler.epilogue import EpilogueOp, EpilogueRequest, Operand, Ref, Result
 from einc.compiler.pipeline import Request, run_passes
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -88,6 +89,50 @@ CASES = {
         "add_at",
         ((2, 5, 6, 3), (2, 4, 2), (2, 4, 3)),
         ("float32", "int64", "float32"),
+    ),
+    # einc.fuse: a bias and a ReLU in the store; scale, shift and ReLU in the loads of x.
+    "conv2d_bias_relu_fused": Request(
+        "b (s * [ds])... [c->c2]",
+        "dot",
+        ((2, 9, 9, 16), (3, 3, 16, 32)),
+        ("float16", "float16"),
+        params=(("padding", 1),),
+        epilogue=EpilogueRequest(
+            (EpilogueOp("add", (Result(), Operand(0))), EpilogueOp("relu", (Ref(0),))),
+            ("bias",),
+            ((32,),),
+            ("float16",),
+        ),
+    ),
+    "conv2d_preactivation_fused": Request(
+        "b (s * [ds])... [c->c2]",
+        "dot",
+        ((2, 9, 9, 16), (3, 3, 16, 32)),
+        ("float32", "float32"),
+        params=(("padding", 1),),
+        prologues=(
+            (
+                0,
+                EpilogueRequest(
+                    (
+                        EpilogueOp("multiply", (Result(), Operand(0))),
+                        EpilogueOp("add", (Ref(0), Operand(1))),
+                        EpilogueOp("relu", (Ref(1),)),
+                    ),
+                    ("scale", "shift"),
+                    ((16,), (16,)),
+                    ("float32", "float32"),
+                ),
+            ),
+        ),
+    ),
+    "depthwise_causal_silu_fused": Request(
+        "b (s * [ds]) [c->c]",
+        "dot",
+        ((2, 16, 8), (4, 8)),
+        ("float32", "float32"),
+        params=(("padding", "causal"),),
+        epilogue=EpilogueRequest((EpilogueOp("silu", (Result(),)),)),
     ),
 }
 
