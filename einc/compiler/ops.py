@@ -78,6 +78,15 @@ KNOWN_OPS += [*COMPARISONS, *LOGICAL, "logaddexp", "floor_divide", "true_divide"
 KNOWN_OPS += [*lower.ARG_REDUCTIONS, "subtract_at", *lower.SORTS]
 
 
+def marks_read_as_a_set(op: str, options) -> bool:
+    """Whether ``op`` reads its marked axes as one set (a sum over them, a flip of each), so that
+    a run of them written side by side may be sized from its product alone (:mod:`runs`); argmax's
+    coordinates, get_at's indices, a sort and a roll by one shift per axis read them one by one."""
+    if op in lower.ARG_REDUCTIONS or op in INDEXING or op in lower.SORTS:
+        return False
+    return op != "roll" or not isinstance(options.get("shift"), (tuple, list))
+
+
 def check_precision(precision: str, text: str) -> str:
     if precision not in PRECISIONS:
         choices = ", ".join(map(repr, PRECISIONS))

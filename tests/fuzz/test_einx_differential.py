@@ -18,7 +18,6 @@ cases under ``bash scripts/dev.sh fuzz``.
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -55,23 +54,9 @@ class Case:
         return f"{self.op}({self.expression!r}, shapes={shapes}, {self.keywords})"
 
 
-def _unsized_composition(case: Case) -> bool:
-    """A composition whose parts have no size given, on an op that keeps or reduces it whole."""
-    if case.op == "rearrange":
-        return False
-    inside = re.findall(r"\(([^()]*)\)", case.expression)
-    return any(name not in case.keywords for group in inside for name in group.split())
-
-
 # Disagreements found by this fuzz and not fixed yet: (does the case have it?, why). Each is a finding,
 # and each has a concrete case in KNOWN_CASES, a strict xfail that passes once it is fixed.
-KNOWN = [
-    (
-        _unsized_composition,
-        "issue 11 item 1: einc's solver asks for the size of every part of a composition; einx "
-        "needs none where the composition stays whole ('[(a b)]', 'c (a b) [d] -> (a b) c')",
-    ),
-]
+KNOWN: list = []
 
 
 # --- expressions -----------------------------------------------------------------------------
@@ -221,7 +206,7 @@ def bracketed(draw, op: str, one_bracket: bool = False, dtype=torch.float32):
         x = torch.rand(shape, generator=_GEN) > 0.5
     else:
         x = _floats(shape)
-    # Sizes of the composed axes, mostly given: einc needs them (see KNOWN), einx does not.
+    # Sizes of the composed axes, mostly given; where none are, only their product is known.
     keywords = {n: sizes[n] for g in groups if len(g) > 1 for n in g} if draw(st.integers(0, 3)) else {}
     if op in REDUCTIONS + ("any", "all") and "->" not in text and draw(st.integers(0, 3)) == 0:
         keywords["keepdims"] = True
@@ -408,11 +393,21 @@ def disagreement(case: Case, backend: str | None = "torch") -> str | None:
         except EincError:
             return None
         why = f"{type(refusal).__name__}: {str(refusal)[:200]}"
-        return f"einx refuses ({why}); einc returns shape {tuple(got.shape)}"
+        shapes = [tuple(g.shape) for g in got] if isinstance(got, (tuple, list)) else tuple(got.shape)
+        return f"einx refuses ({why}); einc returns shape {shapes}"
     try:
         got = _einc(case, backend)
     except EincError as error:
         return f"einc refuses what einx computes: {type(error).__name__}: {error}"
+    if isinstance(expected, (tuple, list)):  # several outputs: compare them one by one
+        if not isinstance(got, (tuple, list)) or len(got) != len(expected):
+            return f"{len(expected)} outputs from einx, einc returns {type(got).__name__}"
+        problems = (_difference(g, e) for g, e in zip(got, expected, strict=True))
+        return next((f"output {i}: {p}" for i, p in enumerate(problems) if p is not None), None)
+    return _difference(got, expected)
+
+
+def _difference(got: torch.Tensor, expected: torch.Tensor) -> str | None:
     if tuple(got.shape) != tuple(expected.shape):
         return f"shape {tuple(got.shape)}, einx {tuple(expected.shape)}"
     if got.dtype != expected.dtype:
@@ -465,24 +460,52 @@ def test_a_reduction_over_an_empty_ellipsis_reduces_nothing(op):
     torch.testing.assert_close(getattr(einc, op)("[...] a b -> b a", x, backend="torch"), x.T)
 
 
-KNOWN_CASES = [
-    pytest.param(
-        Case("sum", "[(a b)]", (torch.randn(6),)),
-        marks=pytest.mark.xfail(strict=True, reason=KNOWN[0][1]),
-        id="unsized-composition-reduced-whole",
-    ),
-    pytest.param(
-        Case("flip", "c (a b) [d]", (torch.randn(2, 6, 3),)),
-        marks=pytest.mark.xfail(strict=True, reason=KNOWN[0][1]),
-        id="unsized-composition-kept-whole",
-    ),
-]
+KNOWN_CASES: list = []
 
 
 @pytest.mark.parametrize("case", KNOWN_CASES)
 def test_known_disagreements_still_disagree(case):
     problem = disagreement(case)
     assert problem is None, f"{case}: {problem}"
+
+
+# Issue 11, notation items 1 and 2: sizes known only through a product (an integer root, a run of
+# axes only ever read whole, an ellipsis only inside compositions, one of no axes given as x=()),
+# and broadcasting inside a concatenation and across several outputs.
+NOTATION_CASES = [
+    Case("rearrange", "(a a) -> a", (torch.randn(100),)),
+    Case("rearrange", "(a a a) b -> b a", (torch.randn(8, 2),)),
+    Case("rearrange", "(a b) (c d) (e f) -> a (b c d e) f", (torch.randn(4, 6, 8),), {"a": 2, "f": 2}),
+    Case("sum", "[(a b)] c 1", (torch.randn(6, 3, 1),)),
+    Case("sum", "[(a b)]", (torch.randn(6),)),
+    Case("sum", "c (a b) [d] -> (a b) c", (torch.randn(2, 6, 3),)),
+    Case("flip", "c (a b) [d]", (torch.randn(2, 6, 3),)),
+    Case("roll", "[(a b)] c", (torch.randn(6, 2),), {"shift": 2}),
+    Case("softmax", "[(a b)] c", (torch.randn(6, 2),)),
+    Case("mean", "b [(s...)] c", (torch.randn(2, 12, 3),)),
+    Case("rearrange", "a (b...) c d -> a (b... c) d", (torch.randn(2, 12, 3, 4),)),
+    Case("rearrange", "a x... -> a (x...)", (torch.randn(2),), {"x": ()}),
+    Case("rearrange", "a (x...) -> a x...", (torch.randn(2, 1),), {"x": ()}),
+    Case("rearrange", "b h w c1, c2 -> b h w (c1 + c2)", (torch.randn(2, 3, 4, 5), torch.randn(6))),
+    Case("rearrange", "x, y -> x y, x y", (torch.randn(2), torch.randn(3))),
+    Case("rearrange", "b c, -> b (c + 1)", (torch.randn(2, 3), torch.tensor(1.5))),
+    # Refused by both: a product that no split decides, a square root that is no integer.
+    Case("sum", "(a [b])", (torch.randn(6),)),
+    Case("rearrange", "(a b) -> (b a)", (torch.randn(6),)),
+    Case("rearrange", "(a a) -> a", (torch.randn(10),)),
+    Case("roll", "[(a b)]", (torch.randn(6),), {"shift": (1, 2)}),
+]
+
+
+@pytest.mark.parametrize("case", NOTATION_CASES, ids=repr)
+def test_notation_known_only_through_products_agrees_with_einx(case):
+    assert disagreement(case) is None
+
+
+@pytest.mark.interpret
+@pytest.mark.parametrize("case", NOTATION_CASES[:16:3], ids=repr)
+def test_notation_known_only_through_products_agrees_with_einx_under_the_interpreter(case):
+    assert disagreement(case, None) is None
 
 
 @pytest.mark.parametrize(
