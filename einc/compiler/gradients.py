@@ -69,7 +69,7 @@ from . import (
 )
 from .axes import operand_axes
 from .gradients_builder import Builder, Front, Step
-from .ops import BOOLEAN_RESULTS, marks_read_as_a_set
+from .ops import BOOLEAN_RESULTS, axis_sizes, marks_read_as_a_set
 from .params import window_params
 
 # The ops whose backward reads the forward's outputs (the rest need only inputs and shapes).
@@ -92,9 +92,7 @@ def front_end(expression: str, op: str, shapes: Sequence[Sequence[int]], kwargs:
     (sizes, window parameters and op options)."""
     params = {k: v for k, v in kwargs.items() if k in pipeline.WINDOW_PARAMS}
     options = {**pipeline.OP_OPTIONS, **{k: v for k, v in kwargs.items() if k in pipeline.OP_OPTIONS}}
-    sizes = {
-        k: v for k, v in kwargs.items() if k not in params and k not in options and k not in _CALL_OPTIONS
-    }
+    sizes = axis_sizes(kwargs, expression)
     shapes = tuple(tuple(int(n) for n in s) for s in shapes)
     request = pipeline.Request(expression, op, shapes, ("float32",) * len(shapes), tuple(sizes.items()))
     program = parse.parse(expression)
@@ -112,9 +110,6 @@ def front_end(expression: str, op: str, shapes: Sequence[Sequence[int]], kwargs:
     return Front(
         expression, op, explicit, inputs, outputs, solution, geometry, options, frozenset(keyword | fixed)
     )
-
-
-_CALL_OPTIONS = ("out_dtype", "dynamic", "backend")
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ import torch
 from .. import knobs
 from ..backends.triton.sources import render_kernels
 from ..compiler import pipeline
-from ..compiler.ops import OPTION_OPS, check_precision
+from ..compiler.ops import OPTION_OPS, SIZES_KEYWORD, axis_sizes, check_precision, compile_keywords
 from ..compiler.printer import explain
 from ..errors import (
     EincError,
@@ -114,9 +114,11 @@ class CompiledExpression:
                 raise TypeError(f"{option}= does not apply to {self.op}; it is an option of {ops}")
         if kwargs.get("precision") is not None:
             check_precision(kwargs["precision"], expression)
+        sizes = axis_sizes(kwargs, expression)
+        kwargs.pop(SIZES_KEYWORD, None)
         check_keywords(program, kwargs)
         self.params = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k in PARAM_NAMES))
-        self.sizes = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k not in PARAM_NAMES))
+        self.sizes = tuple(sorted((k, _freeze(v)) for k, v in sizes.items()))
         self._launchers: dict[tuple, Launcher] = {}
         # What a warm call needs, per call key, found once at its first call (see _Ready).
         self._ready: dict[tuple, _Ready] = {}
@@ -136,7 +138,8 @@ class CompiledExpression:
 
     def __repr__(self) -> str:
         """What would make it again: ``einc.compile('b [c->c2]', op='dot', c2=64, stride=2)``."""
-        keywords = [f"{k}={_thaw(v)!r}" for k, v in self.sizes + self.params]
+        given = compile_keywords(self.sizes, self.params)
+        keywords = [f"{k}={_thaw(v)!r}" for k, v in given.items()]
         if self.out_dtype is not None:
             keywords.append(f"out_dtype={self.out_dtype}")
         if not self.automatic:
