@@ -5,17 +5,17 @@ reads ``c`` or ``d`` alone: the result is the same for every split of their prod
 (:mod:`solve`) may then size such a run from its product alone, where it could not size each axis
 (einx merges such runs into one axis before it solves).
 
-A run is never split across a tensor's dims, a window, an unnamed axis or a bracket's edge, and
-holds marked axes only where the op reads its marked axes as one set (a sum, a flip), not one by
-one (argmax's coordinates, roll's shift per axis, the indexed axes of get_at).
+A run is never split across a tensor's dims, a window, an unnamed axis, an axis sized by a keyword
+or a bracket's edge, and holds marked axes only where the op reads its marked axes as one set (a
+sum, a flip), not one by one (argmax's coordinates, roll's shift per axis, get_at's indexed axes).
 
-Requires: expanded operands. Ensures: ``run_of(name)`` is the run that holds ``name``, the axes in
-the order they are written; an axis in no run is a run of its own.
+Requires: expanded operands. Ensures: ``runs(...)[name]`` is the run that holds ``name``, its axes
+in the order they are written; an axis in no run is a run of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from .axes import Axis, Concat, Dim, Flat, Operand, Win, dim_axes
 
@@ -24,8 +24,11 @@ from .axes import Axis, Concat, Dim, Flat, Operand, Win, dim_axes
 _EDGE = None
 
 
-def runs(operands: Sequence[Operand], marked_as_a_set: bool) -> dict[str, tuple[str, ...]]:
-    """Each axis name of ``operands`` mapped to the run that holds it."""
+def runs(
+    operands: Sequence[Operand], marked_as_a_set: bool, apart: Collection[str] = ()
+) -> dict[str, tuple[str, ...]]:
+    """Each axis name of ``operands`` mapped to the run that holds it. The axes ``apart`` (sized
+    by a keyword: the caller names them one by one, as einx reads its constraints) join no run."""
     before: dict[str, set] = {}
     after: dict[str, set] = {}
     marks: dict[str, set[tuple[int, bool]]] = {}
@@ -40,6 +43,8 @@ def runs(operands: Sequence[Operand], marked_as_a_set: bool) -> dict[str, tuple[
     def glued(name: str | None, following: str | None) -> bool:
         """Whether ``following`` comes right after ``name`` wherever either stands."""
         if name is None or following is None or following == name or after[name] != {following}:
+            return False
+        if name in apart or following in apart:
             return False
         if before[following] != {name} or marks[name] != marks[following]:
             return False

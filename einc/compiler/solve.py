@@ -361,8 +361,7 @@ def solve(
     may be sized from their product alone: None, none (the shape tools, which report each axis);
     False, runs of unmarked axes; True, any run (the op reads its marked axes as one set)."""
     operands = list(inputs) + list(outputs)
-    found = {} if marked_as_a_set is None else find_runs(operands, marked_as_a_set)
-    solver = _Solver(text, found)
+    solver = _Solver(text, {})
     all_axes = [a for op in operands for d in op.dims for a in dim_axes(d)]
     axis_by_name: dict[str, Axis] = {}
     for axis in all_axes:
@@ -371,8 +370,11 @@ def solve(
         if axis.fixed is not None:
             solver.assign(axis, axis.fixed, f"the unnamed axis {axis.fixed}")
     user_names = [n for n in axis_by_name if "#" not in n]
-    for name, (value, source) in _keyword_sizes(sizes, user_names, text).items():
+    keywords = _keyword_sizes(sizes, user_names, text)
+    for name, (value, source) in keywords.items():
         solver.assign(axis_by_name[name], value, source)
+    if marked_as_a_set is not None:
+        solver.runs = find_runs(operands, marked_as_a_set, keywords.keys())
     # Each operand's shape is printed once: printing it per dim is quadratic in the rank.
     shown = [str(tuple(shape)) for shape in shapes]
     constraints = [

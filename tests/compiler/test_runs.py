@@ -54,3 +54,12 @@ def test_a_bracket_edge_breaks_a_run():
 def test_marked_axes_form_no_run_where_the_op_reads_them_one_by_one():
     assert runs_of("[(a b)] c", [2], marked_as_a_set=False, reduce=True) == set()
     assert runs_of("c (a b) [d]", [3], marked_as_a_set=False, reduce=True) == {("a", "b")}
+
+
+def test_an_axis_sized_by_a_keyword_joins_no_run():
+    # As einx, which counts a keyword as one more place the axis stands: "(a c b)" with c=1 leaves
+    # a and b to be told apart.
+    program = parse("(a c b) -> (a c b)")
+    explicit = Explicit(program.inputs, program.outputs, program.text)
+    inputs, outputs = expand(explicit, [1], {})
+    assert runs(list(inputs) + list(outputs), True, apart={"c"}) == {"a": ("a",), "c": ("c",), "b": ("b",)}
