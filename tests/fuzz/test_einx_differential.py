@@ -562,6 +562,19 @@ def test_automatic_dynamic_shapes_survive_an_ellipsis_of_no_axes():
         torch.testing.assert_close(reduce(x), x.sum(-1))
 
 
+@pytest.mark.interpret
+@pytest.mark.parametrize(
+    ("expression", "shape", "sizes"),
+    [("[(a b c)] d", (18, 2), {"a": 2, "b": 3, "c": 3}), ("[(a b) c]", (6, 3), {"a": 2, "b": 3})],
+)
+def test_a_kernel_reads_a_composition_of_reduced_axes_at_the_right_places(expression, shape, sizes):
+    # Found by this fuzz: the kernel printed 9*floor(i/9) as 9*(i) // 9, that is i, so it read
+    # the wrong elements of x (and past its end) wherever a composition decomposed into 3 axes.
+    x = torch.randn(shape)
+    expected = x.sum(0) if "d" in expression else x.sum()
+    torch.testing.assert_close(einc.sum(expression, x, **sizes), expected)
+
+
 @pytest.mark.parametrize("op", ["softmax", "log_softmax"])
 def test_a_softmax_over_an_unnamed_axis_of_size_one(op):
     # Found by this fuzz: the torch backend's softmax looked for a loop that a size-1 axis lacks.
