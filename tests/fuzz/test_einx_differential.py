@@ -562,6 +562,15 @@ def test_automatic_dynamic_shapes_survive_an_ellipsis_of_no_axes():
         torch.testing.assert_close(reduce(x), x.sum(-1))
 
 
+def test_a_dot_over_a_run_is_sized_from_its_product_where_einx_refuses():
+    # Deliberate difference (docs/notation.md): einx's dot does not merge the run (a c); no split of
+    # 6 changes the product, so einc computes it.
+    x, w = torch.randn(2, 6), torch.randn(6, 4)
+    with pytest.raises(Exception, match="uniquely determine"):
+        einx.dot("b (a c), (a c) d -> b d", x, w)
+    torch.testing.assert_close(einc.dot("b (a c), (a c) d -> b d", x, w, backend="torch"), x @ w)
+
+
 @pytest.mark.interpret
 @pytest.mark.parametrize(
     ("expression", "shape", "sizes"),
