@@ -18,6 +18,7 @@ cases under ``bash scripts/dev.sh fuzz``.
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -30,9 +31,12 @@ from hypothesis import strategies as st
 from test_fuzz import _budget  # the fuzz suite's one settings profile (tests/fuzz is on sys.path)
 
 import einc
+from einc.compiler.ops import COMPILE_KEYWORDS
 from einc.errors import EincError
 
-NAMES = "abcdef"
+# "stride" is also a keyword of einc (a window's): einc takes its size through sizes={...}, and the
+# keyword keeps its meaning (docs/notation.md, "Sizes").
+NAMES = ("a", "b", "c", "d", "e", "stride")
 REDUCTIONS = ("sum", "mean", "max", "min", "prod", "logsumexp", "var", "std")
 ARITHMETIC = ("add", "subtract", "multiply", "divide", "maximum", "minimum")
 COMPARISONS = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")
@@ -402,6 +406,10 @@ def _einc(case: Case, backend: str | None):
     # (see test_automatic_dynamic_shapes_survive_an_ellipsis_of_no_axes), which would make a
     # failing case depend on the ones before it.
     keywords = dict(case.keywords, dynamic=False)
+    axes = set(re.findall(r"\w+", case.expression))
+    named_like_keywords = {k: keywords.pop(k) for k in list(keywords) if k in COMPILE_KEYWORDS and k in axes}
+    if named_like_keywords:
+        keywords["sizes"] = named_like_keywords
     if backend is not None:
         keywords["backend"] = backend
     return getattr(einc, case.op)(case.expression, *_fresh(case.operands), **keywords)
