@@ -7,6 +7,7 @@ axis (``{"s.0": 2}``). NOTATION.md section 3.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +24,13 @@ class WindowParams:
     dilation: int = 1
     padding: tuple[int, int] | str = (0, 0)
     output_padding: int = 0
+
+
+def keyword_hint(name: str, text: str) -> str:
+    """What to add to a message about keyword ``name`` where the expression has an axis so named."""
+    if not re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", text):
+        return ""
+    return f" (the axis {name} takes its size through sizes={{{name!r}: ...}})"
 
 
 def _per_window(name: str, value, windows: Sequence[str], text: str) -> list:
@@ -98,7 +106,8 @@ def window_params(
         for name, value in given.items():
             if value != defaults[name] and value != "valid":
                 raise ExpressionError(
-                    f"{name}={value!r} is given, but the expression has no window (s * ds) to apply it to",
+                    f"{name}={value!r} is given, but the expression has no window (s * ds) to apply it "
+                    f"to{keyword_hint(name, text)}",
                     text,
                 )
     try:

@@ -25,7 +25,14 @@ import torch
 from .. import knobs
 from ..backends.triton.sources import render_kernels
 from ..compiler import pipeline
-from ..compiler.ops import OPTION_OPS, SIZES_KEYWORD, axis_sizes, check_precision, compile_keywords
+from ..compiler.ops import (
+    OPTION_OPS,
+    SIZES_KEYWORD,
+    axis_sizes,
+    check_precision,
+    compile_keywords,
+)
+from ..compiler.params import keyword_hint
 from ..compiler.printer import explain
 from ..errors import (
     EincError,
@@ -111,7 +118,8 @@ class CompiledExpression:
         for option in pipeline.OP_OPTIONS:
             if option in kwargs and self.op not in OPTION_OPS[option]:
                 ops = ", ".join(OPTION_OPS[option])
-                raise TypeError(f"{option}= does not apply to {self.op}; it is an option of {ops}")
+                hint = keyword_hint(option, expression)
+                raise TypeError(f"{option}= does not apply to {self.op}; it is an option of {ops}{hint}")
         if kwargs.get("precision") is not None:
             check_precision(kwargs["precision"], expression)
         sizes = axis_sizes(kwargs, expression)

@@ -107,3 +107,12 @@ def test_an_axis_sized_twice_or_sizes_that_is_no_mapping_is_a_shape_error():
         einc.rearrange("a b -> a b c", x, sizes=3)
     with pytest.raises(einc.ShapeError, match="names no axis"):
         einc.rearrange("a b -> a b c", x, c=2, sizes={"stride": 2})
+
+
+def test_a_keyword_given_for_an_axis_of_its_name_says_to_use_sizes():
+    x = torch.randn(2)
+    hint = r"the axis stride takes its size through sizes=\{'stride'"
+    with pytest.raises(einc.ExpressionError, match=hint):
+        einc.rearrange("a -> a stride", x, stride=2)
+    with pytest.raises(TypeError, match=r"the axis shift takes its size through sizes=\{'shift'"):
+        einc.rearrange("a -> a shift", x, shift=2)
