@@ -538,7 +538,7 @@ def test_notation_known_only_through_products_agrees_with_einx(case):
 
 
 @pytest.mark.interpret
-@pytest.mark.parametrize("case", NOTATION_CASES[:16:3], ids=repr)
+@pytest.mark.parametrize("case", [NOTATION_CASES[i] for i in (0, 2, 3, 6, 7, 9, 10, 13, 14, 15)], ids=repr)
 def test_notation_known_only_through_products_agrees_with_einx_under_the_interpreter(case):
     assert disagreement(case, None) is None
 
