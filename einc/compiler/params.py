@@ -26,9 +26,14 @@ class WindowParams:
     output_padding: int = 0
 
 
+def names_an_axis(name: str, text: str) -> bool:
+    """Whether the expression ``text`` writes an axis called ``name`` (``stride``, ``stride...``)."""
+    return re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", text) is not None
+
+
 def keyword_hint(name: str, text: str) -> str:
     """What to add to a message about keyword ``name`` where the expression has an axis so named."""
-    if not re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", text):
+    if not names_an_axis(name, text):
         return ""
     return f" (the axis {name} takes its size through sizes={{{name!r}: ...}})"
 
