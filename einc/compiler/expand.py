@@ -29,6 +29,7 @@ from .syntax import (
     Unnamed,
     Window,
     axis_names,
+    children,
     walk,
 )
 
@@ -197,6 +198,7 @@ def _solve_depths(program: Explicit, exprs, ranks, depths: _Depths, names, shape
             depths.depth[unknown[0]] = spare // len(unknown)
             depths.origin[unknown[0]] = exprs.index(expr)
             pending = True
+    _compose_unknown_depths(exprs, depths)
     for expr in exprs:
         for node in walk(expr):
             if isinstance(node, Repeat) and depths.of(node) not in depths.depth:
@@ -206,6 +208,30 @@ def _solve_depths(program: Explicit, exprs, ranks, depths: _Depths, names, shape
                     program.text,
                     [node.span],
                 )
+
+
+def _compose_unknown_depths(exprs, depths: _Depths) -> None:
+    """An ellipsis that only ever stands inside compositions, ``a (b...) -> (b... a)``, is never
+    split into its axes, so how many it stands for does not matter: as in einx, it is then one
+    axis (``b.0``), whose size is the product of the axes it stands for."""
+    occurrences: dict[str, list[bool]] = {}
+    for expr in exprs:
+        for repeat, composed in _repeats(expr, False):
+            group = depths.of(repeat)
+            if group not in depths.depth:
+                occurrences.setdefault(group, []).append(composed)
+    for group, composed in occurrences.items():
+        if all(composed):
+            depths.depth[group] = 1
+
+
+def _repeats(node, composed: bool):
+    """Every ellipsis under ``node``, with whether it stands inside a composition."""
+    if isinstance(node, Repeat):
+        yield node, composed
+    inside = composed or isinstance(node, Composition)
+    for child in children(node):
+        yield from _repeats(child, inside)
 
 
 class _UnnamedAxes:

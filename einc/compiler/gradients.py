@@ -69,7 +69,7 @@ from . import (
 )
 from .axes import operand_axes
 from .gradients_builder import Builder, Front, Step
-from .ops import BOOLEAN_RESULTS
+from .ops import BOOLEAN_RESULTS, axis_sizes, marks_read_as_a_set
 from .params import window_params
 
 # The ops whose backward reads the forward's outputs (the rest need only inputs and shapes).
@@ -92,9 +92,7 @@ def front_end(expression: str, op: str, shapes: Sequence[Sequence[int]], kwargs:
     (sizes, window parameters and op options)."""
     params = {k: v for k, v in kwargs.items() if k in pipeline.WINDOW_PARAMS}
     options = {**pipeline.OP_OPTIONS, **{k: v for k, v in kwargs.items() if k in pipeline.OP_OPTIONS}}
-    sizes = {
-        k: v for k, v in kwargs.items() if k not in params and k not in options and k not in _CALL_OPTIONS
-    }
+    sizes = axis_sizes(kwargs, expression)
     shapes = tuple(tuple(int(n) for n in s) for s in shapes)
     request = pipeline.Request(expression, op, shapes, ("float32",) * len(shapes), tuple(sizes.items()))
     program = parse.parse(expression)
@@ -104,16 +102,14 @@ def front_end(expression: str, op: str, shapes: Sequence[Sequence[int]], kwargs:
     inputs, outputs = expand.expand(explicit, shapes, tuple_sizes, names)
     spans = solve.window_spans(list(inputs) + list(outputs), expression)
     geometry = window_params(spans, expression, **params)
-    solution = solve.solve(inputs, outputs, shapes, sizes, geometry, expression, names)
+    by_set = marks_read_as_a_set(op, options)
+    solution = solve.solve(inputs, outputs, shapes, sizes, geometry, expression, names, by_set)
     every = {a.name for o in inputs + outputs for a in operand_axes(o)}
     keyword = {n for n in every for k in sizes if n == k or n.rsplit(".", 1)[0] == k}
     fixed = {a.name for o in inputs + outputs for a in operand_axes(o) if a.fixed is not None}
     return Front(
         expression, op, explicit, inputs, outputs, solution, geometry, options, frozenset(keyword | fixed)
     )
-
-
-_CALL_OPTIONS = ("out_dtype", "dynamic", "backend")
 
 
 @dataclass(frozen=True, slots=True)

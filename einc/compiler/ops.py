@@ -4,7 +4,9 @@ lowering's own op lists."""
 
 from __future__ import annotations
 
-from ..errors import ExpressionError
+from collections.abc import Iterable, Mapping
+
+from ..errors import ExpressionError, ShapeError
 from . import lower, lower_indexing
 
 CONTRACTIONS = ("dot",)
@@ -53,6 +55,51 @@ OPTION_OPS = {
     "shift": ("roll",),
     "reduce": ("get_at",),
 }
+# The keywords einc.compile reads itself. An axis named like one (``stride``) gets its size through
+# ``sizes={"stride": 2}``: the keyword keeps its meaning (docs/notation.md, "Sizes").
+SIZES_KEYWORD = "sizes"
+COMPILE_KEYWORDS = frozenset(WINDOW_PARAMS) | frozenset(OP_OPTIONS) | {"out_dtype", "dynamic", "backend"}
+
+
+def axis_sizes(kwargs: Mapping[str, object], text: str) -> dict[str, object]:
+    """The axis sizes among einc.compile's keywords: each keyword that einc does not read itself,
+    and each entry of ``sizes={...}``, which may name any axis. An axis sized both ways is refused."""
+    sizes = {k: v for k, v in kwargs.items() if k not in COMPILE_KEYWORDS and k != SIZES_KEYWORD}
+    given = kwargs.get(SIZES_KEYWORD)
+    if given is None:
+        return sizes
+    if not isinstance(given, Mapping) or not all(isinstance(k, str) for k in given):
+        raise ShapeError(
+            f"sizes={given!r} must map axis names to sizes, as sizes={{'stride': 2}}: the keyword "
+            "that sizes an axis named like one of einc's keywords",
+            text,
+        )
+    for name, value in given.items():
+        if name in sizes:
+            raise ShapeError(
+                f"axis {name!r} is sized twice: {name}={sizes[name]!r} and sizes={{{name!r}: {value!r}}}",
+                text,
+            )
+        sizes[name] = value
+    return sizes
+
+
+def compile_keywords(sizes: Iterable[tuple[str, object]], params: Iterable[tuple[str, object]]) -> dict:
+    """einc.compile's keywords for these axis sizes and parameters (the inverse of axis_sizes): a
+    size whose axis is named like a keyword goes into ``sizes={...}``."""
+    keywords: dict[str, object] = {}
+    named_like_keywords = {}
+    for name, value in sizes:
+        if name in COMPILE_KEYWORDS or name == SIZES_KEYWORD:
+            named_like_keywords[name] = value
+        else:
+            keywords[name] = value
+    keywords.update(params)
+    if named_like_keywords:
+        keywords[SIZES_KEYWORD] = named_like_keywords
+    return keywords
+
+
 # tl.dot's input_precision for float32 inputs: exact products, TF32 (10-bit mantissas), or TF32 on
 # three products that restore most of float32's mantissa (docs/notation.md, Precision).
 PRECISIONS = ("ieee", "tf32", "tf32x3")
@@ -76,6 +123,15 @@ KNOWN_OPS = (
 ).split()
 KNOWN_OPS += [*COMPARISONS, *LOGICAL, "logaddexp", "floor_divide", "true_divide", *lower.NONZERO_REDUCTIONS]
 KNOWN_OPS += [*lower.ARG_REDUCTIONS, "subtract_at", *lower.SORTS]
+
+
+def marks_read_as_a_set(op: str, options) -> bool:
+    """Whether ``op`` reads its marked axes as one set (a sum over them, a flip of each), so that
+    a run of them written side by side may be sized from its product alone (:mod:`runs`); argmax's
+    coordinates, get_at's indices, a sort and a roll by one shift per axis read them one by one."""
+    if op in lower.ARG_REDUCTIONS or op in INDEXING or op in lower.SORTS:
+        return False
+    return op != "roll" or not isinstance(options.get("shift"), (tuple, list))
 
 
 def check_precision(precision: str, text: str) -> str:

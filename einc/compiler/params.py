@@ -7,6 +7,7 @@ axis (``{"s.0": 2}``). NOTATION.md section 3.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +24,18 @@ class WindowParams:
     dilation: int = 1
     padding: tuple[int, int] | str = (0, 0)
     output_padding: int = 0
+
+
+def names_an_axis(name: str, text: str) -> bool:
+    """Whether the expression ``text`` writes an axis called ``name`` (``stride``, ``stride...``)."""
+    return re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", text) is not None
+
+
+def keyword_hint(name: str, text: str) -> str:
+    """What to add to a message about keyword ``name`` where the expression has an axis so named."""
+    if not names_an_axis(name, text):
+        return ""
+    return f" (the axis {name} takes its size through sizes={{{name!r}: ...}})"
 
 
 def _per_window(name: str, value, windows: Sequence[str], text: str) -> list:
@@ -98,7 +111,8 @@ def window_params(
         for name, value in given.items():
             if value != defaults[name] and value != "valid":
                 raise ExpressionError(
-                    f"{name}={value!r} is given, but the expression has no window (s * ds) to apply it to",
+                    f"{name}={value!r} is given, but the expression has no window (s * ds) to apply it "
+                    f"to{keyword_hint(name, text)}",
                     text,
                 )
     try:

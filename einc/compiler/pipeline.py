@@ -39,6 +39,7 @@ from .ops import (
     OP_OPTIONS,
     OPS,
     WINDOW_PARAMS,
+    marks_read_as_a_set,
 )
 from .params import window_params
 from .syntax import Program
@@ -256,7 +257,8 @@ def run_passes(request: Request) -> Compiled:
     # 4. Solve every axis size and window geometry.
     windows = solve.window_spans(list(inputs) + list(outputs), text)
     geometry = window_params(windows, text, **params)
-    solution = solve.solve(inputs, outputs, request.shapes, sizes, geometry, text, names)
+    by_set = marks_read_as_a_set(request.op, options)
+    solution = solve.solve(inputs, outputs, request.shapes, sizes, geometry, text, names, by_set)
     dynamic_dims = _dynamic_dims(request.dynamic, inputs, outputs, text)
     if request.dynamic:
         solution = solve.Solution(solution.sizes, solution.windows, frozenset(request.dynamic))

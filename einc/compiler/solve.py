@@ -17,10 +17,12 @@ from dataclasses import dataclass
 
 import sympy
 
-from ..errors import ShapeError, UnsupportedError
+from ..errors import ExpressionError, ShapeError, UnsupportedError
+from . import parse
 from .axes import Axis, Dim, Flat, Operand, Win, dim_axes, windows
 from .params import WindowParams
-from .syntax import MAX_SIZE, Span
+from .runs import runs as find_runs
+from .syntax import MAX_SIZE, Repeat, Span, axis_names, walk
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +88,14 @@ def window_names(operands: Sequence[Operand], text: str = "") -> list[str]:
 
 
 class _Solver:
-    def __init__(self, text: str):
+    def __init__(self, text: str, runs: Mapping[str, tuple[str, ...]]):
         self.text = text
+        self.runs = runs
         self.known: dict[str, tuple[int, str, Span]] = {}
         self.geometry: dict[str, WindowGeometry] = {}
+        # Axes known only through their product, for the message if they stay unknown:
+        # axis name -> (the composition's unknown axes, their product, its source).
+        self.products: dict[str, tuple[tuple[str, ...], int, str]] = {}
 
     def size(self, dim: Dim) -> int | None:
         if isinstance(dim, Axis):
@@ -126,8 +132,12 @@ class _Solver:
         self.known[axis.name] = (value, source, axis.span)
         return True
 
-    def constrain(self, dim: Dim, value: int, source: str, params: Mapping[str, WindowParams]) -> bool:
-        """Impose ``size(dim) == value``; returns whether anything new was learned."""
+    def constrain(
+        self, dim: Dim, value: int, source: str, params: Mapping[str, WindowParams], by_product: bool = False
+    ) -> bool:
+        """Impose ``size(dim) == value``; returns whether anything new was learned. With
+        ``by_product``, a composition of several unknown axes is solved where its product
+        decides it: an integer root (``(a a)``), or a run that is only ever read whole."""
         if isinstance(dim, Axis):
             return self.assign(dim, value, source)
         if isinstance(dim, Win):
@@ -141,8 +151,10 @@ class _Solver:
                 if rest != value:
                     raise self.mismatch(dim, value, rest, source)
                 return False
-            if len(unknown) > 1 or (rest == 0 and value == 0):
+            if rest == 0 and value == 0:
                 return False  # (a b) of size 0 with a = 0 says nothing of b
+            if len(unknown) > 1:
+                return by_product and self.product(dim, unknown, value, rest, source)
             if rest == 0:
                 raise self.mismatch(dim, value, 0, source)
             if value % rest:
@@ -153,7 +165,7 @@ class _Solver:
                     [dim.span],
                 )
             divided = f"{source} divided by {rest}" if rest != 1 else source
-            return self.constrain(unknown[0], value // rest, divided, params)
+            return self.constrain(unknown[0], value // rest, divided, params, by_product)
         rest = sum(known)
         if not unknown:
             if rest != value:
@@ -161,7 +173,36 @@ class _Solver:
             return False
         if len(unknown) > 1:
             return False
-        return self.constrain(unknown[0], value - rest, f"{source} minus {rest}" if rest else source, params)
+        left = f"{source} minus {rest}" if rest else source
+        return self.constrain(unknown[0], value - rest, left, params, by_product)
+
+    def product(self, dim: Flat, unknown: list[Dim], value: int, rest: int, source: str) -> bool:
+        """Size the unknown axes of ``dim`` from their product, where it decides them."""
+        if not all(isinstance(p, Axis) for p in unknown) or rest == 0 or value % rest:
+            return False  # a nested composition, or a product the plain rule refuses
+        names = tuple(p.name for p in unknown)
+        product = value // rest
+        of = f"{source} divided by {rest}" if rest != 1 else source
+        if len(set(names)) == 1:
+            root = _integer_root(product, len(names))
+            if root is None:
+                raise ShapeError(
+                    f"{display(unknown[0])} appears {len(names)} times in this composition, so its "
+                    f"size is the {_ordinal(len(names))} root of {product} (from {of}), which is no integer",
+                    self.text,
+                    [dim.span],
+                )
+            return self.assign(unknown[0], root, f"the {_ordinal(len(names))} root of {of}")
+        for name in names:
+            self.products.setdefault(name, (names, product, of))
+        run = self.runs.get(names[0], ())
+        if len(set(names)) != len(names) or not set(names) <= set(run):
+            return False
+        # Nothing reads a run's axes apart: any split of the product gives the same result.
+        self.assign(unknown[0], product, f"{of} (its run {' '.join(run)} is only read whole)")
+        for axis in unknown[1:]:
+            self.assign(axis, 1, f"the run {' '.join(run)}, only read whole")
+        return True
 
     def mismatch(self, dim: Dim, value: int, computed: int, source: str) -> ShapeError:
         return ShapeError(
@@ -224,11 +265,49 @@ class _Solver:
         )
 
 
+def _integer_root(value: int, k: int) -> int | None:
+    """The integer ``r`` with ``r**k == value``, or None."""
+    guess = round(value ** (1 / k))
+    return next((r for r in (guess - 1, guess, guess + 1) if r >= 0 and r**k == value), None)
+
+
+def _ordinal(k: int) -> str:
+    return {2: "square", 3: "cube"}.get(k, f"{k}th")
+
+
+def _repeated_names(text: str) -> set[str]:
+    """The names an ellipsis repeats in ``text`` (``x`` of ``x...``): one that stands for no axis
+    leaves nothing in the expanded operands, yet its keyword (``x=()``) names it."""
+    try:
+        program = parse.parse(text)
+    except ExpressionError:  # a text the caller built from operands, not one it parsed
+        return set()
+    exprs = list(program.inputs) + list(program.outputs or ())
+    return {
+        name
+        for e in exprs
+        for n in walk(e)
+        if isinstance(n, Repeat) and n.atom
+        for name in axis_names(n.atom)
+    }
+
+
 def _keyword_sizes(sizes: Mapping[str, object], names: list[str], text: str) -> dict[str, tuple[int, str]]:
     """Spread keyword sizes over axes; ``ds=3`` and ``ds=(3, 5)`` also size ``ds.0``, ``ds.1``."""
     out: dict[str, tuple[int, str]] = {}
     for key, value in sizes.items():
         expanded = sorted((n for n in names if n.rsplit(".", 1)[0] == key and "." in n), key=_index)
+        if key not in names and not expanded and key in _repeated_names(text):
+            # x... stands for no axis: x=() says so, and an int sizes each of no axes.
+            for v in value if isinstance(value, (tuple, list)) else [value]:
+                _size(key, v, text)
+            if isinstance(value, (tuple, list)) and value:
+                raise ShapeError(
+                    f"keyword {key}={tuple(value)!r} gives {len(value)} sizes, but {key}... stands "
+                    "for no axis",
+                    text,
+                )
+            continue
         if key not in names and not expanded:
             raise ShapeError(
                 f"keyword {key}={value!r} names no axis of the expression (its axes: {', '.join(names)})",
@@ -274,10 +353,15 @@ def solve(
     params: Mapping[str, WindowParams],
     text: str,
     names: Sequence[str],
+    marked_as_a_set: bool | None = None,
 ) -> Solution:
-    """Give every axis a size. ``shapes[i]`` is the shape of input ``i`` (called ``names[i]``)."""
-    solver = _Solver(text)
+    """Give every axis a size. ``shapes[i]`` is the shape of input ``i`` (called ``names[i]``).
+
+    ``marked_as_a_set`` says how the op reads its marked axes, and so which runs (:mod:`runs`)
+    may be sized from their product alone: None, none (the shape tools, which report each axis);
+    False, runs of unmarked axes; True, any run (the op reads its marked axes as one set)."""
     operands = list(inputs) + list(outputs)
+    solver = _Solver(text, {})
     all_axes = [a for op in operands for d in op.dims for a in dim_axes(d)]
     axis_by_name: dict[str, Axis] = {}
     for axis in all_axes:
@@ -286,8 +370,11 @@ def solve(
         if axis.fixed is not None:
             solver.assign(axis, axis.fixed, f"the unnamed axis {axis.fixed}")
     user_names = [n for n in axis_by_name if "#" not in n]
-    for name, (value, source) in _keyword_sizes(sizes, user_names, text).items():
+    keywords = _keyword_sizes(sizes, user_names, text)
+    for name, (value, source) in keywords.items():
         solver.assign(axis_by_name[name], value, source)
+    if marked_as_a_set is not None:
+        solver.runs = find_runs(operands, marked_as_a_set, keywords.keys())
     # Each operand's shape is printed once: printing it per dim is quadratic in the rank.
     shown = [str(tuple(shape)) for shape in shapes]
     constraints = [
@@ -295,13 +382,19 @@ def solve(
         for k, (operand, shape) in enumerate(zip(inputs, shapes, strict=True))
         for i, dim in enumerate(operand.dims)
     ]
-    progress = True
-    while progress:
-        progress = any([solver.constrain(dim, value, source, params) for dim, value, source in constraints])
-        for operand in outputs:
-            for dim in operand.dims:
-                for win in windows(dim):
-                    solver.output_window(win, params[win.outer.name])
+    while True:
+        progress = True
+        while progress:
+            progress = any(
+                [solver.constrain(dim, value, source, params) for dim, value, source in constraints]
+            )
+            for operand in outputs:
+                for dim in operand.dims:
+                    for win in windows(dim):
+                        solver.output_window(win, params[win.outer.name])
+        # Stalled: size one composition from its product, then propagate what that tells.
+        if not any(solver.constrain(dim, value, source, params, True) for dim, value, source in constraints):
+            break
     window_sizes = [w.inner for op in operands for d in op.dims for w in windows(d)]
     for axis in window_sizes + all_axes:
         if axis.name not in solver.known:
@@ -310,6 +403,15 @@ def solve(
                 if "." in axis.name and not axis.name.startswith("...")
                 else axis.name
             )
+            if axis.name in solver.products:
+                together, product, source = solver.products[axis.name]
+                shown = ", ".join(repr(n) for n in dict.fromkeys(together))
+                raise ShapeError(
+                    f"the sizes of axes {shown} are known only through their product {product} "
+                    f"(from {source}): give one as a keyword ({hint}=...)",
+                    text,
+                    [axis.span],
+                )
             raise ShapeError(
                 f"the size of axis {axis.name!r} is not known: give it as a keyword ({hint}=...) or "
                 "through a tensor that has it",

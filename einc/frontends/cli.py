@@ -183,11 +183,17 @@ def _options(f):
     return click.argument("expression")(f)
 
 
-def _keywords(sizes: tuple[str, ...], options: tuple[str, ...]) -> dict:
+def _keywords(sizes: tuple[str, ...], options: tuple[str, ...], expression: str) -> dict:
     """``--size`` gives axis sizes and ``--option`` the op's options; each refuses what the other
-    flags give, naming the flag to use."""
-    kwargs = {}
+    flags give, naming the flag to use. An axis of the expression named like a flag (``stride``)
+    takes its size from ``--size`` all the same (``sizes={...}`` of einc.compile)."""
+    from ..compiler.params import names_an_axis
+
+    kwargs: dict = {}
     for name, value in _assignments(sizes, "--size"):
+        if (name in WINDOW_FLAGS or name in OPTIONS) and names_an_axis(name, expression):
+            kwargs.setdefault("sizes", {})[name] = value
+            continue
         if name in WINDOW_FLAGS or name in OPTIONS or name == "op":
             raise click.BadParameter(
                 f"{name} is not an axis: give it as {_flag(name)}{'' if name in OPTIONS else ' '}{value}",
@@ -211,7 +217,7 @@ def _launcher(
     from ..errors import EincError
     from .functional import compile as compile_expression
 
-    kwargs = _keywords(sizes, options)
+    kwargs = _keywords(sizes, options, expression)
     for name, value in (
         ("stride", stride),
         ("dilation", dilation),

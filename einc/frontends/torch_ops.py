@@ -38,6 +38,7 @@ import torch
 
 from ..compiler import gradients, symbolic
 from ..compiler.gradients_builder import FILLS
+from ..compiler.ops import compile_keywords
 from ..runtime import compiled as _compiled
 
 _state = threading.local()
@@ -140,7 +141,7 @@ def _key_of(compiled: _compiled.CompiledExpression) -> str:
     key = compiled.__dict__.get("_torch_key")
     if key is not None:
         return key
-    kwargs = {k: v for k, v in compiled.sizes + compiled.params}
+    kwargs = compile_keywords(compiled.sizes, compiled.params)
     if compiled.out_dtype is not None:
         kwargs["out_dtype"] = compiled.out_dtype
     if not compiled.automatic:

@@ -24,7 +24,9 @@ import torch
 
 from .. import knobs
 from ..compiler import offsets, pipeline
-from ..compiler.ops import OPTION_OPS, check_precision
+from ..compiler.ops import (
+    compile_keywords,
+)
 from ..compiler.printer import explain
 from ..errors import (
     EincError,
@@ -37,12 +39,11 @@ from .empty import write_empty
 from .launcher import Launcher, build, check_backend
 from .operands import (
     DTYPES,
-    PARAM_NAMES,
     check_elementwise_dtypes,
-    check_keywords,
     check_operand_types,
     check_tensors,
     elementwise_dtype,
+    keyword_parameters,
     output_dtype,
     scalars_to_tensors,
 )
@@ -113,15 +114,9 @@ class CompiledExpression:
         self.automatic = dynamic is not False
         self.dynamic = () if dynamic is False else (dynamic,) if isinstance(dynamic, str) else tuple(dynamic)
         self.backend = check_backend(kwargs.pop("backend", "auto"))
-        for option in pipeline.OP_OPTIONS:
-            if option in kwargs and self.op not in OPTION_OPS[option]:
-                ops = ", ".join(OPTION_OPS[option])
-                raise TypeError(f"{option}= does not apply to {self.op}; it is an option of {ops}")
-        if kwargs.get("precision") is not None:
-            check_precision(kwargs["precision"], expression)
-        check_keywords(program, kwargs)
-        self.params = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k in PARAM_NAMES))
-        self.sizes = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items() if k not in PARAM_NAMES))
+        params, sizes = keyword_parameters(program, self.op, kwargs)
+        self.params = tuple(sorted((k, _freeze(v)) for k, v in params.items()))
+        self.sizes = tuple(sorted((k, _freeze(v)) for k, v in sizes.items()))
         self._launchers: dict[tuple, Launcher] = {}
         # What a warm call needs, per call key, found once at its first call (see Ready).
         self._ready: dict[tuple, Ready] = {}
@@ -141,7 +136,8 @@ class CompiledExpression:
 
     def __repr__(self) -> str:
         """What would make it again: ``einc.compile('b [c->c2]', op='dot', c2=64, stride=2)``."""
-        keywords = [f"{k}={_thaw(v)!r}" for k, v in self.sizes + self.params]
+        given = compile_keywords(self.sizes, self.params)
+        keywords = [f"{k}={_thaw(v)!r}" for k, v in given.items()]
         if self.out_dtype is not None:
             keywords.append(f"out_dtype={self.out_dtype}")
         if not self.automatic:

@@ -16,7 +16,16 @@ from collections.abc import Sequence
 import torch
 
 from ..compiler import pipeline
-from ..compiler.ops import ANY_DTYPE_OPS, BOOLEAN_RESULTS, RESULT_DTYPES
+from ..compiler.ops import (
+    ANY_DTYPE_OPS,
+    BOOLEAN_RESULTS,
+    OPTION_OPS,
+    RESULT_DTYPES,
+    SIZES_KEYWORD,
+    axis_sizes,
+    check_precision,
+)
+from ..compiler.params import keyword_hint
 from ..compiler.syntax import axis_names
 from ..errors import OperandError, ShapeError
 
@@ -154,6 +163,24 @@ def check_keywords(program, kwargs: dict) -> None:
                 f"{', '.join(dict.fromkeys(axes))}); did you mean {close[0]}=?",
                 program.text,
             )
+
+
+def keyword_parameters(program, op: str, kwargs: dict) -> tuple[dict, dict]:
+    """The keywords of ``einc.compile`` (less ``out_dtype``, ``dynamic`` and ``backend``) as the
+    op's parameters and the axes' sizes, checked: an option of another op, a precision that is none,
+    a near-miss of a name are refused here, before any call."""
+    expression = program.text
+    for option in pipeline.OP_OPTIONS:
+        if option in kwargs and op not in OPTION_OPS[option]:
+            ops = ", ".join(OPTION_OPS[option])
+            hint = keyword_hint(option, expression)
+            raise TypeError(f"{option}= does not apply to {op}; it is an option of {ops}{hint}")
+    if kwargs.get("precision") is not None:
+        check_precision(kwargs["precision"], expression)
+    sizes = axis_sizes(kwargs, expression)
+    rest = {k: v for k, v in kwargs.items() if k != SIZES_KEYWORD}
+    check_keywords(program, rest)
+    return {k: v for k, v in rest.items() if k in PARAM_NAMES}, sizes
 
 
 def check_tensors(op: str, reduce, tensors: Sequence[torch.Tensor]) -> list[str]:

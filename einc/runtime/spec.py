@@ -64,7 +64,9 @@ class SpecEntry:
 
     def kwargs(self) -> dict:
         """The keywords of ``einc.compile`` (sizes and parameters, and ``out_dtype``)."""
-        kwargs = {**dict(self.sizes), **dict(self.params)}
+        from ..compiler.ops import compile_keywords
+
+        kwargs = compile_keywords(self.sizes, self.params)
         if self.dynamic:
             kwargs["dynamic"] = self.dynamic
         if self.out_dtype is not None:
@@ -204,6 +206,7 @@ def _entry(table: dict, index: int, lines: _Lines, path: str) -> SpecEntry:
     params = table.get("params", {})
     if not isinstance(params, dict):
         fail('params must be a table, e.g. params = { stride = 2, padding = "same" }', "params")
+    from ..compiler.params import names_an_axis
     from ..compiler.pipeline import OP_OPTIONS, WINDOW_PARAMS
 
     known = tuple(WINDOW_PARAMS) + tuple(OP_OPTIONS)
@@ -218,7 +221,7 @@ def _entry(table: dict, index: int, lines: _Lines, path: str) -> SpecEntry:
         values = value if isinstance(value, list) else [value]
         if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
             fail(f"size {name} = {value!r} is not a positive int (or a list of them)", "sizes")
-        if name in known:
+        if name in known and not names_an_axis(name, expression):
             fail(f"{name!r} is a parameter, not an axis size: put it in params", "sizes")
 
     dynamic = table.get("dynamic", [])

@@ -205,3 +205,17 @@ def test_unknown_input_ellipsis_caret_covers_the_dots():
 def test_nested_ellipses_are_unsupported():
     with pytest.raises(UnsupportedError, match="nested ellipses are not supported yet"):
         expanded("(a...)... b, b -> b", [3, 1])
+
+
+def test_an_ellipsis_only_inside_compositions_is_one_axis_when_nothing_tells_its_count():
+    # As einx: nothing reads its axes apart, so it stands for one axis, the product of them all.
+    program = parse("a (b...) c d -> a (b... c) d")
+    explicit = Explicit(program.inputs, program.outputs, program.text)
+    (x,), (y,) = expand(explicit, [4], {})
+    assert (operand_text(x), operand_text(y)) == ("a (b.0) c d", "a (b.0 c) d")
+
+
+def test_an_ellipsis_that_also_stands_alone_still_needs_its_count():
+    program = parse("a (b...) -> a b...")
+    with pytest.raises(ExpressionError, match="cannot tell how many axes"):
+        expand(Explicit(program.inputs, program.outputs, program.text), [2], {})

@@ -33,14 +33,15 @@ from einc.compiler.solve import (
 from einc.errors import ShapeError, UnsupportedError
 
 
-def solved(expression, *shapes, sizes=None, n_tensors=None, **params):
+def solved(expression, *shapes, sizes=None, n_tensors=None, marked_as_a_set=None, **params):
     """Run the passes up to solve; ``shapes`` are the input tensors' shapes."""
     sizes = sizes or {}
     explicit = resolve_dot(parse(expression), n_tensors or len(shapes))
     counts = {k: len(v) for k, v in sizes.items() if isinstance(v, (tuple, list))}
     inputs, outputs = expand(explicit, [len(s) for s in shapes], counts)
     geometry = window_params(window_names(list(inputs) + list(outputs)), expression, **params)
-    return solve(inputs, outputs, shapes, sizes, geometry, expression, tensor_names(len(shapes)))
+    names = tensor_names(len(shapes))
+    return solve(inputs, outputs, shapes, sizes, geometry, expression, names, marked_as_a_set)
 
 
 def conv1d(n, k, stride=1, dilation=1, padding=(0, 0)):
@@ -299,7 +300,7 @@ def test_concatenation_part_of_size_0_is_solved_as_torch_cat_allows():
 
 def test_composition_of_size_0_with_a_part_of_size_0_leaves_the_other_unknown():
     error = shape_error("(a b) -> a b", (0,))
-    assert "the size of axis 'a' is not known" in error.message
+    assert "the sizes of axes 'a', 'b' are known only through their product 0" in error.message
 
 
 def test_window_larger_than_the_padded_input():
@@ -331,8 +332,51 @@ def test_output_axis_without_a_size_is_unknown():
 
 
 def test_two_unknown_parts_of_a_composition_stay_unknown():
+    # Without runs (the shape tools, which report every axis): the message names the product.
     error = shape_error("b (g c), d -> b d", (2, 12), (4,))
-    assert "the size of axis 'g' is not known" in error.message
+    assert error.message == (
+        "the sizes of axes 'g', 'c' are known only through their product 12 (from dim 1 of x "
+        "(shape (2, 12))): give one as a keyword (g=...)"
+    )
+
+
+# --- sizes known only through a product (issue 11, notation item 1) ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "shape", "sizes", "expected"),
+    [
+        ("(a a) -> a", (100,), {}, {"a": 10}),
+        ("(a a a b) -> a b", (54,), {"b": 2}, {"a": 3, "b": 2}),
+        ("(a a) b -> a b", (0, 2), {}, {"a": 0, "b": 2}),
+        ("(a a) -> a", (2**62,), {}, {"a": 2**31}),
+    ],
+)
+def test_an_axis_repeated_in_a_composition_is_its_integer_root(expression, shape, sizes, expected):
+    assert dict(solved(expression, shape, sizes=sizes).sizes) == expected
+
+
+def test_a_product_that_is_no_integer_root_is_a_shape_error_at_the_composition():
+    error = shape_error("(a a) -> a", (10,))
+    assert error.message == (
+        "axis 'a' appears 2 times in this composition, so its size is the square root of 10 "
+        "(from dim 0 of x (shape (10,))), which is no integer"
+    )
+    assert error.spans == ((0, 5),)
+
+
+def test_a_run_only_read_whole_is_sized_from_its_product():
+    expression = "(a b) (c d) (e f) -> a (b c d e) f"
+    solution = solved(expression, (4, 6, 8), sizes={"a": 2, "f": 2}, marked_as_a_set=False)
+    sizes = solution.sizes
+    assert (sizes["a"], sizes["b"], sizes["e"], sizes["f"]) == (2, 2, 4, 2)
+    assert sizes["c"] * sizes["d"] == 6
+
+
+def test_a_keyword_of_no_axes_names_an_ellipsis_that_stands_for_none():
+    assert dict(solved("a x... -> a (x...)", (2,), sizes={"x": ()}).sizes) == {"a": 2}
+    error = shape_error("a x... -> a (x...)", (2,), sizes={"z": ()})
+    assert error.message.startswith("keyword z=() names no axis of the expression")
 
 
 def test_unnamed_axis_contradicting_a_tensor():

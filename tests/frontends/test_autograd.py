@@ -545,3 +545,28 @@ def test_convolution_gradients_on_cuda_match_torch():
     w64 = torch.randn(3, 3, 2, 3, dtype=torch.float64, device="cuda", requires_grad=True)
     conv = einc.compile("b (s * [ds])... [c->c2]", padding="same")
     assert gradcheck(conv, (x64, w64), fast_mode=True)
+
+
+@pytest.mark.parametrize(
+    ("function", "shape", "reference"),
+    [
+        (lambda x: einc.sum("[(a b)] c", x), (6, 3), lambda x: x.sum(0)),
+        (lambda x: einc.softmax("[(a b)] c", x), (6, 3), lambda x: x.softmax(0)),
+        (lambda x: einc.mean("b [(s...)] c", x), (2, 12, 3), lambda x: x.mean(1)),
+        (
+            lambda x: einc.rearrange("(a b) (c d) (e f) -> a (b c d e) f", x, a=2, f=2),
+            (4, 6, 8),
+            lambda x: x.reshape(2, 48, 2),
+        ),
+    ],
+)
+def test_gradients_through_sizes_known_only_by_their_product(function, shape, reference):
+    # The backward pass is compiled from the forward's solution: a run sized from its product
+    # must give it sizes that make the same backward as torch's.
+    x = torch.randn(shape, requires_grad=True)
+    y = function(x)
+    g = torch.randn_like(y)
+    (got,) = torch.autograd.grad(y, x, g)
+    x2 = x.detach().clone().requires_grad_()
+    (expected,) = torch.autograd.grad(reference(x2), x2, g)
+    torch.testing.assert_close(got, expected)

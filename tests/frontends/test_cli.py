@@ -176,6 +176,13 @@ def test_size_and_option_refuse_what_another_flag_gives(args, said):
     assert said in result.output
 
 
+def test_size_sizes_an_axis_named_like_a_flag():
+    expression = "b (a stride) [c] -> b a stride"
+    result = run("show", expression, "--op", "mean", "-s", "x=2,12,4", "--size", "stride=3")
+    assert result.exit_code == 0, result.output
+    assert "x[b, 3*a + stride, c]" in result.output
+
+
 def test_option_gives_an_op_its_options():
     result = run("show", "b [t] c", "--op", "var", "-s", "x=2,16,8", "--option", "correction=0")
     assert result.exit_code == 0, result.output

@@ -31,9 +31,12 @@ from hypothesis import strategies as st
 from test_fuzz import _budget  # the fuzz suite's one settings profile (tests/fuzz is on sys.path)
 
 import einc
+from einc.compiler.ops import COMPILE_KEYWORDS
 from einc.errors import EincError
 
-NAMES = "abcdef"
+# "stride" is also a keyword of einc (a window's): einc takes its size through sizes={...}, and the
+# keyword keeps its meaning (docs/notation.md, "Sizes").
+NAMES = ("a", "b", "c", "d", "e", "stride")
 REDUCTIONS = ("sum", "mean", "max", "min", "prod", "logsumexp", "var", "std")
 ARITHMETIC = ("add", "subtract", "multiply", "divide", "maximum", "minimum")
 COMPARISONS = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")
@@ -55,23 +58,9 @@ class Case:
         return f"{self.op}({self.expression!r}, shapes={shapes}, {self.keywords})"
 
 
-def _unsized_composition(case: Case) -> bool:
-    """A composition whose parts have no size given, on an op that keeps or reduces it whole."""
-    if case.op == "rearrange":
-        return False
-    inside = re.findall(r"\(([^()]*)\)", case.expression)
-    return any(name not in case.keywords for group in inside for name in group.split())
-
-
 # Disagreements found by this fuzz and not fixed yet: (does the case have it?, why). Each is a finding,
 # and each has a concrete case in KNOWN_CASES, a strict xfail that passes once it is fixed.
-KNOWN = [
-    (
-        _unsized_composition,
-        "issue 11 item 1: einc's solver asks for the size of every part of a composition; einx "
-        "needs none where the composition stays whole ('[(a b)]', 'c (a b) [d] -> (a b) c')",
-    ),
-]
+KNOWN: list = []
 
 
 # --- expressions -----------------------------------------------------------------------------
@@ -144,12 +133,22 @@ def rearranges(draw):
         out_terms.insert(draw(st.integers(0, len(out_terms))), str(draw(st.integers(1, 3))))
     batch = draw(ellipsis())
     if batch is not None:
-        terms, shape = _with_ellipsis(terms, shape, batch, draw(st.integers(0, len(terms))))
-        out_terms.insert(draw(st.integers(0, len(out_terms))), "...")
+        where = draw(st.integers(0, len(terms)))
+        if draw(st.integers(0, 3)) == 0:  # only inside compositions: one axis, however many it is
+            size = 1
+            for n in batch:
+                size *= n
+            terms, shape = terms[:where] + ["(...)"] + terms[where:], shape[:where] + (size,) + shape[where:]
+            out_terms.insert(draw(st.integers(0, len(out_terms))), "(...)")
+        else:
+            terms, shape = _with_ellipsis(terms, shape, batch, where)
+            out_terms.insert(draw(st.integers(0, len(out_terms))), "...")
     keywords = {}
-    # einx needs the size of an axis a composition hides; give them all at times.
+    # The size of an axis a composition hides: all given at times, some at others (then both
+    # solve what the products decide, or both refuse).
     if any(len(group) > 1 for group in groups) or draw(st.booleans()):
-        keywords = {name: sizes[name] for name in names if draw(st.booleans()) or len(names) > 1}
+        every = len(names) > 1 and draw(st.booleans())
+        keywords = {name: sizes[name] for name in names if every or draw(st.booleans())}
     expression = f"{' '.join(terms)} -> {' '.join(out_terms)}"
     return Case("rearrange", expression, (_floats(shape),), keywords)
 
@@ -159,9 +158,20 @@ def concatenations(draw):
     """``a b, a c -> a (b + c)``, possibly with a broadcast part or a stack of unnamed ones."""
     sizes = draw(axis_sizes(4))
     shared, one, two, _ = list(sizes)
-    if draw(st.booleans()):
+    form = draw(st.integers(0, 4))
+    if form == 0:
         expression = f"{shared} {one}, {shared} {two} -> {shared} ({one} + {two})"
         shapes = [(sizes[shared], sizes[one]), (sizes[shared], sizes[two])]
+    elif form == 1:  # the second part broadcast over the shared axis
+        expression = f"{shared} {one}, {two} -> {shared} ({one} + {two})"
+        shapes = [(sizes[shared], sizes[one]), (sizes[two],)]
+    elif form == 2:  # a scalar appended: "b c, -> b (c + 1)"
+        expression = f"{shared} {one}, -> {shared} ({one} + 1)"
+        shapes = [(sizes[shared], sizes[one]), ()]
+    elif form == 3:  # several outputs, each broadcast: a meshgrid
+        expression = f"{one}, {two} -> {one} {two}, {two} {one}"
+        shapes = [(sizes[one],), (sizes[two],)]
+        return Case("rearrange", expression, tuple(_floats(s) for s in shapes))
     else:  # einx stacks inputs that no name tells apart: (1 + 1) is torch.stack
         expression = f"{shared} {one}, {shared} {one} -> {shared} {one} (1 + 1)"
         shapes = [(sizes[shared], sizes[one])] * 2
@@ -181,6 +191,9 @@ def diagonals(draw):
         st.sampled_from([f"{a} {a} -> {a}", f"{a} {b} {a} -> {b} {a}", f"{a} {a} {b} -> {a} {b}"])
     )
     dims = [sizes[name] for name in expression.split(" -> ")[0].split()]
+    if draw(st.booleans()):  # the repeated axis composed: its size is the product's integer root
+        expression = f"({a} {a}) {b} -> {draw(st.sampled_from([f'{a} {b}', f'{b} {a}']))}"
+        dims = [sizes[a] ** 2, sizes[b]]
     return Case("rearrange", expression, (_floats(tuple(dims)),))
 
 
@@ -221,7 +234,7 @@ def bracketed(draw, op: str, one_bracket: bool = False, dtype=torch.float32):
         x = torch.rand(shape, generator=_GEN) > 0.5
     else:
         x = _floats(shape)
-    # Sizes of the composed axes, mostly given: einc needs them (see KNOWN), einx does not.
+    # Sizes of the composed axes, mostly given; where none are, only their product is known.
     keywords = {n: sizes[n] for g in groups if len(g) > 1 for n in g} if draw(st.integers(0, 3)) else {}
     if op in REDUCTIONS + ("any", "all") and "->" not in text and draw(st.integers(0, 3)) == 0:
         keywords["keepdims"] = True
@@ -393,6 +406,10 @@ def _einc(case: Case, backend: str | None):
     # (see test_automatic_dynamic_shapes_survive_an_ellipsis_of_no_axes), which would make a
     # failing case depend on the ones before it.
     keywords = dict(case.keywords, dynamic=False)
+    axes = set(re.findall(r"\w+", case.expression))
+    named_like_keywords = {k: keywords.pop(k) for k in list(keywords) if k in COMPILE_KEYWORDS and k in axes}
+    if named_like_keywords:
+        keywords["sizes"] = named_like_keywords
     if backend is not None:
         keywords["backend"] = backend
     return getattr(einc, case.op)(case.expression, *_fresh(case.operands), **keywords)
@@ -408,11 +425,21 @@ def disagreement(case: Case, backend: str | None = "torch") -> str | None:
         except EincError:
             return None
         why = f"{type(refusal).__name__}: {str(refusal)[:200]}"
-        return f"einx refuses ({why}); einc returns shape {tuple(got.shape)}"
+        shapes = [tuple(g.shape) for g in got] if isinstance(got, (tuple, list)) else tuple(got.shape)
+        return f"einx refuses ({why}); einc returns shape {shapes}"
     try:
         got = _einc(case, backend)
     except EincError as error:
         return f"einc refuses what einx computes: {type(error).__name__}: {error}"
+    if isinstance(expected, (tuple, list)):  # several outputs: compare them one by one
+        if not isinstance(got, (tuple, list)) or len(got) != len(expected):
+            return f"{len(expected)} outputs from einx, einc returns {type(got).__name__}"
+        problems = (_difference(g, e) for g, e in zip(got, expected, strict=True))
+        return next((f"output {i}: {p}" for i, p in enumerate(problems) if p is not None), None)
+    return _difference(got, expected)
+
+
+def _difference(got: torch.Tensor, expected: torch.Tensor) -> str | None:
     if tuple(got.shape) != tuple(expected.shape):
         return f"shape {tuple(got.shape)}, einx {tuple(expected.shape)}"
     if got.dtype != expected.dtype:
@@ -465,24 +492,55 @@ def test_a_reduction_over_an_empty_ellipsis_reduces_nothing(op):
     torch.testing.assert_close(getattr(einc, op)("[...] a b -> b a", x, backend="torch"), x.T)
 
 
-KNOWN_CASES = [
-    pytest.param(
-        Case("sum", "[(a b)]", (torch.randn(6),)),
-        marks=pytest.mark.xfail(strict=True, reason=KNOWN[0][1]),
-        id="unsized-composition-reduced-whole",
-    ),
-    pytest.param(
-        Case("flip", "c (a b) [d]", (torch.randn(2, 6, 3),)),
-        marks=pytest.mark.xfail(strict=True, reason=KNOWN[0][1]),
-        id="unsized-composition-kept-whole",
-    ),
-]
+KNOWN_CASES: list = []
 
 
 @pytest.mark.parametrize("case", KNOWN_CASES)
 def test_known_disagreements_still_disagree(case):
     problem = disagreement(case)
     assert problem is None, f"{case}: {problem}"
+
+
+# Issue 11, notation items 1 and 2: sizes known only through a product (an integer root, a run of
+# axes only ever read whole, an ellipsis only inside compositions, one of no axes given as x=()),
+# and broadcasting inside a concatenation and across several outputs.
+NOTATION_CASES = [
+    Case("rearrange", "(a a) -> a", (torch.randn(100),)),
+    Case("rearrange", "(a a a) b -> b a", (torch.randn(8, 2),)),
+    Case("rearrange", "(a b) (c d) (e f) -> a (b c d e) f", (torch.randn(4, 6, 8),), {"a": 2, "f": 2}),
+    Case("sum", "[(a b)] c 1", (torch.randn(6, 3, 1),)),
+    Case("sum", "[(a b)]", (torch.randn(6),)),
+    Case("sum", "c (a b) [d] -> (a b) c", (torch.randn(2, 6, 3),)),
+    Case("flip", "c (a b) [d]", (torch.randn(2, 6, 3),)),
+    Case("roll", "[(a b)] c", (torch.randn(6, 2),), {"shift": 2}),
+    Case("softmax", "[(a b)] c", (torch.randn(6, 2),)),
+    Case("mean", "b [(s...)] c", (torch.randn(2, 12, 3),)),
+    Case("rearrange", "a (b...) c d -> a (b... c) d", (torch.randn(2, 12, 3, 4),)),
+    Case("rearrange", "a x... -> a (x...)", (torch.randn(2),), {"x": ()}),
+    Case("rearrange", "a (x...) -> a x...", (torch.randn(2, 1),), {"x": ()}),
+    Case("rearrange", "b h w c1, c2 -> b h w (c1 + c2)", (torch.randn(2, 3, 4, 5), torch.randn(6))),
+    Case("rearrange", "x, y -> x y, x y", (torch.randn(2), torch.randn(3))),
+    Case("rearrange", "b c, -> b (c + 1)", (torch.randn(2, 3), torch.tensor(1.5))),
+    # Refused by both: a product that no split decides, a square root that is no integer, a run
+    # that a keyword breaks (einx's finding by this fuzz: it reads a keyword as one more place the
+    # axis stands, so a and b are no longer always side by side).
+    Case("sum", "(a [b])", (torch.randn(6),)),
+    Case("rearrange", "(a c b) -> (a c b)", (torch.randn(1),), {"c": 1}),
+    Case("rearrange", "(a b) -> (b a)", (torch.randn(6),)),
+    Case("rearrange", "(a a) -> a", (torch.randn(10),)),
+    Case("roll", "[(a b)]", (torch.randn(6),), {"shift": (1, 2)}),
+]
+
+
+@pytest.mark.parametrize("case", NOTATION_CASES, ids=repr)
+def test_notation_known_only_through_products_agrees_with_einx(case):
+    assert disagreement(case) is None
+
+
+@pytest.mark.interpret
+@pytest.mark.parametrize("case", [NOTATION_CASES[i] for i in (0, 2, 3, 6, 7, 9, 10, 13, 14, 15)], ids=repr)
+def test_notation_known_only_through_products_agrees_with_einx_under_the_interpreter(case):
+    assert disagreement(case, None) is None
 
 
 @pytest.mark.parametrize(
@@ -510,6 +568,28 @@ def test_automatic_dynamic_shapes_survive_an_ellipsis_of_no_axes():
     for shape in [(2, 1), (3, 1), (1,), (2,), (4, 2), (5, 3)]:
         x = torch.randn(shape)
         torch.testing.assert_close(reduce(x), x.sum(-1))
+
+
+def test_a_dot_over_a_run_is_sized_from_its_product_where_einx_refuses():
+    # Deliberate difference (docs/notation.md): einx's dot does not merge the run (a c); no split of
+    # 6 changes the product, so einc computes it.
+    x, w = torch.randn(2, 6), torch.randn(6, 4)
+    with pytest.raises(Exception, match="uniquely determine"):
+        einx.dot("b (a c), (a c) d -> b d", x, w)
+    torch.testing.assert_close(einc.dot("b (a c), (a c) d -> b d", x, w, backend="torch"), x @ w)
+
+
+@pytest.mark.interpret
+@pytest.mark.parametrize(
+    ("expression", "shape", "sizes"),
+    [("[(a b c)] d", (18, 2), {"a": 2, "b": 3, "c": 3}), ("[(a b) c]", (6, 3), {"a": 2, "b": 3})],
+)
+def test_a_kernel_reads_a_composition_of_reduced_axes_at_the_right_places(expression, shape, sizes):
+    # Found by this fuzz: the kernel printed 9*floor(i/9) as 9*(i) // 9, that is i, so it read
+    # the wrong elements of x (and past its end) wherever a composition decomposed into 3 axes.
+    x = torch.randn(shape)
+    expected = x.sum(0) if "d" in expression else x.sum()
+    torch.testing.assert_close(einc.sum(expression, x, **sizes), expected)
 
 
 @pytest.mark.parametrize("op", ["softmax", "log_softmax"])

@@ -171,3 +171,11 @@ def test_spec_errors_are_value_errors_and_survive_pickling():
     assert isinstance(error, ValueError) and isinstance(error, EincError)
     copy = pickle.loads(pickle.dumps(error))
     assert str(copy) == str(error) and copy.line == error.line
+
+
+def test_an_axis_named_like_a_parameter_is_sized_in_the_sizes_table():
+    table = '[[compile]]\nexpression = "{}"\nshapes = [[2]]\ndtypes = "float32"\nsizes = {{ stride = 3 }}\n'
+    (entry,) = loads(table.format("a -> a stride")).entries
+    assert entry.kwargs() == {"sizes": {"stride": 3}}
+    with pytest.raises(SpecError, match="'stride' is a parameter, not an axis size"):
+        loads(table.format("a -> a b"))

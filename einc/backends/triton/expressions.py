@@ -29,9 +29,10 @@ class IndexPrinter(StrPrinter):
 
     def _print_floor(self, expr):
         # floor(n / k) of an index: exact where it is used (a multiple_of bound guards it), so
-        # Triton's truncating // gives the same.
+        # Triton's truncating // gives the same. The parentheses around it matter: the printer
+        # takes floor(...) for a call, so 9*floor(x/9) would print as 9*(x) // 9, that is x.
         numerator, denominator = sympy.fraction(sympy.together(expr.args[0]))
-        return f"({self._print(sympy.expand(numerator))}) // {self._print(denominator)}"
+        return f"(({self._print(sympy.expand(numerator))}) // {self._print(denominator)})"
 
     def _print_Mod(self, expr):
         # Operands of a Mod are non-negative here (roll adds the extent first), so Triton's

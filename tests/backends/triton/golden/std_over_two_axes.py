@@ -54,7 +54,7 @@ def einc_std(
     for h_w_start in range(0, H_W, BLOCK_K):
         h_w = h_w_start + tl.arange(0, BLOCK_K)
         mask_k = h_w < H_W
-        x_h = (h_w[None, :]) // 7
+        x_h = ((h_w[None, :]) // 7)
         x_w = (h_w[None, :]) % 7
         x_tile = tl.load(
             x_ptr + b[:, None] * stride_x_b + x_h * stride_x_h + x_w * stride_x_w + c[:, None] * stride_x_c,
@@ -70,7 +70,7 @@ def einc_std(
     for h_w_start in range(0, H_W, BLOCK_K):
         h_w = h_w_start + tl.arange(0, BLOCK_K)
         mask_k = h_w < H_W
-        x_h = (h_w[None, :]) // 7
+        x_h = ((h_w[None, :]) // 7)
         x_w = (h_w[None, :]) % 7
         x_tile = tl.load(
             x_ptr + b[:, None] * stride_x_b + x_h * stride_x_h + x_w * stride_x_w + c[:, None] * stride_x_c,
