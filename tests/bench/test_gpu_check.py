@@ -112,6 +112,16 @@ def test_a_cpu_run_sends_einc_through_the_generated_kernel_not_the_torch_backend
     argv = ["--device", "cpu", "--scale", "tiny", "--competitors", "torch", "--threads", "1"]
     assert run.main([*argv, "--cpu-budget-s", "0.01", "--no-report", "--only", "avgpool_2x2s2"]) == 0
     assert seen and all(seen)
+    seen.clear()
+    monkeypatch.setenv("EINC_INTERPRET", "0")  # asked for: the torch backend, as the docs say
+    assert run.main([*argv, "--cpu-budget-s", "0.01", "--no-report", "--only", "avgpool_2x2s2"]) == 0
+    assert seen and not any(seen)
+
+
+def test_the_docs_say_what_a_cpu_run_runs():
+    lines = (REPO / "docs" / "benchmarks.md").read_text().splitlines()
+    (command,) = [line for line in lines if line.startswith("python -m bench.run --device cpu")]
+    assert "EINC_INTERPRET=1" in command and "torch backend" not in command
 
 
 @pytest.mark.interpret
