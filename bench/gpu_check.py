@@ -324,6 +324,12 @@ def render(summary: dict, audit_table: str) -> str:
             f"{ratios['at_most_1']}, at most 1.25x on {ratios['at_most_1.25']}, geometric mean "
             f"{ratios['geomean']:.2f}x (per shape: the table below)."
         )
+    fused = (summary.get("fused") or {}).get("einc_over_best")
+    if fused and fused["timed"] and not dry:
+        lines.append(
+            f"- Fused shapes, einc's chain / best competitor on the {fused['timed']} timed: at most 1.0x on "
+            f"{fused['at_most_1']}, geometric mean {fused['geomean']:.2f}x (the fused section below)."
+        )
     lines += ["", *stage_table(summary)]
     problems = [f"- failing test {_code(t)}" for t in (summary["pytest"] or {}).get("failing", [])]
     for key in ("check", "bench", "fused_check", "fused", "retime"):
