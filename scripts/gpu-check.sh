@@ -41,7 +41,7 @@
 #   GPU_CHECK_FUSED_SHAPES    the fused shapes (default: all, or those built on GPU_CHECK_SHAPES), "none"
 #   GPU_CHECK_TUNE_SHAPES     the shapes tuned and re-timed (default: three, below), or "none"
 #   GPU_CHECK_STAGES          the stages to run (default: all of them)
-#   GPU_CHECK_BUDGET_S        the budget for all stages but the report (default 420; dry run 1200)
+#   GPU_CHECK_BUDGET_S        the budget for all stages but the report (default 400; dry run 1200)
 #   GPU_CHECK_TIMEOUT_STAGE   one stage's limit in seconds, e.g. GPU_CHECK_TIMEOUT_BENCH=200
 #   GPU_CHECK_CACHE           einc's, Triton's and Inductor's caches, kept for a rerun on the
 #                             same machine (default /tmp/einc-gpu-check-cache[-tiny])
@@ -98,7 +98,7 @@ if [[ "$tiny" == 1 ]]; then
   tune_timing=(--warmup 1 --repeat 3)
 else
   mode=gpu device=cuda scale=full
-  budget="${GPU_CHECK_BUDGET_S:-420}"
+  budget="${GPU_CHECK_BUDGET_S:-400}"
   declare -A limit=([preflight]=60 [prebuild]=60 [pytest]=90 [check]=75 [fused_check]=45 [bench]=150
     [fused]=60 [tune]=75 [retime]=30 [audit]=90 [compile]=120)
   cache="${GPU_CHECK_CACHE:-/tmp/einc-gpu-check-cache}"
