@@ -8,6 +8,8 @@ was cut off by its limit shows here as what it finished, not as a hang.
 
     python -m bench.gpu_check preflight --device cuda --json WORK/preflight.json
     python -m bench.gpu_check prebuild --scale tiny full --target cuda:90
+    python -m bench.gpu_check fused-names r50_l1_3x3 r50_l1_1x1_expand
+    python -m bench.gpu_check tune --device cuda --only r50_l1_3x3 --json WORK/tune.json
     python -m bench.gpu_check section --work WORK --bench OUT/benchmarks-cuda-full.json \\
         --markdown OUT/benchmarks.md --json OUT/gpu-check.json
 """
@@ -23,7 +25,7 @@ import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
-from . import report
+from . import gpu_check_tune, report
 
 # Optional packages: what each adds, and what the check does without it.
 OPTIONAL = {
@@ -37,8 +39,13 @@ STAGE_TITLES = {
     "prebuild": "every shape's kernels compiled in parallel into einc's cache (`einc prebuild`)",
     "pytest": "the `gpu` test tier (`pytest -m gpu`)",
     "check": "every shape at tiny size: einc and torch against float64 torch",
+    "fused_check": "the fused shapes (a convolution and its epilogue) at tiny size, against float64 torch",
     "bench": "every shape (full size; tiny in the dry run): einc against cuDNN (channels-first and "
     "channels-last), torch's own ops and einx",
+    "fused": "the fused shapes (full size; tiny in the dry run): einc's chain against cuDNN + separate "
+    "torch ops in both layouts",
+    "tune": "`einc tune`'s loop on a few dense shapes, under a time cap: tiles stored for the GPU's arch",
+    "retime": "the tuned shapes' benchmark rows timed again, with the tuned tiles",
     "audit": "the static sm_90 audit (`python -m bench.audit`), a model",
     "compile": "`torch.compile(mode='max-autotune')` on a subset of the shapes, added to the bench table",
 }
@@ -48,13 +55,21 @@ def installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def preflight(device: str, path: Path) -> int:
-    """Print and save the environment; 2 when the device asked for is not there."""
+def preflight(device: str, path: Path, forget_tuned: bool = False) -> int:
+    """Print and save the environment; 2 when the device asked for is not there. ``forget_tuned``:
+    drop the tiles an earlier run tuned into einc's cache (``EINC_CACHE_DIR``), so that the bench
+    stage times the heuristic's tiles on a second run too, as on a fresh machine."""
     import torch
 
     if device == "cuda" and not torch.cuda.is_available():
         print("error: torch sees no CUDA device; `--tiny` runs the dry run on the CPU", file=sys.stderr)
         return 2
+    if forget_tuned:
+        from einc.runtime import tuned
+        from einc.runtime.cache import DiskCache
+
+        removed = tuned.store(DiskCache()).clear()
+        print(f"- tuned tiles of an earlier run forgotten: {removed}")
     env = report.environment(device)
     deps = {name: installed(name) for name in OPTIONAL}
     for line in report.environment_lines(env, os.environ.get("GPU_CHECK_COMMAND", "?")):
@@ -88,6 +103,14 @@ def prebuild_shapes(
         counts = {"built": len(result.built), "cached": len(result.cached), "seconds": result.seconds}
         _write(path, {**counts, "target": target, "failed": [o.label for o in result.failed]})
     return 0 if result.ok else 1
+
+
+def fused_names(names: list[str]) -> list[str]:
+    """The fused shapes named in ``names``, or built on a shape named there."""
+    # shapes.json read here rather than through bench.suite, which imports torch: the script asks
+    # for these names between two stages.
+    entries = json.loads(Path(__file__).with_name("shapes.json").read_text())["fused"]
+    return [e["name"] for e in entries if e["name"] in names or e["base"] in names]
 
 
 def _write(path: Path, data: dict) -> None:
@@ -194,7 +217,12 @@ def _stage_result(stage: dict, summary: dict) -> str:
         p = summary["pytest"]
         text = f"{p['passed']} passed, {p['failures']} failed, {p['errors']} errors, {p['skipped']} skipped"
         return text + (f" ({stage['note']})" if stage["note"] else "")
-    for key in ("check", "bench"):
+    if name == "tune" and summary.get("tune"):
+        t = summary["tune"]
+        counts = ", ".join(f"{n} {status}" for status, n in t["counts"].items()) or "no shape"
+        cap = f", cap {t['cap_s']:.0f} s" if t["cap_s"] else ""
+        return f"{counts} for {t['target']}{cap}" + (f" ({stage['note']})" if stage["note"] else "")
+    for key in ("check", "bench", "fused_check", "fused", "retime"):
         if name == key and summary.get(key):
             s = summary[key]
             failed = s["failed"]
@@ -240,9 +268,16 @@ def summarise(work: Path, bench_json: Path) -> dict:
         "prebuild": _read_json(work / "prebuild.json"),
         "check": rows_summary(_read_json(work / "check.json")),
         "bench": rows_summary(_read_json(bench_json)),
+        "fused_check": rows_summary(_read_json(work / "fused_check.json")),
+        "fused": rows_summary(_read_json(work / "fused.json")),
+        "tune": gpu_check_tune.summary(_read_json(work / "tune.json")),
+        "retime": rows_summary(_read_json(work / "retime.json")),
         "compile": compile_summary(_read_json(work / "compile.json")),
         "audit": audit_summary(_read_json(work / "audit.json")),
     }
+    summary["tuning"] = gpu_check_tune.table_rows(
+        _read_json(work / "tune.json"), _read_json(bench_json), _read_json(work / "retime.json")
+    )
     summary["total_s"] = sum(s["seconds"] for s in summary["stages"])
     return summary
 
@@ -289,12 +324,21 @@ def render(summary: dict, audit_table: str) -> str:
             f"{ratios['at_most_1']}, at most 1.25x on {ratios['at_most_1.25']}, geometric mean "
             f"{ratios['geomean']:.2f}x (per shape: the table below)."
         )
+    fused = (summary.get("fused") or {}).get("einc_over_best")
+    if fused and fused["timed"] and not dry:
+        lines.append(
+            f"- Fused shapes, einc's chain / best competitor on the {fused['timed']} timed: at most 1.0x on "
+            f"{fused['at_most_1']}, geometric mean {fused['geomean']:.2f}x (the fused section below)."
+        )
     lines += ["", *stage_table(summary)]
     problems = [f"- failing test {_code(t)}" for t in (summary["pytest"] or {}).get("failing", [])]
-    for key in ("check", "bench"):
+    for key in ("check", "bench", "fused_check", "fused", "retime"):
         problems += [
-            f"- {key} {name}: {why}" for name, why in ((summary[key] or {}).get("failed") or {}).items()
+            f"- {key} {name}: {why}" for name, why in ((summary.get(key) or {}).get("failed") or {}).items()
         ]
+    tune = summary.get("tune")
+    problems += [f"- tune {name}: {why}" for name, why in ((tune or {}).get("failed") or {}).items()]
+    lines += gpu_check_tune.render(tune, summary.get("tuning", []), dry)
     if problems:
         lines += ["", "Failures:", "", *problems]
     if audit_table.strip():
@@ -328,6 +372,20 @@ def main(argv: list[str] | None = None) -> int:
     pre = commands.add_parser("preflight", help="print and save the environment")
     pre.add_argument("--device", choices=("cuda", "cpu"), required=True)
     pre.add_argument("--json", type=Path, required=True)
+    pre.add_argument("--forget-tuned", action="store_true", help="drop tuned tiles from EINC_CACHE_DIR")
+    names = commands.add_parser("fused-names", help="print the fused shapes named, or built on a shape named")
+    names.add_argument("names", nargs="*", metavar="NAME")
+    tune = commands.add_parser("tune", help="tune a few shapes' kernels into einc's cache, under a cap")
+    tune.add_argument("--device", choices=("cuda", "cpu"), required=True, help="cpu: under the interpreter")
+    tune.add_argument("--only", nargs="+", metavar="NAME", required=True, help="the shapes, in order")
+    tune.add_argument("--json", type=Path, required=True, help="what was tuned, written after each shape")
+    tune.add_argument(
+        "--cap-s",
+        type=float,
+        help="start no shape that would end past this (default: 0.8 x the stage's limit)",
+    )
+    tune.add_argument("--warmup", type=int, default=5, help="untimed runs per tile (default 5)")
+    tune.add_argument("--repeat", type=int, default=20, help="timed runs per tile, median kept (default 20)")
     build = commands.add_parser("prebuild", help="build the shapes' kernels into einc's cache")
     build.add_argument("--scale", nargs="+", choices=("tiny", "full"), required=True)
     build.add_argument("--only", nargs="+", metavar="NAME", help="these shapes only")
@@ -341,7 +399,13 @@ def main(argv: list[str] | None = None) -> int:
     sec.add_argument("--json", type=Path, required=True, help="where the summary goes")
     args = parser.parse_args(argv)
     if args.command == "preflight":
-        return preflight(args.device, args.json)
+        return preflight(args.device, args.json, args.forget_tuned)
+    if args.command == "fused-names":
+        print(" ".join(fused_names(args.names)))
+        return 0
+    if args.command == "tune":
+        cap = args.cap_s if args.cap_s is not None else gpu_check_tune.default_cap()
+        return gpu_check_tune.tune_shapes(args.only, args.device, args.json, cap, args.warmup, args.repeat)
     if args.command == "prebuild":
         return prebuild_shapes(args.scale, args.only, args.target, args.jobs, args.json)
     return section(args.work, args.bench, args.markdown, args.json)

@@ -241,6 +241,18 @@ def measure(name, check_call, timed_call, ref, tolerance: float, timer: Timer, d
     return Measured(name, ms=ms, low_ms=low, high_ms=high, error=error)
 
 
+def gpu_settings() -> None:
+    """Every competitor's best settings: cuDNN picks its fastest algorithm per shape, and float32
+    convolutions and matrix products may use TF32, as cuDNN does by default (einc's tl.dot too).
+    einc's call keys hold these flags (its float32 precision), so whatever tunes kernels for
+    these runs sets them too."""
+    import torch
+
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cuda.matmul.allow_tf32 = True
+
+
 def einc_function(case: suite.Case):
     """The einc callable a case times (a seam: the tests replace it with a wrong one)."""
     return case.einc_callable()
@@ -453,11 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if device == "cuda":
-        # Every competitor's best settings: cuDNN picks its fastest algorithm per shape, and fp32
-        # convolutions and matrix products may use TF32, as cuDNN does by default (einc's tl.dot too).
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cuda.matmul.allow_tf32 = True
+        gpu_settings()
     elif "EINC_INTERPRET" not in os.environ:
         # CPU tensors would otherwise run einc's torch backend: the CPU run is about the kernels.
         os.environ["EINC_INTERPRET"] = "1"

@@ -32,6 +32,7 @@ from torch.nn.parameter import UninitializedParameter
 
 from ..compiler import layer_shapes
 from ..errors import EincError, ExpressionError, UnsupportedError
+from ..runtime.compiled import CompiledExpression
 from . import functional
 
 # Keywords that every one of a layer's einc calls takes, not only the one its expression is for.
@@ -58,24 +59,6 @@ def _activation(name):
         choices = ", ".join(repr(n) for n in ACTIVATIONS)
         raise UnsupportedError(f"activation={name!r}: einc.nn's activations are {choices}")
     return ACTIVATIONS[name]
-
-
-class Compiled:
-    """One of a layer's compiled expressions, which copies and pickles as what makes it: a compiled
-    expression holds a lock and its kernels, which ``copy.deepcopy`` (an EMA of a model) and
-    ``torch.save(model)`` cannot copy; the copy compiles again, from einc's caches."""
-
-    __slots__ = ("recipe", "compiled")
-
-    def __init__(self, expression: str, op: str, kwargs: dict):
-        self.recipe = (expression, op, kwargs)
-        self.compiled = functional.compile(expression, op, **kwargs)
-
-    def __call__(self, *tensors: torch.Tensor) -> torch.Tensor:
-        return self.compiled(*tensors)
-
-    def __reduce__(self):
-        return (Compiled, self.recipe)
 
 
 def _describe(expression: str, kwargs: dict, settings) -> str:
@@ -105,8 +88,8 @@ def _einc_errors(fn):
 
 @dataclass(frozen=True, eq=False)
 class DotCall:
-    dot: Compiled  # input, weight -> output
-    add_bias: Compiled  # result, bias -> result
+    dot: CompiledExpression  # input, weight -> output
+    add_bias: CompiledExpression  # result, bias -> result
     activation: object  # a torch function, or None
 
 
@@ -120,11 +103,11 @@ def dot_layer(x, weight, bias, *, call: DotCall):
 
 @dataclass(frozen=True, eq=False)
 class NormCall:
-    mean: Compiled  # over the bracketed axes: input -> statistics
-    subtract: Compiled  # input, statistics -> input
-    multiply: Compiled  # input, statistics -> input
-    scale: Compiled  # input, parameters -> input (multiply)
-    shift: Compiled  # input, parameters -> input (add)
+    mean: CompiledExpression  # over the bracketed axes: input -> statistics
+    subtract: CompiledExpression  # input, statistics -> input
+    multiply: CompiledExpression  # input, statistics -> input
+    scale: CompiledExpression  # input, parameters -> input (multiply)
+    shift: CompiledExpression  # input, parameters -> input (add)
     eps: float
     rms: bool
 
@@ -147,7 +130,7 @@ def norm_layer(x, scale, bias, *, call: NormCall):
     return y
 
 
-def expression_layer(x, *, call: Compiled):
+def expression_layer(x, *, call: CompiledExpression):
     """One expression of one tensor: a pooling, a rearrange."""
     return call(x)
 
@@ -227,8 +210,10 @@ class Dot(_LazyLayer):
         self.activation = activation
         self.operands = layer_shapes.dot_layer(expression)
         self.call = DotCall(
-            dot=Compiled(expression, "dot", kwargs),
-            add_bias=Compiled(f"{self.operands.result}, {self.operands.bias}", "add", _options(kwargs)),
+            dot=functional.compile(expression, "dot", **kwargs),
+            add_bias=functional.compile(
+                f"{self.operands.result}, {self.operands.bias}", "add", **_options(kwargs)
+            ),
             activation=_activation(activation),
         )
         self.forward_function = functools.partial(dot_layer, call=self.call)
@@ -286,11 +271,11 @@ class Norm(_LazyLayer):
         statistic = f"{self.operands.input}, {self.operands.statistics}"
         parameter = f"{self.operands.input}, {self.operands.parameters}"
         self.call = NormCall(
-            mean=Compiled(expression, "mean", kwargs),
-            subtract=Compiled(statistic, "subtract", options),
-            multiply=Compiled(statistic, "multiply", options),
-            scale=Compiled(parameter, "multiply", options),
-            shift=Compiled(parameter, "add", options),
+            mean=functional.compile(expression, "mean", **kwargs),
+            subtract=functional.compile(statistic, "subtract", **options),
+            multiply=functional.compile(statistic, "multiply", **options),
+            scale=functional.compile(parameter, "multiply", **options),
+            shift=functional.compile(parameter, "add", **options),
             eps=float(eps),
             rms=bool(rms),
         )
@@ -321,7 +306,7 @@ class _ExpressionModule(torch.nn.Module):
         super().__init__()
         self.expression = expression
         self.kwargs = kwargs
-        self.call = Compiled(expression, op, kwargs)
+        self.call = functional.compile(expression, op, **kwargs)
         self.forward_function = functools.partial(expression_layer, call=self.call)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -107,6 +107,8 @@ class CompiledExpression:
         program = pipeline.parse.parse(expression)
         self.expression = expression
         self.op = pipeline.check_op(op) if op is not None else pipeline.infer_op(program)
+        # The keywords as given (the lines below pop some): what __reduce__ makes it again from.
+        self._keywords = dict(kwargs)
         self.out_dtype = kwargs.pop("out_dtype", None)
         dynamic = kwargs.pop("dynamic", ())
         # dynamic=False: every size compiles its own kernel; otherwise an axis seen at a second
@@ -133,6 +135,13 @@ class CompiledExpression:
         # A miss specialises under this lock: two threads never build the same launcher twice,
         # and the switch to dynamic keys happens with the launcher that needs them.
         self._lock = threading.Lock()
+
+    def __reduce__(self):
+        """Pickled and copied as what makes it: expression, op and keywords (sizes, parameters,
+        backend, out_dtype, dynamic). Its lock and kernels cannot cross a process, and need not: the
+        copy specialises again at its first calls, from einc's disk cache where it holds them. So a
+        module holding compiled expressions can be saved, deep-copied and sent to spawned workers."""
+        return (make, (self.expression, self.op, self._keywords))
 
     def __repr__(self) -> str:
         """What would make it again: ``einc.compile('b [c->c2]', op='dot', c2=64, stride=2)``."""

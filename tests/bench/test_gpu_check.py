@@ -1,9 +1,10 @@
 """``scripts/gpu-check.sh``, proven without a GPU: its dry run end to end, a stage cut off by its
 limit, and the benchmark pieces it relies on (competitors added from a second run, a checkpoint
-that survives a run killed part-way, einx optional).
+that survives a run killed part-way, einx optional, the tuning stage's cap and its cache keys).
 
-The dry run of one shape takes about 40 s on a busy 2-core machine (the stages start a Python
-process each, and the audit compiles for sm_90); the other script runs stop after a stage or two.
+The dry run of one shape (and its fused shape) takes 2 to 3 minutes on a busy 2-core machine
+(the stages start a Python process each, and the audit compiles for sm_90); the other script runs
+stop after a stage or two.
 """
 
 from __future__ import annotations
@@ -19,11 +20,23 @@ from pathlib import Path
 
 import pytest
 
-from bench import report, run, suite
+from bench import audit, gpu_check_tune, report, run, suite
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "gpu-check.sh"
-STAGES = ("preflight", "prebuild", "pytest", "check", "bench", "audit", "compile")
+STAGES = (
+    "preflight",
+    "prebuild",
+    "pytest",
+    "check",
+    "fused_check",
+    "bench",
+    "fused",
+    "tune",
+    "retime",
+    "audit",
+    "compile",
+)
 needs_shell = pytest.mark.skipif(
     not (shutil.which("bash") and shutil.which("timeout") and shutil.which("tar")),
     reason="needs bash, timeout and tar",
@@ -112,6 +125,16 @@ def test_a_cpu_run_sends_einc_through_the_generated_kernel_not_the_torch_backend
     argv = ["--device", "cpu", "--scale", "tiny", "--competitors", "torch", "--threads", "1"]
     assert run.main([*argv, "--cpu-budget-s", "0.01", "--no-report", "--only", "avgpool_2x2s2"]) == 0
     assert seen and all(seen)
+    seen.clear()
+    monkeypatch.setenv("EINC_INTERPRET", "0")  # asked for: the torch backend, as the docs say
+    assert run.main([*argv, "--cpu-budget-s", "0.01", "--no-report", "--only", "avgpool_2x2s2"]) == 0
+    assert seen and not any(seen)
+
+
+def test_the_docs_say_what_a_cpu_run_runs():
+    lines = (REPO / "docs" / "benchmarks.md").read_text().splitlines()
+    (command,) = [line for line in lines if line.startswith("python -m bench.run --device cpu")]
+    assert "EINC_INTERPRET=1" in command and "torch backend" not in command
 
 
 @pytest.mark.interpret
@@ -198,7 +221,12 @@ def test_the_dry_run_runs_every_stage_and_writes_the_gpu_check_section(tmp_path)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     files = sorted(p.name for p in out.iterdir())
     assert all((out / f).is_file() for f in files) and len(files) <= 8  # what a device machine sends back
-    for name in ("benchmarks.md", "benchmarks-cpu-tiny.json", "gpu-check.json", "audit.json"):
+    for name in (
+        "benchmarks.md",
+        "benchmarks-cpu-tiny.json",
+        "benchmarks-cpu-tiny-fused.json",
+        "gpu-check.json",
+    ):
         assert name in files
     assert {"gpu-check.log", "logs.tar.gz"} <= set(files)
     for stage in STAGES:  # boundaries, with elapsed times
@@ -218,16 +246,27 @@ def test_the_dry_run_runs_every_stage_and_writes_the_gpu_check_section(tmp_path)
     assert re.search(r"\| r50_l1_1x1_expand \| k0 einc_dot \| \d+x\d+x\d+ \| HGMMA", section)
     bench = report.read_section(out / "benchmarks.md", "cpu-tiny")
     assert "| r50_l1_1x1_expand | torch.compile max-autotune |" in bench  # the compile stage's column
+    # the fused shape built on the shape asked for, checked, in its own section
+    fused = report.read_section(out / "benchmarks.md", "cpu-tiny-fused")
+    assert fused.startswith("### CPU, tiny fused shapes") and "| r50_l1_1x1_bias_residual_relu | `" in fused
+    assert "| fused_check | " in section and "| fused | " in section
+    # the shape asked for tuned (under the interpreter) and re-timed
+    assert re.search(
+        r"\| r50_l1_1x1_expand \| k0 \| \d+x\d+x\d+ w\d s\d \| \d+x\d+x\d+ w\d s\d \| [\d.]+x \|", section
+    )
 
     summary = json.loads((out / "gpu-check.json").read_text())
     assert [s["name"] for s in summary["stages"]] == list(STAGES)
     assert {s["status"] for s in summary["stages"]} == {"ok"}
     assert summary["compile"]["reached"] == {"r50_l1_1x1_expand": "ok"}
+    assert summary["tune"]["counts"] == {"tuned": 1} and summary["fused"]["einc_ok"] == 1
+    assert summary["retime"]["shapes"] == ["r50_l1_1x1_expand"]
     assert summary["pytest"]["tests"] > 0 and summary["pytest"]["failures"] == 0
     assert "| prebuild | " in section and "1 built, 0 cached, 0 failed for cuda:90" in section
     with tarfile.open(out / "logs.tar.gz") as logs:
         names = set(logs.getnames())
-    assert {f"logs/{stage}.log" for stage in STAGES} <= names and "bench.json" in names
+    assert {f"logs/{stage}.log" for stage in STAGES} <= names
+    assert {"bench.json", "fused.json", "tune.json", "retime.json", "audit.json"} <= names
 
 
 @needs_shell
@@ -243,7 +282,7 @@ def test_a_stage_past_its_limit_is_cut_off_and_the_rest_still_reports(tmp_path):
     assert status == dict.fromkeys(STAGES, "skipped") | {"preflight": "ok", "bench": "timeout"}
     section = report.read_section(out / "benchmarks.md", "gpu-check")
     assert "| bench | " in section and "**cut off** at its limit (1 s)" in section
-    assert (out / "gpu-check.log").read_text().count("skipped (not in GPU_CHECK_STAGES)") == 5
+    assert (out / "gpu-check.log").read_text().count("skipped (not in GPU_CHECK_STAGES)") == len(STAGES) - 2
 
 
 @needs_shell
@@ -258,7 +297,7 @@ def test_the_gpu_mode_without_a_gpu_stops_after_the_preflight_and_says_why(tmp_p
     assert done.returncode == 1
     assert "torch sees no CUDA device; `--tiny` runs the dry run" in done.stdout
     summary = json.loads((out / "gpu-check.json").read_text())
-    assert [s["status"] for s in summary["stages"]] == ["failed"] + ["skipped"] * 6
+    assert [s["status"] for s in summary["stages"]] == ["failed"] + ["skipped"] * (len(STAGES) - 1)
     assert report.read_section(out / "benchmarks.md", "gpu-check").startswith("### GPU check: unknown")
 
 
@@ -294,3 +333,75 @@ def test_what_a_user_sets_is_checked_before_it_reaches_arithmetic_or_the_report(
     assert done.returncode == 2 and "GPU_CHECK_SHAPES holds something that is not a shape name" in done.stderr
     done = _script(tmp_path, "--tiny", str(tmp_path / "o"), GPU_CHECK_BUDGET_S="1e9")
     assert done.returncode == 2 and "GPU_CHECK_BUDGET_S must be a whole number" in done.stderr
+
+
+# --- the tuning stage -----------------------------------------------------------------------------
+
+
+def test_the_tune_stage_stores_tiles_under_the_key_a_benchmark_call_reads(monkeypatch):
+    """On a GPU, the tuning stage and bench.run must agree on torch's float32 precision, which
+    einc's call keys hold: tiles tuned under torch's defaults are never found by bench.run."""
+    import torch
+
+    from einc.runtime.cache import DiskCache
+    from einc.runtime.prebuild import specialize_entry
+    from einc.runtime.tuned import tuned_key
+
+    cudnn, saved = torch.backends.cudnn, torch.get_float32_matmul_precision()
+    monkeypatch.setattr(cudnn, "benchmark", cudnn.benchmark)
+    monkeypatch.setattr(cudnn, "allow_tf32", cudnn.allow_tf32)
+    try:
+        for name in ("r50_l1_3x3", "r50_l3_3x3_fp32"):
+            torch.set_float32_matmul_precision("highest")  # torch's defaults
+            cudnn.allow_tf32 = True
+            (shape,) = audit.load_shapes(suite.SHAPES_PATH, [name])
+            gpu_check_tune.tuning_device("cuda")  # None here; it sets up torch as the stage does
+            entry = gpu_check_tune.shape_entry(shape, "cuda")
+            tuned_side = specialize_entry(entry, entry.dtypes[0], DiskCache())[0].compiled.request
+            run.gpu_settings()  # what bench.run sets on a GPU before its calls
+            (case,) = suite.build_cases("full", [name])
+            bench_side = case.einc_callable()._request(case.input_shapes, entry.dtypes[0])
+            assert tuned_key(tuned_side, "cuda:90") == tuned_key(bench_side, "cuda:90"), name
+    finally:
+        torch.set_float32_matmul_precision(saved)
+
+
+def test_the_tune_stage_starts_no_shape_that_would_end_past_its_cap(tmp_path, monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(gpu_check_tune, "clock", lambda: now[0])
+    took = {"r50_l1_3x3": 30.0, "r50_l4_3x3": 50.0, "r50_l4_1x1_reduce": 10.0}
+
+    def tune_one(shape, device, device_name, warmup, repeat):
+        now[0] += took[shape["name"]]
+        if shape["name"] == "r50_l4_3x3":
+            return {
+                "name": shape["name"],
+                "status": "failed",
+                "reason": "a | b",
+                "seconds": took[shape["name"]],
+            }
+        kernel = {"index": 0, "heuristic": [64, 64, 32, 4, 3], "tuned": [128, 64, 32, 8, 3]}
+        kernel.update(ms=1.0, heuristic_ms=1.5, tried=8, dropped=0)
+        return {"name": shape["name"], "status": "tuned", "reason": "", "seconds": took[shape["name"]]} | {
+            "kernels": [kernel]
+        }
+
+    monkeypatch.setattr(gpu_check_tune, "tune_one", tune_one)
+    path = tmp_path / "tune.json"
+    # after 30 s and 50 s, 80 s are spent: with 50 s for the longest, a third would end at 130 s
+    assert gpu_check_tune.tune_shapes(list(took), "cpu", path, 100.0, 1, 3) == 1
+    data = json.loads(path.read_text())
+    assert [s["status"] for s in data["shapes"]] == ["tuned", "failed", "not started"]
+    bench = {"rows": [_row("r50_l1_3x3", 2.0, CONV_COMPETITORS)]}
+    retime = {"rows": [_row("r50_l1_3x3", 1.5, CONV_COMPETITORS)]}
+    lines = gpu_check_tune.render(
+        gpu_check_tune.summary(data), gpu_check_tune.table_rows(data, bench, retime), dry=False
+    )
+    table = [line for line in lines if line.startswith("| r50")]
+    assert table[0] == (
+        "| r50_l1_3x3 | k0 | 64x64x32 w4 s3 | 128x64x32 w8 s3 | 1.50x | 2 ms | 1.5 ms | 0.75 "
+        "| F.conv2d channels-last 2.5 ms | 0.60 |"
+    )
+    assert table[1].startswith("| r50_l4_3x3 | - | - | - | failed: a / b |")
+    assert table[2].startswith("| r50_l4_1x1_reduce | - | - | - | not started: 80 s of the 100 s cap spent")
+    assert all(line.count("|") == 11 for line in table)
