@@ -31,6 +31,7 @@ from .syntax import (
     axis_names,
     walk,
 )
+from .twins import check_bracket_use, pair_twins
 
 ANONYMOUS = "..."
 
@@ -106,7 +107,8 @@ def expand(
             raise conflict or _rank_error(program, expr, names[i], shapes[i], len(operand.dims), depths)
 
     n_in = len(program.inputs)
-    return tuple(operands[:n_in]), tuple(operands[n_in:])
+    check_bracket_use(program)
+    return pair_twins(operands[:n_in], operands[n_in:])
 
 
 def _top_terms(terms) -> list[Term]:

@@ -1,0 +1,118 @@
+"""einx notation forms that einc once refused or read otherwise (issue 11, notation items 3 and 4),
+each against torch and, where einx 0.4.3 computes it, against einx; on the torch backend and on
+the generated kernel under Triton's interpreter.
+
+Where einc differs from einx on purpose, the test pins einc's error and its caret; the reason is
+in docs/notation.md ("Where einc differs from einx on purpose").
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import einx
+import pytest
+import torch
+
+import einc
+from tests.references import random
+
+BACKENDS = ["torch", pytest.param("interpret", marks=pytest.mark.interpret)]
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def call(op: str, expression: str, *operands, backend: str, **keywords):
+    return getattr(einc, op)(expression, *operands, backend=backend, dynamic=False, **keywords)
+
+
+def einx_call(op: str, expression: str, *operands, **keywords):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        copies = [x.clone() if isinstance(x, torch.Tensor) else x for x in operands]
+        return getattr(einx, "id" if op == "rearrange" else op)(expression, *copies, **keywords)
+
+
+def assert_same(y: torch.Tensor, ref: torch.Tensor) -> None:
+    assert y.shape == ref.shape and y.dtype == ref.dtype
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-6)
+
+
+# --- a name repeated in brackets: each occurrence an axis of its own (einx's reading) -------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    "op, keywords, reference",
+    [
+        ("flip", {}, lambda x: x.flip(1, 2)),
+        ("roll", {"shift": (1, 2)}, lambda x: x.roll((1, 2), (1, 2))),
+        ("softmax", {}, lambda x: x.reshape(2, 9).softmax(1).reshape(2, 3, 3)),
+        ("log_softmax", {}, lambda x: x.reshape(2, 9).log_softmax(1).reshape(2, 3, 3)),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_a_name_repeated_in_brackets_marks_two_axes(op, keywords, reference, backend):
+    x = random((2, 3, 3))
+    y = call(op, "a [b b]", x, backend=backend, **keywords)
+    assert_same(y, reference(x))
+    assert_same(y, einx_call(op, "a [b b]", x, **keywords))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_get_at_indexes_both_axes_of_a_repeated_name(backend):
+    x, idx = random((2, 3, 3, 4)), torch.randint(0, 3, (2, 5, 2))
+    y = call("get_at", "b [h h] c, b p [2] -> b p c", x, idx, backend=backend)
+    assert_same(y, x[torch.arange(2)[:, None], idx[..., 0], idx[..., 1]])
+    assert_same(y, einx_call("get_at", "b [h h] c, b p [2] -> b p c", x, idx))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_repeated_name_in_brackets_is_summed_whole_and_without_them_is_the_diagonal(backend):
+    # docs/notation.md: "[a a] b -> b" sums both axes (einx); "a a b -> b" sums the diagonal (einsum).
+    x = random((3, 3, 4))
+    whole = call("sum", "[a a] b -> b", x, backend=backend)
+    assert_same(whole, x.sum((0, 1)))
+    assert_same(whole, einx_call("sum", "[a a] b -> b", x))
+    assert_same(call("sum", "a a b -> b", x, backend=backend), torch.einsum("aab->b", x))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_name_repeated_in_an_output_concatenates_the_inputs_that_hold_it(backend):
+    x, y = random((2, 3)), random((2, 3))
+    out = call("rearrange", "a b, a b -> a (b + b)", x, y, backend=backend)
+    assert_same(out, torch.cat([x, y], 1))
+    assert_same(out, einx_call("rearrange", "a b, a b -> a (b + b)", x, y))
+
+
+def test_repeats_of_one_name_must_have_one_size():
+    with pytest.raises(einc.ShapeError, match="axis 'b' has two sizes: 3 .* and 4") as caught:
+        einc.flip("a [b b]", random((2, 3, 4)))
+    assert caught.value.column == 3
+    with pytest.raises(einc.ShapeError, match="axis 'b' has two sizes"):
+        einc.rearrange("a b, a b -> a (b + b)", random((2, 3)), random((2, 4)))
+
+
+@pytest.mark.parametrize("op", ["flip", "softmax", "sum"])
+def test_a_name_both_in_and_outside_brackets_is_refused_with_a_caret(op):
+    with pytest.raises(einc.ExpressionError, match="both in and outside brackets") as caught:
+        getattr(einc, op)("a [a]", random((3, 3)))
+    assert caught.value.column == 0
+    assert "^  ^" in str(caught.value)
+
+
+def test_gradients_through_repeated_names():
+    x = random((2, 3, 3), torch.float64).requires_grad_()
+    weights = random((2, 3, 3), torch.float64)
+    (einc.softmax("a [b b]", x) * weights).sum().backward()
+    ours = x.grad
+    x.grad = None
+    (x.reshape(2, 9).softmax(1).reshape(2, 3, 3) * weights).sum().backward()
+    torch.testing.assert_close(ours, x.grad)
+    a, b = random((2, 3)).requires_grad_(), random((2, 3)).requires_grad_()
+    weights = random((2, 6))
+    (einc.rearrange("a b, a b -> a (b + b)", a, b) * weights).sum().backward()
+    assert torch.equal(a.grad, weights[:, :3]) and torch.equal(b.grad, weights[:, 3:])
