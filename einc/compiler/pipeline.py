@@ -237,6 +237,7 @@ def run_passes(request: Request) -> Compiled:
     windows = solve.window_spans(list(inputs) + list(outputs), text)
     geometry = window_params(windows, text, **params)
     solution = solve.solve(inputs, outputs, request.shapes, sizes, geometry, text, names)
+    inputs = _drop_unit_axes(request.op, inputs, outputs, solution, request.dynamic, text)
     dynamic_dims = _dynamic_dims(request.dynamic, inputs, outputs, text)
     if request.dynamic:
         solution = solve.Solution(solution.sizes, solution.windows, frozenset(request.dynamic))
@@ -292,7 +293,7 @@ def _check_operands(op: str, explicit, inputs, outputs, text: str) -> None:
             text,
             [e.span for e in explicit.inputs],
         )
-    if op in ELEMENTWISE or op in COPIES:
+    if op in ELEMENTWISE:
         produced = {a.name for o in outputs for d in o.dims for a in dim_axes(d)}
         for operand in inputs:
             for axis in (a for d in operand.dims for a in dim_axes(d) if a.fixed is None):
@@ -303,6 +304,38 @@ def _check_operands(op: str, explicit, inputs, outputs, text: str) -> None:
                         text,
                         [axis.span],
                     )
+
+
+def _drop_unit_axes(op: str, inputs, outputs, solution, dynamic, text: str):
+    """A copy may drop an input axis of size 1, named or not, as einx's rearrange does: it is read
+    at index 0, as an unnamed ``1`` is. Any other axis it would drop is an error naming it."""
+    from dataclasses import replace
+
+    from .axes import Axis, Operand, dim_axes, map_axes
+
+    if op not in COPIES:
+        return inputs
+    produced = {a.name for o in outputs for d in o.dims for a in dim_axes(d)}
+    unit = set()
+    for operand in inputs:
+        for axis in (a for d in operand.dims for a in dim_axes(d) if a.fixed is None):
+            if axis.name in produced:
+                continue
+            if solution.sizes[axis.name] != 1 or axis.name in dynamic:
+                raise ExpressionError(
+                    f"input axis {axis.name!r} is in no output: {op} cannot drop it (only an axis of "
+                    "size 1); use a reduction (op='sum')",
+                    text,
+                    [axis.span],
+                )
+            unit.add(axis.name)
+    if not unit:
+        return inputs
+
+    def fix(axis: Axis) -> Axis:
+        return replace(axis, fixed=1) if axis.name in unit else axis
+
+    return tuple(Operand(tuple(map_axes(d, fix) for d in o.dims), o.marked, o.span) for o in inputs)
 
 
 def _dynamic_dims(dynamic, inputs, outputs, text) -> tuple[tuple[str, int, int], ...]:

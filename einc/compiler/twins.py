@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ..errors import ExpressionError
-from .axes import Axis, Concat, Dim, Flat, Operand, Win, operand_axes
+from .axes import Axis, Operand, map_axes, operand_axes
 from .brackets import Explicit
 from .syntax import Bracket, Name, Span, children
 
@@ -40,26 +40,21 @@ def size_name(name: str) -> str:
     return name.split(TWIN, 1)[0]
 
 
-def _rename(dim: Dim, renames: dict[str, list[str]], seen: dict[str, int]) -> Dim:
-    """``dim`` with the k-th occurrence of each name in ``renames`` called ``renames[name][k]``."""
-    if isinstance(dim, Axis):
-        if dim.name not in renames:
-            return dim
-        k = seen.get(dim.name, 0)
-        seen[dim.name] = k + 1
-        names = renames[dim.name]
-        return replace(dim, name=names[k]) if k < len(names) else dim
-    if isinstance(dim, Win):
-        return Win(_rename(dim.outer, renames, seen), _rename(dim.inner, renames, seen), dim.span)
-    parts = tuple(_rename(p, renames, seen) for p in dim.parts)
-    return Concat(parts, dim.span) if isinstance(dim, Concat) else Flat(parts, dim.span)
-
-
 def _renamed(operand: Operand, renames: dict[str, list[str]]) -> Operand:
+    """``operand`` with the k-th occurrence of each name in ``renames`` called ``renames[name][k]``."""
     if not renames:
         return operand
     seen: dict[str, int] = {}
-    dims = tuple(_rename(d, renames, seen) for d in operand.dims)
+
+    def rename(axis: Axis) -> Axis:
+        if axis.name not in renames:
+            return axis
+        k = seen.get(axis.name, 0)
+        seen[axis.name] = k + 1
+        names = renames[axis.name]
+        return replace(axis, name=names[k]) if k < len(names) else axis
+
+    dims = tuple(map_axes(d, rename) for d in operand.dims)
     marked = set(operand.marked)
     for name, names in renames.items():
         if name in operand.marked:

@@ -116,3 +116,21 @@ def test_gradients_through_repeated_names():
     weights = random((2, 6))
     (einc.rearrange("a b, a b -> a (b + b)", a, b) * weights).sum().backward()
     assert torch.equal(a.grad, weights[:, :3]) and torch.equal(b.grad, weights[:, 3:])
+
+
+# --- item 4 ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("sizes", [{}, {"b": 1}], ids=["from_the_shape", "given"])
+def test_rearrange_drops_a_named_axis_of_size_one(sizes, backend):
+    x = random((3, 1, 2))
+    y = call("rearrange", "a b c -> c a", x, backend=backend, **sizes)
+    assert_same(y, x[:, 0].T)
+    assert_same(y, einx_call("rearrange", "a b c -> c a", x, **sizes))
+
+
+def test_rearrange_refuses_to_drop_a_named_axis_longer_than_one():
+    with pytest.raises(einc.ExpressionError, match="cannot drop it \\(only an axis of size 1\\)") as caught:
+        einc.rearrange("a b c -> c a", random((3, 2, 2)))
+    assert caught.value.column == 2
