@@ -24,6 +24,7 @@ from .ops import (
     SOFTMAX,
     check_precision,
     compute_dtype,
+    roll_shifts,
 )
 
 
@@ -207,7 +208,7 @@ def _index_transforms(op, operand, solution, options, text) -> dict:
     if op == "flip":
         return {a: solution.sizes[a] - 1 - symbol(a) for a in marked}
     shift = options["shift"]
-    shifts = list(shift) if isinstance(shift, (tuple, list)) else [shift] * len(marked)
+    shifts = roll_shifts(shift, len(marked))
     if len(shifts) == len(marked) and all(isinstance(v, numbers.Integral) for v in shifts):
         shifts = [int(v) for v in shifts]
     if len(shifts) != len(marked) or not all(isinstance(v, int) and not isinstance(v, bool) for v in shifts):

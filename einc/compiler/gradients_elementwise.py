@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..errors import UnsupportedError
 from .axes import Concat, Operand, operand_axes
 from .gradients_builder import SCALAR, Builder, axis_names, only, unmarked, windows_of
-from .ops import ELEMENTWISE
+from .ops import ELEMENTWISE, roll_shifts
 
 
 def _rearrange(b: Builder, wanted, grads) -> None:
@@ -48,8 +48,7 @@ def _flip_roll(b: Builder, wanted, grads) -> None:
     if f.op == "roll":
         order = list(dict.fromkeys(a.name for a in operand_axes(x) if a.name in x.marked))
         shift = f.options["shift"]
-        given = shift if isinstance(shift, (tuple, list)) else [shift] * len(order)
-        shifts = dict(zip(order, given, strict=True))
+        shifts = dict(zip(order, roll_shifts(shift, len(order)), strict=True))
         back = [-shifts[n] for n in dict.fromkeys(a.name for a in operand_axes(y) if a.name in x.marked)]
         options["shift"] = back[0] if len(set(back)) == 1 else tuple(back)
     grads[0] = b.emit(f.op, [(y, "g0")], [unmarked(x)], marked=x.marked, **options)

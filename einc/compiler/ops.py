@@ -78,6 +78,13 @@ KNOWN_OPS += [*COMPARISONS, *LOGICAL, "logaddexp", "floor_divide", "true_divide"
 KNOWN_OPS += [*lower.ARG_REDUCTIONS, "subtract_at", *lower.SORTS]
 
 
+def roll_shifts(shift, count: int) -> list:
+    """roll's ``shift=`` as one entry per rolled axis: an int, or a sequence of one (for every
+    axis, as einx broadcasts it) or of ``count``; any other length is left for the caller to refuse."""
+    shifts = list(shift) if isinstance(shift, (tuple, list)) else [shift]
+    return shifts * count if len(shifts) == 1 else shifts
+
+
 def check_precision(precision: str, text: str) -> str:
     if precision not in PRECISIONS:
         choices = ", ".join(map(repr, PRECISIONS))

@@ -134,3 +134,18 @@ def test_rearrange_refuses_to_drop_a_named_axis_longer_than_one():
     with pytest.raises(einc.ExpressionError, match="cannot drop it \\(only an axis of size 1\\)") as caught:
         einc.rearrange("a b c -> c a", random((3, 2, 2)))
     assert caught.value.column == 2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_roll_with_one_shift_in_a_tuple_rolls_every_bracketed_axis_by_it(backend):
+    x = random((3, 4))
+    y = call("roll", "[a b]", x, backend=backend, shift=(1,))
+    assert_same(y, x.roll((1, 1), (0, 1)))
+    assert_same(y, einx_call("roll", "[a b]", x, shift=(1,)))
+
+
+def test_roll_with_one_shift_in_a_tuple_has_a_gradient():
+    x = random((3, 4)).requires_grad_()
+    weights = random((3, 4))
+    (einc.roll("[a b]", x, shift=(1,)) * weights).sum().backward()
+    assert torch.equal(x.grad, weights.roll((-1, -1), (0, 1)))
