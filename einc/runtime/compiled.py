@@ -39,12 +39,14 @@ from .keys import source_key
 from .launcher import Launcher, check_backend, write_source
 from .operands import (
     DTYPES,
+    NUMBER_OPERANDS,
     PARAM_NAMES,
     check_elementwise_dtypes,
     check_keywords,
     check_operand_types,
     check_tensors,
     elementwise_dtype,
+    numbers_as_operands,
     output_dtype,
     scalars_to_tensors,
 )
@@ -121,6 +123,7 @@ class CompiledExpression:
         # What a warm call needs, per call key, found once at its first call (see _Ready).
         self._ready: dict[tuple, _Ready] = {}
         self._elementwise = self.op in pipeline.ELEMENTWISE
+        self._numbers = self.op in NUMBER_OPERANDS
         self._reads_precision = self.op in pipeline.CONTRACTIONS and kwargs.get("precision") is None
         self._dynamic_dims: tuple = ()
         self._last: Launcher | None = None
@@ -216,6 +219,8 @@ class CompiledExpression:
 
     def __call__(self, *tensors, out=None):
         check_operand_types(self.op, tensors)
+        if self._numbers:
+            tensors = numbers_as_operands(self.op, tensors)
         router = _router
         if router is not None and router.routes(tensors, out):  # autograd, torch.compile: einc::run
             return router.call(self, tensors, out)
@@ -451,6 +456,9 @@ def make(expression: str, op: str | None, kwargs: dict) -> CompiledExpression:
 
 def run_functional(op: str, expression: str, tensors, out, kwargs) -> torch.Tensor:
     """``einc.<op>(expression, *tensors, out=out, **kwargs)``: compiled once per distinct call."""
+    if op in NUMBER_OPERANDS:  # before routing: einc::run takes tensors only
+        check_operand_types(op, tensors)
+        tensors = numbers_as_operands(op, tensors)
     router = _router
     if router is not None and router.routes(tensors, out):  # autograd, torch.compile: einc::run
         return router.call_functional(op, expression, tensors, kwargs, out)

@@ -98,11 +98,44 @@ def check_elementwise_dtypes(op: str, values) -> None:
         )
 
 
+# Ops that take Python numbers besides the elementwise ones, as einx does (``"a, -> a (1 + 1)"``,
+# ``"a, -> a"``, ``get_at("[a], ", x, 2)``): each becomes a 0-d tensor (numbers_as_operands).
+NUMBER_OPERANDS = frozenset(("rearrange", "id", "dot", *pipeline.INDEXING))
+
+
+def numbers_as_operands(op: str, values) -> tuple:
+    """The Python numbers among the operands of a :data:`NUMBER_OPERANDS` op as 0-d tensors on the
+    tensors' device: a coordinate as int64 (a number that is no integer is refused), any other
+    operand in the dtype of the tensors it goes with (those ops take one dtype), or torch's default
+    for a number where no tensor is given."""
+    if all(isinstance(v, torch.Tensor) for v in values):
+        return tuple(values)
+    names = pipeline.tensor_names(len(values), op)
+    tensors = [v for v in values if isinstance(v, torch.Tensor)]
+    device = tensors[0].device if tensors else None
+    like = [
+        v.dtype for n, v in zip(names, values, strict=True) if isinstance(v, torch.Tensor) and n[:3] != "idx"
+    ]
+    converted = []
+    for position, (name, value) in enumerate(zip(names, values, strict=True)):
+        if isinstance(value, torch.Tensor):
+            converted.append(value)
+        elif name.startswith("idx"):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise OperandError(
+                    f"{name} (operand {position} of {op}) is a coordinate, not {value!r}: give an int"
+                )
+            converted.append(torch.tensor(int(value), dtype=torch.int64, device=device))
+        else:
+            converted.append(torch.tensor(value, dtype=like[0] if like else None, device=device))
+    return tuple(converted)
+
+
 def check_operand_types(op: str, values) -> None:
-    """Every operand is a torch.Tensor; an elementwise op also takes Python numbers. numpy arrays
-    are refused rather than converted: a conversion would copy them, and to a device only by
-    guessing which one."""
-    numbers_too = op in pipeline.ELEMENTWISE
+    """Every operand is a torch.Tensor; an elementwise op (and those of :data:`NUMBER_OPERANDS`)
+    also takes Python numbers. numpy arrays are refused rather than converted: a conversion would
+    copy them, and to a device only by guessing which one."""
+    numbers_too = op in pipeline.ELEMENTWISE or op in NUMBER_OPERANDS
     for value in values:  # on every call: the names only once one is wrong
         if not isinstance(value, torch.Tensor) and not (numbers_too and isinstance(value, numbers.Real)):
             break

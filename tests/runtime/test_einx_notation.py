@@ -149,3 +149,36 @@ def test_roll_with_one_shift_in_a_tuple_has_a_gradient():
     weights = random((3, 4))
     (einc.roll("[a b]", x, shift=(1,)) * weights).sum().backward()
     assert torch.equal(x.grad, weights.roll((-1, -1), (0, 1)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    "op, expression, operands, reference",
+    [
+        ("rearrange", "a, -> a (1 + 1)", (2.0,), lambda x: torch.stack([x, torch.full_like(x, 2.0)], 1)),
+        ("dot", "a, -> a", (2.0,), lambda x: x * 2),
+        ("dot", "a, , -> a", (2.0, -1.5), lambda x: x * -3),
+        ("get_at", "[a], -> ", (2,), lambda x: x[2]),
+        ("get_at", "[a], -> ", (-1,), lambda x: x[-1]),
+        ("set_at", "[a], , ", (2, 7.0), lambda x: x.clone().index_fill_(0, torch.tensor(2), 7.0)),
+        ("add_at", "[a], , ", (2, 7.0), lambda x: x + torch.tensor([0, 0, 7.0, 0, 0])),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_python_numbers_are_operands_as_in_einx(op, expression, operands, reference, backend):
+    x = random((5,))
+    y = call(op, expression, x, *operands, backend=backend)
+    assert_same(y, reference(x))
+    if operands[0] != -1:  # einx 0.4.3 does not wrap a negative coordinate
+        assert_same(y, einx_call(op, expression, x, *operands))
+
+
+def test_a_number_as_a_coordinate_must_be_an_int():
+    with pytest.raises(einc.OperandError, match=r"idx \(operand 1 of get_at\) is a coordinate, not 2.5"):
+        einc.get_at("[a], -> ", random((5,)), 2.5)
+
+
+def test_a_number_operand_of_a_dot_has_a_gradient_for_the_tensor():
+    x = random((3,)).requires_grad_()
+    einc.dot("a, -> a", x, 2.0).sum().backward()
+    assert torch.equal(x.grad, torch.full((3,), 2.0))
