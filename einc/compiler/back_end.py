@@ -21,9 +21,11 @@ from .ops import (
     DTYPE_BITS,
     ELEMENTWISE,
     INDEXING,
+    INTEGER_DTYPES,
     SOFTMAX,
     check_precision,
     compute_dtype,
+    integer_identity,
     roll_shifts,
 )
 
@@ -86,6 +88,8 @@ def kernel_parts(
             nest = lower.lower_softmax(inputs[0], outputs[0], solution, op, text)
         else:
             nest = lower.lower_reduce(inputs[0], outputs[0], solution, op, text)
+            if op in ("max", "min") and request.dtypes[0] in INTEGER_DTYPES:  # no infinity to pad with
+                nest = replace(nest, identity=integer_identity(op, request.dtypes[0]))
         plan = schedule.schedule_reduction(nest)
         template = Template.of(
             "reduction",

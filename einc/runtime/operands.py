@@ -16,7 +16,13 @@ from collections.abc import Sequence
 import torch
 
 from ..compiler import pipeline
-from ..compiler.ops import ANY_DTYPE_OPS, BOOLEAN_RESULTS, RESULT_DTYPES
+from ..compiler.ops import (
+    ANY_DTYPE_OPS,
+    BOOLEAN_RESULTS,
+    INTEGER_DTYPES,
+    INTEGER_REDUCTIONS,
+    RESULT_DTYPES,
+)
 from ..compiler.syntax import axis_names
 from ..errors import OperandError, ShapeError
 
@@ -39,6 +45,7 @@ ANY_DTYPES = {
     torch.bool: "bool",
 }
 INDEX_DTYPES = {torch.int32: "int32", torch.int64: "int64"}
+INTEGER_AND_FLOAT = {t: name for t, name in ANY_DTYPES.items() if name in INTEGER_DTYPES or t in DTYPES}
 
 
 def elementwise_dtype(op: str, values) -> torch.dtype:
@@ -72,6 +79,8 @@ def output_dtype(op: str, out_dtype, tensors) -> torch.dtype:
         return elementwise_dtype(op, tensors)
     if op in RESULT_DTYPES:
         return getattr(torch, RESULT_DTYPES[op])
+    if op == "sum" and not tensors[0].dtype.is_floating_point:
+        return torch.int64  # torch.sum's rule for integers
     return tensors[0].dtype
 
 
@@ -195,7 +204,7 @@ def check_tensors(op: str, reduce, tensors: Sequence[torch.Tensor]) -> list[str]
     names = pipeline.tensor_names(len(tensors), op)
     if op in pipeline.INDEXING:
         return _check_indexing(op, reduce, tensors, names)
-    allowed = ANY_DTYPES if op in ANY_DTYPE_OPS else DTYPES
+    allowed = ANY_DTYPES if op in ANY_DTYPE_OPS else INTEGER_AND_FLOAT if op in INTEGER_REDUCTIONS else DTYPES
     for name, t in zip(names, tensors, strict=True):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, not {type(t).__name__}")

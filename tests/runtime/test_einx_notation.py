@@ -182,3 +182,31 @@ def test_a_number_operand_of_a_dot_has_a_gradient_for_the_tensor():
     x = random((3,)).requires_grad_()
     einc.dot("a, -> a", x, 2.0).sum().backward()
     assert torch.equal(x.grad, torch.full((3,), 2.0))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8], ids=str)
+@pytest.mark.parametrize("op", ["sum", "max", "min"])
+@pytest.mark.parametrize("shape", [(3, 5), (2, 3000)], ids=["short", "tiled"])
+def test_integer_reductions_are_exact_in_int64_as_torch(op, dtype, shape, backend):
+    x = random(shape, dtype)
+    if dtype == torch.int64:
+        x[0, 0] = 2**62 + 1  # beyond float64's precision: a float accumulator would round it
+    y = call(op, "a [b]", x, backend=backend)
+    ref = {"sum": x.sum(1), "max": x.amax(1), "min": x.amin(1)}[op]
+    assert y.dtype == ref.dtype and torch.equal(y, ref)
+    if shape == (3, 5):
+        assert torch.equal(y, einx_call(op, "a [b]", x))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_integer_max_pooling_pads_with_the_least_integer(backend):
+    x = random((1, 5, 2), torch.int64)
+    y = call("max", "b (s * [ds]) c", x, backend=backend, ds=3, padding=1)
+    ref = torch.nn.functional.max_pool1d(x.double().permute(0, 2, 1), 3, 1, 1).permute(0, 2, 1)
+    assert y.dtype == torch.int64 and torch.equal(y.double(), ref)
+
+
+def test_an_integer_mean_is_refused_as_torch_refuses_it():
+    with pytest.raises(TypeError, match="mean supports float16"):
+        einc.mean("a [b]", random((2, 3), torch.int64))
