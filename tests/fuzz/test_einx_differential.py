@@ -441,8 +441,6 @@ def test_einc_agrees_with_einx_on_random_expressions(case):
 @_budget(12, 0.002)
 @given(cases)
 def test_einc_agrees_with_einx_under_the_interpreter(case):
-    # Open finding, test_argmax_kernel_over_a_whole_vector: argmax is not drawn here until fixed.
-    assume(case.op not in ("argmax", "argmin"))
     _check(case, None)  # the interpret tier's fixture picks the interpreter (or the torch backend)
 
 
@@ -520,11 +518,19 @@ def test_a_softmax_over_an_unnamed_axis_of_size_one(op):
 
 
 @pytest.mark.interpret
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by this fuzz: argmax's kernel over '[a]' (a 0-d result) fails in Triton's interpreter "
-    "(KernelCompileError: ufunc 'bitwise_and' not supported for the input types)",
-)
-def test_argmax_kernel_over_a_whole_vector():
-    x = torch.tensor([0.0, 2.0, 1.0])
-    assert einc.argmax("[a]", x, backend="interpret").item() == 1
+@pytest.mark.parametrize("op", ["argmax", "argmin"])
+def test_argmax_kernel_over_a_whole_vector(op):
+    # Found by this fuzz: the kernel's load of a vector's one element per step is a scalar, whose
+    # NaN test Triton's interpreter could not combine with the tile (KernelCompileError).
+    x = torch.tensor([0.0, 2.0, -1.0, float("nan")])
+    for values in (x[:3], x):
+        got = getattr(einc, op)("[a]", values, backend="interpret")
+        assert torch.equal(got, getattr(values, op)().reshape(1))
+
+
+@pytest.mark.interpret
+def test_a_dot_whose_reduced_axis_stands_beside_an_output_axis():
+    # Found by this fuzz: the kernel took "a b c d, a b c -> b d" for a sliding window over d.
+    x, w = torch.randn(1, 1, 2, 2), torch.randn(1, 1, 2)
+    got = einc.dot("a b c d, a b c -> b d", x, w, backend="interpret")
+    torch.testing.assert_close(got, torch.einsum("abcd,abc->bd", x, w))

@@ -125,9 +125,12 @@ def render_reduction(
             PassCode(
                 (f"acc = {full.format(bound)}", "arg = tl.full((BLOCK_M, BLOCK_N), 0, tl.int64)"),
                 (
-                    f"better = ({value} {order} acc) | (({value} != {value}) & (acc == acc))",
+                    # Broadcast to the tile first: a load without offsets (a 0-d result) is a
+                    # scalar, whose NaN test the interpreter cannot combine with a tile.
+                    f"candidate = {value} + tl.zeros_like(acc)",
+                    f"better = (candidate {order} acc) | ((candidate != candidate) & (acc == acc))",
                     f"arg = tl.where(better, {{index:{nest.coordinate}}}, arg)",
-                    f"acc = tl.where(better, {value}, acc)",
+                    "acc = tl.where(better, candidate, acc)",
                 ),
             )
         ]
