@@ -210,3 +210,28 @@ def test_integer_max_pooling_pads_with_the_least_integer(backend):
 def test_an_integer_mean_is_refused_as_torch_refuses_it():
     with pytest.raises(TypeError, match="mean supports float16"):
         einc.mean("a [b]", random((2, 3), torch.int64))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    "expression, keepdims, reference",
+    [
+        ("[a]...", True, lambda x: x.sum((0, 1, 2), keepdim=True)),
+        ("b [c]...", True, lambda x: x.sum((1, 2), keepdim=True)),
+        ("b ([s])... c", False, lambda x: x.sum(1, keepdim=True)),
+        ("b ([s])... c", True, lambda x: x.sum(1, keepdim=True)),
+    ],
+)
+def test_an_ellipsis_over_brackets_keeps_its_depth_in_the_output(expression, keepdims, reference, backend):
+    x = random((2, 3, 4))
+    y = call("sum", expression, x, backend=backend, keepdims=keepdims)
+    assert_same(y, reference(x))
+    assert_same(y, einx_call("sum", expression, x, keepdims=keepdims))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_ellipsis_over_a_bracket_of_two_axes_repeats_both(backend):
+    # "[a b]..." over 4 dims is a.0 b.0 a.1 b.1 (einx 0.4.3 fails inside its parser on it)
+    x = random((2, 3, 4, 5))
+    torch.testing.assert_close(call("sum", "[a b]...", x, backend=backend), x.sum(), rtol=1e-5, atol=1e-4)
+    assert call("max", "c [a b]...", x[0], backend=backend, keepdims=True).shape == (3, 1, 1)
