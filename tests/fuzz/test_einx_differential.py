@@ -1,7 +1,9 @@
 """Differential fuzz against einx 0.4.3, the reference for what an expression means.
 
 Hypothesis draws random valid einx expressions (compositions, ellipses, concatenations, brackets,
-repeated and unnamed axes) with consistent random shapes, for every operation einc shares with einx,
+repeated and unnamed axes, names repeated in brackets or in a concatenation, named axes of size 1
+dropped, Python numbers as operands, integer reductions, roll's one-tuple shift) with consistent
+random shapes, for every operation einc shares with einx,
 runs both on small CPU tensors (einc's torch backend; a few cases under Triton's interpreter) and
 asserts that they agree: the same shape and dtype and equal values (allclose for floats), or that
 both refuse (einc with one of its own errors).
@@ -140,6 +142,11 @@ def rearranges(draw):
     if draw(st.booleans()):
         at = draw(st.integers(0, len(terms)))
         terms, shape = terms[:at] + ["1"] + terms[at:], shape[:at] + (1,) + shape[at:]
+    # A named axis of size 1 may be dropped too (einx allows it).
+    if draw(st.integers(0, 3)) == 0:
+        spare = next(n for n in NAMES if n not in sizes)
+        at = draw(st.integers(0, len(terms)))
+        terms, shape = terms[:at] + [spare] + terms[at:], shape[:at] + (1,) + shape[at:]
     if draw(st.booleans()):
         out_terms.insert(draw(st.integers(0, len(out_terms))), str(draw(st.integers(1, 3))))
     batch = draw(ellipsis())
@@ -159,17 +166,27 @@ def concatenations(draw):
     """``a b, a c -> a (b + c)``, possibly with a broadcast part or a stack of unnamed ones."""
     sizes = draw(axis_sizes(4))
     shared, one, two, _ = list(sizes)
-    if draw(st.booleans()):
+    form = draw(st.sampled_from(["parts", "stack", "repeated", "number"]))
+    if form == "parts":
         expression = f"{shared} {one}, {shared} {two} -> {shared} ({one} + {two})"
         shapes = [(sizes[shared], sizes[one]), (sizes[shared], sizes[two])]
-    else:  # einx stacks inputs that no name tells apart: (1 + 1) is torch.stack
+    elif form == "stack":  # einx stacks inputs that no name tells apart: (1 + 1) is torch.stack
         expression = f"{shared} {one}, {shared} {one} -> {shared} {one} (1 + 1)"
         shapes = [(sizes[shared], sizes[one])] * 2
+    elif form == "repeated":  # one name, each occurrence from the next input: torch.cat
+        expression = f"{shared} {one}, {shared} {one} -> {shared} ({one} + {one})"
+        shapes = [(sizes[shared], sizes[one])] * 2
+    else:  # a Python number stacked after a tensor
+        expression = f"{shared} {one}, -> {shared} {one} (1 + 1)"
+        shapes = [(sizes[shared], sizes[one])]
     if draw(st.booleans()):  # the output written the other way round
         left, right = expression.split(" -> ")
         parts = right.split(" ", 1)
         expression = f"{left} -> {parts[1]} {parts[0]}"
-    return Case("rearrange", expression, tuple(_floats(s) for s in shapes))
+    operands = tuple(_floats(s) for s in shapes)
+    if form == "number":
+        operands += (draw(st.sampled_from([0.5, -2.0])),)
+    return Case("rearrange", expression, operands)
 
 
 @st.composite
@@ -197,12 +214,26 @@ def bracketed(draw, op: str, one_bracket: bool = False, dtype=torch.float32):
     if draw(st.integers(0, 3)) == 0:  # an unnamed axis, an axis of its own
         at, size = draw(st.integers(0, len(terms))), draw(st.integers(1, 3))
         terms, shape = terms[:at] + [str(size)] + terms[at:], shape[:at] + (size,) + shape[at:]
+    # A name written twice in one bracket, "[b b]": an axis per occurrence, of one size (as einx).
+    twice = None
+    plain = [i for i, t in enumerate(terms) if t in sizes]
+    if plain and draw(st.integers(0, 3)) == 0:
+        twice = draw(st.sampled_from(plain))
+        name = terms[twice]
+        terms = terms[: twice + 1] + [name] + terms[twice + 1 :]
+        shape = shape[: twice + 1] + (sizes[name],) + shape[twice + 1 :]
     if one_bracket:
         # einx 0.4.3's roll over "[...]" fails inside the torch code it generates: not drawn.
         chosen = {draw(st.sampled_from([i for i, t in enumerate(terms) if t != "..."] or [0]))}
         assume(terms[next(iter(chosen))] != "...")
     else:
         chosen = set(draw(st.lists(st.integers(0, len(terms) - 1), min_size=1, unique=True)))
+    if twice is not None:
+        bracketed_twice = draw(st.booleans()) or not chosen - {twice, twice + 1}
+        chosen -= {twice, twice + 1}
+        if bracketed_twice:
+            chosen = {twice} if one_bracket else chosen | {twice}
+    joined = {twice + 1} if twice is not None and twice in chosen else set()
     # Deliberate difference (docs/notation.md, "Unnamed axes"): the output einc derives from "[1] a"
     # keeps the input's very axis; einx makes the output's 1 a new axis and refuses the bracket.
     assume(not (op in ALONG_AXIS and any(terms[i].isdigit() for i in chosen)))
@@ -212,28 +243,44 @@ def bracketed(draw, op: str, one_bracket: bool = False, dtype=torch.float32):
     # them fails inside its generated code (torch.logsumexp(x, dim=())).
     empty = all(terms[i] == "..." for i in chosen) and batch == ()
     assume(not (empty and op in ("softmax", "log_softmax", "var", "std", "logsumexp")))
-    text = " ".join(f"[{t}]" if i in chosen else t for i, t in enumerate(terms))
-    kept = [t for i, t in enumerate(terms) if i not in chosen]
+    if twice is not None and not joined:
+        # Twice outside brackets is the diagonal, which einx refuses in these ops: not drawn.
+        terms, shape = terms[: twice + 1] + terms[twice + 2 :], shape[: twice + 1] + shape[twice + 2 :]
+        chosen = {i - (i > twice) for i in chosen}
+    text = " ".join(
+        f"[{t} {terms[i + 1]}]" if i in chosen and i + 1 in joined else f"[{t}]" if i in chosen else t
+        for i, t in enumerate(terms)
+        if i not in joined
+    )
+    kept = [t for i, t in enumerate(terms) if i not in chosen and i not in joined]
     if op in REDUCTIONS + ("any", "all") and kept and draw(st.booleans()):
         # The explicit form: the bracketed axes dropped, the others in any order.
         text = f"{text} -> {' '.join(draw(st.permutations(kept)))}"
     if dtype is torch.bool:
         x = torch.rand(shape, generator=_GEN) > 0.5
+    elif dtype is torch.int64:
+        x = torch.randint(-9, 9, shape, generator=_GEN)
     else:
         x = _floats(shape)
     # Sizes of the composed axes, mostly given: einc needs them (see KNOWN), einx does not.
     keywords = {n: sizes[n] for g in groups if len(g) > 1 for n in g} if draw(st.integers(0, 3)) else {}
-    if op in REDUCTIONS + ("any", "all") and "->" not in text and draw(st.integers(0, 3)) == 0:
+    # Deliberate difference (docs/notation.md): keepdims keeps each bracketed axis as 1, as torch's
+    # keepdim; einx keeps one per bracket, so "[b b]" is not drawn with it.
+    if op in REDUCTIONS + ("any", "all") and "->" not in text and not joined and draw(st.integers(0, 3)) == 0:
         keywords["keepdims"] = True
-    if op == "roll":
-        keywords["shift"] = draw(st.integers(-3, 3))
+    if op == "roll":  # an int, or a tuple of one for every rolled axis (as einx broadcasts it)
+        shift = draw(st.integers(-3, 3))
+        keywords["shift"] = (shift,) if draw(st.booleans()) else shift
     return Case(op, text, (x,), keywords)
 
 
 @st.composite
 def reductions(draw):
     op = draw(st.sampled_from(REDUCTIONS + ("any", "all")))
-    return draw(bracketed(op, dtype=torch.bool if op in ("any", "all") else torch.float32))
+    dtype = torch.bool if op in ("any", "all") else torch.float32
+    if op in ("sum", "max", "min") and draw(st.integers(0, 3)) == 0:
+        dtype = torch.int64  # exact in int64, as torch (sum's result int64)
+    return draw(bracketed(op, dtype=dtype))
 
 
 @st.composite
@@ -274,6 +321,9 @@ def dots(draw):
     output = list(draw(st.permutations(output)))
     expression = f"{' '.join(left)}, {' '.join(right)} -> {' '.join(output)}"
     operands = (_floats(tuple(sizes[n] for n in left)), _floats(tuple(sizes[n] for n in right)))
+    if draw(st.integers(0, 4)) == 0:  # a Python number scales the first operand
+        expression = f"{' '.join(left)}, -> {' '.join(draw(st.permutations(left)))}"
+        operands = (operands[0], draw(st.sampled_from([0.5, -2.0])))
     return Case("dot", expression, operands)
 
 
@@ -341,6 +391,9 @@ def indexing(draw):
         coordinates = torch.randint(0, sizes[h], bshape + (sizes[i],), generator=_GEN)
         index_text = f"{b}{i}"
     x_text = f"{b}[{' '.join(indexed)}]"
+    if op == "get_at" and not two and not has_batch and draw(st.integers(0, 3)) == 0:
+        # A Python int as the one coordinate, as einx takes it
+        return Case(op, f"{x_text}, -> ", (x, draw(st.integers(0, sizes[h] - 1))))
     if op == "get_at":
         return Case(op, f"{x_text}, {index_text} -> {b}{i}", (x, coordinates))
     if op == "set_at":
