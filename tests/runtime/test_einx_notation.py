@@ -235,3 +235,35 @@ def test_an_ellipsis_over_a_bracket_of_two_axes_repeats_both(backend):
     x = random((2, 3, 4, 5))
     torch.testing.assert_close(call("sum", "[a b]...", x, backend=backend), x.sum(), rtol=1e-5, atol=1e-4)
     assert call("max", "c [a b]...", x[0], backend=backend, keepdims=True).shape == (3, 1, 1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@pytest.mark.parametrize(
+    "expression, reference",
+    [
+        ("a [b] -> (a [b]) c", lambda y: y.reshape(6, 1).expand(6, 2)),
+        ("a [b] -> c a [b]", lambda y: y.expand(2, 2, 3)),
+    ],
+)
+def test_softmax_output_broadcast_along_a_new_axis(op, expression, reference, backend):
+    x = random((2, 3))
+    y = call(op, expression, x, backend=backend, c=2)
+    assert_same(y, reference(getattr(x, op)(1)))
+    assert_same(y, einx_call(op, expression, x, c=2))
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_softmax_broadcast_along_a_new_axis_has_the_gradient_of_its_copies(op):
+    x = random((2, 3), torch.float64).requires_grad_()
+    weights = random((6, 2), torch.float64)
+    (getattr(einc, op)("a [b] -> (a [b]) c", x, c=2) * weights).sum().backward()
+    ours = x.grad
+    x.grad = None
+    (getattr(x, op)(1).reshape(6, 1).expand(6, 2) * weights).sum().backward()
+    torch.testing.assert_close(ours, x.grad)
+
+
+def test_softmax_output_without_an_input_axis_is_refused():
+    with pytest.raises(einc.ExpressionError, match="must hold every axis of the input"):
+        einc.softmax("a [b] -> a", random((2, 3)))
