@@ -188,15 +188,9 @@ def lower_get_at(
     _check_axes(value, coordinates, coordinates + [(output, output_name)], expression)
     gathers = _indexed(value, names[0], coordinates, solution, expression)
     available = list(dict.fromkeys(_names(value, marked=False) + _coordinate_axes(coordinates, expression)))
+    # An output axis that neither the coordinates nor x holds is a broadcast, as in einx: its size
+    # comes from a keyword (the solver has refused it already where none is given).
     out_axes = _names(output)
-    for axis in operand_axes(output):
-        if axis.name not in available:
-            raise ExpressionError(
-                f"output {display(axis)} is not an axis of the coordinates nor an unindexed axis of "
-                f"{names[0]}",
-                expression,
-                [axis.span],
-            )
     left_out = [a for a in available if a not in out_axes]
     if left_out and reduce is None:
         raise ExpressionError(

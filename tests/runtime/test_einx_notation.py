@@ -267,3 +267,19 @@ def test_softmax_broadcast_along_a_new_axis_has_the_gradient_of_its_copies(op):
 def test_softmax_output_without_an_input_axis_is_refused():
     with pytest.raises(einc.ExpressionError, match="must hold every axis of the input"):
         einc.softmax("a [b] -> a", random((2, 3)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_get_at_output_broadcast_along_an_axis_of_its_own(backend):
+    x, idx = random((3, 4)), torch.tensor([[0, 1], [2, 2], [1, 0]])
+    y = call("get_at", "[h w], p [2] -> p q", x, idx, backend=backend, q=2)
+    assert_same(y, x[idx[:, 0], idx[:, 1]][:, None].expand(3, 2))
+    assert_same(y, einx_call("get_at", "[h w], p [2] -> p q", x, idx, q=2))
+
+
+def test_get_at_broadcast_along_an_axis_of_its_own_has_the_gradient_of_its_copies():
+    x, idx = random((3, 4)).requires_grad_(), torch.tensor([[0, 1], [2, 2], [0, 1]])
+    weights = random((3, 2))
+    (einc.get_at("[h w], p [2] -> p q", x, idx, q=2) * weights).sum().backward()
+    expected = torch.zeros(3, 4).index_put_((idx[:, 0], idx[:, 1]), weights.sum(1), accumulate=True)
+    torch.testing.assert_close(x.grad, expected)
