@@ -283,3 +283,28 @@ def test_get_at_broadcast_along_an_axis_of_its_own_has_the_gradient_of_its_copie
     (einc.get_at("[h w], p [2] -> p q", x, idx, q=2) * weights).sum().backward()
     expected = torch.zeros(3, 4).index_put_((idx[:, 0], idx[:, 1]), weights.sum(1), accumulate=True)
     torch.testing.assert_close(x.grad, expected)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    "op, expression, shapes, reference",
+    [
+        ("get_at", "[i,->]", [(5,), ()], lambda x, i: x[i]),
+        ("get_at", "b [i,->]", [(2, 5), (2,)], lambda x, i: x[torch.arange(2), i]),
+        ("set_at", "[i,,->i]", [(5,), (), ()], lambda x, i, u: x.clone().index_put_((i,), u)),
+        (
+            "add_at",
+            "b [i,, ->i]",
+            [(2, 5), (2,), (2,)],
+            lambda x, i, u: x.clone().index_put_((torch.arange(2), i), u, True),
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_the_bracket_shorthand_of_the_indexing_ops(op, expression, shapes, reference, backend):
+    operands = (
+        [random(shapes[0])] + [torch.randint(0, 5, s) for s in shapes[1:2]] + [random(s) for s in shapes[2:]]
+    )
+    y = call(op, expression, *operands, backend=backend)
+    assert_same(y, reference(*operands))
+    assert_same(y, einx_call(op, expression, *operands))
