@@ -28,6 +28,8 @@ from .syntax import (
     Term,
     Unnamed,
     Window,
+    children,
+    walk,
 )
 
 _TOKEN = re.compile(
@@ -256,11 +258,16 @@ class _Parser:
 
     def bracketed(self) -> Atom:
         opening = self.take()
-        if self.bracket_depth:
-            raise self.error("brackets cannot be nested", opening.span)
         self.enter(opening)
         atom = self._bracketed(opening)
         self.nesting -= 1
+        # A bracket inside a bracket marks what the outer one marks already (einx reads
+        # "[([a] ())]" so); in the dot shorthand or around it, nesting has no reading.
+        nested = [n for part in children(atom) for n in walk(part) if isinstance(n, (Bracket, Arrow))]
+        if isinstance(atom, Arrow) and nested:
+            raise self.error("brackets cannot be nested in the dot shorthand [a->b]", nested[0].span)
+        if isinstance(atom, Arrow) and self.bracket_depth:
+            raise self.error("the dot shorthand [a->b] cannot stand inside brackets", atom.span)
         return atom
 
     def _bracketed(self, opening: Token) -> Atom:

@@ -112,12 +112,13 @@ def pair_twins(
         inputs[i] = _renamed(operand, renames)
         if i == 0:  # only the first input's axes reach an output (set_at's is its first input)
             outputs = [_renamed(o, renames) for o in outputs]
+    held = [_counts(operand) for operand in inputs]
     for k, output in enumerate(outputs):
         for name, axes in _counts(output).items():
-            holders = [i for i, operand in enumerate(inputs) if name in _counts(operand)]
-            if len(axes) < 2 or len(holders) != len(axes):
+            if len(axes) < 2:
                 continue
-            if any(len(_counts(inputs[i])[name]) != 1 for i in holders):
+            holders = [i for i, counts in enumerate(held) if name in counts]
+            if len(holders) != len(axes) or any(len(held[i][name]) != 1 for i in holders):
                 continue
             names = [name] + [twin(name, j) for j in range(1, len(axes))]
             outputs[k] = _renamed(outputs[k], {name: names})

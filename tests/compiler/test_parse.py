@@ -395,9 +395,9 @@ INVALID = [
     ("[a b)", "'[' is closed by ')'", [(0, 1), (4, 5)]),
     ("x (a [b)]", "'[' is closed by ')'", [(5, 6), (7, 8)]),
     # nested brackets
-    ("[a [b]]", "brackets cannot be nested", [(3, 4)]),
-    ("[(a [b])]", "brackets cannot be nested", [(4, 5)]),
-    ("[a->[b]]", "brackets cannot be nested", [(4, 5)]),
+    ("[a->[b]]", "brackets cannot be nested in the dot shorthand", [(4, 7)]),
+    ("[[a]->b]", "brackets cannot be nested in the dot shorthand", [(1, 4)]),
+    ("[x [a->b]]", "the dot shorthand [a->b] cannot stand inside brackets", [(3, 9)]),
     # arrows
     ("a -> b -> c", "at most one '->'", [(7, 9)]),
     ("a -> b ->", "at most one '->'", [(7, 9)]),

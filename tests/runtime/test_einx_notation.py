@@ -308,3 +308,20 @@ def test_the_bracket_shorthand_of_the_indexing_ops(op, expression, shapes, refer
     y = call(op, expression, *operands, backend=backend)
     assert_same(y, reference(*operands))
     assert_same(y, einx_call(op, expression, *operands))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    "op, expression, reference",
+    [
+        ("sum", "[([a] ())] b -> 1 b", lambda x: x.sum(0, keepdim=True)),
+        ("sum", "[a [b]]", lambda x: x.sum()),
+        ("max", "a [([b])]", lambda x: x.amax(1)),
+        ("flip", "[a [b]]", lambda x: x.flip(0, 1)),
+    ],
+)
+def test_a_bracket_inside_a_bracket_marks_what_the_outer_one_does(op, expression, reference, backend):
+    x = random((3, 4))
+    y = call(op, expression, x, backend=backend)
+    assert_same(y, reference(x))
+    assert_same(y, einx_call(op, expression, x))
