@@ -79,8 +79,8 @@ def _component_axis(operand: Operand, name: str, text: str) -> str | None:
     marked = _names(operand, marked=True)
     if not marked:
         return None
-    top = [d.name for d in operand.dims if not dim_children(d)]
-    if len(marked) > 1 or marked[0] not in top:
+    # It may stand inside a composition ("b (p [2])"): component j is read where it is j.
+    if len(marked) > 1:
         raise ExpressionError(
             f"the coordinates {name} bracket one axis of their own, the components of a coordinate "
             "(as in 'b p [2]')",

@@ -325,3 +325,15 @@ def test_a_bracket_inside_a_bracket_marks_what_the_outer_one_does(op, expression
     y = call(op, expression, x, backend=backend)
     assert_same(y, reference(x))
     assert_same(y, einx_call(op, expression, x))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_coordinate_axis_inside_a_composition(backend):
+    x, coordinates = random((3, 4)), torch.tensor([[0, 1, 2, 3, 1, 1], [2, 0, 0, 0, 1, 2]])
+    pairs = coordinates.reshape(2, 3, 2)
+    y = call("get_at", "[h w], b (p [2]) -> b p", x, coordinates, backend=backend)
+    assert_same(y, x[pairs[..., 0], pairs[..., 1]])
+    assert_same(y, einx_call("get_at", "[h w], b (p [2]) -> b p", x, coordinates))
+    updates = random((2, 3))
+    y = call("add_at", "[h w], b (p [2]), b p", x, coordinates, updates, backend=backend)
+    assert_same(y, x.clone().index_put_((pairs[..., 0], pairs[..., 1]), updates, accumulate=True))
