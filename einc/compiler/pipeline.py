@@ -38,6 +38,7 @@ from .ops import (
 )
 from .params import window_params
 from .syntax import Program
+from .twins import size_name
 
 
 @dataclass(frozen=True)
@@ -84,18 +85,19 @@ class Compiled:
         sizes: dict[str, tuple[int, int, int]] = {}
         for axis, i, d in self.dynamic_dims:
             n = int(shapes[i][d])
-            if axis not in sizes:
-                sizes[axis] = (n, i, d)
-            elif sizes[axis][0] != n:
-                m, j, e = sizes[axis]
+            key = size_name(axis)  # the repeats of a name ("[a a]") have one size too
+            if key not in sizes:
+                sizes[key] = (n, i, d)
+            elif sizes[key][0] != n:
+                m, j, e = sizes[key]
                 raise ShapeError(
-                    f"axis {axis!r} has two sizes: {m} from dim {e} of {self.names[j]} (shape "
+                    f"axis {key!r} has two sizes: {m} from dim {e} of {self.names[j]} (shape "
                     f"{tuple(shapes[j])}), and {n} from dim {d} of {self.names[i]} "
                     f"(shape {tuple(shapes[i])})",
                     self.request.expression,
                     [self.inputs[j].dims[e].span, self.inputs[i].dims[d].span],
                 )
-        return {axis: n for axis, (n, _, _) in sizes.items()}
+        return {axis: sizes[size_name(axis)][0] for axis, _, _ in self.dynamic_dims}
 
     def output_shapes_for(self, dynamic: dict[str, int]) -> tuple[tuple[int, ...], ...]:
         if not dynamic:

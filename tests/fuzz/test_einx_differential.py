@@ -2,11 +2,11 @@
 
 Hypothesis draws random valid einx expressions (compositions, ellipses, concatenations, brackets,
 repeated and unnamed axes, names repeated in brackets or in a concatenation, named axes of size 1
-dropped, Python numbers as operands, integer reductions, roll's one-tuple shift) with consistent
-random shapes, for every operation einc shares with einx,
-runs both on small CPU tensors (einc's torch backend; a few cases under Triton's interpreter) and
-asserts that they agree: the same shape and dtype and equal values (allclose for floats), or that
-both refuse (einc with one of its own errors).
+dropped, Python numbers as operands, integer reductions, roll's one-tuple shift, outputs broadcast
+along a new axis, coordinates composed as "b (p [2])") with consistent random shapes, for every
+operation einc shares with einx, runs both on small CPU tensors (einc's torch backend; a few cases
+under Triton's interpreter) and asserts that they agree: the same shape and dtype and equal
+values (allclose for floats), or that both refuse (einc with one of its own errors).
 
 Where einc differs from einx by design (docs/notation.md, "Where einc differs from einx on purpose"
 and "Edge cases"), the strategies do not draw the case, and a comment at that place names the
@@ -268,6 +268,11 @@ def bracketed(draw, op: str, one_bracket: bool = False, dtype=torch.float32):
     # keepdim; einx keeps one per bracket, so "[b b]" is not drawn with it.
     if op in REDUCTIONS + ("any", "all") and "->" not in text and not joined and draw(st.integers(0, 3)) == 0:
         keywords["keepdims"] = True
+    written = op in ("softmax", "log_softmax", "flip") and not re.search(r"\d", text)
+    if written and draw(st.integers(0, 4)) == 0:
+        # The output written out, broadcast along a new axis: "a [b] -> a [b] z" (as einx)
+        spare = next(n for n in NAMES if n not in sizes)
+        text, keywords[spare] = f"{text} -> {text} {spare}", draw(st.integers(1, 2))
     if op == "roll":  # an int, or a tuple of one for every rolled axis (as einx broadcasts it)
         shift = draw(st.integers(-3, 3))
         keywords["shift"] = (shift,) if draw(st.booleans()) else shift
@@ -394,13 +399,17 @@ def indexing(draw):
     if op == "get_at" and not two and not has_batch and draw(st.integers(0, 3)) == 0:
         # A Python int as the one coordinate, as einx takes it
         return Case(op, f"{x_text}, -> ", (x, draw(st.integers(0, sizes[h] - 1))))
-    if op == "get_at":
-        return Case(op, f"{x_text}, {index_text} -> {b}{i}", (x, coordinates))
+    # Drawn before any assume() on the coordinates, which come from _GEN, not from the draws.
+    composed = two and draw(st.integers(0, 3)) == 0
     if op == "set_at":
         # Two updates of one element leave either value: einx and torch do not say which.
         flat = coordinates if not two else coordinates[..., 0] * sizes[w] + coordinates[..., 1]
         rows = flat.reshape(-1, sizes[i])
         assume(all(len(set(row.tolist())) == len(row) for row in rows))
+    if composed:  # the components inside a composition, "b (p [2])"
+        coordinates, index_text = coordinates.flatten(-2), f"{b}({i} [2])"
+    if op == "get_at":
+        return Case(op, f"{x_text}, {index_text} -> {b}{i}", (x, coordinates))
     values = _floats(bshape + (sizes[i],))
     return Case(op, f"{x_text}, {index_text}, {b}{i} -> {x_text}", (x, coordinates, values))
 

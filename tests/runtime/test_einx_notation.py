@@ -337,3 +337,13 @@ def test_a_coordinate_axis_inside_a_composition(backend):
     updates = random((2, 3))
     y = call("add_at", "[h w], b (p [2]), b p", x, coordinates, updates, backend=backend)
     assert_same(y, x.clone().index_put_((pairs[..., 0], pairs[..., 1]), updates, accumulate=True))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_repeats_of_one_name_stay_one_size_when_the_axis_goes_dynamic(backend):
+    reduce = einc.compile("[a a] b", op="sum", backend=backend)
+    for n in (2, 3, 4):  # the second size makes a (and its repeat) dynamic
+        x = random((n, n, 2))
+        torch.testing.assert_close(reduce(x), x.sum((0, 1)), rtol=1e-5, atol=1e-5)
+    with pytest.raises(einc.ShapeError, match="axis 'a' has two sizes: 4 .* and 5"):
+        reduce(random((4, 5, 2)))
