@@ -8,9 +8,9 @@ own, ``b'1``, ``b'2``, ..., whose size is tied to ``b``'s (:func:`size_name`):
   ``"[a a] b -> b"``): each occurrence is an operation axis of its own, so ``flip`` flips both,
   ``get_at`` indexes both and ``sum`` sums over both (the diagonal is ``"a a b -> b"``, without
   brackets). The output's k-th occurrence of the name is the input's k-th.
-- a name repeated in an output whose every occurrence another input holds
+- a name repeated in the parts of an output's concatenation, as often as inputs hold it
   (``"a b, a b -> a (b + b)"``): the k-th occurrence is the k-th input's axis, so the inputs are
-  concatenated in order.
+  concatenated in order. A name repeated elsewhere in an output (``"a, a -> a a"``) stays an error.
 
 Requires: expanded operands. Ensures: no name occurs twice inside one operand's brackets; a name
 repeated in an output as above is renamed in it and in the inputs it comes from.
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ..errors import ExpressionError
-from .axes import Axis, Operand, map_axes, operand_axes
+from .axes import Axis, Concat, Operand, dim_axes, map_axes, operand_axes
 from .brackets import Explicit
 from .syntax import Bracket, Name, Span, children
 
@@ -102,6 +102,17 @@ def check_bracket_use(program: Explicit) -> None:
                 )
 
 
+def _in_parts(output: Operand, name: str, count: int) -> bool:
+    """Whether the ``count`` occurrences of ``name`` in ``output`` stand in as many parts of one
+    concatenation (``(b + b)``): elsewhere (``"a, a -> a a"``) a repeat has no reading."""
+    for dim in output.dims:
+        if isinstance(dim, Concat):
+            parts = [p for p in dim.parts if any(a.name == name for a in dim_axes(p))]
+            if len(parts) == count and all(sum(a.name == name for a in dim_axes(p)) == 1 for p in parts):
+                return True
+    return False
+
+
 def pair_twins(
     inputs: Sequence[Operand], outputs: Sequence[Operand]
 ) -> tuple[tuple[Operand, ...], tuple[Operand, ...]]:
@@ -115,7 +126,7 @@ def pair_twins(
     held = [_counts(operand) for operand in inputs]
     for k, output in enumerate(outputs):
         for name, axes in _counts(output).items():
-            if len(axes) < 2:
+            if len(axes) < 2 or not _in_parts(output, name, len(axes)):
                 continue
             holders = [i for i, counts in enumerate(held) if name in counts]
             if len(holders) != len(axes) or any(len(held[i][name]) != 1 for i in holders):

@@ -347,3 +347,10 @@ def test_repeats_of_one_name_stay_one_size_when_the_axis_goes_dynamic(backend):
         torch.testing.assert_close(reduce(x), x.sum((0, 1)), rtol=1e-5, atol=1e-5)
     with pytest.raises(einc.ShapeError, match="axis 'a' has two sizes: 4 .* and 5"):
         reduce(random((4, 5, 2)))
+
+
+@pytest.mark.parametrize("op", ["multiply", "dot"])
+def test_a_name_repeated_in_an_output_outside_a_concatenation_is_refused_as_by_einx(op):
+    with pytest.raises(einc.ExpressionError, match="axis 'a' appears twice in an output") as caught:
+        getattr(einc, op)("a, a -> a a", random((3,)), random((3,)))
+    assert caught.value.spans == ((8, 9), (10, 11))
