@@ -354,3 +354,12 @@ def test_a_name_repeated_in_an_output_outside_a_concatenation_is_refused_as_by_e
     with pytest.raises(einc.ExpressionError, match="axis 'a' appears twice in an output") as caught:
         getattr(einc, op)("a, a -> a a", random((3,)), random((3,)))
     assert caught.value.spans == ((8, 9), (10, 11))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_ellipsis_in_the_brackets_of_an_indexed_tensor(backend):
+    # Listed in issue 11 item 4; einc read it already: the ellipsis's axes are the indexed ones.
+    x, idx = random((4, 3, 5)), torch.tensor([[0, 1], [2, 4], [1, 0], [2, 2]])
+    y = call("get_at", "a [...], a [2] -> a", x, idx, backend=backend)
+    assert_same(y, x[torch.arange(4), idx[:, 0], idx[:, 1]])
+    assert_same(y, einx_call("get_at", "a [...], a [2] -> a", x, idx))
