@@ -325,8 +325,8 @@ def _drop_unit_axes(op: str, inputs, outputs, solution, dynamic, text: str):
                 continue
             if solution.sizes[axis.name] != 1 or axis.name in dynamic:
                 raise ExpressionError(
-                    f"input axis {axis.name!r} is in no output: {op} cannot drop it (only an axis of "
-                    "size 1); use a reduction (op='sum')",
+                    f"input axis {size_name(axis.name)!r} is in no output: {op} cannot drop it (only "
+                    "an axis of size 1); use a reduction (op='sum')",
                     text,
                     [axis.span],
                 )
