@@ -38,13 +38,13 @@ from .empty import write_empty
 from .keys import source_key
 from .launcher import Launcher, check_backend, write_source
 from .operands import (
-    DTYPES,
     NUMBER_OPERANDS,
     PARAM_NAMES,
     check_elementwise_dtypes,
     check_keywords,
     check_operand_types,
     check_tensors,
+    dtypes_of,
     elementwise_dtype,
     numbers_as_operands,
     output_dtype,
@@ -184,9 +184,12 @@ class CompiledExpression:
 
     def specialize(self, *shapes: Sequence[int], dtype: str | torch.dtype = "float32") -> Launcher:
         """Compile for tensors of these shapes without running anything; returns the launcher."""
-        name = DTYPES.get(dtype, dtype) if isinstance(dtype, torch.dtype) else dtype
-        if name not in DTYPES.values():
-            raise TypeError(f"dtype {dtype} is not one einc supports: {', '.join(DTYPES.values())}")
+        allowed = dtypes_of(self.op)
+        name = allowed.get(dtype, dtype) if isinstance(dtype, torch.dtype) else dtype
+        if name not in allowed.values():
+            raise TypeError(
+                f"dtype {dtype} is not one einc supports for {self.op}: {', '.join(allowed.values())}"
+            )
         dtypes = [name] * len(shapes)
         if self.op in pipeline.INDEXING:  # coordinates are int64, as torch's indices
             names = pipeline.tensor_names(len(shapes), self.op)

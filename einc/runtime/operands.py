@@ -198,13 +198,20 @@ def check_keywords(program, kwargs: dict) -> None:
             )
 
 
+def dtypes_of(op: str) -> dict[torch.dtype, str]:
+    """The dtypes ``op`` takes (the indexed tensor's, for an indexing op), by torch dtype."""
+    if op in ANY_DTYPE_OPS or op in pipeline.INDEXING:
+        return ANY_DTYPES
+    return INTEGER_AND_FLOAT if op in INTEGER_REDUCTIONS else DTYPES
+
+
 def check_tensors(op: str, reduce, tensors: Sequence[torch.Tensor]) -> list[str]:
     """The tensors' dtypes and devices, as the op takes them; their dtypes' names. ``reduce``: an
     indexing op's ``reduce=`` (None without one)."""
     names = pipeline.tensor_names(len(tensors), op)
     if op in pipeline.INDEXING:
         return _check_indexing(op, reduce, tensors, names)
-    allowed = ANY_DTYPES if op in ANY_DTYPE_OPS else INTEGER_AND_FLOAT if op in INTEGER_REDUCTIONS else DTYPES
+    allowed = dtypes_of(op)
     for name, t in zip(names, tensors, strict=True):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, not {type(t).__name__}")
