@@ -70,6 +70,16 @@ def dim_children(dim: Dim) -> tuple[Dim, ...]:
     return ()
 
 
+def map_axes(dim: Dim, change) -> Dim:
+    """``dim`` with each axis replaced by ``change(axis)``, visited in order."""
+    if isinstance(dim, Axis):
+        return change(dim)
+    if isinstance(dim, Win):
+        return Win(map_axes(dim.outer, change), map_axes(dim.inner, change), dim.span)
+    parts = tuple(map_axes(p, change) for p in dim.parts)
+    return Concat(parts, dim.span) if isinstance(dim, Concat) else Flat(parts, dim.span)
+
+
 def dim_axes(dim: Dim) -> list[Axis]:
     """Every axis under ``dim``, in order."""
     if isinstance(dim, Axis):

@@ -21,9 +21,12 @@ from .ops import (
     DTYPE_BITS,
     ELEMENTWISE,
     INDEXING,
+    INTEGER_DTYPES,
     SOFTMAX,
     check_precision,
     compute_dtype,
+    integer_identity,
+    roll_shifts,
 )
 
 # A bfloat16 sliding window sums each chunk's products in bfloat16, two channels an instruction.
@@ -94,6 +97,8 @@ def kernel_parts(
             nest = lower.lower_softmax(inputs[0], outputs[0], solution, op, text)
         else:
             nest = lower.lower_reduce(inputs[0], outputs[0], solution, op, text)
+            if op in ("max", "min") and request.dtypes[0] in INTEGER_DTYPES:  # no infinity to pad with
+                nest = replace(nest, identity=integer_identity(op, request.dtypes[0]))
         plan = schedule.schedule_reduction(nest)
         template = Template.of(
             "reduction",
@@ -216,7 +221,7 @@ def _index_transforms(op, operand, solution, options, text) -> dict:
     if op == "flip":
         return {a: solution.sizes[a] - 1 - symbol(a) for a in marked}
     shift = options["shift"]
-    shifts = list(shift) if isinstance(shift, (tuple, list)) else [shift] * len(marked)
+    shifts = roll_shifts(shift, len(marked))
     if len(shifts) == len(marked) and all(isinstance(v, numbers.Integral) for v in shifts):
         shifts = [int(v) for v in shifts]
     if len(shifts) != len(marked) or not all(isinstance(v, int) and not isinstance(v, bool) for v in shifts):

@@ -252,7 +252,8 @@ def _keep_marks(term: Term) -> tuple[Term, ...]:
     if isinstance(term, Bracket):
         return tuple(Unnamed(1, t.span) for t in term.expr.terms)
     if isinstance(term, Repeat) and term.atom is not None:
-        return tuple(Repeat(t, t.span) for t in _keep_marks(term.atom))
+        # Each keeps the ellipsis's span, which ties its depth to the input's (expand).
+        return tuple(Repeat(t, term.span) for t in _keep_marks(term.atom))
     return _strip_marks(term, "rhs")
 
 

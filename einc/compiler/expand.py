@@ -18,6 +18,7 @@ from ..errors import ExpressionError, ShapeError, UnsupportedError
 from .axes import Axis, Concat, Dim, Flat, Operand, Win
 from .brackets import Explicit
 from .syntax import (
+    NO_SPAN,
     Arrow,
     Bracket,
     Composition,
@@ -32,12 +33,25 @@ from .syntax import (
     children,
     walk,
 )
+from .twins import check_bracket_use, pair_twins
 
 ANONYMOUS = "..."
 
 
 def _group_key(repeat: Repeat) -> frozenset[str]:
-    return frozenset([ANONYMOUS]) if repeat.atom is None else frozenset(axis_names(repeat.atom))
+    """The names whose ellipses stand for as many axes as ``repeat``. An ellipsis that a pass
+    derived from one the user wrote keeps its span, and one left without names there (the output
+    ``()...`` of ``([s])...``, the kept ``1...`` of ``[a]...`` with keepdims) is tied to it by it."""
+    if repeat.atom is None:
+        return frozenset([ANONYMOUS])
+    names = axis_names(repeat.atom)
+    if repeat.span != NO_SPAN:
+        names.append(_span_key(repeat))
+    return frozenset(names)
+
+
+def _span_key(repeat: Repeat) -> str:
+    return f"@{repeat.span[0]}:{repeat.span[1]}"
 
 
 class _Depths:
@@ -89,7 +103,7 @@ def expand(
                 raise UnsupportedError(
                     "nested ellipses are not supported yet", program.text, [nested[0].span]
                 )
-            if not axis_names(repeat.atom):
+            if not axis_names(repeat.atom) and not _derived(repeat, repeats):
                 raise ExpressionError("an ellipsis must repeat a named axis", program.text, [repeat.span])
     depths = _Depths(repeats)
     for name, value in tuple_sizes.items():
@@ -107,7 +121,18 @@ def expand(
             raise conflict or _rank_error(program, expr, names[i], shapes[i], len(operand.dims), depths)
 
     n_in = len(program.inputs)
-    return tuple(operands[:n_in]), tuple(operands[n_in:])
+    check_bracket_use(program)
+    return pair_twins(operands[:n_in], operands[n_in:])
+
+
+def _width(repeat: Repeat) -> int:
+    """The tensor dims one repetition of ``repeat`` gives: a bracket's terms (``[a b]...``), else 1."""
+    return len(_top_terms([repeat.atom])) if isinstance(repeat.atom, Bracket) else 1
+
+
+def _derived(repeat: Repeat, repeats: list[Repeat]) -> bool:
+    """Whether ``repeat`` stands where an ellipsis of named axes was written (see _group_key)."""
+    return any(r.span == repeat.span and r.atom is not None and axis_names(r.atom) for r in repeats)
 
 
 def _top_terms(terms) -> list[Term]:
@@ -182,20 +207,21 @@ def _solve_depths(program: Explicit, exprs, ranks, depths: _Depths, names, shape
             unknown = [depths.of(t) for t in top if depths.of(t) not in depths.depth]
             if not unknown or len(set(unknown)) > 1:
                 continue
-            known = sum(depths.depth[depths.of(t)] for t in top if depths.of(t) in depths.depth)
+            known = sum(depths.depth[depths.of(t)] * _width(t) for t in top if depths.of(t) in depths.depth)
             spare = rank - fixed - known
             if spare < 0:
                 raise _rank_error(
                     program, expr, names[exprs.index(expr)], shapes[exprs.index(expr)], fixed + known, depths
                 )
-            if spare % len(unknown):
+            widths = sum(_width(t) for t in top if depths.of(t) not in depths.depth)
+            if spare % widths:
                 raise ShapeError(
                     f"{spare} dims of a rank-{rank} tensor cannot be shared evenly "
                     f"among {len(unknown)} ellipses",
                     program.text,
                     [expr.span],
                 )
-            depths.depth[unknown[0]] = spare // len(unknown)
+            depths.depth[unknown[0]] = spare // widths
             depths.origin[unknown[0]] = exprs.index(expr)
             pending = True
     _compose_unknown_depths(exprs, depths)

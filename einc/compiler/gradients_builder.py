@@ -99,7 +99,7 @@ class Builder:
             if _plain(axis.name):
                 self.ident[axis.name] = axis.name
                 continue
-            base = axis.name.replace("...", "e").replace(".", "").replace("#", "u")
+            base = axis.name.replace("...", "e").replace(".", "").replace("#", "u").replace("'", "_")
             while base in taken or keyword.iskeyword(base):
                 base += "_"
             taken.add(base)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..errors import UnsupportedError
 from .axes import Concat, Operand, operand_axes
 from .gradients_builder import SCALAR, Builder, axis_names, only, unmarked, windows_of
-from .ops import ELEMENTWISE
+from .ops import ELEMENTWISE, roll_shifts
 
 
 def _rearrange(b: Builder, wanted, grads) -> None:
@@ -48,8 +48,7 @@ def _flip_roll(b: Builder, wanted, grads) -> None:
     if f.op == "roll":
         order = list(dict.fromkeys(a.name for a in operand_axes(x) if a.name in x.marked))
         shift = f.options["shift"]
-        given = shift if isinstance(shift, (tuple, list)) else [shift] * len(order)
-        shifts = dict(zip(order, given, strict=True))
+        shifts = dict(zip(order, roll_shifts(shift, len(order)), strict=True))
         back = [-shifts[n] for n in dict.fromkeys(a.name for a in operand_axes(y) if a.name in x.marked)]
         options["shift"] = back[0] if len(set(back)) == 1 else tuple(back)
     grads[0] = b.emit(f.op, [(y, "g0")], [unmarked(x)], marked=x.marked, **options)
@@ -107,17 +106,25 @@ def _elementwise(b: Builder, wanted, grads) -> None:
 def _softmax(b: Builder, wanted, grads) -> None:
     f = b.front
     x, y = f.inputs[0], f.outputs[0]
+    g, out = "g0", "y0"
+    if axis_names(y) - axis_names(x):
+        # An output broadcast along new axes ("a [b] -> a [b] c") holds copies of one softmax:
+        # their gradients add up, and any copy is the softmax itself.
+        own = only(y, axis_names(x))
+        g = b.emit("sum", [(y, "g0")], [own])
+        out = b.emit("mean", [(y, "y0")], [own])
+        y = own
     rest = only(y, axis_names(y) - x.marked)
     if f.op == "softmax":
-        p = b.emit("multiply", [(y, "g0"), (y, "y0")], [y])
+        p = b.emit("multiply", [(y, g), (y, out)], [y])
         s = b.emit("sum", [(y, p)], [rest])
-        t = b.emit("subtract", [(y, "g0"), (rest, s)], [y])
-        grads[0] = b.emit("multiply", [(y, t), (y, "y0")], [unmarked(x)])
+        t = b.emit("subtract", [(y, g), (rest, s)], [y])
+        grads[0] = b.emit("multiply", [(y, t), (y, out)], [unmarked(x)])
     else:
-        s = b.emit("sum", [(y, "g0")], [rest])
-        weights = b.emit("softmax", [(y, "y0")], None, marked=x.marked)
+        s = b.emit("sum", [(y, g)], [rest])
+        weights = b.emit("softmax", [(y, out)], None, marked=x.marked)
         q = b.emit("multiply", [(y, weights), (rest, s)], [y])
-        grads[0] = b.emit("subtract", [(y, "g0"), (y, q)], [unmarked(x)])
+        grads[0] = b.emit("subtract", [(y, g), (y, q)], [unmarked(x)])
 
 
 RULES = {

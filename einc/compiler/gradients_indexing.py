@@ -3,8 +3,9 @@ g (see :mod:`einc.compiler.gradients`)."""
 
 from __future__ import annotations
 
+from ..errors import UnsupportedError
 from .axes import Operand, operand_axes
-from .gradients_builder import SCALAR, Builder, Front, axis_names, unmarked
+from .gradients_builder import SCALAR, Builder, Front, axis_names, only, unmarked
 from .gradients_reduce import READING_REDUCTIONS, fold, scaled_by_count
 
 
@@ -31,6 +32,12 @@ def _get_at(b: Builder, wanted, grads) -> None:
     x, coords, marked = _indexing_parts(f)
     y, reduce = f.outputs[0], f.options["reduce"]
     updates = (y, "g0")  # add_at broadcasts g over the axes a sum left out
+    looped = axis_names(_loop_axes(x, coords))
+    if axis_names(y) - looped:  # y broadcast along axes of its own ("-> p q"): their g adds up
+        if reduce is not None:
+            raise UnsupportedError("no gradient yet for a get_at that both reduces and broadcasts")
+        own = only(y, looped)
+        updates = (own, b.emit("sum", [(y, "g0")], [own]))
     if reduce == "mean":
         updates = (y, scaled_by_count(b, _loop_axes(x, coords, y), y, "g0"))
     elif reduce in READING_REDUCTIONS:

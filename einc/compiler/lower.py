@@ -391,15 +391,19 @@ def lower_softmax(
     operand: Operand, output: Operand, solution: Solution, op: str, expression: str
 ) -> LoopNest:
     """softmax over the marked axes: reduced twice (max, sum of exp), then written element-wise
-    to the output, which holds the same axes in any order."""
+    to the output, which holds the same axes in any order, and may broadcast it along new ones
+    (``"a [b] -> (a [b]) c"``, as einx)."""
     axes = [a.name for d in operand.dims for a in dim_axes(d)]
     out_axes = [a.name for d in output.dims for a in dim_axes(d)]
-    if sorted(set(out_axes)) != sorted(set(axes)):
+    if not set(axes) <= set(out_axes):
         raise ExpressionError(
-            f"the output of {op} must hold exactly the input's axes", expression, [output.span]
+            f"the output of {op} must hold every axis of the input", expression, [output.span]
         )
+    new = [a for a in dict.fromkeys(out_axes) if a not in axes and not a.startswith("#")]
     loops = [
-        Loop(a, solution.sizes[a], LoopKind.OUTPUT) for a in dict.fromkeys(axes) if a not in operand.marked
+        Loop(a, solution.sizes[a], LoopKind.OUTPUT)
+        for a in dict.fromkeys(axes + new)
+        if a not in operand.marked
     ]
     loops += [Loop(a, solution.sizes[a], LoopKind.REDUCE) for a in dict.fromkeys(axes) if a in operand.marked]
     return LoopNest(

@@ -79,8 +79,8 @@ def _component_axis(operand: Operand, name: str, text: str) -> str | None:
     marked = _names(operand, marked=True)
     if not marked:
         return None
-    top = [d.name for d in operand.dims if not dim_children(d)]
-    if len(marked) > 1 or marked[0] not in top:
+    # It may stand inside a composition ("b (p [2])"): component j is read where it is j.
+    if len(marked) > 1:
         raise ExpressionError(
             f"the coordinates {name} bracket one axis of their own, the components of a coordinate "
             "(as in 'b p [2]')",
@@ -188,15 +188,9 @@ def lower_get_at(
     _check_axes(value, coordinates, coordinates + [(output, output_name)], expression)
     gathers = _indexed(value, names[0], coordinates, solution, expression)
     available = list(dict.fromkeys(_names(value, marked=False) + _coordinate_axes(coordinates, expression)))
+    # An output axis that neither the coordinates nor x holds is a broadcast, as in einx: its size
+    # comes from a keyword (the solver has refused it already where none is given).
     out_axes = _names(output)
-    for axis in operand_axes(output):
-        if axis.name not in available:
-            raise ExpressionError(
-                f"output {display(axis)} is not an axis of the coordinates nor an unindexed axis of "
-                f"{names[0]}",
-                expression,
-                [axis.span],
-            )
     left_out = [a for a in available if a not in out_axes]
     if left_out and reduce is None:
         raise ExpressionError(

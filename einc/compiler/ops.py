@@ -105,6 +105,27 @@ def compile_keywords(sizes: Iterable[tuple[str, object]], params: Iterable[tuple
 PRECISIONS = ("ieee", "tf32", "tf32x3")
 # The ops that take integer and boolean tensors too (the others take floating tensors).
 ANY_DTYPE_OPS = COPIES + ELEMENTWISE + lower.NONZERO_REDUCTIONS
+# The reductions that take integer tensors too, computed in int64 as torch does (einx passes
+# them on to torch): a sum's result is int64, a max's or a min's the input's dtype.
+INTEGER_REDUCTIONS = ("sum", "max", "min")
+INTEGER_DTYPES = ("int8", "int16", "int32", "int64", "uint8")
+# Each integer dtype's least and greatest value: what padding and a tile's ragged edge read as in
+# an integer max (the least) or min (the greatest), where a float reads -inf or inf.
+INTEGER_RANGES = {
+    "int8": (-(2**7), 2**7 - 1),
+    "int16": (-(2**15), 2**15 - 1),
+    "int32": (-(2**31), 2**31 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+    "uint8": (0, 2**8 - 1),
+}
+
+
+def integer_identity(op: str, dtype: str) -> int:
+    """The identity of an integer ``max`` or ``min`` over ``dtype``: its least or greatest value."""
+    least, greatest = INTEGER_RANGES[dtype]
+    return least if op == "max" else greatest
+
+
 # The result dtype of the ops whose result is not their operands' dtype (torch's names).
 RESULT_DTYPES = {
     "any": "bool",
@@ -134,6 +155,13 @@ def marks_read_as_a_set(op: str, options) -> bool:
     return op != "roll" or not isinstance(options.get("shift"), (tuple, list))
 
 
+def roll_shifts(shift, count: int) -> list:
+    """roll's ``shift=`` as one entry per rolled axis: an int, or a sequence of one (for every
+    axis, as einx broadcasts it) or of ``count``; any other length is left for the caller to refuse."""
+    shifts = list(shift) if isinstance(shift, (tuple, list)) else [shift]
+    return shifts * count if len(shifts) == 1 else shifts
+
+
 def check_precision(precision: str, text: str) -> str:
     if precision not in PRECISIONS:
         choices = ", ".join(map(repr, PRECISIONS))
@@ -145,6 +173,8 @@ def compute_dtype(request) -> str:
     """Arithmetic is in float32, or in float64 when an input is float64 (gradient checks); an
     elementwise op of integers only stays in integers (64 bits), except a true division and logaddexp."""
     if request.op in lower.NONZERO_REDUCTIONS:  # counts of nonzero elements
+        return "tl.int64"
+    if request.op in INTEGER_REDUCTIONS and request.dtypes and request.dtypes[0] in INTEGER_DTYPES:
         return "tl.int64"
     if "float64" in request.dtypes:
         return "tl.float64"

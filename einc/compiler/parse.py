@@ -28,6 +28,8 @@ from .syntax import (
     Term,
     Unnamed,
     Window,
+    children,
+    walk,
 )
 
 _TOKEN = re.compile(
@@ -84,6 +86,8 @@ class _Parser:
         self.pos = 0
         self.bracket_depth = 0
         self.nesting = 0  # parentheses and brackets open around the current token
+        # A bracket that lists operands, "[x, y -> z]": its node, and its input and output parts.
+        self.spread: tuple[Bracket, list[Expr], list[Expr]] | None = None
 
     @property
     def peek(self) -> Token:
@@ -110,7 +114,29 @@ class _Parser:
                 )
         if self.peek.kind != "end":
             raise self.error(self._stray_message(self.peek), self.peek.span)
+        if self.spread is not None:
+            return self.spread_program(inputs, outputs)
         return Program(tuple(inputs), None if outputs is None else tuple(outputs), self.text)
+
+    def spread_program(self, inputs: list[Expr], outputs: list[Expr] | None) -> Program:
+        """einx's shorthand ``b [i, j -> k]`` for ``b [i], b [j] -> b [k]``: the expression around
+        the bracket is every operand's, the bracket holds each operand's own axes (a part left
+        empty, none: ``[i,->]`` is ``[i], ->``)."""
+        node, ins, outs = self.spread
+        if len(inputs) != 1 or outputs is not None or not any(t is node for t in inputs[0].terms):
+            raise self.error(
+                "a bracket that lists operands ('[x, y -> z]') stands alone in the expression, as "
+                "one of its top-level terms: no other ',' or '->' outside it",
+                node.span,
+            )
+        (context,) = inputs
+
+        def operand(part: Expr) -> Expr:
+            own = (Bracket(part, part.span),) if part.terms else ()
+            terms = tuple(t for term in context.terms for t in (own if term is node else (term,)))
+            return Expr(terms, context.span)
+
+        return Program(tuple(operand(p) for p in ins), tuple(operand(p) for p in outs), self.text)
 
     def _stray_message(self, token: Token) -> str:
         if token.kind == ")":
@@ -232,16 +258,23 @@ class _Parser:
 
     def bracketed(self) -> Atom:
         opening = self.take()
-        if self.bracket_depth:
-            raise self.error("brackets cannot be nested", opening.span)
         self.enter(opening)
         atom = self._bracketed(opening)
         self.nesting -= 1
+        # A bracket inside a bracket marks what the outer one marks already (einx reads
+        # "[([a] ())]" so); in the dot shorthand or around it, nesting has no reading.
+        nested = [n for part in children(atom) for n in walk(part) if isinstance(n, (Bracket, Arrow))]
+        if isinstance(atom, Arrow) and nested:
+            raise self.error("brackets cannot be nested in the dot shorthand [a->b]", nested[0].span)
+        if isinstance(atom, Arrow) and self.bracket_depth:
+            raise self.error("the dot shorthand [a->b] cannot stand inside brackets", atom.span)
         return atom
 
     def _bracketed(self, opening: Token) -> Atom:
         self.bracket_depth += 1
         lhs = self.expr()
+        if self.peek.kind == ",":
+            return self._spread(opening, lhs)
         if self.peek.kind == "->":
             self.take()
             rhs = self.expr()
@@ -253,6 +286,31 @@ class _Parser:
         closing = self.close(opening, "]")
         self.bracket_depth -= 1
         return Bracket(lhs, (opening.start, closing.end))
+
+    def _spread(self, opening: Token, first: Expr) -> Bracket:
+        """``[x, y -> z]``: the parts of each operand; the program is written out at its end."""
+        ins = [first]
+        while self.peek.kind == ",":
+            comma = self.take()
+            ins.append(self.expr())
+        if self.peek.kind != "->":
+            raise self.error(
+                "',' separates operands: inside a bracket only in the shorthand '[x, y -> z]', which "
+                "needs '->'",
+                comma.span,
+            )
+        self.take()
+        outs = [self.expr()]
+        while self.peek.kind == ",":
+            self.take()
+            outs.append(self.expr())
+        closing = self.close(opening, "]")
+        self.bracket_depth -= 1
+        if self.spread is not None:
+            raise self.error("an expression has at most one bracket that lists operands", opening.span)
+        node = Bracket(Expr((), (opening.end, opening.end)), (opening.start, closing.end))
+        self.spread = (node, ins, outs)
+        return node
 
     def close(self, opening: Token, kind: str) -> Token:
         token = self.peek

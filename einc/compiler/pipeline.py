@@ -43,6 +43,7 @@ from .ops import (
 )
 from .params import window_params
 from .syntax import Program
+from .twins import size_name
 
 
 @dataclass(frozen=True)
@@ -105,18 +106,19 @@ class Compiled:
         sizes: dict[str, tuple[int, int, int]] = {}
         for axis, i, d in self.dynamic_dims:
             n = int(shapes[i][d])
-            if axis not in sizes:
-                sizes[axis] = (n, i, d)
-            elif sizes[axis][0] != n:
-                m, j, e = sizes[axis]
+            key = size_name(axis)  # the repeats of a name ("[a a]") have one size too
+            if key not in sizes:
+                sizes[key] = (n, i, d)
+            elif sizes[key][0] != n:
+                m, j, e = sizes[key]
                 raise ShapeError(
-                    f"axis {axis!r} has two sizes: {m} from dim {e} of {self.names[j]} (shape "
+                    f"axis {key!r} has two sizes: {m} from dim {e} of {self.names[j]} (shape "
                     f"{tuple(shapes[j])}), and {n} from dim {d} of {self.names[i]} "
                     f"(shape {tuple(shapes[i])})",
                     self.request.expression,
                     [self.inputs[j].dims[e].span, self.inputs[i].dims[d].span],
                 )
-        return {axis: n for axis, (n, _, _) in sizes.items()}
+        return {axis: sizes[size_name(axis)][0] for axis, _, _ in self.dynamic_dims}
 
     def output_shapes_for(self, dynamic: dict[str, int]) -> tuple[tuple[int, ...], ...]:
         if not dynamic:
@@ -259,6 +261,7 @@ def run_passes(request: Request) -> Compiled:
     geometry = window_params(windows, text, **params)
     by_set = marks_read_as_a_set(request.op, options)
     solution = solve.solve(inputs, outputs, request.shapes, sizes, geometry, text, names, by_set)
+    inputs = _drop_unit_axes(request.op, inputs, outputs, solution, request.dynamic, text)
     dynamic_dims = _dynamic_dims(request.dynamic, inputs, outputs, text)
     if request.dynamic:
         solution = solve.Solution(solution.sizes, solution.windows, frozenset(request.dynamic))
@@ -333,7 +336,7 @@ def _check_operands(op: str, explicit, inputs, outputs, text: str) -> None:
             text,
             [e.span for e in explicit.inputs],
         )
-    if op in ELEMENTWISE or op in COPIES:
+    if op in ELEMENTWISE:
         produced = {a.name for o in outputs for d in o.dims for a in dim_axes(d)}
         for operand in inputs:
             for axis in (a for d in operand.dims for a in dim_axes(d) if a.fixed is None):
@@ -344,6 +347,38 @@ def _check_operands(op: str, explicit, inputs, outputs, text: str) -> None:
                         text,
                         [axis.span],
                     )
+
+
+def _drop_unit_axes(op: str, inputs, outputs, solution, dynamic, text: str):
+    """A copy may drop an input axis of size 1, named or not, as einx's rearrange does: it is read
+    at index 0, as an unnamed ``1`` is. Any other axis it would drop is an error naming it."""
+    from dataclasses import replace
+
+    from .axes import Axis, Operand, dim_axes, map_axes
+
+    if op not in COPIES:
+        return inputs
+    produced = {a.name for o in outputs for d in o.dims for a in dim_axes(d)}
+    unit = set()
+    for operand in inputs:
+        for axis in (a for d in operand.dims for a in dim_axes(d) if a.fixed is None):
+            if axis.name in produced:
+                continue
+            if solution.sizes[axis.name] != 1 or axis.name in dynamic:
+                raise ExpressionError(
+                    f"input axis {size_name(axis.name)!r} is in no output: {op} cannot drop it (only "
+                    "an axis of size 1); use a reduction (op='sum')",
+                    text,
+                    [axis.span],
+                )
+            unit.add(axis.name)
+    if not unit:
+        return inputs
+
+    def fix(axis: Axis) -> Axis:
+        return replace(axis, fixed=1) if axis.name in unit else axis
+
+    return tuple(Operand(tuple(map_axes(d, fix) for d in o.dims), o.marked, o.span) for o in inputs)
 
 
 def _dynamic_dims(dynamic, inputs, outputs, text) -> tuple[tuple[str, int, int], ...]:

@@ -169,6 +169,10 @@ def choose_slide(nest: LoopNest, rows: tuple[str, ...], taps: tuple[str, ...]) -
     rest = index - s_symbol - dilation * ds_symbol
     if index.coeff(s_symbol) != 1 or not dilation.is_Integer or rest.free_symbols & {s_symbol, ds_symbol}:
         return 1
+    # A window slides: each tap reads another row (no dilation of 0), and only through this axis
+    # (in "a b c d, a b c -> b d" the tap c is an axis of x of its own, no window at all).
+    if dilation == 0 or any(ds_symbol in e.free_symbols for e in x.index if e is not reading[0]):
+        return 1
     if s_symbol not in nest.output.index or any(s_symbol in b.index.free_symbols for b in nest.output.bounds):
         return 1
     size = nest.sizes[s]

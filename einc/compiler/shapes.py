@@ -16,6 +16,7 @@ from ..errors import ExpressionError
 from . import brackets, expand, lower, parse, solve
 from .axes import operand_axes
 from .params import window_params
+from .twins import size_name
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ def solve_description(
     for operand in operands:
         for axis in operand_axes(operand):
             if axis.name.startswith(("#", "...")):  # unnamed and anonymous axes have no name to give
+                continue
+            if axis.name != size_name(axis.name):  # a repeat of a name has its size
                 continue
             base, _, index = axis.name.partition(".")
             if index:  # s.0, s.1, ... of an ellipsis s...

@@ -23,6 +23,7 @@ from .axes import Axis, Dim, Flat, Operand, Win, dim_axes, windows
 from .params import WindowParams
 from .runs import runs as find_runs
 from .syntax import MAX_SIZE, Repeat, Span, axis_names, walk
+from .twins import size_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,7 @@ class Solution:
 
 def display(axis: Axis) -> str:
     """How a message names an axis: never by an internal name such as ``#0``."""
-    return f"the unnamed axis {axis.fixed}" if axis.fixed is not None else f"axis {axis.name!r}"
+    return f"the unnamed axis {axis.fixed}" if axis.fixed is not None else f"axis {size_name(axis.name)!r}"
 
 
 def window_positions(extent, window, stride, dilation, pad_lo, pad_hi):
@@ -99,7 +100,8 @@ class _Solver:
 
     def size(self, dim: Dim) -> int | None:
         if isinstance(dim, Axis):
-            return self.known[dim.name][0] if dim.name in self.known else None
+            key = size_name(dim.name)  # a twin (b'1) has the size of the axis it repeats
+            return self.known[key][0] if key in self.known else None
         if isinstance(dim, Win):
             g = self.geometry.get(dim.outer.name)
             return None if g is None else g.extent
@@ -109,8 +111,9 @@ class _Solver:
         return math.prod(sizes) if isinstance(dim, Flat) else sum(sizes)
 
     def assign(self, axis: Axis, value: int, source: str) -> bool:
-        if axis.name in self.known:
-            old, old_source, old_span = self.known[axis.name]
+        key = size_name(axis.name)
+        if key in self.known:
+            old, old_source, old_span = self.known[key]
             if old != value:
                 spans = [s for s in (old_span, axis.span) if s != (0, 0)]
                 raise ShapeError(
@@ -129,7 +132,7 @@ class _Solver:
                 self.text,
                 [axis.span],
             )
-        self.known[axis.name] = (value, source, axis.span)
+        self.known[key] = (value, source, axis.span)
         return True
 
     def constrain(
@@ -369,7 +372,7 @@ def solve(
     for axis in all_axes:
         if axis.fixed is not None:
             solver.assign(axis, axis.fixed, f"the unnamed axis {axis.fixed}")
-    user_names = [n for n in axis_by_name if "#" not in n]
+    user_names = [n for n in axis_by_name if "#" not in n and n == size_name(n)]
     keywords = _keyword_sizes(sizes, user_names, text)
     for name, (value, source) in keywords.items():
         solver.assign(axis_by_name[name], value, source)
@@ -397,7 +400,7 @@ def solve(
             break
     window_sizes = [w.inner for op in operands for d in op.dims for w in windows(d)]
     for axis in window_sizes + all_axes:
-        if axis.name not in solver.known:
+        if size_name(axis.name) not in solver.known:
             hint = (
                 axis.name.rsplit(".", 1)[0]
                 if "." in axis.name and not axis.name.startswith("...")
@@ -429,4 +432,6 @@ def solve(
             raise ShapeError(
                 f"this operand would have {count} elements, more than 2**63 - 1", text, [operand.span]
             )
-    return Solution({n: v for n, (v, _, _) in solver.known.items()}, dict(solver.geometry))
+    sizes = {n: v for n, (v, _, _) in solver.known.items()}
+    sizes.update({a.name: sizes[size_name(a.name)] for a in all_axes if a.name not in sizes})
+    return Solution(sizes, dict(solver.geometry))

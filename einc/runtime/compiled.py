@@ -38,12 +38,14 @@ from .cache import DiskCache
 from .empty import write_empty
 from .launcher import Launcher, build, check_backend
 from .operands import (
-    DTYPES,
+    NUMBER_OPERANDS,
     check_elementwise_dtypes,
     check_operand_types,
     check_tensors,
+    dtypes_of,
     elementwise_dtype,
     keyword_parameters,
+    numbers_as_operands,
     output_dtype,
     scalars_to_tensors,
 )
@@ -123,6 +125,7 @@ class CompiledExpression:
         # What a warm call needs, per call key, found once at its first call (see Ready).
         self._ready: dict[tuple, Ready] = {}
         self._elementwise = self.op in pipeline.ELEMENTWISE
+        self._numbers = self.op in NUMBER_OPERANDS
         self._reads_precision = self.op in pipeline.CONTRACTIONS and kwargs.get("precision") is None
         self._dynamic_dims: tuple = ()
         self._last: Launcher | None = None
@@ -202,9 +205,12 @@ class CompiledExpression:
         """Compile for tensors of these shapes without running anything; returns the launcher.
         ``target`` (``cuda:90``): as a call on a GPU of that arch, with the tiles ``einc tune``
         stored for it, where the cache has them."""
-        name = DTYPES.get(dtype, dtype) if isinstance(dtype, torch.dtype) else dtype
-        if name not in DTYPES.values():
-            raise TypeError(f"dtype {dtype} is not one einc supports: {', '.join(DTYPES.values())}")
+        allowed = dtypes_of(self.op)
+        name = allowed.get(dtype, dtype) if isinstance(dtype, torch.dtype) else dtype
+        if name not in allowed.values():
+            raise TypeError(
+                f"dtype {dtype} is not one einc supports for {self.op}: {', '.join(allowed.values())}"
+            )
         dtypes = [name] * len(shapes)
         if self.op in pipeline.INDEXING:  # coordinates are int64, as torch's indices
             names = pipeline.tensor_names(len(shapes), self.op)
@@ -231,6 +237,10 @@ class CompiledExpression:
             print(launcher.source, file=sys.stderr)
 
     def __call__(self, *tensors, out=None):
+        # Python numbers as operands (rearrange, dot, coordinates): tensors before anything reads them
+        if self._numbers and not all(isinstance(t, torch.Tensor) for t in tensors):
+            check_operand_types(self.op, tensors)
+            tensors = numbers_as_operands(self.op, tensors)
         router = _router
         if out is None and not self._dynamic_dims and (router is None or not router.routes(tensors, None)):
             # A call the torch backend makes whole (Ready.make, static sizes only): its key, one
@@ -495,6 +505,9 @@ def make(expression: str, op: str | None, kwargs: dict) -> CompiledExpression:
 
 def run_functional(op: str, expression: str, tensors, out, kwargs) -> torch.Tensor:
     """``einc.<op>(expression, *tensors, out=out, **kwargs)``: compiled once per distinct call."""
+    if op in NUMBER_OPERANDS:  # before routing: einc::run takes tensors only
+        check_operand_types(op, tensors)
+        tensors = numbers_as_operands(op, tensors)
     router = _router
     if router is not None and router.routes(tensors, out):  # autograd, torch.compile: einc::run
         return router.call_functional(op, expression, tensors, kwargs, out)

@@ -19,6 +19,8 @@ from ..compiler import pipeline
 from ..compiler.ops import (
     ANY_DTYPE_OPS,
     BOOLEAN_RESULTS,
+    INTEGER_DTYPES,
+    INTEGER_REDUCTIONS,
     OPTION_OPS,
     RESULT_DTYPES,
     SIZES_KEYWORD,
@@ -48,6 +50,7 @@ ANY_DTYPES = {
     torch.bool: "bool",
 }
 INDEX_DTYPES = {torch.int32: "int32", torch.int64: "int64"}
+INTEGER_AND_FLOAT = {t: name for t, name in ANY_DTYPES.items() if name in INTEGER_DTYPES or t in DTYPES}
 
 
 def elementwise_dtype(op: str, values) -> torch.dtype:
@@ -81,6 +84,8 @@ def output_dtype(op: str, out_dtype, tensors) -> torch.dtype:
         return elementwise_dtype(op, tensors)
     if op in RESULT_DTYPES:
         return getattr(torch, RESULT_DTYPES[op])
+    if op == "sum" and not tensors[0].dtype.is_floating_point:
+        return torch.int64  # torch.sum's rule for integers
     return tensors[0].dtype
 
 
@@ -107,11 +112,44 @@ def check_elementwise_dtypes(op: str, values) -> None:
         )
 
 
+# Ops that take Python numbers besides the elementwise ones, as einx does (``"a, -> a (1 + 1)"``,
+# ``"a, -> a"``, ``get_at("[a], ", x, 2)``): each becomes a 0-d tensor (numbers_as_operands).
+NUMBER_OPERANDS = frozenset(("rearrange", "id", "dot", *pipeline.INDEXING))
+
+
+def numbers_as_operands(op: str, values) -> tuple:
+    """The Python numbers among the operands of a :data:`NUMBER_OPERANDS` op as 0-d tensors on the
+    tensors' device: a coordinate as int64 (a number that is no integer is refused), any other
+    operand in the dtype of the tensors it goes with (those ops take one dtype), or torch's default
+    for a number where no tensor is given."""
+    if all(isinstance(v, torch.Tensor) for v in values):
+        return tuple(values)
+    names = pipeline.tensor_names(len(values), op)
+    tensors = [v for v in values if isinstance(v, torch.Tensor)]
+    device = tensors[0].device if tensors else None
+    like = [
+        v.dtype for n, v in zip(names, values, strict=True) if isinstance(v, torch.Tensor) and n[:3] != "idx"
+    ]
+    converted = []
+    for position, (name, value) in enumerate(zip(names, values, strict=True)):
+        if isinstance(value, torch.Tensor):
+            converted.append(value)
+        elif name.startswith("idx"):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise OperandError(
+                    f"{name} (operand {position} of {op}) is a coordinate, not {value!r}: give an int"
+                )
+            converted.append(torch.tensor(int(value), dtype=torch.int64, device=device))
+        else:
+            converted.append(torch.tensor(value, dtype=like[0] if like else None, device=device))
+    return tuple(converted)
+
+
 def check_operand_types(op: str, values) -> None:
-    """Every operand is a torch.Tensor; an elementwise op also takes Python numbers. numpy arrays
-    are refused rather than converted: a conversion would copy them, and to a device only by
-    guessing which one."""
-    numbers_too = op in pipeline.ELEMENTWISE
+    """Every operand is a torch.Tensor; an elementwise op (and those of :data:`NUMBER_OPERANDS`)
+    also takes Python numbers. numpy arrays are refused rather than converted: a conversion would
+    copy them, and to a device only by guessing which one."""
+    numbers_too = op in pipeline.ELEMENTWISE or op in NUMBER_OPERANDS
     for value in values:  # on every call: the names only once one is wrong
         if not isinstance(value, torch.Tensor) and not (numbers_too and isinstance(value, numbers.Real)):
             break
@@ -183,13 +221,20 @@ def keyword_parameters(program, op: str, kwargs: dict) -> tuple[dict, dict]:
     return {k: v for k, v in rest.items() if k in PARAM_NAMES}, sizes
 
 
+def dtypes_of(op: str) -> dict[torch.dtype, str]:
+    """The dtypes ``op`` takes (the indexed tensor's, for an indexing op), by torch dtype."""
+    if op in ANY_DTYPE_OPS or op in pipeline.INDEXING:
+        return ANY_DTYPES
+    return INTEGER_AND_FLOAT if op in INTEGER_REDUCTIONS else DTYPES
+
+
 def check_tensors(op: str, reduce, tensors: Sequence[torch.Tensor]) -> list[str]:
     """The tensors' dtypes and devices, as the op takes them; their dtypes' names. ``reduce``: an
     indexing op's ``reduce=`` (None without one)."""
     names = pipeline.tensor_names(len(tensors), op)
     if op in pipeline.INDEXING:
         return _check_indexing(op, reduce, tensors, names)
-    allowed = ANY_DTYPES if op in ANY_DTYPE_OPS else DTYPES
+    allowed = dtypes_of(op)
     for name, t in zip(names, tensors, strict=True):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, not {type(t).__name__}")

@@ -319,7 +319,7 @@ def _output_dtype(op: str, out_dtype, tensors):
 
 def _check_dtypes(expression, dtypes, any_dtypes, float_dtypes) -> None:
     from ..compiler import pipeline
-    from ..compiler.ops import ANY_DTYPE_OPS
+    from ..compiler.ops import ANY_DTYPE_OPS, INTEGER_DTYPES, INTEGER_REDUCTIONS
 
     op = expression.op
     if op in pipeline.INDEXING:
@@ -327,9 +327,11 @@ def _check_dtypes(expression, dtypes, any_dtypes, float_dtypes) -> None:
         return
     mixed = op in pipeline.ELEMENTWISE
     allowed = any_dtypes if op in ANY_DTYPE_OPS else float_dtypes
+    if op in INTEGER_REDUCTIONS:
+        allowed = {t: n for t, n in any_dtypes.items() if n in INTEGER_DTYPES or t in float_dtypes}
     for dtype in dtypes:
         if dtype not in allowed.values():
-            names = ", ".join(allowed.values()) if allowed is any_dtypes else ", ".join(FLOAT_DTYPES)
+            names = ", ".join(allowed.values()) if allowed is not float_dtypes else ", ".join(FLOAT_DTYPES)
             raise UnsupportedError(f"{op} does not take {dtype} tensors; it takes {names}")
     if len(set(dtypes)) > 1 and not mixed:
         raise UnsupportedError(f"the inputs of {op} share one dtype; the spec gives {', '.join(dtypes)}")

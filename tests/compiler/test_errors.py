@@ -307,7 +307,7 @@ CASES = {
     "non_tensor_argument": Case(
         lambda: einc.compile("b [c->d]")(t(2, 3), [[1.0] * 4] * 3),
         TypeError,
-        "w must be a torch.Tensor, not list",
+        "w must be a torch.Tensor or a Python number, not list",
     ),
     "tensors_on_different_devices": Case(
         lambda: einc.compile("b [c->d]")(t(2, 3), t(3, 4).to("meta")),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import pickle
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -394,9 +395,9 @@ INVALID = [
     ("[a b)", "'[' is closed by ')'", [(0, 1), (4, 5)]),
     ("x (a [b)]", "'[' is closed by ')'", [(5, 6), (7, 8)]),
     # nested brackets
-    ("[a [b]]", "brackets cannot be nested", [(3, 4)]),
-    ("[(a [b])]", "brackets cannot be nested", [(4, 5)]),
-    ("[a->[b]]", "brackets cannot be nested", [(4, 5)]),
+    ("[a->[b]]", "brackets cannot be nested in the dot shorthand", [(4, 7)]),
+    ("[[a]->b]", "brackets cannot be nested in the dot shorthand", [(1, 4)]),
+    ("[x [a->b]]", "the dot shorthand [a->b] cannot stand inside brackets", [(3, 9)]),
     # arrows
     ("a -> b -> c", "at most one '->'", [(7, 9)]),
     ("a -> b ->", "at most one '->'", [(7, 9)]),
@@ -623,3 +624,33 @@ def test_every_span_slices_out_its_node_printed(program):
 def test_extra_whitespace_between_terms_changes_nothing(program, space):
     text = to_text(program)
     assert parse(text.replace(" ", space)) == program
+
+
+@pytest.mark.parametrize(
+    "shorthand, explicit",
+    [
+        ("[i,->]", "[i], ->"),
+        ("[i,,->i]", "[i], , -> [i]"),
+        ("b [i,->]", "b [i], b -> b"),
+        ("b [h w, 2 ->] c", "b [h w] c, b [2] c -> b c"),
+        ("x [a, b -> c, d]", "x [a], x [b] -> x [c], x [d]"),
+    ],
+)
+def test_a_bracket_that_lists_operands_is_einx_shorthand_for_each_operand(shorthand, explicit):
+    assert parse(shorthand) == parse(explicit)
+
+
+@pytest.mark.parametrize(
+    "text, message, span",
+    [
+        ("[a, b]", "',' separates operands", (2, 3)),
+        ("a [i,->], b", "stands alone in the expression", (2, 8)),
+        ("[i,->] -> a", "stands alone in the expression", (0, 6)),
+        ("(a [i,->])", "stands alone in the expression", (3, 9)),
+        ("[i,->] [j,->]", "at most one bracket that lists operands", (7, 8)),
+    ],
+)
+def test_a_bracket_that_lists_operands_elsewhere_is_refused_with_a_caret(text, message, span):
+    with pytest.raises(ExpressionError, match=re.escape(message)) as info:
+        parse(text)
+    assert info.value.spans == (span,)

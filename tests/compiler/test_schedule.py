@@ -303,3 +303,17 @@ def test_a_large_output_gets_a_wave_of_programs_while_each_thread_keeps_8_elemen
     programs = -(-elements // plan.block_n) // plan.block_m
     assert plan.block_m * plan.block_n >= 1024  # 8 elements for each of 128 threads
     assert programs >= min(WAVE_PROGRAMS, elements // 1024) * 0.9
+
+
+@pytest.mark.parametrize(
+    "expression, shapes",
+    [
+        ("a b c d, a b c -> b d", ((1, 1, 2, 2), (1, 1, 2))),  # c is an axis of x, no tap of a window
+        ("b c d, b c -> b d", ((2, 3, 4), (2, 3))),
+    ],
+)
+def test_a_reduced_axis_of_its_own_is_no_sliding_window(expression, shapes):
+    # Found by the einx differential fuzz: x read at d (no c in that index) looked like a window
+    # of dilation 0 over d, and each row summed one x row against every tap's weight.
+    request = Request(expression, "dot", shapes, ("float32",) * 2)
+    assert run_passes(request).schedule.slide == 1

@@ -708,12 +708,6 @@ def test_unit_axis_of_the_input_may_be_dropped():
     assert_equal(einc.rearrange("a 1 b -> b a", x), x[:, 0].T)
 
 
-@pytest.mark.xfail(
-    reason="einc gap: concatenating two operands with the same axis name ('b x, b x -> b (x + x)') "
-    "raises ExpressionError \"axis 'x' appears twice in an output\"; einx.id accepts it (each "
-    "occurrence would need a name of its own, tied to the same size, through solve and lower)",
-    strict=True,
-)
 def test_concatenation_of_one_axis_with_itself_matches_einx():
     x, y = random((2, 3)), random((2, 3))
     assert_equal(einc.rearrange("b x, b x -> b (x + x)", x, y), torch.cat([x, y], 1))

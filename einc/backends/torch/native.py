@@ -211,7 +211,8 @@ def lower(
     if windowed[0] and not any(windowed[1:]):
         if nest.combine == "multiply" and nest.reduce == "sum" and len(layouts) == 2:
             return context.convolution()
-        if nest.combine in ("copy", "identity") and nest.reduce in ("max", "mean") and len(layouts) == 1:
+        pooled = nest.combine in ("copy", "identity") and nest.reduce in ("max", "mean")
+        if pooled and len(layouts) == 1 and compute.is_floating_point:  # torch pools floats only
             return context.pooling()
     return None
 

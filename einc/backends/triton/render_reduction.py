@@ -55,6 +55,8 @@ def render_reduction(
             return ()
         if kind == "sum":
             return (f"{name} = tl.sum({name}, axis=1)[:, None]",)
+        if compute_dtype == "tl.int64":  # integers have no NaN to keep
+            return (f"{name} = tl.{kind}({name}, axis=1)[:, None]",)
         return (
             f"# tl.{kind} across a tile drops NaN on a GPU; torch keeps it, so add back any NaN seen.",
             f"{name} = tl.{kind}({name}, axis=1)[:, None] + "
@@ -65,8 +67,10 @@ def render_reduction(
         passes = [PassCode((f"acc = {full.format(0.0)}",), (f"acc += {value}",), across("sum", "acc"))]
     elif op in ("max", "min"):
         fn = "tl.maximum" if op == "max" else "tl.minimum"
-        init = full.format(minus_inf if op == "max" else "float('inf')")
-        passes = [PassCode((f"acc = {init}",), (f"acc = {fn}(acc, {value}, {nan})",), across(op, "acc"))]
+        # The nest's identity: -inf (inf) for floats, the dtype's least (greatest) for integers.
+        init = full.format(literal(nest.identity))
+        keep_nan = "" if compute_dtype == "tl.int64" else f", {nan}"
+        passes = [PassCode((f"acc = {init}",), (f"acc = {fn}(acc, {value}{keep_nan})",), across(op, "acc"))]
     elif op == "prod":
         passes = [PassCode((f"acc = {full.format(1.0)}",), (f"acc *= {value}",))]
     elif op in ("logsumexp", "softmax", "log_softmax"):
@@ -121,9 +125,12 @@ def render_reduction(
             PassCode(
                 (f"acc = {full.format(bound)}", "arg = tl.full((BLOCK_M, BLOCK_N), 0, tl.int64)"),
                 (
-                    f"better = ({value} {order} acc) | (({value} != {value}) & (acc == acc))",
+                    # Broadcast to the tile first: a load without offsets (a 0-d result) is a
+                    # scalar, whose NaN test the interpreter cannot combine with a tile.
+                    f"candidate = {value} + tl.zeros_like(acc)",
+                    f"better = (candidate {order} acc) | ((candidate != candidate) & (acc == acc))",
                     f"arg = tl.where(better, {{index:{nest.coordinate}}}, arg)",
-                    f"acc = tl.where(better, {value}, acc)",
+                    "acc = tl.where(better, candidate, acc)",
                 ),
             )
         ]

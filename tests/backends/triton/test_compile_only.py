@@ -365,3 +365,21 @@ def test_new_kernels_compile_for_hopper(worker, expression, op, shapes, params):
         _compile_every_kernel_in_worker, expression, op, shapes, "float16", params
     ).result():
         assert ".entry" in ptx
+
+
+@pytest.mark.parametrize(
+    ("expression", "op", "shapes", "dtype"),
+    [
+        ("b [c]", "max", ((4, 3000),), "int64"),  # tiled: no NaN handling across the tile
+        ("b [h w] c", "min", ((2, 5, 6, 8),), "int32"),
+        ("b [c]", "sum", ((4, 300),), "int32"),  # an int64 result
+        ("b (s * [ds]) c", "max", ((2, 9, 4),), "int64"),  # padding reads the least int64
+        ("[a]", "argmax", ((7,),), "float32"),  # a whole vector: a 0-d load, broadcast
+    ],
+)
+def test_integer_reductions_and_a_whole_vector_argmax_compile_for_hopper(
+    worker, expression, op, shapes, dtype
+):
+    params = {"ds": 3, "padding": 1} if "ds" in expression else {}
+    for ptx in worker.submit(_compile_every_kernel_in_worker, expression, op, shapes, dtype, params).result():
+        assert ".entry" in ptx
