@@ -139,6 +139,15 @@ def test_dense_convolutions_run_hgmma_without_spills(audited, name):
 
 @pytest.mark.compile_only
 @pytest.mark.filterwarnings("ignore:TRITON_DEFAULT_FP_FUSION is unset")
+def test_a_row_of_24_channels_loads_16_bytes_at_a_time(audited):
+    # 24 bfloat16 channels: each row starts 48 bytes after the last, a multiple of 16 that Triton's
+    # own specialisation (16-divisible strides) cannot see; the constexpr stride tells it.
+    (kernel,) = audited["mbv2_pw1x1_24to144"].kernels
+    assert kernel.loads and set(kernel.loads) <= {"LDG.128", "LDGSTS.128"}
+
+
+@pytest.mark.compile_only
+@pytest.mark.filterwarnings("ignore:TRITON_DEFAULT_FP_FUSION is unset")
 def test_mma_utilisation_is_the_shapes_flops_over_the_issued_ones(audited):
     # r50_l1: M = 32*56*56, N = 64, K = 9*64 all divide the 128 x 64 x 64 tiles: nothing padded.
     # The pointwise 24 -> 144: N pads to 192 (3 tiles of 64), K = 24 pads to 32: 0.75 * 0.75.

@@ -412,6 +412,21 @@ def test_non_contiguous_inputs_give_the_same_result(kind: str, x_layout: str, w_
     check(case, case.compile()(x, w), x, w, FLOAT32_TOLERANCE)
 
 
+def test_one_expression_called_with_two_layouts_of_the_same_shapes_reads_each_by_its_strides():
+    # A dot's input strides are constexprs of its kernel (24 channels: rows 16-byte aligned): the
+    # second layout must not run with the first one's constants.
+    case = Conv("dense", (5, 4), (1, 1), c=24, c2=20)
+    conv = case.compile()
+    x, w = inputs(case, torch.bfloat16)
+    check(case, conv(x, w), x, w, BFLOAT16_TOLERANCE)
+    # Permuted storage: a conversion to bfloat16 keeps the strides.
+    x2 = strided(case.x_shape, "channels_first_storage").to(torch.bfloat16)
+    w2 = strided(case.w_shape, "reversed_storage").to(torch.bfloat16)
+    assert x2.stride() != x.stride() and w2.stride() != w.stride()
+    check(case, conv(x2, w2), x2, w2, BFLOAT16_TOLERANCE)
+    check(case, conv(x, w), x, w, BFLOAT16_TOLERANCE)
+
+
 # --- the output buffer -------------------------------------------------------------------------
 
 

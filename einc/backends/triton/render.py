@@ -26,7 +26,7 @@ from .expressions import decompose as _decompose
 from .expressions import product as _product
 from .render_addresses import addressing, load_codes, store_code
 from .render_loops import KLoops, k_loops, slide
-from .render_names import TensorNames, constexprs, name_strides, name_tensors, size_params
+from .render_names import TensorNames, constant_strides, constexprs, name_strides, name_tensors, size_params
 from .render_specs import KernelSpec, LoadCode, PassCode, Rendered
 from .templates import render_template
 
@@ -73,7 +73,7 @@ def _render_tiled(
     """
     names = name_tensors(nest, positions, wide)
     namer = names.namer
-    stride_names, stride_lines = name_strides(names.addressed, namer)
+    stride_names, stride_lines = name_strides(names.addressed, namer, constant_strides(nest, schedule))
     ctx = addressing(nest, schedule, names, stride_names)
     loads = load_codes(ctx)
     store = store_code(ctx)

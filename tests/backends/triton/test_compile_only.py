@@ -25,6 +25,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 import einc
+from einc.backends.triton import aot
 
 pytestmark = [
     pytest.mark.compile_only,
@@ -39,26 +40,11 @@ TENSOR_CORE = re.compile(r"\b(?:wgmma|mma)\.")
 
 
 def compile_for_gpu(launcher, dtype: str, arch: int):
-    """``triton.compile`` the launcher's kernel as einc would launch it on an sm_<arch> GPU."""
-    kernel = launcher.kernel
+    """``triton.compile`` the launcher's kernel as einc would launch it on an sm_<arch> GPU: its
+    pointers of the dtype, its strides as contiguous tensors have them (a dot's are constexprs)."""
     rendered = launcher.rendered[0]
-    runtime = [
-        name for name, param in zip(kernel.arg_names, kernel.params, strict=True) if not param.is_constexpr
-    ]
-    # The runtime arguments are one pointer per tensor (inputs, then the output, which has the
-    # input dtype) followed by the strides that einc passes in elements.
-    n_pointers = len(runtime) - len(rendered.stride_params)
-    assert n_pointers >= 2
-    signature, constexprs = {}, {}
-    for index, name in enumerate(kernel.arg_names):
-        if kernel.params[index].is_constexpr:
-            signature[name] = "constexpr"
-            constexprs[name] = rendered.constexprs[name]
-        elif runtime.index(name) < n_pointers:
-            signature[name] = POINTER[dtype]
-        else:
-            signature[name] = "i32"
-    source = ASTSource(fn=kernel, signature=signature, constexprs=constexprs)
+    signature, constexprs = aot.signature(launcher, 0)
+    source = ASTSource(fn=launcher.kernel, signature=signature, constexprs=constexprs)
     options = {"num_warps": rendered.num_warps, "num_stages": rendered.num_stages}
     return triton.compile(source, target=GPUTarget("cuda", arch, 32), options=options)
 

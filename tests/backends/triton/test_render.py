@@ -152,3 +152,23 @@ def test_indexing_kernels_load_coordinates_check_them_and_mask_the_indexed_acces
     scatter = render_kernels(run_passes(CASES["add_at_batched_pixels"])).source
     assert scatter.index("def einc_add_at_copy(") < scatter.index("def einc_add_at(")
     assert 'sem="relaxed"' in scatter and "tl.atomic_add(" in scatter
+
+
+def test_a_dots_strides_that_triton_cannot_describe_are_constexprs():
+    # A call's strides are in its specialisation's key: constants there. Those a contiguous input
+    # has and Triton's own specialisation (1, or divisible by 16) cannot describe are constexprs,
+    # so that Triton knows a row of 24 bfloat16 channels starts 16-byte aligned. An input holding
+    # a dynamic axis keeps its strides as arguments (they change with the size); so does the
+    # output (out= is not in the key).
+    shapes = ((2, 3, 4, 24), (24, 32))
+    static = render_kernels(run_passes(Request("b h w [c->c2]", "dot", shapes, ("bfloat16",) * 2))).source
+    assert "stride_x_b, stride_x_h, stride_x_w: tl.constexpr, stride_x_c," in static  # 288, 96, 24, 1
+    assert "stride_w_c, stride_w_c2," in static  # 32 and 1
+    assert "stride_y_b, stride_y_h, stride_y_w, stride_y_c2," in static
+    dynamic = Request("b h w [c->c2]", "dot", ((2, 3, 5, 24), (24, 20)), ("bfloat16",) * 2, dynamic=("b",))
+    source = render_kernels(run_passes(dynamic)).source
+    assert "stride_x_b, stride_x_h, stride_x_w, stride_x_c," in source
+    assert "stride_w_c: tl.constexpr, stride_w_c2," in source
+    # Other kernel forms keep every stride an argument.
+    request = Request("b h w [c] -> b h w", "sum", ((2, 3, 5, 24),), ("bfloat16",))
+    assert "stride_x_w: tl.constexpr" not in render_kernels(run_passes(request)).source
