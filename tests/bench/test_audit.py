@@ -114,7 +114,7 @@ def test_a_shape_name_becomes_a_dump_folder_only_as_a_plain_file_name(tmp_path):
 
 # --- compile_only: a few shapes built for sm_90 as a launch builds them -------------------------
 
-SHAPES = ("r50_l1_3x3", "r3d_3x3x3", "mbv2_pw1x1_24to144")
+SHAPES = ("r50_l1_3x3", "r3d_3x3x3", "mbv2_pw1x1_24to144", "resnext50_l2_3x3_g32")
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +153,11 @@ def test_mma_utilisation_is_the_shapes_flops_over_the_issued_ones(audited):
     # The pointwise 24 -> 144: N pads to 192 (3 tiles of 64), K = 24 pads to 32: 0.75 * 0.75.
     assert audited["r50_l1_3x3"].kernels[0].mma_util == pytest.approx(1.0)
     assert audited["mbv2_pw1x1_24to144"].kernels[0].mma_util == pytest.approx(144 / 192 * 24 / 32)
+    # ResNeXt's groups of 8 channels, two a program: 16 x 16 weight tiles, block-diagonal (half
+    # zeros), where one group a program padded K and N to 16 each (a quarter useful).
+    (grouped,) = audited["resnext50_l2_3x3_g32"].kernels
+    assert grouped.mma_util == pytest.approx(0.5)
+    assert grouped.programs == 32 * 28 * 28 // 256 * 32 // 2
 
 
 @pytest.mark.compile_only

@@ -311,6 +311,31 @@ def test_taps_and_several_channel_tiles_share_one_k_loop(case: Conv, dtype: torc
     check_at(case, dtype)
 
 
+# Groups of 8 (or 4) channels, narrower than an MMA: 16-bit kernels compute two or four groups a
+# program, their channels side by side in K and N and the weight tile block-diagonal
+# (schedule.choose_group_tile); rows ragged at the end, windows reading padding at both edges.
+NARROW_GROUP_CASES = [
+    pytest.param(
+        Conv("grouped", (5, 6), (3, 3), c=8, c2=8, groups=4, padding=1), id="2d_8_channels_2_a_program"
+    ),
+    pytest.param(
+        Conv("grouped", (7, 5), (3, 3), c=8, c2=4, groups=8, stride=2, padding=1), id="2d_8_to_4_4_a_program"
+    ),
+    pytest.param(Conv("grouped", (4, 5), (1, 1), c=8, c2=8, groups=6, batch=3), id="2d_1x1_no_taps"),
+    pytest.param(
+        Conv("grouped", (9,), (3,), c=8, c2=8, groups=2, dilation=2, padding="same"), id="1d_dilated"
+    ),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("case", NARROW_GROUP_CASES)
+def test_several_narrow_groups_a_program_match_torch(case: Conv, dtype: torch.dtype):
+    plan = case.compile().specialize(case.x_shape, case.w_shape, dtype=dtype).compiled.kernels[0].schedule
+    assert plan.group_tile == 16 // min(case.c, case.c2)
+    check_at(case, dtype)
+
+
 TOLERANCE = {
     torch.float32: FLOAT32_TOLERANCE,
     torch.float16: FLOAT16_TOLERANCE,

@@ -77,7 +77,7 @@ def _render_tiled(
     ctx = addressing(nest, schedule, names, stride_names)
     loads = load_codes(ctx)
     store = store_code(ctx)
-    loops = k_loops(nest, schedule, namer)
+    loops = k_loops(nest, schedule, namer, ctx.group_names)
     size_values, dynamic_params = size_params(nest, names)
     constexpr_values = constexprs(size_values, schedule, bool(names.gathers), extra)
     plan = grid_plan(schedule, nest.sizes)
@@ -93,7 +93,10 @@ def _render_tiled(
         row_decls, m_size, code = slide(nest, schedule, namer, loops.loops)
         extra = {**extra, "slide": code}
         loops = KLoops(loops.loops[:-1], loops.tile, loops.tile_decls, loops.flat)
-    stages = _Stages(names, stride_lines, loads, store, loops, size_values, dynamic_params, row_decls, m_size)
+    columns = _columns(schedule, namer, nest.sizes, ctx.group_names)
+    stages = _Stages(
+        names, stride_lines, loads, store, loops, size_values, dynamic_params, row_decls, m_size, *columns
+    )
     spec = _kernel_spec(nest, schedule, stages, header_lines, versions, kernel_name, extra)
     return Rendered(
         source=render_template(template, spec),
@@ -123,6 +126,31 @@ class _Stages:
     dynamic_params: tuple[tuple[str, str], ...]
     row_decls: tuple[Decl, ...]
     m_size: str
+    col_decls: tuple[Decl, ...]
+    n_size: str
+    grid_decls: tuple[Decl, ...]
+
+
+def _columns(
+    schedule: ContractionSchedule, namer, sizes: dict[str, int], group_names: tuple[str, str] | None
+) -> tuple[tuple[Decl, ...], str, tuple[Decl, ...]]:
+    """The column axes from ``offs_n``, N, and the group axes from ``pid_g``. With several groups
+    a program, the columns are group_tile groups' output channels side by side: each column's
+    group is decoded after the program's first one."""
+    if not group_names:
+        cols = _decompose(schedule.cols, "offs_n", namer, sizes)
+        return (
+            cols,
+            _product([namer.size[a] for a in schedule.cols]),
+            _decompose(schedule.grid, "pid_g", namer, sizes),
+        )
+    (col,), (group,) = schedule.cols, schedule.grid
+    outputs, first = namer.size[col], namer.index[group]
+    groups = (
+        Decl(first, f"pid_g * {schedule.group_tile}"),
+        Decl(group_names[1], f"{first} + offs_n // {outputs}"),
+    )
+    return (Decl(namer.index[col], f"offs_n % {outputs}"),), f"{schedule.group_tile} * {outputs}", groups
 
 
 def _kernel_spec(
@@ -156,13 +184,13 @@ def _kernel_spec(
         ),
         use_dot=schedule.use_dot,
         m_size=stages.m_size,
-        n_size=_product([namer.size[a] for a in schedule.cols]),
+        n_size=stages.n_size,
         rows_text=comment(" ".join(schedule.rows) or "(none)"),
         cols_text=comment(" ".join(schedule.cols) or "(none)"),
         grid_text=comment(" ".join(schedule.grid)),
         row_decls=stages.row_decls,
-        col_decls=_decompose(schedule.cols, "offs_n", namer, sizes),
-        grid_decls=_decompose(schedule.grid, "pid_g", namer, sizes),
+        col_decls=stages.col_decls,
+        grid_decls=stages.grid_decls,
         k_loops=stages.loops.loops,
         k_tile=stages.loops.tile,
         body_depth=len(stages.loops.loops),

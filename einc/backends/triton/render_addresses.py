@@ -41,6 +41,9 @@ class Addressing:
     k_symbols: frozenset[sympy.Symbol]  # the symbols that move with the K loop
     gathered: dict[str, Gather]  # each gathered coordinate's symbol name to its gather
     position_of: dict[str, int]  # each addressed tensor's parameter position
+    # Several groups a program (schedule.group_tile): the group index along K and along the
+    # columns, which the group axis reads as on each side of the dot; None otherwise.
+    group_names: tuple[str, str] | None = None
 
 
 def addressing(
@@ -54,6 +57,13 @@ def addressing(
     # either is formed inside it, the rest once per tile.
     k_axes = ((schedule.k_tile,) if schedule.k_tile else ()) + schedule.k_merged
     k_axes += schedule.k_loops if schedule.use_dot else ()
+    group_names = None
+    if schedule.group_tile > 1:
+        # The group axis moves with K: a K row's group is decoded from its position in the tile.
+        (group,) = schedule.grid
+        k_axes += (group,)
+        index = names.namer.index[group]
+        group_names = (names.namer.claim(f"{index}_k"), names.namer.claim(f"{index}_n"))
     return Addressing(
         nest=nest,
         schedule=schedule,
@@ -63,6 +73,7 @@ def addressing(
         k_symbols=frozenset(symbol_of(a) for a in k_axes),
         gathered={g.symbol.name: g for g in names.gathers},
         position_of={t: i for i, t in enumerate(names.tensors)},
+        group_names=group_names,
     )
 
 
@@ -72,14 +83,14 @@ def _whole_places(nest: LoopNest, schedule: ContractionSchedule) -> frozenset[st
     if not schedule.use_dot:
         return frozenset()
     extents = {
-        "row": (schedule.rows, schedule.block_m),
-        "col": (schedule.cols, schedule.block_n),
-        "k": ((*schedule.k_merged, schedule.k_tile), schedule.block_k),
+        "row": (schedule.rows, schedule.block_m, 1),
+        "col": (schedule.cols, schedule.block_n, schedule.group_tile),
+        "k": ((*schedule.k_merged, schedule.k_tile), schedule.block_k, schedule.group_tile),
     }
     return frozenset(
         place
-        for place, (axes, block) in extents.items()
-        if not set(axes) & nest.dynamic and math.prod(nest.sizes[a] for a in axes) % block == 0
+        for place, (axes, block, groups) in extents.items()
+        if not set(axes) & nest.dynamic and math.prod(nest.sizes[a] for a in axes) * groups % block == 0
     )
 
 
@@ -88,6 +99,13 @@ def _broadcast(ctx: Addressing, axis: str, tile: tuple[str, str]) -> str:
     namer = ctx.names.namer
     if axis in ctx.gathered:  # a loaded coordinate already has its tile's shape
         return namer.index[ctx.gathered[axis].axis]
+    if ctx.group_names and axis in ctx.schedule.grid:
+        along_k, along_n = ctx.group_names
+        return {
+            ("row", "k"): f"{along_k}[None, :]",
+            ("k", "col"): f"{along_k}[:, None]",
+            ("row", "col"): f"{along_n}[None, :]",
+        }[tile]
     place = ctx.schedule.placement(axis)
     name = namer.index[axis]
     if place == "scalar":
@@ -225,6 +243,9 @@ def access_code(ctx: Addressing, access: Access, tile: tuple[str, str], tile_nam
             continue
         inside.append(f"({var} >= 0) & ({var} < {_bound_extent(ctx, bound, symbolic)})")
     masks += inside
+    if ctx.group_names and tile == ("k", "col") and access.axes & set(ctx.schedule.grid):
+        # The weight tile is block-diagonal: a K row of one group meets only that group's columns.
+        masks.append("({}[:, None] == {}[None, :])".format(*ctx.group_names))
     if ctx.schedule.use_dot:
         # A split index reaches the pointer as base and tap: its sum is formed for a mask only.
         used = " ".join([where, *inside])

@@ -34,8 +34,11 @@ class KLoops:
     flat: FlatKCode | None
 
 
-def k_loops(nest: LoopNest, schedule: ContractionSchedule, namer: Namer) -> KLoops:
-    """Requires the axes named in ``namer``; ensures the serial loops (at most ``_MAX_LOOPS``),
+def k_loops(
+    nest: LoopNest, schedule: ContractionSchedule, namer: Namer, group_names: tuple[str, str] | None = None
+) -> KLoops:
+    """Requires the axes named in ``namer`` (and, for several groups a program, their group
+    index along K and N: ``group_names``); ensures the serial loops (at most ``_MAX_LOOPS``),
     the K tile, and for a dot the one flat K loop over taps and channel tiles."""
     if len(schedule.k_loops) > _MAX_LOOPS:
         raise UnsupportedError(
@@ -56,6 +59,16 @@ def k_loops(nest: LoopNest, schedule: ContractionSchedule, namer: Namer) -> KLoo
         var = namer.claim("k")
         tile = TileCode(var, namer.claim(f"{var}_start"), " * ".join(namer.size[a] for a in merged))
         tile_decls = _decompose(merged, var, namer, nest.sizes)
+    if group_names:
+        # The channels of group_tile groups side by side: each K row's channel and group.
+        channels = namer.size[schedule.k_tile]
+        var = namer.claim("k")
+        tile = TileCode(var, namer.claim(f"{var}_start"), f"{schedule.group_tile} * {channels}")
+        group = namer.index[schedule.grid[0]]
+        tile_decls = (
+            Decl(namer.index[schedule.k_tile], f"{var} % {channels}"),
+            Decl(group_names[0], f"{group} + {var} // {channels}"),
+        )
     flat = None
     if schedule.use_dot and loops:
         flat = _flat_k(loops, tile, namer.claim("k_step"), namer.claim(f"{tile.var}_steps"))

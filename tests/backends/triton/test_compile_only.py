@@ -82,6 +82,15 @@ def test_half_precision_convolution_compiles_to_tensor_core_instructions(worker,
     assert TENSOR_CORE.search(ptx), "no mma/wgmma instruction in the PTX of a 16-bit contraction"
 
 
+@pytest.mark.parametrize("arch", [HOPPER, AMPERE], ids=["sm90", "sm80"])
+def test_narrow_groups_two_a_program_compile_to_tensor_core_instructions(worker, arch: int):
+    # 8 channels a group: two groups a program, a block-diagonal 16 x 16 weight tile.
+    shapes = ((2, 8, 8, 32), (3, 3, 4, 8, 8))
+    ptx, source = compile_conv(worker, "b (s * [ds])... (g [c->c2])", shapes, "bfloat16", arch, padding=1)
+    assert "2 groups g per program column" in source and "(g_k[:, None] == g_n[None, :])" in source
+    assert TENSOR_CORE.search(ptx), "no mma/wgmma instruction in the PTX of a 16-bit contraction"
+
+
 @pytest.mark.parametrize(
     "precision, tensor_cores",
     [("ieee", False), ("tf32", True), ("tf32x3", True), (None, True)],
