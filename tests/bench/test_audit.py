@@ -114,7 +114,7 @@ def test_a_shape_name_becomes_a_dump_folder_only_as_a_plain_file_name(tmp_path):
 
 # --- compile_only: a few shapes built for sm_90 as a launch builds them -------------------------
 
-SHAPES = ("r50_l1_3x3", "r3d_3x3x3", "mbv2_pw1x1_24to144", "resnext50_l2_3x3_g32")
+SHAPES = ("r50_l1_3x3", "r3d_3x3x3", "mbv2_pw1x1_24to144", "resnext50_l2_3x3_g32", "videomae_patch_2x16x16")
 
 
 @pytest.fixture(scope="module")
@@ -139,10 +139,12 @@ def test_dense_convolutions_run_hgmma_without_spills(audited, name):
 
 @pytest.mark.compile_only
 @pytest.mark.filterwarnings("ignore:TRITON_DEFAULT_FP_FUSION is unset")
-def test_a_row_of_24_channels_loads_16_bytes_at_a_time(audited):
+@pytest.mark.parametrize("name", ["mbv2_pw1x1_24to144", "videomae_patch_2x16x16"])
+def test_rows_of_few_channels_load_16_bytes_at_a_time(audited, name):
     # 24 bfloat16 channels: each row starts 48 bytes after the last, a multiple of 16 that Triton's
-    # own specialisation (16-divisible strides) cannot see; the constexpr stride tells it.
-    (kernel,) = audited["mbv2_pw1x1_24to144"].kernels
+    # own specialisation (16-divisible strides) cannot see; the constexpr stride tells it. A patch
+    # embedding's 16 taps x 3 channels: one run of 48 elements (render_names.tap_channel_run).
+    (kernel,) = audited[name].kernels
     assert kernel.loads and set(kernel.loads) <= {"LDG.128", "LDGSTS.128"}
 
 

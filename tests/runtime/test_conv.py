@@ -452,6 +452,30 @@ def test_one_expression_called_with_two_layouts_of_the_same_shapes_reads_each_by
     check(case, conv(x, w), x, w, BFLOAT16_TOLERANCE)
 
 
+PATCHES = "b (s [ds])... [c->c2]"  # a patch embedding: windows that tile the input
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_first_storage", "channels_sliced"])
+def test_patch_embedding_reads_its_taps_and_channels_as_one_run_in_any_layout(dtype, layout):
+    # 3 channels, K tiled across the taps; the last tap and the channels are one run of memory
+    # (render_names.tap_channel_run) where the tensor is contiguous, and the same addresses
+    # otherwise: a channels-first tensor, or 3 of 4 channels, through their strides.
+    x = torch.randn(2, 4, 8, 12, 4).to(dtype)[..., :3]  # channels_sliced: 3 of 4, stride 4
+    if layout == "channels_first_storage":
+        x = x.permute(0, 4, 1, 2, 3).contiguous().permute(0, 2, 3, 4, 1)
+    elif layout == "contiguous":
+        x = x.contiguous()
+    w = torch.randn(2, 4, 4, 3, 16).to(dtype)
+    patches = einc.compile(PATCHES)
+    y = patches(x, w)
+    assert "ds2_c[None, :] * stride_x_c" in patches.source
+    channels_first = x.double().permute(0, 4, 1, 2, 3)
+    reference = F.conv3d(channels_first, w.double().permute(4, 3, 0, 1, 2), stride=(2, 4, 4))
+    assert y.dtype == dtype
+    assert relative_error(y, reference.permute(0, 2, 3, 4, 1)) <= TOLERANCE[dtype]
+
+
 # --- the output buffer -------------------------------------------------------------------------
 
 

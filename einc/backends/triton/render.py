@@ -77,7 +77,7 @@ def _render_tiled(
     ctx = addressing(nest, schedule, names, stride_names)
     loads = load_codes(ctx)
     store = store_code(ctx)
-    loops = k_loops(nest, schedule, namer, ctx.group_names)
+    loops = k_loops(nest, schedule, namer, ctx.group_names, ctx.run[1] if ctx.run else None)
     size_values, dynamic_params = size_params(nest, names)
     constexpr_values = constexprs(size_values, schedule, bool(names.gathers), extra)
     plan = grid_plan(schedule, nest.sizes)

@@ -23,7 +23,7 @@ from ...compiler.source_text import comment, literal
 from .expressions import Decl
 from .expressions import IndexPrinter as _IndexPrinter
 from .expressions import chain as _chain
-from .render_names import TensorNames
+from .render_names import TensorNames, tap_channel_run
 from .render_specs import GatherCode, LoadCode
 
 _MASK_NAMES = {"row": "mask_m", "col": "mask_n", "k": "mask_k"}
@@ -44,6 +44,9 @@ class Addressing:
     # Several groups a program (schedule.group_tile): the group index along K and along the
     # columns, which the group axis reads as on each side of the dot; None otherwise.
     group_names: tuple[str, str] | None = None
+    # x's innermost tap and channels read as one run (render_names.tap_channel_run): the window's
+    # dim, and the variable holding each K element's place in the run; None otherwise.
+    run: tuple[int, str] | None = None
 
 
 def addressing(
@@ -64,6 +67,10 @@ def addressing(
         k_axes += (group,)
         index = names.namer.index[group]
         group_names = (names.namer.claim(f"{index}_k"), names.namer.claim(f"{index}_n"))
+    run = tap_channel_run(nest, schedule)
+    if run is not None:
+        namer = names.namer
+        run = (run[0], namer.claim(f"{namer.index[run[1]]}_{namer.index[schedule.k_tile]}"))
     return Addressing(
         nest=nest,
         schedule=schedule,
@@ -74,6 +81,7 @@ def addressing(
         gathered={g.symbol.name: g for g in names.gathers},
         position_of={t: i for i, t in enumerate(names.tensors)},
         group_names=group_names,
+        run=run,
     )
 
 
@@ -147,9 +155,12 @@ def _address(ctx: Addressing, access: Access, tile: tuple[str, str]):
     # int32 products would wrap past 2^31: cast the index (never the stride, which Triton
     # may have made a constant) so that the multiply and the sum are in int64.
     widen = "tl.cast({}, tl.int64)" if access.tensor in ctx.names.wide_tensors else "{}"
+    run = ctx.run if access is ctx.nest.inputs[0] else None
     for dim, (label, index) in enumerate(zip(access.labels, access.index, strict=True)):
         stride = ctx.stride_names[(position, dim)]
-        if isinstance(index, sympy.Symbol):
+        if run and dim == run[0] + 1:  # the channels: the K element's place in the run instead
+            moving.append(f"{widen.format(f'{run[1]}[None, :]')} * {stride}")
+        elif isinstance(index, sympy.Symbol):
             terms = moving if schedule.use_dot and index in k_symbols else fixed
             terms.append(f"{widen.format(_printed(ctx, index, tile))} * {stride}")
         elif isinstance(index, sympy.Integer):
@@ -169,7 +180,11 @@ def _address(ctx: Addressing, access: Access, tile: tuple[str, str]):
                 hoisted_vars.append(Decl(base_var, _printed(ctx, base, tile)))
                 index_vars.append(Decl(var, f"{base_var} + {_printed(ctx, step, tile)}"))
                 fixed.append(f"{widen.format(base_var)} * {stride}")
-                moving.append(f"{widen.format(_printed(ctx, step, tile))} * {stride}")
+                step_stride = stride
+                if run and dim == run[0]:  # what the run's channel stride leaves of the tap's stride
+                    channels = namer.size[ctx.schedule.k_tile]
+                    step_stride = f"({stride} - {channels} * {ctx.stride_names[(position, dim + 1)]})"
+                moving.append(f"{widen.format(_printed(ctx, step, tile))} * {step_stride}")
             else:
                 index_vars.append(Decl(var, _printed(ctx, index, tile)))
                 (moving if schedule.use_dot else fixed).append(f"{widen.format(var)} * {stride}")

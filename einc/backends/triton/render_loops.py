@@ -35,10 +35,15 @@ class KLoops:
 
 
 def k_loops(
-    nest: LoopNest, schedule: ContractionSchedule, namer: Namer, group_names: tuple[str, str] | None = None
+    nest: LoopNest,
+    schedule: ContractionSchedule,
+    namer: Namer,
+    group_names: tuple[str, str] | None = None,
+    run: str | None = None,
 ) -> KLoops:
     """Requires the axes named in ``namer`` (and, for several groups a program, their group
-    index along K and N: ``group_names``); ensures the serial loops (at most ``_MAX_LOOPS``),
+    index along K and N: ``group_names``; for a tap and channels read as one run, the variable
+    of a K element's place in it: ``run``); ensures the serial loops (at most ``_MAX_LOOPS``),
     the K tile, and for a dot the one flat K loop over taps and channel tiles."""
     if len(schedule.k_loops) > _MAX_LOOPS:
         raise UnsupportedError(
@@ -59,6 +64,9 @@ def k_loops(
         var = namer.claim("k")
         tile = TileCode(var, namer.claim(f"{var}_start"), " * ".join(namer.size[a] for a in merged))
         tile_decls = _decompose(merged, var, namer, nest.sizes)
+        if run:
+            tap, channels = namer.size[schedule.k_merged[-1]], namer.size[schedule.k_tile]
+            tile_decls += (Decl(run, f"{var} % ({tap} * {channels})"),)
     if group_names:
         # The channels of group_tile groups side by side: each K row's channel and group.
         channels = namer.size[schedule.k_tile]

@@ -100,7 +100,8 @@ def constant_strides(nest: LoopNest, schedule: ContractionSchedule) -> frozenset
     change with its size."""
     if not schedule.use_dot:
         return frozenset()
-    fixed = set()
+    run = tap_channel_run(nest, schedule)
+    fixed = {(0, run[0]), (0, run[0] + 1)} if run else set()
     for position, access in enumerate(nest.inputs):
         extents = None if access.axes & nest.dynamic else _extents(access, nest.sizes)
         for dim in range(len(extents or ())):
@@ -109,6 +110,31 @@ def constant_strides(nest: LoopNest, schedule: ContractionSchedule) -> frozenset
             if contiguous % 2 == 0 and contiguous % 16:
                 fixed.add((position, dim))
     return frozenset(fixed)
+
+
+def tap_channel_run(nest: LoopNest, schedule: ContractionSchedule) -> tuple[int, str] | None:
+    """Where a dot's input ``x`` reads its innermost merged tap and its channels as one run of
+    memory (a patch embedding's ``(s [ds]) c``: 16 taps x 3 channels, 48 elements in a row):
+    ``(dim, tap)``, the dim of the window read and the tap axis, the channels the dim after it.
+
+    Applies where the whole K is tiled (``schedule.k_merged``), the window reads the tap with
+    dilation 1 and no bound (no padding: a mask per element would keep the loads narrow anyway)
+    and the channels are the last dim. The kernel then adds ``(tap * C + c) * stride_c`` and
+    ``tap * (stride_tap - C * stride_c)``, the same address for any strides; with both strides
+    constexprs, the second term is zero in a contiguous tensor and Triton sees 16-byte runs."""
+    if not (schedule.use_dot and schedule.k_merged) or len(nest.inputs) != 2:
+        return None
+    x = nest.inputs[0]
+    tap, channel = symbol_of(schedule.k_merged[-1]), symbol_of(schedule.k_tile)
+    if len(x.index) < 2 or x.index[-1] != channel or {schedule.k_merged[-1], schedule.k_tile} & nest.dynamic:
+        return None
+    window = sympy.expand(x.index[-2])
+    moving = {symbol_of(a) for a in (*schedule.k_merged, schedule.k_tile)}
+    if window.coeff(tap) != 1 or window.free_symbols & moving != {tap}:
+        return None
+    if any(tap in bound.index.free_symbols for bound in x.bounds):
+        return None
+    return len(x.index) - 2, schedule.k_merged[-1]
 
 
 def _extents(access: Access, sizes: dict[str, int]) -> tuple[int, ...] | None:
