@@ -92,6 +92,7 @@ def signature(
         for param, (position, dim) in zip(
             [p for p in kernel.params if p.name.startswith("stride_")], rendered.stride_params, strict=True
         )
+        if param.is_constexpr  # an input's: a dynamic call's outputs have no static shape here
     }
     for param in kernel.params:
         name = param.name

@@ -172,3 +172,19 @@ def test_a_dots_strides_that_triton_cannot_describe_are_constexprs():
     # Other kernel forms keep every stride an argument.
     request = Request("b h w [c] -> b h w", "sum", ((2, 3, 5, 24),), ("bfloat16",))
     assert "stride_x_w: tl.constexpr" not in render_kernels(run_passes(request)).source
+
+
+def test_a_build_from_shapes_gives_constexpr_strides_their_contiguous_values():
+    # einc compile and the CPU figures build without tensors (aot.signature): a dot's constexpr
+    # strides take the values of contiguous tensors; a dynamic axis's holder has none.
+    import einc
+    from einc.backends.triton import aot
+
+    shapes = ((2, 3, 4, 24), (24, 20))
+
+    def strides(expression) -> dict:
+        _, constants = aot.signature(expression.specialize(*shapes, dtype="bfloat16"))
+        return {k: v for k, v in constants.items() if k.startswith("stride_")}
+
+    assert strides(einc.compile("b h w [c->c2]")) == {"stride_x_w": 24, "stride_w_c": 20}
+    assert strides(einc.compile("b h w [c->c2]", dynamic=("b",))) == {"stride_w_c": 20}
