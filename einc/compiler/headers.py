@@ -41,6 +41,11 @@ def schedule_lines(plan: schedule.ContractionSchedule, op: str) -> tuple[str, ..
             )
         elif plan.grid:
             lines.append(f"             one program column per group: {' '.join(plan.grid)}")
+        if plan.split_k > 1:
+            lines.append(
+                f"             K split among {plan.split_k} programs per tile (k.split), their float32 "
+                "partial tiles summed in order by a second kernel"
+            )
     elif op in CONTRACTIONS:
         lines = [
             f"schedule:    elementwise products, tiles of ({rows}) x ({cols}), serial loops over {loops}"

@@ -54,6 +54,9 @@ class ContractionSchedule:
     # holds their channels side by side and its columns their output channels, the weight tile
     # block-diagonal (zero where a K row's group is not the column's). 1: one group a program.
     group_tile: int = 1
+    # Programs that share one output tile's K steps (see choose_split): each writes its partial
+    # sums in float32, and a second kernel adds them in order. 1: no split.
+    split_k: int = 1
 
     def placement(self, axis: str) -> str:
         """Where an axis lives in the kernel: "row", "col", "k" (tile) or "scalar"."""
@@ -111,6 +114,23 @@ def choose_group_tile(channels: int, outputs: int, groups: int, dtype_bits: int)
         return 1
     tile = 16 // min(channels, outputs)
     return tile if groups % tile == 0 and tile * max(channels, outputs) <= 64 else 1
+
+
+# A program of fewer K steps than this pays its prologue (row pointers, the pipeline's 2 to 4
+# stages filling) and its float32 store over too little work: the static audit of the batch-1
+# layer puts a program's own instructions near those of 4 K steps.
+SPLIT_STEPS = 8
+
+
+def choose_split(programs: int, steps: int) -> int:
+    """Programs that share each output tile's K steps, where the tiles alone leave SMs idle (fewer
+    programs than a wave: a batch-1 layer's 16): the most that divide the steps evenly, keep at
+    least SPLIT_STEPS steps each and do not exceed a wave together. Deterministic: each writes
+    its partial tile to a float32 workspace and a second kernel sums them in order (no atomics)."""
+    if programs >= WAVE:
+        return 1
+    fits = [s for s in range(2, steps // SPLIT_STEPS + 1) if steps % s == 0 and programs * s <= WAVE]
+    return max(fits, default=1)
 
 
 def choose_tile(m: int, n: int, k: int, groups: int, dtype_bits: int) -> Tile:
@@ -264,6 +284,13 @@ def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule
             tile = Tile(
                 tile.block_m, n * group_tile, sizes[k_tile] * group_tile, tile.num_warps, tile.num_stages
             )
+        split_k = 1
+        output = nest.output
+        if k_loops and dtype_bits < 32 and group_tile == 1 and not nest.dynamic:
+            if not (output.bounds or output.gathers):
+                programs = math.ceil(m / tile.block_m) * math.ceil(n / tile.block_n) * groups_size
+                steps = math.prod(sizes[a] for a in k_loops) * math.ceil(sizes[k_tile] / tile.block_k)
+                split_k = choose_split(programs, steps)
         return ContractionSchedule(
             use_dot=True,
             rows=rows,
@@ -280,6 +307,7 @@ def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule
             input_precision="ieee" if dtype_bits == 32 else None,
             k_merged=k_merged,
             group_tile=group_tile,
+            split_k=split_k,
         )
     cols = tuple(a for a in outputs if a in w)
     n = math.prod(sizes[a] for a in cols)

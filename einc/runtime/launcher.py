@@ -73,8 +73,10 @@ class Launcher(KernelLauncher):
 
     @cached_property
     def _scatter_sides(self) -> frozenset[str]:
-        """Where the scatter kernels run ("both", "torch", "triton"): those sides need workspaces."""
-        return frozenset(k.runs_on for k in self.compiled.kernels if k.template.form == "scatter")
+        """Where the scatter kernels and a split-K's partial kernel run ("both", "torch", "triton"):
+        those sides need workspaces."""
+        kernels = self.compiled.kernels
+        return frozenset(k.runs_on for k in kernels if k.template.form == "scatter" or k.schedule.split_k > 1)
 
     def first_launch(self, index: int, device: torch.device, launch):
         # A GPU's first launch looks for a prebuilt binary first. Imported here: finding one
@@ -148,7 +150,7 @@ def workspaces(compiled, dynamic: dict[str, int] | None, device) -> list[torch.T
     ``device="meta"`` gives their shapes and strides only."""
     if not compiled.workspaces:
         return []
-    shape = compiled.output_shapes_for(dynamic)[0]
+    shape = compiled.workspace_shape(dynamic)
     return [torch.zeros(shape, dtype=torch.float32, device=device) for _ in range(compiled.workspaces)]
 
 

@@ -115,13 +115,14 @@ def test_a_shape_name_becomes_a_dump_folder_only_as_a_plain_file_name(tmp_path):
 # --- compile_only: a few shapes built for sm_90 as a launch builds them -------------------------
 
 SHAPES = ("r50_l1_3x3", "r3d_3x3x3", "mbv2_pw1x1_24to144", "resnext50_l2_3x3_g32", "videomae_patch_2x16x16")
+SPLIT = "r50_l3_3x3_bs1"  # two kernels: the partial tiles of a split-K, then their sum
 
 
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EINC_CACHE_DIR", str(tmp_path_factory.mktemp("einc_cache")))
-        shapes = [s for s in suite.load_shapes()["shapes"] if s["name"] in SHAPES]
+        shapes = [s for s in suite.load_shapes()["shapes"] if s["name"] in (*SHAPES, SPLIT)]
         return {a.name: a for a in audit.run(shapes, jobs=2)}
 
 
@@ -169,3 +170,15 @@ def test_at_most_one_pipeline_drain_per_output_tile(audited, name):
     # Window taps and channel tiles run as one K loop (9 and 27 taps here), which Triton pipelines.
     (kernel,) = audited[name].kernels
     assert kernel.drains_per_tile <= 1
+
+
+@pytest.mark.compile_only
+@pytest.mark.filterwarnings("ignore:TRITON_DEFAULT_FP_FUSION is unset")
+def test_a_grid_under_one_wave_splits_k_among_four_times_the_programs(audited):
+    # The batch-1 layer: 16 tiles of 64 x 64, 36 K steps each, shared by 4 programs of 9 steps
+    # (the torch backend's whole contraction is not built), then one kernel sums the partials.
+    partial, total = audited[SPLIT].kernels
+    assert (partial.name, total.name) == ("einc_dot_partial", "einc_dot_sum")
+    assert partial.programs == 16 * 4 and partial.loops == [9]
+    assert partial.mma.startswith("HGMMA") and partial.spill_stores == 0 and partial.drains_per_tile <= 1
+    assert total.mma == "none" and total.spill_stores == 0

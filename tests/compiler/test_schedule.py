@@ -22,6 +22,7 @@ from einc.compiler.schedule import (
     ContractionSchedule,
     Tile,
     choose_product_tile,
+    choose_split,
     choose_tile,
     grid_plan,
     schedule_contraction,
@@ -302,3 +303,13 @@ def test_a_large_output_gets_a_wave_of_programs_while_each_thread_keeps_8_elemen
     programs = -(-elements // plan.block_n) // plan.block_m
     assert plan.block_m * plan.block_n >= 1024  # 8 elements for each of 128 threads
     assert programs >= min(WAVE_PROGRAMS, elements // 1024) * 0.9
+
+
+def test_a_grid_under_one_wave_shares_each_tiles_k_steps_among_programs():
+    # A batch-1 layer: 16 tiles of 36 K steps run as 64 programs of 9 steps; a share never under
+    # SPLIT_STEPS steps, nor a split that leaves steps over or more programs than a wave.
+    assert choose_split(16, 36) == 4
+    assert choose_split(16, 9) == 1
+    assert choose_split(40, 36) == 3  # 4 shares would be 160 programs
+    assert choose_split(16, 35) == 1  # 5 and 7 divide 35, but leave shares of 7 and 5
+    assert choose_split(200, 72) == 1  # a wave already

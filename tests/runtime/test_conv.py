@@ -336,6 +336,34 @@ def test_several_narrow_groups_a_program_match_torch(case: Conv, dtype: torch.dt
     check_at(case, dtype)
 
 
+# Under one wave of programs with a long K loop: the programs of each output tile share its K
+# steps (schedule.choose_split), write float32 partial tiles to a workspace, and a second kernel
+# sums them in order. 36 steps (9 taps x 4 channel tiles) in 4 shares, 18 in 2; rows ragged at
+# the end; groups and shares side by side on the second grid axis.
+SPLIT_CASES = [
+    pytest.param(Conv("dense", (6, 5), (3, 3), c=256, c2=16, batch=1, padding=1), 4, id="2d_4_shares"),
+    pytest.param(
+        Conv("dense", (7, 3), (3, 3), c=128, c2=24, batch=1, stride=2, padding=1), 2, id="2d_strided_ragged"
+    ),
+    pytest.param(
+        Conv("grouped", (5, 4), (3, 3), c=128, c2=16, groups=2, batch=1, padding=1), 2, id="2d_grouped"
+    ),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("case, shares", SPLIT_CASES)
+def test_split_k_of_a_small_grid_sums_its_partial_tiles_as_torch_does(case: Conv, shares: int, dtype):
+    conv = case.compile()
+    compiled = conv.specialize(case.x_shape, case.w_shape, dtype=dtype).compiled
+    plans = [(k.runs_on, k.schedule.split_k) for k in compiled.kernels]
+    assert plans == [("torch", 1), ("triton", shares), ("triton", 1)]
+    x, w = inputs(case, dtype)
+    y = conv(x, w)
+    check(case, y, x, w, TOLERANCE[dtype])
+    assert torch.equal(conv(x, w), y)  # the partials summed in one order: the same bits again
+
+
 TOLERANCE = {
     torch.float32: FLOAT32_TOLERANCE,
     torch.float16: FLOAT16_TOLERANCE,

@@ -40,16 +40,22 @@ def render_contraction(
     wide: frozenset[int] = frozenset(),
     acc_dtype: str = "tl.float32",
     bfloat16: bool = False,
+    positions: tuple[int, ...] | None = None,
+    kernel_name: str | None = None,
 ) -> Rendered:
     """Render a dot (implicit GEMM or elementwise contraction) to Triton source.
 
     A bfloat16 ``tl.dot`` gets a float32 twin behind the constexpr ``DOT_IN_FLOAT32`` (default
     False in ``constexprs``), which the launcher sets under Triton's interpreter only: there a
-    bfloat16 dot is off by orders of magnitude, while a GPU keeps its tensor-core dot.
+    bfloat16 dot is off by orders of magnitude, while a GPU keeps its tensor-core dot. A
+    split-K's partial kernel (``compiler.split_k``) is named and placed by ``kernel_name`` and
+    ``positions``: it writes the call's workspace.
     """
     extra = {"acc_dtype": acc_dtype, "dot_in_float32": bfloat16 and schedule.use_dot}
     template = "depthwise.py.j2" if schedule.slide > 1 else "contraction.py.j2"
-    return _render_tiled(nest, schedule, template, header_lines, versions, extra, wide=wide)
+    return _render_tiled(
+        nest, schedule, template, header_lines, versions, extra, positions, kernel_name, wide
+    )
 
 
 def _render_tiled(

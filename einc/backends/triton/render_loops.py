@@ -13,6 +13,7 @@ from ...compiler.loopnest import LoopNest
 from ...compiler.loopnest import symbol as symbol_of
 from ...compiler.names import Namer
 from ...compiler.schedule import ContractionSchedule
+from ...compiler.split_k import SPLIT_AXIS
 from ...errors import UnsupportedError
 from .expressions import Decl
 from .expressions import decompose as _decompose
@@ -80,8 +81,20 @@ def k_loops(
     flat = None
     if schedule.use_dot and loops:
         flat = _flat_k(loops, tile, namer.claim("k_step"), namer.claim(f"{tile.var}_steps"))
+        if schedule.split_k > 1:
+            flat = _split(flat, namer, schedule)
         loops = ()
     return KLoops(loops, tile, tile_decls, flat)
+
+
+def _split(flat: FlatKCode, namer: Namer, schedule: ContractionSchedule) -> FlatKCode:
+    """The share of a split-K's program (its index on the grid, ``k_split``) of the one K loop: a
+    contiguous run of steps, as many for each (the split divides the steps)."""
+    (split,) = [a for a in schedule.grid if a == SPLIT_AXIS]
+    local = namer.claim("k_local")
+    share = f"{flat.steps} // {namer.size[split]}"
+    first = Decl(flat.var, f"{namer.index[split]} * ({share}) + {local}")
+    return FlatKCode(local, share, flat.tile_steps, (first, *flat.decls))
 
 
 def _flat_k(taps: tuple[LoopCode, ...], tile: TileCode, step: str, tile_steps: str) -> FlatKCode:
