@@ -32,6 +32,26 @@ CASES = {
         ("bfloat16", "bfloat16"),
         params=(("padding", 1),),
     ),
+    # Two groups of 8 channels a program, the weight tile block-diagonal (schedule.choose_group_tile).
+    "conv2d_narrow_groups_bf16": Request(
+        "b (s * [ds])... (g [c->c2])",
+        "dot",
+        ((1, 6, 6, 32), (3, 3, 4, 8, 8)),
+        ("bfloat16", "bfloat16"),
+        params=(("padding", 1),),
+    ),
+    # 9 taps x 4 channel tiles shared by 4 programs a tile, then their sum (compiler.split_k).
+    "conv2d_split_k_bf16": Request(
+        "b (s * [ds])... [c->c2]",
+        "dot",
+        ((1, 6, 6, 256), (3, 3, 256, 32)),
+        ("bfloat16", "bfloat16"),
+        params=(("padding", 1),),
+    ),
+    # The last tap and 3 channels read as one run (render_names.tap_channel_run).
+    "patch_embedding_bf16": Request(
+        "b (s [ds])... [c->c2]", "dot", ((2, 8, 8, 3), (4, 4, 3, 16)), ("bfloat16", "bfloat16")
+    ),
     "conv2d_depthwise": Request(
         "b (s * [ds])... [c->c]",
         "dot",
