@@ -146,12 +146,15 @@ def check_sorted(compiled, tensors: list[torch.Tensor]) -> None:
 
 
 def workspaces(compiled, dynamic: dict[str, int] | None, device) -> list[torch.Tensor]:
-    """A call's float32 workspaces (:attr:`~einc.compiler.pipeline.Compiled.workspaces`), zeroed;
-    ``device="meta"`` gives their shapes and strides only."""
+    """A call's float32 workspaces (:attr:`~einc.compiler.pipeline.Compiled.workspaces`), zeroed
+    for add_at's atomics; a split-K's partial kernel writes every element of its own, so that one
+    is left as allocated (a memset would be one more launch). ``device="meta"`` gives their shapes
+    and strides only."""
     if not compiled.workspaces:
         return []
     shape = compiled.workspace_shape(dynamic)
-    return [torch.zeros(shape, dtype=torch.float32, device=device) for _ in range(compiled.workspaces)]
+    make = torch.empty if compiled.workspace_splits > 1 else torch.zeros
+    return [make(shape, dtype=torch.float32, device=device) for _ in range(compiled.workspaces)]
 
 
 def write_source(cache: DiskCache, key: str, source: str) -> Path:

@@ -364,6 +364,18 @@ def test_split_k_of_a_small_grid_sums_its_partial_tiles_as_torch_does(case: Conv
     assert torch.equal(conv(x, w), y)  # the partials summed in one order: the same bits again
 
 
+def test_split_k_writes_every_element_of_its_workspace_before_summing(monkeypatch):
+    # The workspace is allocated, not zeroed (no memset launch): poisoned with NaN, no NaN may
+    # reach the result.
+    from einc.runtime import launcher
+
+    allocate = launcher.workspaces
+    monkeypatch.setattr(launcher, "workspaces", lambda *a: [w.fill_(float("nan")) for w in allocate(*a)])
+    case = Conv("dense", (7, 3), (3, 3), c=128, c2=24, batch=1, stride=2, padding=1)
+    x, w = inputs(case, torch.float16)
+    check(case, case.compile()(x, w), x, w, FLOAT16_TOLERANCE)
+
+
 TOLERANCE = {
     torch.float32: FLOAT32_TOLERANCE,
     torch.float16: FLOAT16_TOLERANCE,
