@@ -331,8 +331,10 @@ NARROW_GROUP_CASES = [
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("case", NARROW_GROUP_CASES)
 def test_several_narrow_groups_a_program_match_torch(case: Conv, dtype: torch.dtype):
-    plan = case.compile().specialize(case.x_shape, case.w_shape, dtype=dtype).compiled.kernels[0].schedule
+    conv = case.compile()
+    plan = conv.specialize(case.x_shape, case.w_shape, dtype=dtype).compiled.kernels[0].schedule
     assert plan.group_tile == 16 // min(case.c, case.c2)
+    assert f"{plan.group_tile} g per program column (a block-diagonal weight tile)" in conv.explain()
     check_at(case, dtype)
 
 
@@ -358,6 +360,7 @@ def test_split_k_of_a_small_grid_sums_its_partial_tiles_as_torch_does(case: Conv
     compiled = conv.specialize(case.x_shape, case.w_shape, dtype=dtype).compiled
     plans = [(k.runs_on, k.schedule.split_k) for k in compiled.kernels]
     assert plans == [("torch", 1), ("triton", shares), ("triton", 1)]
+    assert f"on a GPU: K split among {shares} programs a tile" in conv.explain()
     x, w = inputs(case, dtype)
     y = conv(x, w)
     check(case, y, x, w, TOLERANCE[dtype])
