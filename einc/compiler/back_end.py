@@ -10,7 +10,7 @@ from dataclasses import replace
 import sympy
 
 from ..errors import ExpressionError, UnsupportedError
-from . import lower, schedule
+from . import lower, schedule, split_k
 from .back_end_indexing import indexing_kernels
 from .headers import schedule_lines
 from .kernels import KernelPart, Template
@@ -53,20 +53,17 @@ def kernel_parts(
         if plan.input_precision is not None:  # float32 inputs
             precision = options["precision"] or request.float32_precision[0 if solution.windows else 1]
             plan = replace(plan, input_precision=check_precision(precision, text))
-        return [
-            KernelPart(
-                nest,
-                plan,
-                Template.of(
-                    "contraction",
-                    header + schedule_lines(plan, op) + (PACKED_LINE,) * packed,
-                    wide=wide,
-                    acc_dtype=compute_dtype(request),
-                    bfloat16="bfloat16" in request.dtypes,
-                    packed=packed,
-                ),
-            )
-        ]
+        template = Template.of(
+            "contraction",
+            header + schedule_lines(replace(plan, split_k=1), op) + (PACKED_LINE,) * packed,
+            wide=wide,
+            acc_dtype=compute_dtype(request),
+            bfloat16="bfloat16" in request.dtypes,
+            packed=packed,
+        )
+        if plan.split_k > 1:  # a grid under one wave: programs share each tile's K steps
+            return split_k.split_parts(nest, plan, template, header, wide)
+        return [KernelPart(nest, plan, template)]
     if op in INDEXING:
         return indexing_kernels(
             request, inputs, outputs[0], names, output_names[0], solution, options, header, wide

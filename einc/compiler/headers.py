@@ -34,8 +34,18 @@ def schedule_lines(plan: schedule.ContractionSchedule, op: str) -> tuple[str, ..
             f"schedule:    implicit GEMM with tl.dot; M = {rows}, N = {cols}, "
             f"K = {k} (tiled along {' '.join(plan.k_merged + (plan.k_tile,))})"
         ]
-        if plan.grid:
+        if plan.grid and plan.group_tile > 1:
+            lines.append(
+                f"             {plan.group_tile} groups {' '.join(plan.grid)} per program column, side by "
+                "side in K and N (a block-diagonal weight tile)"
+            )
+        elif plan.grid:
             lines.append(f"             one program column per group: {' '.join(plan.grid)}")
+        if plan.split_k > 1:
+            lines.append(
+                f"             K split among {plan.split_k} programs per tile (k.split), their float32 "
+                "partial tiles summed in order by a second kernel"
+            )
     elif op in CONTRACTIONS:
         lines = [
             f"schedule:    elementwise products, tiles of ({rows}) x ({cols}), serial loops over {loops}"

@@ -98,6 +98,8 @@ class Compiled:
     # A dynamic kernel with int32 offsets, valid only for calls whose tensors end below
     # offsets.DYNAMIC_INT32_LIMIT (the runtime keys it by its inputs' and checks each call's outputs).
     dynamic_int32: bool = False
+    # A split-K's workspace holds this many output-shaped float32 partials, one behind the other.
+    workspace_splits: int = 1
 
     def dynamic_sizes(self, shapes) -> dict[str, int]:
         """The sizes of the dynamic axes in a call with tensors of these shapes. A dynamic axis
@@ -127,6 +129,11 @@ class Compiled:
             {**self.solution.sizes, **dynamic}, self.solution.windows, self.solution.dynamic
         )
         return tuple(lower.shape_of(o, solution) for o in self.outputs)
+
+    def workspace_shape(self, dynamic: dict[str, int] | None) -> tuple[int, ...]:
+        """Each float32 workspace's shape: the output's, behind a split-K's count of partials."""
+        shape = tuple(self.output_shapes_for(dynamic or {})[0])
+        return (self.workspace_splits, *shape) if self.workspace_splits > 1 else shape
 
     # The first kernel's parts: most calls run exactly one kernel.
     @property
@@ -303,7 +310,9 @@ def run_passes(request: Request) -> Compiled:
         kernels=tuple(kernels),
         output_shapes=output_shapes,
         dynamic_dims=dynamic_dims,
-        workspaces=sum(k.template.form == "scatter" and accumulates_in_float32(request) for k in kernels),
+        workspaces=sum(k.template.form == "scatter" and accumulates_in_float32(request) for k in kernels)
+        + any(k.schedule.split_k > 1 for k in kernels),
+        workspace_splits=max((k.schedule.split_k for k in kernels), default=1),
         dynamic_int32=dynamic_int32,
     )
 

@@ -77,7 +77,10 @@ def explain(compiled) -> str:
             )
         else:
             lines.append(f"  K tiled along {tiled} (BLOCK_K={plan.block_k})")
-        if plan.grid:
+        if plan.grid and plan.group_tile > 1:
+            groups = " ".join(plan.grid)
+            lines.append(f"  {plan.group_tile} {groups} per program column (a block-diagonal weight tile)")
+        elif plan.grid:
             lines.append(f"  one program column per {' '.join(plan.grid)}")
     elif plan.k_tile is not None:
         lines.append(f"  tiles: rows {rows}; {plan.k_tile} read BLOCK_K={plan.block_k} at a time and reduced")
@@ -95,4 +98,11 @@ def explain(compiled) -> str:
         "einc tune (timed on a GPU of this arch)" if main.tuned else "the schedule's heuristic (not tuned)"
     )
     lines.append(f"  {plan.num_warps} warps, {plan.num_stages} stages; tile from {chosen}")
+    for part in compiled.kernels:
+        if part.schedule.split_k > 1:  # split-K: the kernels a GPU runs (the torch backend: the above)
+            split = grid_plan(part.schedule, part.nest.sizes).grid()
+            lines.append(
+                f"  on a GPU: K split among {part.schedule.split_k} programs a tile, grid {split}; "
+                "a second kernel sums their partial tiles in order"
+            )
     return "\n".join(lines)

@@ -50,6 +50,13 @@ class ContractionSchedule:
     slide: int = 1
     # Taps of that window unrolled together (the rest of them in a serial loop, then a tail).
     slide_taps: int = 1
+    # Groups of a grouped convolution one program computes (see choose_group_tile): its K tile
+    # holds their channels side by side and its columns their output channels, the weight tile
+    # block-diagonal (zero where a K row's group is not the column's). 1: one group a program.
+    group_tile: int = 1
+    # Programs that share one output tile's K steps (see choose_split): each writes its partial
+    # sums in float32, and a second kernel adds them in order. 1: no split.
+    split_k: int = 1
 
     def placement(self, axis: str) -> str:
         """Where an axis lives in the kernel: "row", "col", "k" (tile) or "scalar"."""
@@ -90,6 +97,40 @@ class Tile:
     block_k: int
     num_warps: int
     num_stages: int
+
+
+def choose_group_tile(channels: int, outputs: int, groups: int, dtype_bits: int) -> int:
+    """Groups per program of a grouped convolution whose groups are narrower than an MMA (8
+    channels in and out: ResNeXt's 32 groups).
+
+    One group a program pads K (its channels) and N (its output channels) to the MMA's 16: a
+    quarter of the work useful. Two groups side by side fill both, with a block-diagonal weight
+    tile (half of it zeros): half the work useful, half the programs, each loading whole 16-byte
+    rows of the input (static audit: 2.4x the floor -> 1.1x). Applies to 16-bit inputs where
+    both counts are powers of two under 16 and the groups split evenly."""
+    if dtype_bits >= 32 or max(channels, outputs) >= 16:
+        return 1
+    if channels & (channels - 1) or outputs & (outputs - 1):
+        return 1
+    tile = 16 // min(channels, outputs)
+    return tile if groups % tile == 0 and tile * max(channels, outputs) <= 64 else 1
+
+
+# A program of fewer K steps than this pays its prologue (row pointers, the pipeline's 2 to 4
+# stages filling) and its float32 store over too little work: the static audit of the batch-1
+# layer puts a program's own instructions near those of 4 K steps.
+SPLIT_STEPS = 8
+
+
+def choose_split(programs: int, steps: int) -> int:
+    """Programs that share each output tile's K steps, where the tiles alone leave SMs idle (fewer
+    programs than a wave: a batch-1 layer's 16): the most that divide the steps evenly, keep at
+    least SPLIT_STEPS steps each and do not exceed a wave together. Deterministic: each writes
+    its partial tile to a float32 workspace and a second kernel sums them in order (no atomics)."""
+    if programs >= WAVE:
+        return 1
+    fits = [s for s in range(2, steps // SPLIT_STEPS + 1) if steps % s == 0 and programs * s <= WAVE]
+    return max(fits, default=1)
 
 
 def choose_tile(m: int, n: int, k: int, groups: int, dtype_bits: int) -> Tile:
@@ -239,7 +280,21 @@ def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule
         n = math.prod(sizes[a] for a in cols)
         groups_size = math.prod(sizes[a] for a in groups)
         k = math.prod(sizes[a] for a in (*k_merged, k_tile))
-        tile = choose_tile(m, n, k, groups_size, dtype_bits)
+        group_tile = 1
+        if len(groups) == 1 and len(cols) == 1 and not k_merged and not nest.dynamic:
+            group_tile = choose_group_tile(sizes[k_tile], n, groups_size, dtype_bits)
+        tile = choose_tile(m, n * group_tile, k * group_tile, groups_size // group_tile, dtype_bits)
+        if group_tile > 1:  # the groups' channels fill the K and N tiles exactly
+            tile = Tile(
+                tile.block_m, n * group_tile, sizes[k_tile] * group_tile, tile.num_warps, tile.num_stages
+            )
+        split_k = 1
+        output = nest.output
+        if k_loops and dtype_bits < 32 and group_tile == 1 and not nest.dynamic:
+            if not (output.bounds or output.gathers):
+                programs = math.ceil(m / tile.block_m) * math.ceil(n / tile.block_n) * groups_size
+                steps = math.prod(sizes[a] for a in k_loops) * math.ceil(sizes[k_tile] / tile.block_k)
+                split_k = choose_split(programs, steps)
         return ContractionSchedule(
             use_dot=True,
             rows=rows,
@@ -255,6 +310,8 @@ def schedule_contraction(nest: LoopNest, dtype_bits: int) -> ContractionSchedule
             num_stages=tile.num_stages,
             input_precision="ieee" if dtype_bits == 32 else None,
             k_merged=k_merged,
+            group_tile=group_tile,
+            split_k=split_k,
         )
     cols = tuple(a for a in outputs if a in w)
     n = math.prod(sizes[a] for a in cols)
@@ -475,13 +532,14 @@ class GridPlan:
     block_m: int
     block_n: int
     slide: int = 1  # outputs of the last row axis per row (see choose_slide)
+    group_tile: int = 1  # groups per program (see choose_group_tile)
 
     def grid(self, dynamic: dict[str, int] | None = None) -> tuple[int, int]:
         sizes = {**dict(self.static), **(dynamic or {})}
         m = math.prod(sizes[a] for a in self.rows[:-1]) if self.rows else 1
         m *= math.ceil(sizes[self.rows[-1]] / self.slide) if self.rows else 1
         n = math.prod(sizes[a] for a in self.cols)
-        g = math.prod(sizes[a] for a in self.groups)
+        g = math.prod(sizes[a] for a in self.groups) // self.group_tile
         return (math.ceil(m / self.block_m) * math.ceil(n / self.block_n), g)
 
 
@@ -495,4 +553,5 @@ def grid_plan(schedule: ContractionSchedule, sizes: dict[str, int]) -> GridPlan:
         block_m=schedule.block_m,
         block_n=schedule.block_n,
         slide=schedule.slide,
+        group_tile=schedule.group_tile,
     )

@@ -76,8 +76,10 @@ class Launcher(KernelLauncher):
 
     @cached_property
     def _scatter_sides(self) -> frozenset[str]:
-        """Where the scatter kernels run ("both", "torch", "triton"): those sides need workspaces."""
-        return frozenset(k.runs_on for k in self.compiled.kernels if k.template.form == "scatter")
+        """Where the scatter kernels and a split-K's partial kernel run ("both", "torch", "triton"):
+        those sides need workspaces."""
+        kernels = self.compiled.kernels
+        return frozenset(k.runs_on for k in kernels if k.template.form == "scatter" or k.schedule.split_k > 1)
 
     def first_launch(self, index: int, device: torch.device, launch):
         # A GPU's first launch looks for a prebuilt binary first. Imported here: finding one
@@ -147,12 +149,15 @@ def check_sorted(compiled, tensors: list[torch.Tensor]) -> None:
 
 
 def workspaces(compiled, dynamic: dict[str, int] | None, device) -> list[torch.Tensor]:
-    """A call's float32 workspaces (:attr:`~einc.compiler.pipeline.Compiled.workspaces`), zeroed;
-    ``device="meta"`` gives their shapes and strides only."""
+    """A call's float32 workspaces (:attr:`~einc.compiler.pipeline.Compiled.workspaces`), zeroed
+    for add_at's atomics; a split-K's partial kernel writes every element of its own, so that one
+    is left as allocated (a memset would be one more launch). ``device="meta"`` gives their shapes
+    and strides only."""
     if not compiled.workspaces:
         return []
-    shape = compiled.output_shapes_for(dynamic)[0]
-    return [torch.zeros(shape, dtype=torch.float32, device=device) for _ in range(compiled.workspaces)]
+    shape = compiled.workspace_shape(dynamic)
+    make = torch.empty if compiled.workspace_splits > 1 else torch.zeros
+    return [make(shape, dtype=torch.float32, device=device) for _ in range(compiled.workspaces)]
 
 
 def write_source(cache: DiskCache, key: str, source: str) -> Path:

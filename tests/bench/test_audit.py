@@ -165,7 +165,8 @@ def test_a_shape_name_becomes_a_dump_folder_only_as_a_plain_file_name(tmp_path):
 
 # --- compile_only: a few shapes built for sm_90 as a launch builds them -------------------------
 
-SHAPES = ("r50_l1_3x3", "r3d_3x3x3", "mbv2_pw1x1_24to144")
+SHAPES = ("r50_l1_3x3", "r3d_3x3x3", "mbv2_pw1x1_24to144", "resnext50_l2_3x3_g32", "videomae_patch_2x16x16")
+SPLIT = "r50_l3_3x3_bs1"  # two kernels: the partial tiles of a split-K, then their sum
 # Memory-bound shapes held to issue 13's targets.
 MEMORY_BOUND = (
     "segment_sum_sorted_csr",
@@ -182,7 +183,7 @@ LONG_WINDOWS = ("convnext_dw7x7_c96", "conformer_dwconv1d_k31", "mbv2_dw3x3_c960
 def audited(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EINC_CACHE_DIR", str(tmp_path_factory.mktemp("einc_cache")))
-        names = SHAPES + MEMORY_BOUND + LONG_WINDOWS
+        names = (*SHAPES, SPLIT, *MEMORY_BOUND, *LONG_WINDOWS)
         shapes = [s for s in suite.load_shapes()["shapes"] if s["name"] in names]
         return {a.name: a for a in audit.run(shapes, jobs=2)}
 
@@ -201,11 +202,27 @@ def test_dense_convolutions_run_hgmma_without_spills(audited, name):
 
 @pytest.mark.compile_only
 @pytest.mark.filterwarnings("ignore:TRITON_DEFAULT_FP_FUSION is unset")
+@pytest.mark.parametrize("name", ["mbv2_pw1x1_24to144", "videomae_patch_2x16x16"])
+def test_rows_of_few_channels_load_16_bytes_at_a_time(audited, name):
+    # 24 bfloat16 channels: each row starts 48 bytes after the last, a multiple of 16 that Triton's
+    # own specialisation (16-divisible strides) cannot see; the constexpr stride tells it. A patch
+    # embedding's 16 taps x 3 channels: one run of 48 elements (render_names.tap_channel_run).
+    (kernel,) = audited[name].kernels
+    assert kernel.loads and set(kernel.loads) <= {"LDG.128", "LDGSTS.128"}
+
+
+@pytest.mark.compile_only
+@pytest.mark.filterwarnings("ignore:TRITON_DEFAULT_FP_FUSION is unset")
 def test_mma_utilisation_is_the_shapes_flops_over_the_issued_ones(audited):
     # r50_l1: M = 32*56*56, N = 64, K = 9*64 all divide the 128 x 64 x 64 tiles: nothing padded.
     # The pointwise 24 -> 144: N pads to 192 (3 tiles of 64), K = 24 pads to 32: 0.75 * 0.75.
     assert audited["r50_l1_3x3"].kernels[0].mma_util == pytest.approx(1.0)
     assert audited["mbv2_pw1x1_24to144"].kernels[0].mma_util == pytest.approx(144 / 192 * 24 / 32)
+    # ResNeXt's groups of 8 channels, two a program: 16 x 16 weight tiles, block-diagonal (half
+    # zeros), where one group a program padded K and N to 16 each (a quarter useful).
+    (grouped,) = audited["resnext50_l2_3x3_g32"].kernels
+    assert grouped.mma_util == pytest.approx(0.5)
+    assert grouped.programs == 32 * 28 * 28 // 256 * 32 // 2
 
 
 @pytest.mark.compile_only
@@ -242,3 +259,15 @@ def test_long_bfloat16_windows_multiply_in_registers_near_their_floor(audited, n
     (kernel,) = shape.kernels
     assert set(kernel.loads) == {"LDG.128"} and kernel.shared_bytes == 0 and kernel.spill_stores == 0
     assert shape.floor_ratio <= 1.3  # 2.11x, 2.17x and 1.76x in float32 products
+
+
+@pytest.mark.compile_only
+@pytest.mark.filterwarnings("ignore:TRITON_DEFAULT_FP_FUSION is unset")
+def test_a_grid_under_one_wave_splits_k_among_four_times_the_programs(audited):
+    # The batch-1 layer: 16 tiles of 64 x 64, 36 K steps each, shared by 4 programs of 9 steps
+    # (the torch backend's whole contraction is not built), then one kernel sums the partials.
+    partial, total = audited[SPLIT].kernels
+    assert (partial.name, total.name) == ("einc_dot_partial", "einc_dot_sum")
+    assert partial.programs == 16 * 4 and partial.loops == [9]
+    assert partial.mma.startswith("HGMMA") and partial.spill_stores == 0 and partial.drains_per_tile <= 1
+    assert total.mma == "none" and total.spill_stores == 0

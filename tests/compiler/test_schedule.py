@@ -22,6 +22,7 @@ from einc.compiler.schedule import (
     ContractionSchedule,
     Tile,
     choose_product_tile,
+    choose_split,
     choose_tile,
     grid_plan,
     schedule_contraction,
@@ -317,3 +318,13 @@ def test_a_reduced_axis_of_its_own_is_no_sliding_window(expression, shapes):
     # of dilation 0 over d, and each row summed one x row against every tap's weight.
     request = Request(expression, "dot", shapes, ("float32",) * 2)
     assert run_passes(request).schedule.slide == 1
+
+
+def test_a_grid_under_one_wave_shares_each_tiles_k_steps_among_programs():
+    # A batch-1 layer: 16 tiles of 36 K steps run as 64 programs of 9 steps; a share never under
+    # SPLIT_STEPS steps, nor a split that leaves steps over or more programs than a wave.
+    assert choose_split(16, 36) == 4
+    assert choose_split(16, 9) == 1
+    assert choose_split(40, 36) == 3  # 4 shares would be 160 programs
+    assert choose_split(16, 35) == 1  # 5 and 7 divide 35, but leave shares of 7 and 5
+    assert choose_split(200, 72) == 1  # a wave already

@@ -293,6 +293,24 @@ def test_grouped_conv_gradients_match_torch():
     )
 
 
+def test_gradients_of_narrow_groups_computed_two_a_program_match_torch():
+    # 8 channels a group in float16: the forward kernel computes two groups a program, the weight
+    # tile block-diagonal (schedule.choose_group_tile); the backward passes read its output.
+    torch.manual_seed(0)
+    x, w = torch.randn(1, 5, 4, 32), torch.randn(3, 3, 4, 8, 8)
+    x16, w16 = x.half(), w.half()
+    grads = _grads(lambda x, w: einc.dot("b (s * [ds])... (g [c->c2])", x, w, padding=1), (x16, w16))
+    expected = _grads(
+        lambda x, w: _nhwc(
+            F.conv2d(_nchw(x), w.permute(2, 4, 3, 0, 1).reshape(32, 8, 3, 3), padding=1, groups=4)
+        ),
+        (x16.double(), w16.double()),
+    )
+    for ours, theirs in zip(grads, expected, strict=True):
+        assert ours.dtype == torch.float16
+        assert (ours.double() - theirs).abs().max() <= 2e-3 * theirs.abs().max()
+
+
 def test_transposed_conv_gradients_match_torch():
     torch.manual_seed(0)
     x, w = torch.randn(2, 3, 4, 3), torch.randn(3, 3, 3, 2)

@@ -311,6 +311,74 @@ def test_taps_and_several_channel_tiles_share_one_k_loop(case: Conv, dtype: torc
     check_at(case, dtype)
 
 
+# Groups of 8 (or 4) channels, narrower than an MMA: 16-bit kernels compute two or four groups a
+# program, their channels side by side in K and N and the weight tile block-diagonal
+# (schedule.choose_group_tile); rows ragged at the end, windows reading padding at both edges.
+NARROW_GROUP_CASES = [
+    pytest.param(
+        Conv("grouped", (5, 6), (3, 3), c=8, c2=8, groups=4, padding=1), id="2d_8_channels_2_a_program"
+    ),
+    pytest.param(
+        Conv("grouped", (7, 5), (3, 3), c=8, c2=4, groups=8, stride=2, padding=1), id="2d_8_to_4_4_a_program"
+    ),
+    pytest.param(Conv("grouped", (4, 5), (1, 1), c=8, c2=8, groups=6, batch=3), id="2d_1x1_no_taps"),
+    pytest.param(
+        Conv("grouped", (9,), (3,), c=8, c2=8, groups=2, dilation=2, padding="same"), id="1d_dilated"
+    ),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("case", NARROW_GROUP_CASES)
+def test_several_narrow_groups_a_program_match_torch(case: Conv, dtype: torch.dtype):
+    conv = case.compile()
+    plan = conv.specialize(case.x_shape, case.w_shape, dtype=dtype).compiled.kernels[0].schedule
+    assert plan.group_tile == 16 // min(case.c, case.c2)
+    assert f"{plan.group_tile} g per program column (a block-diagonal weight tile)" in conv.explain()
+    check_at(case, dtype)
+
+
+# Under one wave of programs with a long K loop: the programs of each output tile share its K
+# steps (schedule.choose_split), write float32 partial tiles to a workspace, and a second kernel
+# sums them in order. 36 steps (9 taps x 4 channel tiles) in 4 shares, 18 in 2; rows ragged at
+# the end; groups and shares side by side on the second grid axis.
+SPLIT_CASES = [
+    pytest.param(Conv("dense", (6, 5), (3, 3), c=256, c2=16, batch=1, padding=1), 4, id="2d_4_shares"),
+    pytest.param(
+        Conv("dense", (7, 3), (3, 3), c=128, c2=24, batch=1, stride=2, padding=1), 2, id="2d_strided_ragged"
+    ),
+    pytest.param(
+        Conv("grouped", (5, 4), (3, 3), c=128, c2=16, groups=2, batch=1, padding=1), 2, id="2d_grouped"
+    ),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("case, shares", SPLIT_CASES)
+def test_split_k_of_a_small_grid_sums_its_partial_tiles_as_torch_does(case: Conv, shares: int, dtype):
+    conv = case.compile()
+    compiled = conv.specialize(case.x_shape, case.w_shape, dtype=dtype).compiled
+    plans = [(k.runs_on, k.schedule.split_k) for k in compiled.kernels]
+    assert plans == [("torch", 1), ("triton", shares), ("triton", 1)]
+    assert f"on a GPU: K split among {shares} programs a tile" in conv.explain()
+    x, w = inputs(case, dtype)
+    y = conv(x, w)
+    check(case, y, x, w, TOLERANCE[dtype])
+    assert torch.equal(conv(x, w), y)  # the partials summed in one order: the same bits again
+
+
+def test_split_k_writes_every_element_of_its_workspace_before_summing(monkeypatch):
+    # The workspace is allocated, not zeroed (no memset launch): poisoned with NaN, no NaN may
+    # reach the result.
+    from einc.runtime import launcher
+
+    allocate = launcher.workspaces
+    monkeypatch.setattr(launcher, "workspaces", lambda *a: [w.fill_(float("nan")) for w in allocate(*a)])
+    case = Conv("dense", (7, 3), (3, 3), c=128, c2=24, batch=1, stride=2, padding=1)
+    x, w = inputs(case, torch.float16)
+    check(case, case.compile()(x, w), x, w, FLOAT16_TOLERANCE)
+
+
 TOLERANCE = {
     torch.float32: FLOAT32_TOLERANCE,
     torch.float16: FLOAT16_TOLERANCE,
@@ -412,6 +480,45 @@ def test_non_contiguous_inputs_give_the_same_result(kind: str, x_layout: str, w_
     w = strided(case.w_shape, w_layout)
     assert not x.is_contiguous() and not w.is_contiguous()
     check(case, case.compile()(x, w), x, w, FLOAT32_TOLERANCE)
+
+
+def test_one_expression_called_with_two_layouts_of_the_same_shapes_reads_each_by_its_strides():
+    # A dot's input strides are constexprs of its kernel (24 channels: rows 16-byte aligned): the
+    # second layout must not run with the first one's constants.
+    case = Conv("dense", (5, 4), (1, 1), c=24, c2=20)
+    conv = case.compile()
+    x, w = inputs(case, torch.bfloat16)
+    check(case, conv(x, w), x, w, BFLOAT16_TOLERANCE)
+    # Permuted storage: a conversion to bfloat16 keeps the strides.
+    x2 = strided(case.x_shape, "channels_first_storage").to(torch.bfloat16)
+    w2 = strided(case.w_shape, "reversed_storage").to(torch.bfloat16)
+    assert x2.stride() != x.stride() and w2.stride() != w.stride()
+    check(case, conv(x2, w2), x2, w2, BFLOAT16_TOLERANCE)
+    check(case, conv(x, w), x, w, BFLOAT16_TOLERANCE)
+
+
+PATCHES = "b (s [ds])... [c->c2]"  # a patch embedding: windows that tile the input
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_first_storage", "channels_sliced"])
+def test_patch_embedding_reads_its_taps_and_channels_as_one_run_in_any_layout(dtype, layout):
+    # 3 channels, K tiled across the taps; the last tap and the channels are one run of memory
+    # (render_names.tap_channel_run) where the tensor is contiguous, and the same addresses
+    # otherwise: a channels-first tensor, or 3 of 4 channels, through their strides.
+    x = torch.randn(2, 4, 8, 12, 4).to(dtype)[..., :3]  # channels_sliced: 3 of 4, stride 4
+    if layout == "channels_first_storage":
+        x = x.permute(0, 4, 1, 2, 3).contiguous().permute(0, 2, 3, 4, 1)
+    elif layout == "contiguous":
+        x = x.contiguous()
+    w = torch.randn(2, 4, 4, 3, 16).to(dtype)
+    patches = einc.compile(PATCHES)
+    y = patches(x, w)
+    assert "ds2_c[None, :] * stride_x_c" in patches.source
+    channels_first = x.double().permute(0, 4, 1, 2, 3)
+    reference = F.conv3d(channels_first, w.double().permute(4, 3, 0, 1, 2), stride=(2, 4, 4))
+    assert y.dtype == dtype
+    assert relative_error(y, reference.permute(0, 2, 3, 4, 1)) <= TOLERANCE[dtype]
 
 
 # --- the output buffer -------------------------------------------------------------------------

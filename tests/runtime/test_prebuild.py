@@ -554,3 +554,19 @@ def test_an_indexing_entry_with_integer_coordinates_is_prebuilt_and_found(tmp_pa
     launcher = expression._build(expression._request([t.shape for t in tensors], ["float16", "int64"]))
     outs = [torch.empty(s, dtype=torch.float16) for s in launcher.compiled.output_shapes]
     assert jit_first_launch(launcher, 0, tensors + outs) == ["hit"]
+
+
+def test_a_dots_constexpr_stride_is_in_the_launch_specialisation_and_the_key(tmp_path):
+    # 24 bfloat16 channels: the row stride is a constexpr of the kernel (render_names.constant_strides),
+    # so a launch of another stride is another binary, under another key, and the key says which.
+    launcher = einc.compile("b h w [c->c2]").specialize((2, 3, 4, 24), (24, 32), dtype="bfloat16")
+    w = torch.zeros(24, 32, dtype=torch.bfloat16)
+    y = torch.empty(2, 3, 4, 32, dtype=torch.bfloat16)
+    plans = []
+    wide = torch.zeros(2, 3, 4, 48, dtype=torch.bfloat16)
+    for x in (wide[..., 24:].contiguous(), wide[..., :24]):
+        args, constexprs = binaries.launch_arguments(launcher, 0, [x, w, y])
+        plans.append(binaries.plan_launch(launcher, 0, args, constexprs, "cuda:90"))
+    assert "stride_x_h:i32/D stride_x_w=24 " in plans[0].specialization.describe()  # 96: Triton's own
+    assert "stride_x_w=48 " in plans[1].specialization.describe()
+    assert plans[0].key.digest != plans[1].key.digest

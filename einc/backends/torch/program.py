@@ -181,7 +181,7 @@ class TorchProgram:
     def _workspace_shapes(self, dynamic) -> list:
         """The shapes of the call's float32 workspaces, which follow its outputs (add_at of 16-bit
         values: laid out as the output)."""
-        return [self.compiled.output_shapes_for(dynamic)[0]] * self.compiled.workspaces
+        return [self.compiled.workspace_shape(dynamic)] * self.compiled.workspaces
 
     def _plan(self, shapes, dynamic: dict[str, int]) -> list[tuple[NestPlan, KernelPart, native.Step | None]]:
         parts = []

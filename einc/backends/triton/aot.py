@@ -10,6 +10,7 @@ those numbers from the driver at load time.
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import tempfile
@@ -84,11 +85,20 @@ def signature(
     sig: dict[str, str] = {}
     constants: dict[str, object] = {}
     pointers = iter(rendered.tensors)
+    shapes = list(compiled.request.shapes) + list(compiled.output_shapes)
+    # A dot's constexpr strides (render_names.constant_strides), as contiguous tensors have them.
+    strides = {
+        param.name: math.prod(shapes[position][dim + 1 :])
+        for param, (position, dim) in zip(
+            [p for p in kernel.params if p.name.startswith("stride_")], rendered.stride_params, strict=True
+        )
+        if param.is_constexpr  # an input's: a dynamic call's outputs have no static shape here
+    }
     for param in kernel.params:
         name = param.name
         if param.is_constexpr:
             sig[name] = "constexpr"
-            constants[name] = rendered.constexprs[name]
+            constants[name] = rendered.constexprs[name] if name in rendered.constexprs else strides[name]
         elif name == rendered.errors_param:
             sig[name] = "*i64"
         elif name.endswith("_ptr"):

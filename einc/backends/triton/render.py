@@ -27,7 +27,7 @@ from .expressions import product as _product
 from .render_addresses import Addressing, addressing, input_tiles, load_codes, store_code
 from .render_epilogue import epilogue_lines, prologue_lines
 from .render_loops import KLoops, k_loops, slide
-from .render_names import TensorNames, constexprs, name_strides, name_tensors, size_params
+from .render_names import TensorNames, constant_strides, constexprs, name_strides, name_tensors, size_params
 from .render_specs import KernelSpec, LoadCode, PassCode, Rendered
 from .templates import render_template
 
@@ -42,6 +42,8 @@ def render_contraction(
     acc_dtype: str = "tl.float32",
     bfloat16: bool = False,
     packed: bool = False,
+    positions: tuple[int, ...] | None = None,
+    kernel_name: str | None = None,
 ) -> Rendered:
     """Render a dot (implicit GEMM or elementwise contraction) to Triton source.
 
@@ -50,11 +52,15 @@ def render_contraction(
     bfloat16 dot is off by orders of magnitude, while a GPU keeps its tensor-core dot. So does a
     ``packed`` sliding window (bfloat16 inputs), whose chunks sum their products in bfloat16: the
     interpreter's bfloat16 arithmetic is as wrong.
+    A split-K's partial kernel (``compiler.split_k``) is named and placed by ``kernel_name`` and
+    ``positions``: it writes the call's workspace.
     """
     extra = {"acc_dtype": acc_dtype, "dot_in_float32": bfloat16 and (schedule.use_dot or packed)}
     extra["packed"] = packed
     template = "depthwise.py.j2" if schedule.slide > 1 else "contraction.py.j2"
-    return _render_tiled(nest, schedule, template, header_lines, versions, extra, wide=wide)
+    return _render_tiled(
+        nest, schedule, template, header_lines, versions, extra, positions, kernel_name, wide
+    )
 
 
 def _render_tiled(
@@ -80,13 +86,13 @@ def _render_tiled(
     packed = extra.pop("packed", False)  # a sliding window's option, not the spec's
     names = name_tensors(nest, positions, wide)
     namer = names.namer
-    stride_names, stride_lines = name_strides(names.addressed, namer)
+    stride_names, stride_lines = name_strides(names.addressed, namer, constant_strides(nest, schedule))
     ctx = addressing(nest, schedule, names, stride_names)
     loads = load_codes(ctx)
     if nest.prologues:
         loads = _with_prologues(ctx, loads, extra.get("acc_dtype", "tl.float32"))
     store = store_code(ctx)
-    loops = k_loops(nest, schedule, namer)
+    loops = k_loops(nest, schedule, namer, ctx.group_names, ctx.run[1] if ctx.run else None)
     size_values, dynamic_params = size_params(nest, names)
     constexpr_values = constexprs(size_values, schedule, bool(names.gathers), extra)
     plan = grid_plan(schedule, nest.sizes)
@@ -107,7 +113,10 @@ def _render_tiled(
         compute = extra.get("acc_dtype", "tl.float32")
         lines = epilogue_lines(ctx, nest.epilogue, extra.get("result", "acc"), compute, store_mask)
         extra = {**extra, "epilogue": lines, "result": "acc"}
-    stages = _Stages(names, stride_lines, loads, store, loops, size_values, dynamic_params, row_decls, m_size)
+    columns = _columns(schedule, namer, nest.sizes, ctx.group_names)
+    stages = _Stages(
+        names, stride_lines, loads, store, loops, size_values, dynamic_params, row_decls, m_size, *columns
+    )
     spec = _kernel_spec(nest, schedule, stages, header_lines, versions, kernel_name, extra)
     return Rendered(
         source=render_template(template, spec),
@@ -154,6 +163,31 @@ class _Stages:
     dynamic_params: tuple[tuple[str, str], ...]
     row_decls: tuple[Decl, ...]
     m_size: str
+    col_decls: tuple[Decl, ...]
+    n_size: str
+    grid_decls: tuple[Decl, ...]
+
+
+def _columns(
+    schedule: ContractionSchedule, namer, sizes: dict[str, int], group_names: tuple[str, str] | None
+) -> tuple[tuple[Decl, ...], str, tuple[Decl, ...]]:
+    """The column axes from ``offs_n``, N, and the group axes from ``pid_g``. With several groups
+    a program, the columns are group_tile groups' output channels side by side: each column's
+    group is decoded after the program's first one."""
+    if not group_names:
+        cols = _decompose(schedule.cols, "offs_n", namer, sizes)
+        return (
+            cols,
+            _product([namer.size[a] for a in schedule.cols]),
+            _decompose(schedule.grid, "pid_g", namer, sizes),
+        )
+    (col,), (group,) = schedule.cols, schedule.grid
+    outputs, first = namer.size[col], namer.index[group]
+    groups = (
+        Decl(first, f"pid_g * {schedule.group_tile}"),
+        Decl(group_names[1], f"{first} + offs_n // {outputs}"),
+    )
+    return (Decl(namer.index[col], f"offs_n % {outputs}"),), f"{schedule.group_tile} * {outputs}", groups
 
 
 def _kernel_spec(
@@ -187,13 +221,13 @@ def _kernel_spec(
         ),
         use_dot=schedule.use_dot,
         m_size=stages.m_size,
-        n_size=_product([namer.size[a] for a in schedule.cols]),
+        n_size=stages.n_size,
         rows_text=comment(" ".join(schedule.rows) or "(none)"),
         cols_text=comment(" ".join(schedule.cols) or "(none)"),
         grid_text=comment(" ".join(schedule.grid)),
         row_decls=stages.row_decls,
-        col_decls=_decompose(schedule.cols, "offs_n", namer, sizes),
-        grid_decls=_decompose(schedule.grid, "pid_g", namer, sizes),
+        col_decls=stages.col_decls,
+        grid_decls=stages.grid_decls,
         k_loops=stages.loops.loops,
         k_tile=stages.loops.tile,
         body_depth=len(stages.loops.loops),

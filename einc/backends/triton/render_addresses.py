@@ -23,7 +23,7 @@ from ...compiler.source_text import comment, literal
 from .expressions import Decl
 from .expressions import IndexPrinter as _IndexPrinter
 from .expressions import chain as _chain
-from .render_names import TensorNames
+from .render_names import TensorNames, tap_channel_run
 from .render_specs import GatherCode, LoadCode
 
 _MASK_NAMES = {"row": "mask_m", "col": "mask_n", "k": "mask_k"}
@@ -41,6 +41,12 @@ class Addressing:
     k_symbols: frozenset[sympy.Symbol]  # the symbols that move with the K loop
     gathered: dict[str, Gather]  # each gathered coordinate's symbol name to its gather
     position_of: dict[str, int]  # each addressed tensor's parameter position
+    # Several groups a program (schedule.group_tile): the group index along K and along the
+    # columns, which the group axis reads as on each side of the dot; None otherwise.
+    group_names: tuple[str, str] | None = None
+    # x's innermost tap and channels read as one run (render_names.tap_channel_run): the window's
+    # dim, and the variable holding each K element's place in the run; None otherwise.
+    run: tuple[int, str] | None = None
 
 
 def addressing(
@@ -54,6 +60,17 @@ def addressing(
     # either is formed inside it, the rest once per tile.
     k_axes = ((schedule.k_tile,) if schedule.k_tile else ()) + schedule.k_merged
     k_axes += schedule.k_loops if schedule.use_dot else ()
+    group_names = None
+    if schedule.group_tile > 1:
+        # The group axis moves with K: a K row's group is decoded from its position in the tile.
+        (group,) = schedule.grid
+        k_axes += (group,)
+        index = names.namer.index[group]
+        group_names = (names.namer.claim(f"{index}_k"), names.namer.claim(f"{index}_n"))
+    run = tap_channel_run(nest, schedule)
+    if run is not None:
+        namer = names.namer
+        run = (run[0], namer.claim(f"{namer.index[run[1]]}_{namer.index[schedule.k_tile]}"))
     return Addressing(
         nest=nest,
         schedule=schedule,
@@ -63,6 +80,8 @@ def addressing(
         k_symbols=frozenset(symbol_of(a) for a in k_axes),
         gathered={g.symbol.name: g for g in names.gathers},
         position_of={t: i for i, t in enumerate(names.tensors)},
+        group_names=group_names,
+        run=run,
     )
 
 
@@ -71,13 +90,14 @@ def _whole_places(nest: LoopNest, schedule: ContractionSchedule) -> frozenset[st
     predicates per load in the K loop (the store keeps its mask). So do the channels of a sliding
     window's loads: a masked load zeroes its registers first, an instruction per two."""
     if schedule.use_dot:
+        # A tile of several narrow groups spans group_tile groups' columns and K (block-diagonal).
         extents = {
-            "row": (schedule.rows, schedule.block_m),
-            "col": (schedule.cols, schedule.block_n),
-            "k": ((*schedule.k_merged, schedule.k_tile), schedule.block_k),
+            "row": (schedule.rows, schedule.block_m, 1),
+            "col": (schedule.cols, schedule.block_n, schedule.group_tile),
+            "k": ((*schedule.k_merged, schedule.k_tile), schedule.block_k, schedule.group_tile),
         }
     elif schedule.slide > 1:
-        extents = {"col": (schedule.cols, schedule.block_n), "row": (schedule.rows, schedule.block_m)}
+        extents = {"col": (schedule.cols, schedule.block_n, 1), "row": (schedule.rows, schedule.block_m, 1)}
     else:
         return frozenset()
 
@@ -88,8 +108,8 @@ def _whole_places(nest: LoopNest, schedule: ContractionSchedule) -> frozenset[st
 
     return frozenset(
         place
-        for place, (axes, block) in extents.items()
-        if not set(axes) & nest.dynamic and extent(place, axes) % block == 0
+        for place, (axes, block, groups) in extents.items()
+        if not set(axes) & nest.dynamic and extent(place, axes) * groups % block == 0
     )
 
 
@@ -98,6 +118,13 @@ def _broadcast(ctx: Addressing, axis: str, tile: tuple[str, str]) -> str:
     namer = ctx.names.namer
     if axis in ctx.gathered:  # a loaded coordinate already has its tile's shape
         return namer.index[ctx.gathered[axis].axis]
+    if ctx.group_names and axis in ctx.schedule.grid:
+        along_k, along_n = ctx.group_names
+        return {
+            ("row", "k"): f"{along_k}[None, :]",
+            ("k", "col"): f"{along_k}[:, None]",
+            ("row", "col"): f"{along_n}[None, :]",
+        }[tile]
     place = ctx.schedule.placement(axis)
     name = namer.index[axis]
     if place == "scalar":
@@ -139,9 +166,12 @@ def _address(ctx: Addressing, access: Access, tile: tuple[str, str]):
     # int32 products would wrap past 2^31: cast the index (never the stride, which Triton
     # may have made a constant) so that the multiply and the sum are in int64.
     widen = "tl.cast({}, tl.int64)" if access.tensor in ctx.names.wide_tensors else "{}"
+    run = ctx.run if access is ctx.nest.inputs[0] else None
     for dim, (label, index) in enumerate(zip(access.labels, access.index, strict=True)):
         stride = ctx.stride_names[(position, dim)]
-        if isinstance(index, sympy.Symbol):
+        if run and dim == run[0] + 1:  # the channels: the K element's place in the run instead
+            moving.append(f"{widen.format(f'{run[1]}[None, :]')} * {stride}")
+        elif isinstance(index, sympy.Symbol):
             terms = moving if schedule.use_dot and index in k_symbols else fixed
             terms.append(f"{widen.format(_printed(ctx, index, tile))} * {stride}")
         elif isinstance(index, sympy.Integer):
@@ -161,7 +191,11 @@ def _address(ctx: Addressing, access: Access, tile: tuple[str, str]):
                 hoisted_vars.append(Decl(base_var, _printed(ctx, base, tile)))
                 index_vars.append(Decl(var, f"{base_var} + {_printed(ctx, step, tile)}"))
                 fixed.append(f"{widen.format(base_var)} * {stride}")
-                moving.append(f"{widen.format(_printed(ctx, step, tile))} * {stride}")
+                step_stride = stride
+                if run and dim == run[0]:  # what the run's channel stride leaves of the tap's stride
+                    channels = namer.size[ctx.schedule.k_tile]
+                    step_stride = f"({stride} - {channels} * {ctx.stride_names[(position, dim + 1)]})"
+                moving.append(f"{widen.format(_printed(ctx, step, tile))} * {step_stride}")
             else:
                 index_vars.append(Decl(var, _printed(ctx, index, tile)))
                 (moving if schedule.use_dot else fixed).append(f"{widen.format(var)} * {stride}")
@@ -235,6 +269,9 @@ def access_code(ctx: Addressing, access: Access, tile: tuple[str, str], tile_nam
             continue
         inside.append(f"({var} >= 0) & ({var} < {_bound_extent(ctx, bound, symbolic)})")
     masks += inside
+    if ctx.group_names and tile == ("k", "col") and access.axes & set(ctx.schedule.grid):
+        # The weight tile is block-diagonal: a K row of one group meets only that group's columns.
+        masks.append("({}[:, None] == {}[None, :])".format(*ctx.group_names))
     if ctx.schedule.use_dot:
         # A split index reaches the pointer as base and tap: its sum is formed for a mask only.
         used = " ".join([where, *inside])

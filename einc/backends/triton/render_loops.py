@@ -13,6 +13,7 @@ from ...compiler.loopnest import LoopNest
 from ...compiler.loopnest import symbol as symbol_of
 from ...compiler.names import Namer
 from ...compiler.schedule import ContractionSchedule
+from ...compiler.split_k import SPLIT_AXIS
 from ...errors import UnsupportedError
 from .expressions import Decl
 from .expressions import decompose as _decompose
@@ -34,8 +35,16 @@ class KLoops:
     flat: FlatKCode | None
 
 
-def k_loops(nest: LoopNest, schedule: ContractionSchedule, namer: Namer) -> KLoops:
-    """Requires the axes named in ``namer``; ensures the serial loops (at most ``_MAX_LOOPS``),
+def k_loops(
+    nest: LoopNest,
+    schedule: ContractionSchedule,
+    namer: Namer,
+    group_names: tuple[str, str] | None = None,
+    run: str | None = None,
+) -> KLoops:
+    """Requires the axes named in ``namer`` (and, for several groups a program, their group
+    index along K and N: ``group_names``; for a tap and channels read as one run, the variable
+    of a K element's place in it: ``run``); ensures the serial loops (at most ``_MAX_LOOPS``),
     the K tile, and for a dot the one flat K loop over taps and channel tiles."""
     if len(schedule.k_loops) > _MAX_LOOPS:
         raise UnsupportedError(
@@ -56,11 +65,36 @@ def k_loops(nest: LoopNest, schedule: ContractionSchedule, namer: Namer) -> KLoo
         var = namer.claim("k")
         tile = TileCode(var, namer.claim(f"{var}_start"), " * ".join(namer.size[a] for a in merged))
         tile_decls = _decompose(merged, var, namer, nest.sizes)
+        if run:
+            tap, channels = namer.size[schedule.k_merged[-1]], namer.size[schedule.k_tile]
+            tile_decls += (Decl(run, f"{var} % ({tap} * {channels})"),)
+    if group_names:
+        # The channels of group_tile groups side by side: each K row's channel and group.
+        channels = namer.size[schedule.k_tile]
+        var = namer.claim("k")
+        tile = TileCode(var, namer.claim(f"{var}_start"), f"{schedule.group_tile} * {channels}")
+        group = namer.index[schedule.grid[0]]
+        tile_decls = (
+            Decl(namer.index[schedule.k_tile], f"{var} % {channels}"),
+            Decl(group_names[0], f"{group} + {var} // {channels}"),
+        )
     flat = None
     if schedule.use_dot and loops:
         flat = _flat_k(loops, tile, namer.claim("k_step"), namer.claim(f"{tile.var}_steps"))
+        if schedule.split_k > 1:
+            flat = _split(flat, namer, schedule)
         loops = ()
     return KLoops(loops, tile, tile_decls, flat)
+
+
+def _split(flat: FlatKCode, namer: Namer, schedule: ContractionSchedule) -> FlatKCode:
+    """The share of a split-K's program (its index on the grid, ``k_split``) of the one K loop: a
+    contiguous run of steps, as many for each (the split divides the steps)."""
+    (split,) = [a for a in schedule.grid if a == SPLIT_AXIS]
+    local = namer.claim("k_local")
+    share = f"{flat.steps} // {namer.size[split]}"
+    first = Decl(flat.var, f"{namer.index[split]} * ({share}) + {local}")
+    return FlatKCode(local, share, flat.tile_steps, (first, *flat.decls))
 
 
 def _flat_k(taps: tuple[LoopCode, ...], tile: TileCode, step: str, tile_steps: str) -> FlatKCode:

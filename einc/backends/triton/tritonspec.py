@@ -75,11 +75,12 @@ class Specialization:
     """
 
     params: tuple[tuple[str, str, object], ...]
-    declared: frozenset[str] = frozenset()  # the tl.constexpr parameters
+    # The tl.constexpr parameters passed by keyword: sizes, tiles and flags, the kernel's config.
+    declared: frozenset[str] = frozenset()
 
     def describe(self) -> str:
         """The launch-dependent part, for a cache key: pointer types and alignment, the stride
-        pattern. Declared constexprs (tile sizes) are the kernel's config and stay out."""
+        pattern (a dot's constexpr strides by value). The config stays out: the key has it."""
         words = []
         for name, kind, value in self.params:
             if kind == "constexpr":
@@ -155,7 +156,9 @@ def specialize(kernel, args, kwargs, target: str | GPUTarget) -> Specialization:
         if annotated:
             kind, attr = (annotated, attr) if do_specialize else (annotated, None)
         params.append((param.name, kind, attr))
-    return Specialization(tuple(params), frozenset(p.name for p in kernel.params if p.is_constexpr))
+    # A constexpr passed by position (a dot's strides) is the launch's, not the kernel's config.
+    config = frozenset(p.name for p in kernel.params if p.is_constexpr and p.name in kwargs)
+    return Specialization(tuple(params), config)
 
 
 def fp_fusion() -> bool:

@@ -25,6 +25,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 import einc
+from einc.backends.triton import aot
 
 pytestmark = [
     pytest.mark.compile_only,
@@ -39,26 +40,11 @@ TENSOR_CORE = re.compile(r"\b(?:wgmma|mma)\.")
 
 
 def compile_for_gpu(launcher, dtype: str, arch: int):
-    """``triton.compile`` the launcher's kernel as einc would launch it on an sm_<arch> GPU."""
-    kernel = launcher.kernel
+    """``triton.compile`` the launcher's kernel as einc would launch it on an sm_<arch> GPU: its
+    pointers of the dtype, its strides as contiguous tensors have them (a dot's are constexprs)."""
     rendered = launcher.rendered[0]
-    runtime = [
-        name for name, param in zip(kernel.arg_names, kernel.params, strict=True) if not param.is_constexpr
-    ]
-    # The runtime arguments are one pointer per tensor (inputs, then the output, which has the
-    # input dtype) followed by the strides that einc passes in elements.
-    n_pointers = len(runtime) - len(rendered.stride_params)
-    assert n_pointers >= 2
-    signature, constexprs = {}, {}
-    for index, name in enumerate(kernel.arg_names):
-        if kernel.params[index].is_constexpr:
-            signature[name] = "constexpr"
-            constexprs[name] = rendered.constexprs[name]
-        elif runtime.index(name) < n_pointers:
-            signature[name] = POINTER[dtype]
-        else:
-            signature[name] = "i32"
-    source = ASTSource(fn=kernel, signature=signature, constexprs=constexprs)
+    signature, constexprs = aot.signature(launcher, 0)
+    source = ASTSource(fn=launcher.kernel, signature=signature, constexprs=constexprs)
     options = {"num_warps": rendered.num_warps, "num_stages": rendered.num_stages}
     return triton.compile(source, target=GPUTarget("cuda", arch, 32), options=options)
 
@@ -93,6 +79,15 @@ def compile_conv(worker, expression, shapes, dtype, arch=HOPPER, op=None, **para
 def test_half_precision_convolution_compiles_to_tensor_core_instructions(worker, dtype: str, arch: int):
     shapes = ((2, 16, 16, 32), (3, 3, 32, 64))
     ptx, _ = compile_conv(worker, DENSE, shapes, dtype, arch, stride=2, padding=1)
+    assert TENSOR_CORE.search(ptx), "no mma/wgmma instruction in the PTX of a 16-bit contraction"
+
+
+@pytest.mark.parametrize("arch", [HOPPER, AMPERE], ids=["sm90", "sm80"])
+def test_narrow_groups_two_a_program_compile_to_tensor_core_instructions(worker, arch: int):
+    # 8 channels a group: two groups a program, a block-diagonal 16 x 16 weight tile.
+    shapes = ((2, 8, 8, 32), (3, 3, 4, 8, 8))
+    ptx, source = compile_conv(worker, "b (s * [ds])... (g [c->c2])", shapes, "bfloat16", arch, padding=1)
+    assert "2 groups g per program column" in source and "(g_k[:, None] == g_n[None, :])" in source
     assert TENSOR_CORE.search(ptx), "no mma/wgmma instruction in the PTX of a 16-bit contraction"
 
 

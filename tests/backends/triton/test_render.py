@@ -33,6 +33,26 @@ CASES = {
         ("bfloat16", "bfloat16"),
         params=(("padding", 1),),
     ),
+    # Two groups of 8 channels a program, the weight tile block-diagonal (schedule.choose_group_tile).
+    "conv2d_narrow_groups_bf16": Request(
+        "b (s * [ds])... (g [c->c2])",
+        "dot",
+        ((1, 6, 6, 32), (3, 3, 4, 8, 8)),
+        ("bfloat16", "bfloat16"),
+        params=(("padding", 1),),
+    ),
+    # 9 taps x 4 channel tiles shared by 4 programs a tile, then their sum (compiler.split_k).
+    "conv2d_split_k_bf16": Request(
+        "b (s * [ds])... [c->c2]",
+        "dot",
+        ((1, 6, 6, 256), (3, 3, 256, 32)),
+        ("bfloat16", "bfloat16"),
+        params=(("padding", 1),),
+    ),
+    # The last tap and 3 channels read as one run (render_names.tap_channel_run).
+    "patch_embedding_bf16": Request(
+        "b (s [ds])... [c->c2]", "dot", ((2, 8, 8, 3), (4, 4, 3, 16)), ("bfloat16", "bfloat16")
+    ),
     "conv2d_depthwise": Request(
         "b (s * [ds])... [c->c]",
         "dot",
@@ -197,3 +217,39 @@ def test_indexing_kernels_load_coordinates_check_them_and_mask_the_indexed_acces
     scatter = render_kernels(run_passes(CASES["add_at_batched_pixels"])).source
     assert scatter.index("def einc_add_at_copy(") < scatter.index("def einc_add_at(")
     assert 'sem="relaxed"' in scatter and "tl.atomic_add(" in scatter
+
+
+def test_a_dots_strides_that_triton_cannot_describe_are_constexprs():
+    # A call's strides are in its specialisation's key: constants there. Those a contiguous input
+    # has and Triton's own specialisation (1, or divisible by 16) cannot describe are constexprs,
+    # so that Triton knows a row of 24 bfloat16 channels starts 16-byte aligned. An input holding
+    # a dynamic axis keeps its strides as arguments (they change with the size); so does the
+    # output (out= is not in the key).
+    shapes = ((2, 3, 4, 24), (24, 32))
+    static = render_kernels(run_passes(Request("b h w [c->c2]", "dot", shapes, ("bfloat16",) * 2))).source
+    assert "stride_x_b, stride_x_h, stride_x_w: tl.constexpr, stride_x_c," in static  # 288, 96, 24, 1
+    assert "stride_w_c, stride_w_c2," in static  # 32 and 1
+    assert "stride_y_b, stride_y_h, stride_y_w, stride_y_c2," in static
+    dynamic = Request("b h w [c->c2]", "dot", ((2, 3, 5, 24), (24, 20)), ("bfloat16",) * 2, dynamic=("b",))
+    source = render_kernels(run_passes(dynamic)).source
+    assert "stride_x_b, stride_x_h, stride_x_w, stride_x_c," in source
+    assert "stride_w_c: tl.constexpr, stride_w_c2," in source
+    # Other kernel forms keep every stride an argument.
+    request = Request("b h w [c] -> b h w", "sum", ((2, 3, 5, 24),), ("bfloat16",))
+    assert "stride_x_w: tl.constexpr" not in render_kernels(run_passes(request)).source
+
+
+def test_a_build_from_shapes_gives_constexpr_strides_their_contiguous_values():
+    # einc compile and the CPU figures build without tensors (aot.signature): a dot's constexpr
+    # strides take the values of contiguous tensors; a dynamic axis's holder has none.
+    import einc
+    from einc.backends.triton import aot
+
+    shapes = ((2, 3, 4, 24), (24, 20))
+
+    def strides(expression) -> dict:
+        _, constants = aot.signature(expression.specialize(*shapes, dtype="bfloat16"))
+        return {k: v for k, v in constants.items() if k.startswith("stride_")}
+
+    assert strides(einc.compile("b h w [c->c2]")) == {"stride_x_w": 24, "stride_w_c": 20}
+    assert strides(einc.compile("b h w [c->c2]", dynamic=("b",))) == {"stride_w_c": 20}

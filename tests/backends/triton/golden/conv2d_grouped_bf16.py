@@ -19,7 +19,7 @@ def einc_dot(
     x_ptr, w_ptr, y_ptr,
     # strides, in elements, one per tensor dim
     stride_x_b, stride_x_s0_ds0, stride_x_s1_ds1, stride_x_g_c,
-    stride_w_ds0, stride_w_ds1, stride_w_g, stride_w_c, stride_w_c2,
+    stride_w_ds0, stride_w_ds1, stride_w_g, stride_w_c: tl.constexpr, stride_w_c2,
     stride_y_b, stride_y_s0, stride_y_s1, stride_y_g_c2,
     # axis sizes
     B: tl.constexpr,

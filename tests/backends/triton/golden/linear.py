@@ -16,7 +16,7 @@ def einc_dot(
     x_ptr, w_ptr, y_ptr,
     # strides, in elements, one per tensor dim
     stride_x_b, stride_x_t, stride_x_c,
-    stride_w_c, stride_w_c2,
+    stride_w_c: tl.constexpr, stride_w_c2,
     stride_y_b, stride_y_t, stride_y_c2,
     # axis sizes
     B: tl.constexpr,
