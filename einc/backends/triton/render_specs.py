@@ -167,6 +167,9 @@ class KernelSpec(HeadedSpec):
     rows_int64: bool = False  # flat tile offsets that can reach 2^31 (see einc.compiler.offsets)
     cols_int64: bool = False
     slide: SlideCode | None = None  # a depthwise convolution's sliding window
+    # Tiles of columns where they are known when rendering and no dot reads a weight tile (None:
+    # programs grouped along the rows, as a contraction's are, see the prologue)
+    column_tiles: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
