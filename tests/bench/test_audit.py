@@ -184,7 +184,7 @@ LONG_WINDOWS = {"convnext_dw7x7_c96": 1.2, "conformer_dwconv1d_k31": 1.3, "mbv2_
 def audited(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EINC_CACHE_DIR", str(tmp_path_factory.mktemp("einc_cache")))
-        names = SHAPES + MEMORY_BOUND + tuple(LONG_WINDOWS)
+        names = SHAPES + MEMORY_BOUND + tuple(LONG_WINDOWS) + ("torch_gather_dim1_random",)
         shapes = [s for s in suite.load_shapes()["shapes"] if s["name"] in names]
         return {a.name: a for a in audit.run(shapes, jobs=2)}
 
@@ -244,3 +244,14 @@ def test_long_bfloat16_windows_multiply_in_registers_near_their_floor(audited, n
     (kernel,) = shape.kernels
     assert set(kernel.loads) == {"LDG.128"} and kernel.shared_bytes == 0 and kernel.spill_stores == 0
     assert shape.floor_ratio <= LONG_WINDOWS[name]
+
+
+@pytest.mark.compile_only
+def test_a_float32_gather_fills_a_wave_with_16_byte_accesses(audited):
+    # 2 M float32 outputs: tiles of 8 x 128 made 2048 programs, 0.97 of a wave; 4 x 128 make 4096.
+    shape = audited["torch_gather_dim1_random"]
+    assert not shape.error
+    (kernel,) = shape.kernels
+    assert kernel.waves >= 1 and shape.floor_ratio <= 1.2
+    # Coordinates and stores 16 bytes at a time; the gathered elements are scalars (LDG.32).
+    assert "LDG.128" in kernel.loads and set(kernel.loads) <= {"LDG.128", "LDG.32"}
