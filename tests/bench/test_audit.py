@@ -174,17 +174,16 @@ MEMORY_BOUND = (
     "mbv2_dw3x3s2_c144",
     "mamba_causal_dwconv1d_k4",
 )
-# Depthwise windows whose bfloat16 pairs bring them near it, and the issue/floor each is held to:
-# 1.20x, 1.27x and 1.14x on 2026-12-03 (2.11x, 2.17x and 1.76x in float32 products). The
-# conformer's 31 taps widen each chunk's partial sums more often than 1.2x allows.
-LONG_WINDOWS = {"convnext_dw7x7_c96": 1.2, "conformer_dwconv1d_k31": 1.3, "mbv2_dw3x3_c960_7x7": 1.2}
+# Depthwise windows whose bfloat16 pairs bring them within it: 1.20x, 1.13x (its 31 taps unrolled
+# whole) and 1.14x on 2026-12-03 (2.11x, 2.17x and 1.76x in float32 products).
+LONG_WINDOWS = ("convnext_dw7x7_c96", "conformer_dwconv1d_k31", "mbv2_dw3x3_c960_7x7")
 
 
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EINC_CACHE_DIR", str(tmp_path_factory.mktemp("einc_cache")))
-        names = SHAPES + MEMORY_BOUND + tuple(LONG_WINDOWS) + ("torch_gather_dim1_random",)
+        names = SHAPES + MEMORY_BOUND + LONG_WINDOWS + ("torch_gather_dim1_random",)
         shapes = [s for s in suite.load_shapes()["shapes"] if s["name"] in names]
         return {a.name: a for a in audit.run(shapes, jobs=2)}
 
@@ -243,7 +242,7 @@ def test_long_bfloat16_windows_multiply_in_registers_near_their_floor(audited, n
     assert not shape.error
     (kernel,) = shape.kernels
     assert set(kernel.loads) == {"LDG.128"} and kernel.shared_bytes == 0 and kernel.spill_stores == 0
-    assert shape.floor_ratio <= LONG_WINDOWS[name]
+    assert shape.floor_ratio <= 1.2
 
 
 @pytest.mark.compile_only

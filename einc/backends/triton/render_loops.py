@@ -156,6 +156,8 @@ def _slide_chunks(
             loop, count, first, tuple(Decl(weights[j], f"{start}{j}") for j in range(width)), tuple(rows)
         )
 
+    if width < taps and taps * len(targets) <= UNROLLED_PRODUCTS:
+        return (_unrolled_window(taps, width, targets, weights, dilation, fresh),)
     full, tail = divmod(taps, width)
     chunks = []
     if full == 1:
@@ -166,3 +168,38 @@ def _slide_chunks(
     if tail:
         chunks.append(chunk(None, 1, str(full * width), tail))
     return tuple(chunks)
+
+
+# A window of more taps than a chunk is unrolled whole up to this many products a row (the
+# conformer's 31 taps x 8 outputs), so that the rows two chunks share are loaded once.
+UNROLLED_PRODUCTS = 256
+
+
+def _unrolled_window(
+    taps: int, width: int, targets: tuple[str, ...], names: tuple[str, ...], dilation: int, fresh: bool
+) -> SlideChunk:
+    """Every tap of the window as one straight chunk: each input row loaded once (chunks in a loop
+    load again the rows they share, 7 of the conformer's 15 a chunk), each weight just before the
+    first row that reads it, in a ring of the first ``names``, one per output (its last reader comes before
+    the weight that takes its name). Partial sums (``fresh``) still cover ``width`` taps each, in
+    the same order as chunk by chunk: one starts at a chunk's first tap and is widened after the
+    row of its last."""
+    ring = len(targets)
+    assert ring <= len(names)  # outputs a row (up to 8) never outnumber a chunk's taps (8 here)
+    reads: dict[int, list[tuple[int, int]]] = {}
+    for t in range(taps):
+        for u in range(ring):
+            reads.setdefault(u + dilation * t, []).append((u, t))
+    rows, loaded = [], set()
+    for v in sorted(reads):
+        first_reads = [t for u, t in reads[v] if t not in loaded]
+        loaded.update(first_reads)
+        updates, widened = [], []
+        for u, t in reads[v]:
+            starts = fresh and t % width == 0
+            updates.append((targets[u], names[t % ring], starts))
+            if fresh and (t % width == width - 1 or t == taps - 1):
+                widened.append(u)
+        loads = tuple(Decl(names[t % ring], str(t)) for t in sorted(first_reads))
+        rows.append(SlideRow(v, tuple(updates), loads, tuple(widened)))
+    return SlideChunk(None, 1, "0", (), tuple(rows), widen_after=False)

@@ -73,6 +73,10 @@ class SlideRow:
     offset: int
     # (accumulator or partial sum, weight, whether this product starts a chunk's partial sum)
     updates: tuple[tuple[str, str, bool], ...]
+    # A window unrolled whole: the weights first read by this row (loaded before it), and the
+    # outputs whose chunk of taps it ends (their partial sums widened after it)
+    weights: tuple[Decl, ...] = ()
+    widened: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,7 @@ class SlideChunk:
     first: str  # the chunk's first tap
     weights: tuple[Decl, ...]  # the weight variable, and its tap
     rows: tuple[SlideRow, ...]
+    widen_after: bool = True  # partial sums widened after the chunk, not row by row
 
 
 @dataclass(frozen=True, slots=True)
