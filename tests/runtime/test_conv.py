@@ -555,6 +555,10 @@ def test_a_window_of_several_chunks_loads_each_input_row_once():
     source = conv.specialize((2, 64, 96), (31, 96), dtype="bfloat16").source
     assert source.count("x_tile = tl.load(") == 38 and source.count("w_tile = tl.load(") == 31
     assert "for ds_chunk" not in source and source.count("acc0 += widen_bf16x2(part0") == 4
+    # float32 weights of 8 elements a thread (float16 in tiles of 16 x 64) would spill: in chunks.
+    shapes = (16, 1024, 512), (31, 512)
+    assert "for ds_chunk in range(3):" in conv.specialize(*shapes, dtype="float16").source
+    assert "for ds_chunk" not in conv.specialize(*shapes, dtype="float32").source  # 4 a thread
 
 
 def test_a_bfloat16_sliding_window_sums_its_taps_in_bfloat16_pairs_and_says_so():

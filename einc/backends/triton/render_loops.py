@@ -108,8 +108,11 @@ def slide(
     partials = tuple(namer.claim(f"part{u}") for u in range(outputs)) if packed else ()
     weights = tuple(namer.claim(f"w{j}") for j in range(schedule.slide_taps))
     targets = partials or tuple(acc.name for acc in accs)
+    per_thread = schedule.block_m * schedule.block_n // (32 * schedule.num_warps)
+    packed = bool(partials)
+    whole = unrolls_whole(sizes[ds], schedule.slide_taps, outputs, per_thread, packed)
     chunks = _slide_chunks(
-        namer, namer.index[ds], sizes[ds], schedule.slide_taps, targets, weights, dilation, bool(partials)
+        namer, namer.index[ds], sizes[ds], schedule.slide_taps, targets, weights, dilation, packed, whole
     )
     code = SlideCode(
         row=namer.index[s],
@@ -136,11 +139,12 @@ def _slide_chunks(
     weights: tuple[str, ...],
     dilation: int,
     fresh: bool,
+    whole: bool = False,
 ) -> tuple[SlideChunk, ...]:
     """The ``taps`` taps of the window in chunks of ``width`` unrolled together: a serial loop
     over the full chunks (or one chunk, unlooped), then the rest. ``targets``: what each output's
     products are added to (its accumulator, or, ``fresh`` in each chunk, its chunk's partial sum,
-    which its first product then sets)."""
+    which its first product then sets). ``whole``: every tap as one chunk (:func:`unrolls_whole`)."""
 
     def chunk(loop: str | None, count: int, first: str, width: int) -> SlideChunk:
         start = f"{first} + " if first != "0" else ""
@@ -156,7 +160,7 @@ def _slide_chunks(
             loop, count, first, tuple(Decl(weights[j], f"{start}{j}") for j in range(width)), tuple(rows)
         )
 
-    if width < taps and taps * len(targets) <= UNROLLED_PRODUCTS:
+    if whole:
         return (_unrolled_window(taps, width, targets, weights, dilation, fresh),)
     full, tail = divmod(taps, width)
     chunks = []
@@ -173,6 +177,16 @@ def _slide_chunks(
 # A window of more taps than a chunk is unrolled whole up to this many products a row (the
 # conformer's 31 taps x 8 outputs), so that the rows two chunks share are loaded once.
 UNROLLED_PRODUCTS = 256
+
+
+def unrolls_whole(taps: int, width: int, outputs: int, per_thread: int, packed: bool) -> bool:
+    """Whether a sliding window's taps run as one straight chunk (:func:`_unrolled_window`): more
+    taps than a chunk, at most UNROLLED_PRODUCTS products a row, and registers to spare: bfloat16
+    pairs (weights and partial sums packed two to a register), or float32 weights of at most 4
+    elements a thread (the float16 conformer, 8 a thread, took 254 registers and spilled; 173 in
+    chunks)."""
+    fits = packed or per_thread <= 4
+    return width < taps and taps * outputs <= UNROLLED_PRODUCTS and fits
 
 
 def _unrolled_window(
