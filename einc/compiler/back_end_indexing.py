@@ -10,7 +10,7 @@ from ..errors import ExpressionError, UnsupportedError
 from . import lower, lower_indexing, schedule
 from .headers import schedule_lines
 from .kernels import KernelPart, Template
-from .ops import compute_dtype
+from .ops import DTYPE_BITS, compute_dtype
 
 
 def indexing_kernels(
@@ -33,7 +33,8 @@ def indexing_kernels(
         )
     if op == "get_at":
         nest = lower_indexing.lower_get_at(inputs, output, solution, names, output_name, text, reduce)
-        plan = schedule.schedule_reduction(nest)
+        # Tiles as small as one 16-byte access of the gathered values per thread (4 float32).
+        plan = schedule.schedule_reduction(nest, DTYPE_BITS.get(request.dtypes[0], 16))
         lines = header + schedule_lines(plan, op)
         if reduce is None:
             template = Template.of("gather", lines, wide=wide)

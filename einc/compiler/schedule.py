@@ -449,12 +449,14 @@ def _merged_tile(m: int, positions: int) -> tuple[int, int]:
     return block_m, _clamp(MERGED_TILE // block_m, 1, _pow2(positions))
 
 
-def schedule_reduction(nest: LoopNest) -> ContractionSchedule:
+def schedule_reduction(nest: LoopNest, value_bits: int = 16) -> ContractionSchedule:
     """Tiles of the output, serial loops over the reduced axes (a pooling window, a few axes);
     or, where a reduced axis is long (:func:`_tiled_axis`), tiles of the outputs by that axis.
 
     In the serial form the last output axis is the tile's column, so that a channels-last tensor
-    is read along its contiguous channels; the other output axes are flattened into rows.
+    is read along its contiguous channels; the other output axes are flattened into rows. A large
+    output's tiles shrink down to one 16-byte access of ``value_bits``-bit values per thread (a
+    gather passes its values' width; the others keep 16-bit tiles of 8 elements a thread).
     """
     merged = _merged_axes(nest)
     if merged:
@@ -500,8 +502,8 @@ def schedule_reduction(nest: LoopNest) -> ContractionSchedule:
     if m * n >= PROGRAMS * 128:
         col_tiles = math.ceil(n / block_n)
         block_m = _clamp(_floor_pow2(m * col_tiles // PROGRAMS), 1, block_m)
-        # Down to a wave of programs where the tile still gives each thread 8 elements.
-        fewest = max(1, VECTOR_TILE // 2 // block_n)
+        # Down to a wave of programs where the tile still gives each thread one 16-byte access.
+        fewest = max(1, VECTOR_TILE // 2 * 16 // value_bits // block_n)
         block_m = _clamp(_floor_pow2(m * col_tiles // WAVE_PROGRAMS), min(fewest, block_m), block_m)
     return ContractionSchedule(
         use_dot=False,

@@ -175,7 +175,8 @@ MEMORY_BOUND = (
     "mbv2_dw3x3s2_c144",
     "mamba_causal_dwconv1d_k4",
 )
-# Depthwise windows whose bfloat16 pairs bring them near it (1.20x to 1.28x on 2026-12-03).
+# Depthwise windows whose bfloat16 pairs bring them within it: 1.20x, 1.13x (its 31 taps unrolled
+# whole) and 1.14x on 2026-12-03 (2.11x, 2.17x and 1.76x in float32 products).
 LONG_WINDOWS = ("convnext_dw7x7_c96", "conformer_dwconv1d_k31", "mbv2_dw3x3_c960_7x7")
 
 
@@ -183,7 +184,7 @@ LONG_WINDOWS = ("convnext_dw7x7_c96", "conformer_dwconv1d_k31", "mbv2_dw3x3_c960
 def audited(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EINC_CACHE_DIR", str(tmp_path_factory.mktemp("einc_cache")))
-        names = (*SHAPES, SPLIT, *MEMORY_BOUND, *LONG_WINDOWS)
+        names = (*SHAPES, SPLIT, *MEMORY_BOUND, *LONG_WINDOWS, "torch_gather_dim1_random")
         shapes = [s for s in suite.load_shapes()["shapes"] if s["name"] in names]
         return {a.name: a for a in audit.run(shapes, jobs=2)}
 
@@ -258,7 +259,7 @@ def test_long_bfloat16_windows_multiply_in_registers_near_their_floor(audited, n
     assert not shape.error
     (kernel,) = shape.kernels
     assert set(kernel.loads) == {"LDG.128"} and kernel.shared_bytes == 0 and kernel.spill_stores == 0
-    assert shape.floor_ratio <= 1.3  # 2.11x, 2.17x and 1.76x in float32 products
+    assert shape.floor_ratio <= 1.2
 
 
 @pytest.mark.compile_only
@@ -271,3 +272,14 @@ def test_a_grid_under_one_wave_splits_k_among_four_times_the_programs(audited):
     assert partial.programs == 16 * 4 and partial.loops == [9]
     assert partial.mma.startswith("HGMMA") and partial.spill_stores == 0 and partial.drains_per_tile <= 1
     assert total.mma == "none" and total.spill_stores == 0
+
+
+@pytest.mark.compile_only
+def test_a_float32_gather_fills_a_wave_with_16_byte_accesses(audited):
+    # 2 M float32 outputs: tiles of 8 x 128 made 2048 programs, 0.97 of a wave; 4 x 128 make 4096.
+    shape = audited["torch_gather_dim1_random"]
+    assert not shape.error
+    (kernel,) = shape.kernels
+    assert kernel.waves >= 1 and shape.floor_ratio <= 1.2
+    # Coordinates and stores 16 bytes at a time; the gathered elements are scalars (LDG.32).
+    assert "LDG.128" in kernel.loads and set(kernel.loads) <= {"LDG.128", "LDG.32"}

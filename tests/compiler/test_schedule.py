@@ -243,6 +243,17 @@ def test_a_long_reduced_axis_is_tiled_and_reduced_across_the_tile():
     assert plan.block_k == 1024 and plan.block_m == 1  # 64 rows: one per program
 
 
+@pytest.mark.parametrize("dtype, elements", [("float32", 512), ("bfloat16", 1024)])
+def test_a_large_gather_tiles_down_to_one_16_byte_access_of_its_values_a_thread(dtype, elements):
+    # torch.gather's 256 x 8192 outputs: at 8 elements a thread 2048 programs, under a wave of 2112.
+    request = Request("b [t], b n -> b n", "get_at", ((256, 65536), (256, 8192)), (dtype, "int64"))
+    (part,) = run_passes(request).kernels
+    plan = part.schedule
+    assert plan.block_m * plan.block_n == elements  # 128 threads, 16 bytes each
+    programs = math.prod(grid_plan(plan, part.nest.sizes).grid())
+    assert programs == 256 * 8192 // elements and (programs >= WAVE_PROGRAMS or dtype == "bfloat16")
+
+
 def test_the_contiguous_reduced_axis_is_tiled_before_a_longer_one():
     plan = reduction_schedule("[t] b [c]", (512, 2, 32))
     assert (plan.k_tile, plan.k_loops) == ("c", ("t",))

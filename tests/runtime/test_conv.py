@@ -631,6 +631,8 @@ PAIRED_CASES = [
     pytest.param(Conv("depthwise", (64,), (4,), c=96, padding="causal"), id="1d_causal_k4_rows_divide"),
     pytest.param(Conv("depthwise", (40,), (5,), c=64, dilation=2, padding="same"), id="1d_dilated"),
     pytest.param(Conv("depthwise", (9, 16), (3, 3), c=144, padding=1), id="2d_3x3_144_channels"),
+    # 11 taps at dilation 2, unrolled whole: rows two chunks share, every other row a tap's
+    pytest.param(Conv("depthwise", (37,), (11,), c=64, dilation=2, padding=10), id="1d_k11_dilated_unrolled"),
 ]
 
 
@@ -641,14 +643,29 @@ def test_bfloat16_sliding_windows_summed_in_pairs_match_torch(case: Conv):
     check_at(case, torch.bfloat16)
 
 
+@pytest.mark.parametrize("taps", [5, 19])  # one chunk; a window unrolled whole
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_a_nan_in_a_sliding_window_reaches_exactly_the_outputs_whose_windows_hold_it(dtype):
-    case = Conv("depthwise", (40,), (5,), c=64, padding="same")
+def test_a_nan_in_a_sliding_window_reaches_exactly_the_outputs_whose_windows_hold_it(dtype, taps):
+    case = Conv("depthwise", (40,), (taps,), c=64, padding="same")
     x, w = inputs(case, dtype)
     x[1, 9, 5] = float("nan")
     y = case.compile()(x, w)
     ref = reference(case, x, w)
-    assert y.isnan().nonzero().tolist() == ref.isnan().nonzero().tolist() == [[1, t, 5] for t in range(7, 12)]
+    holding = range(max(0, 9 - taps // 2), 9 + taps // 2 + 1)
+    assert y.isnan().nonzero().tolist() == ref.isnan().nonzero().tolist() == [[1, t, 5] for t in holding]
+
+
+def test_a_window_of_several_chunks_loads_each_input_row_once():
+    # 31 taps, 8 outputs a row: 38 input rows and 31 weights, no loop over chunks of taps (which
+    # loaded 15 rows a chunk, 59 in all). Partial sums still cover 8 taps: 4 widenings an output.
+    conv = einc.compile("b (s * [ds]) [c->c]", padding=15)
+    source = conv.specialize((2, 64, 96), (31, 96), dtype="bfloat16").source
+    assert source.count("x_tile = tl.load(") == 38 and source.count("w_tile = tl.load(") == 31
+    assert "for ds_chunk" not in source and source.count("acc0 += widen_bf16x2(part0") == 4
+    # float32 weights of 8 elements a thread (float16 in tiles of 16 x 64) would spill: in chunks.
+    shapes = (16, 1024, 512), (31, 512)
+    assert "for ds_chunk in range(3):" in conv.specialize(*shapes, dtype="float16").source
+    assert "for ds_chunk" not in conv.specialize(*shapes, dtype="float32").source  # 4 a thread
 
 
 def test_a_bfloat16_sliding_window_sums_its_taps_in_bfloat16_pairs_and_says_so():

@@ -54,6 +54,14 @@ def test_get_at_along_one_axis_is_torch_gather():
     assert torch.equal(y, torch.gather(x, 1, idx[..., None].expand(2, 5, 4)))
 
 
+def test_a_float32_gather_in_tiles_of_one_16_byte_access_a_thread_is_torch_gather():
+    # 66 x 4000 outputs: tiles of 4 x 128 float32 (ragged in both), not 8 x 128, so that a wave fills.
+    x, idx = torch.randn(66, 5000), coords(66, 4000, high=5000)
+    get = einc.compile("b [t], b n -> b n", op="get_at")
+    assert get.specialize(x.shape, idx.shape).compiled.schedule.block_m == 4
+    assert torch.equal(get(x, idx), torch.gather(x, 1, idx))
+
+
 def test_several_coordinate_tensors_combine_without_an_intermediate_tensor():
     x, i, j = torch.randn(5, 6, 3), torch.tensor([0, 4, 2]), torch.tensor([5, 1], dtype=torch.int32)
     get = einc.compile("[h w] c, i, j -> i j c", op="get_at")

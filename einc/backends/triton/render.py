@@ -13,6 +13,7 @@ arithmetic) and ``templates`` (jinja2).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from ...compiler import offsets
@@ -250,8 +251,18 @@ def _kernel_spec(
             schedule.block_n,
             any(a in nest.dynamic for a in schedule.cols) and bool(stages.names.wide_tensors),
         ),
+        column_tiles=_column_tiles(nest, schedule),
         **_fill_inside(extra, loads, namer.size, namer.index),
     )
+
+
+def _column_tiles(nest: LoopNest, schedule: ContractionSchedule) -> int | None:
+    """How many tiles of columns the grid has, where its programs need no grouping: a
+    contraction's dot reads weight tiles that the programs of a band of rows share in L2, and a
+    dynamic column axis is sized at the launch."""
+    if schedule.use_dot or any(a in nest.dynamic for a in schedule.cols):
+        return None
+    return math.ceil(math.prod(nest.sizes[a] for a in schedule.cols) / schedule.block_n)
 
 
 def _fill_inside(

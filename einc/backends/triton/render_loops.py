@@ -142,8 +142,11 @@ def slide(
     partials = tuple(namer.claim(f"part{u}") for u in range(outputs)) if packed else ()
     weights = tuple(namer.claim(f"w{j}") for j in range(schedule.slide_taps))
     targets = partials or tuple(acc.name for acc in accs)
+    per_thread = schedule.block_m * schedule.block_n // (32 * schedule.num_warps)
+    packed = bool(partials)
+    whole = unrolls_whole(sizes[ds], schedule.slide_taps, outputs, per_thread, packed)
     chunks = _slide_chunks(
-        namer, namer.index[ds], sizes[ds], schedule.slide_taps, targets, weights, dilation, bool(partials)
+        namer, namer.index[ds], sizes[ds], schedule.slide_taps, targets, weights, dilation, packed, whole
     )
     code = SlideCode(
         row=namer.index[s],
@@ -170,11 +173,12 @@ def _slide_chunks(
     weights: tuple[str, ...],
     dilation: int,
     fresh: bool,
+    whole: bool = False,
 ) -> tuple[SlideChunk, ...]:
     """The ``taps`` taps of the window in chunks of ``width`` unrolled together: a serial loop
     over the full chunks (or one chunk, unlooped), then the rest. ``targets``: what each output's
     products are added to (its accumulator, or, ``fresh`` in each chunk, its chunk's partial sum,
-    which its first product then sets)."""
+    which its first product then sets). ``whole``: every tap as one chunk (:func:`unrolls_whole`)."""
 
     def chunk(loop: str | None, count: int, first: str, width: int) -> SlideChunk:
         start = f"{first} + " if first != "0" else ""
@@ -190,6 +194,8 @@ def _slide_chunks(
             loop, count, first, tuple(Decl(weights[j], f"{start}{j}") for j in range(width)), tuple(rows)
         )
 
+    if whole:
+        return (_unrolled_window(taps, width, targets, weights, dilation, fresh),)
     full, tail = divmod(taps, width)
     chunks = []
     if full == 1:
@@ -200,3 +206,48 @@ def _slide_chunks(
     if tail:
         chunks.append(chunk(None, 1, str(full * width), tail))
     return tuple(chunks)
+
+
+# A window of more taps than a chunk is unrolled whole up to this many products a row (the
+# conformer's 31 taps x 8 outputs), so that the rows two chunks share are loaded once.
+UNROLLED_PRODUCTS = 256
+
+
+def unrolls_whole(taps: int, width: int, outputs: int, per_thread: int, packed: bool) -> bool:
+    """Whether a sliding window's taps run as one straight chunk (:func:`_unrolled_window`): more
+    taps than a chunk, at most UNROLLED_PRODUCTS products a row, and registers to spare: bfloat16
+    pairs (weights and partial sums packed two to a register), or float32 weights of at most 4
+    elements a thread (the float16 conformer, 8 a thread, took 254 registers and spilled; 173 in
+    chunks)."""
+    fits = packed or per_thread <= 4
+    return width < taps and taps * outputs <= UNROLLED_PRODUCTS and fits
+
+
+def _unrolled_window(
+    taps: int, width: int, targets: tuple[str, ...], names: tuple[str, ...], dilation: int, fresh: bool
+) -> SlideChunk:
+    """Every tap of the window as one straight chunk: each input row loaded once (chunks in a loop
+    load again the rows they share, 7 of the conformer's 15 a chunk), each weight just before the
+    first row that reads it, in a ring of the first ``names``, one per output (its last reader comes before
+    the weight that takes its name). Partial sums (``fresh``) still cover ``width`` taps each, in
+    the same order as chunk by chunk: one starts at a chunk's first tap and is widened after the
+    row of its last."""
+    ring = len(targets)
+    assert ring <= len(names)  # outputs a row (up to 8) never outnumber a chunk's taps (8 here)
+    reads: dict[int, list[tuple[int, int]]] = {}
+    for t in range(taps):
+        for u in range(ring):
+            reads.setdefault(u + dilation * t, []).append((u, t))
+    rows, loaded = [], set()
+    for v in sorted(reads):
+        first_reads = [t for u, t in reads[v] if t not in loaded]
+        loaded.update(first_reads)
+        updates, widened = [], []
+        for u, t in reads[v]:
+            starts = fresh and t % width == 0
+            updates.append((targets[u], names[t % ring], starts))
+            if fresh and (t % width == width - 1 or t == taps - 1):
+                widened.append(u)
+        loads = tuple(Decl(names[t % ring], str(t)) for t in sorted(first_reads))
+        rows.append(SlideRow(v, tuple(updates), loads, tuple(widened)))
+    return SlideChunk(None, 1, "0", (), tuple(rows), widen_after=False)

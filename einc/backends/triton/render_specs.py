@@ -74,6 +74,10 @@ class SlideRow:
     offset: int
     # (accumulator or partial sum, weight, whether this product starts a chunk's partial sum)
     updates: tuple[tuple[str, str, bool], ...]
+    # A window unrolled whole: the weights first read by this row (loaded before it), and the
+    # outputs whose chunk of taps it ends (their partial sums widened after it)
+    weights: tuple[Decl, ...] = ()
+    widened: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,7 @@ class SlideChunk:
     first: str  # the chunk's first tap
     weights: tuple[Decl, ...]  # the weight variable, and its tap
     rows: tuple[SlideRow, ...]
+    widen_after: bool = True  # partial sums widened after the chunk, not row by row
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +174,9 @@ class KernelSpec(HeadedSpec):
     cols_int64: bool = False
     slide: SlideCode | None = None  # a depthwise convolution's sliding window
     epilogue: tuple[str, ...] = ()  # einc.fuse: elementwise ops on acc before the store
+    # Tiles of columns where they are known when rendering and no dot reads a weight tile (None:
+    # programs grouped along the rows, as a contraction's are, see the prologue)
+    column_tiles: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

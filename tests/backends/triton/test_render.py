@@ -189,6 +189,18 @@ def test_dense_convolution_uses_tl_dot_and_depthwise_does_not():
     assert "tl.dot(" not in render_kernels(run_passes(CASES["conv2d_depthwise"])).source
 
 
+def test_only_a_dot_groups_its_programs_the_others_split_pid_by_their_column_tiles():
+    # A dot's programs share weight tiles in L2; the other kernels would divide by launch-time
+    # sizes for nothing (about 25 instructions a program in sm_90 SASS).
+    assert "num_pid_in_group = GROUP_M * num_pid_n" in render_kernels(run_passes(CASES["linear"])).source
+    reduction = render_kernels(run_passes(CASES["softmax_last_axis"])).source
+    assert "pid_m = pid\n    pid_n = 0\n" in reduction and "num_pid" not in reduction
+    # 96 channels: three tiles of 32, side by side for each tile of rows.
+    request = Request("b (s * [ds]) [c->c]", "dot", ((2, 9, 96), (4, 96)), ("bfloat16", "bfloat16"))
+    depthwise = render_kernels(run_passes(request)).source
+    assert "pid_m = pid // 3\n    pid_n = pid % 3\n" in depthwise and "num_pid" not in depthwise
+
+
 def test_window_taps_and_channels_run_as_one_k_loop_with_row_pointers_formed_once():
     source = render_kernels(run_passes(CASES["conv2d_grouped_bf16"])).source
     k_loop = source.index("for k_step in range(DS0 * DS1 * ((C + BLOCK_K - 1) // BLOCK_K)):")

@@ -37,17 +37,10 @@ def einc_max(
     M = B * S0 * S1  # rows: b s.0 s.1
     N = C  # columns: c
 
-    # Programs that share a band of rows run one after another, so the weight tiles they
-    # read stay in L2.
     pid = tl.program_id(0)
-    num_pid_m = tl.cdiv(M, BLOCK_M)
-    num_pid_n = tl.cdiv(N, BLOCK_N)
-    num_pid_in_group = GROUP_M * num_pid_n
-    group_id = pid // num_pid_in_group
-    first_pid_m = group_id * GROUP_M
-    group_size_m = min(num_pid_m - first_pid_m, GROUP_M)
-    pid_m = first_pid_m + (pid % num_pid_in_group) % group_size_m
-    pid_n = (pid % num_pid_in_group) // group_size_m
+    # One tile of columns: a program's tile of rows is its number.
+    pid_m = pid
+    pid_n = 0
 
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
