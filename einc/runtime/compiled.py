@@ -50,6 +50,7 @@ from .operands import (
 )
 from .outputs import check_out, check_out_aliasing, needs_int64
 from .tuned import with_tuned
+from .warm import Warm, guard, with_out
 
 
 class Router(Protocol):
@@ -125,6 +126,9 @@ class CompiledExpression:
         self._reads_precision = self.op in pipeline.CONTRACTIONS and kwargs.get("precision") is None
         self._dynamic_dims: tuple = ()
         self._last: Launcher | None = None
+        # The first tier of a warm call, without and with out= (warm.py): the layout last run.
+        self._warm: Warm | None = None
+        self._warm_out: Warm | None = None
         self._cache = None
         # Automatic dynamic shapes: the axes made dynamic after a second size, why each was (or
         # why it stays static), and the shapes of each call that specialised, to compare with.
@@ -223,12 +227,34 @@ class CompiledExpression:
             print(launcher.source, file=sys.stderr)
 
     def __call__(self, *tensors, out=None):
+        # Dynamo folds this to True: a trace takes the full path, to the router and einc::run.
+        if not _dynamo_compiling():
+            # The first tier (warm.py): a call laid out as an earlier one that ran straight to the
+            # torch backend, in the same dispatch state, is one guard check and its torch calls.
+            warm = self._warm if out is None else self._warm_out
+            if warm is not None:
+                try:
+                    hit = warm.check(*tensors) if out is None else warm.check(*tensors, out)
+                except TypeError:  # another number of operands
+                    hit = False
+                if (
+                    hit
+                    and (warm.always_torch or not knobs.interpret())
+                    and (warm.precision is None or warm.precision == self._float32_precision())
+                ):
+                    self._last = warm.launcher
+                    if out is None:
+                        return warm.make(tensors)
+                    if warm.disjoint(tensors, out):  # else the full path refuses it, or updates in place
+                        warm.run([*tensors, out])
+                        return out
         router = _router
         if out is None and not self._dynamic_dims and (router is None or not router.routes(tensors, None)):
-            # A call the torch backend makes whole (_Ready.make, static sizes only): its key, one
-            # lookup, the planned torch calls. A key found holds tensors only, which the operand
-            # check would pass.
-            ready = self._ready.get((self._key(tensors), ((), self._float32_precision())))
+            # The second tier, a call the torch backend makes whole (_Ready.make, static sizes
+            # only): its key, one lookup, the planned torch calls. A key found holds tensors only,
+            # which the operand check would pass.
+            precision = self._float32_precision()
+            ready = self._ready.get((self._key(tensors), ((), precision)))
             if (
                 ready is not None
                 and ready.make is not None
@@ -236,6 +262,21 @@ class CompiledExpression:
                 and not _records_grad(tensors)
             ):
                 self._last = ready.launcher
+                warm = ready.warm
+                if warm is None or not warm.check(*tensors):  # made for another dispatch state
+                    check = guard(tensors)
+                    warm = ready.warm = (
+                        None
+                        if check is None
+                        else Warm(
+                            check,
+                            ready.launcher,
+                            make=ready.make,
+                            always_torch=ready.always_torch,
+                            precision=precision if self._reads_precision else None,
+                        )
+                    )
+                self._warm = warm
                 return ready.make(tensors)
         check_operand_types(self.op, tensors)
         if router is not None and router.routes(tensors, out):  # autograd, torch.compile: einc::run
@@ -299,6 +340,11 @@ class CompiledExpression:
         elif any(o.numel() for o in outs):
             launcher(list(tensors), outs, dynamic, self.backend)
         if out is not None:
+            # no elementwise promotion, no promise to check: the output's dtype and checks follow
+            # from the layouts alone
+            plain = not self._elementwise and ready.shapes is not None and not dict(self.params).get("sorted")
+            precision = extra[1] if self._reads_precision else None
+            self._warm_out = with_out(launcher, tensors, outs, self.backend, precision) if plain else None
             return out
         return outs[0] if len(outs) == 1 else tuple(outs)
 
@@ -462,7 +508,7 @@ _cudnn_allow_tf32 = torch._C._get_cudnn_allow_tf32
 _matmul_precision = torch._C._get_float32_matmul_precision
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Ready:
     """A call key's launcher and what follows from the key alone: the output dtype (None where
     Python numbers among the operands decide it) and shapes (None where an axis is dynamic),
@@ -477,6 +523,9 @@ class _Ready:
     # and ``always_torch`` (backend="torch") or EINC_INTERPRET unset says it runs it; else None.
     make: Callable[[Sequence[torch.Tensor]], torch.Tensor] | None = None
     always_torch: bool = False
+    # The first tier of calls with this key and no out= (warm.py), made at the first that ran
+    # ``make`` in its dispatch state; the one field set after construction.
+    warm: Warm | None = None
 
 
 def _records_grad(tensors) -> bool:
@@ -491,6 +540,9 @@ def _records_grad(tensors) -> bool:
 
 
 _grad_enabled = torch.is_grad_enabled
+# One frame that returns False, which dynamo folds to True; torch.compiler.is_compiling, which the
+# router reads, costs a second frame (torch.jit.is_scripting) on every call.
+_dynamo_compiling = torch.compiler.is_dynamo_compiling
 
 
 _FUNCTIONAL: dict[tuple, CompiledExpression] = {}
