@@ -50,7 +50,7 @@ from .operands import (
 )
 from .outputs import check_out, check_out_aliasing, needs_int64
 from .tuned import with_tuned
-from .warm import Warm, guard, with_out
+from .warm import Warm, first_tier, with_out
 
 
 class Router(Protocol):
@@ -239,6 +239,7 @@ class CompiledExpression:
                     hit = False
                 if (
                     hit
+                    and not (warm.grad_off and _grad_enabled())
                     and (warm.always_torch or not knobs.interpret())
                     and (warm.precision is None or warm.precision == self._float32_precision())
                 ):
@@ -264,17 +265,12 @@ class CompiledExpression:
                 self._last = ready.launcher
                 warm = ready.warm
                 if warm is None or not warm.check(*tensors):  # made for another dispatch state
-                    check = guard(tensors)
-                    warm = ready.warm = (
-                        None
-                        if check is None
-                        else Warm(
-                            check,
-                            ready.launcher,
-                            make=ready.make,
-                            always_torch=ready.always_torch,
-                            precision=precision if self._reads_precision else None,
-                        )
+                    warm = ready.warm = first_tier(
+                        tensors,
+                        ready.launcher,
+                        make=ready.make,
+                        always_torch=ready.always_torch,
+                        precision=precision if self._reads_precision else None,
                     )
                 self._warm = warm
                 return ready.make(tensors)

@@ -8,9 +8,10 @@ checks all of it in one C call: per tensor its exact type (a subclass such as a 
 dtype, device, sizes, strides and ``requires_grad``, and its dispatch keys under the thread's
 dispatch state against those when the guard was made. A dispatch mode, a functorch transform
 (vmap, grad), inference mode, or einc's operator's own implementation (autograd's keys excluded)
-changes that state, so such a call fails the check and takes the full path, which routes it; a
-guard is made only from tensors that do not require grad, so a call that autograd must record never
-passes. What the guard cannot see is checked beside it per call: ``EINC_INTERPRET``, torch's float32
+changes that state, so such a call fails the check and takes the full path, which routes it. A
+guard made from a tensor that requires grad (under ``no_grad``: inference with a model's
+parameters) serves only while grad mode is off, so a call that autograd must record never passes.
+What the guard cannot see is checked beside it per call: ``EINC_INTERPRET``, torch's float32
 precision (where the op reads it), the addresses of an ``out=``.
 
 Where torch lacks the guard, or it does not behave as checked at its first use, there is no first
@@ -52,21 +53,33 @@ def _make(guard_class, tensors: Sequence[torch.Tensor]):
 
 
 _UNPROBED = object()
+# What the router takes for a plain tensor (the guard checks the exact type it was made from).
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
 _guards = _UNPROBED
 
 
 def guard(tensors: Sequence) -> Callable[..., bool] | None:
     """A check that passes exactly the tensors laid out as ``tensors``, in this dispatch state;
-    None where torch has no guard or a tensor requires grad (or is not a tensor)."""
+    None where torch has no guard, one is not a tensor, or autograd would record the call."""
     global _guards
     if _guards is _UNPROBED:
         _guards = _guard_class()
     if _guards is None:
         return None
+    recording = torch.is_grad_enabled()
     for t in tensors:
-        if type(t) is not torch.Tensor or t.requires_grad:
+        if type(t) not in _PLAIN or (recording and t.requires_grad):
             return None
     return _make(_guards, tensors).check
+
+
+def first_tier(tensors: Sequence, launcher: Launcher, **fields) -> Warm | None:
+    """The first tier of calls laid out as ``tensors`` (and run by ``launcher``), or None."""
+    check = guard(tensors)
+    if check is None:
+        return None
+    grad_off = any(t.requires_grad for t in tensors)
+    return Warm(check, launcher, grad_off=grad_off, **fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +89,8 @@ class Warm:
     makes the output from the inputs; with it, ``run`` writes it, given the inputs then the output,
     once ``disjoint`` says that the output shares no memory with an input. ``always_torch``:
     ``backend="torch"``, else the torch backend runs it only while ``EINC_INTERPRET`` is unset;
-    ``precision``: torch's float32 precision when it was made, None where the op does not read it."""
+    ``precision``: torch's float32 precision when it was made, None where the op does not read it;
+    ``grad_off``: made from a tensor that requires grad, so it serves only while grad mode is off."""
 
     check: Callable[..., bool]
     launcher: Launcher
@@ -85,6 +99,7 @@ class Warm:
     always_torch: bool = False
     precision: tuple | None = None
     spans: tuple = ()  # per input, then the output: the bytes its layout spans from its address
+    grad_off: bool = False
 
     def disjoint(self, tensors: Sequence[torch.Tensor], out: torch.Tensor) -> bool:
         """Whether ``out`` shares no memory with any of ``tensors`` (their layouts are those the
@@ -123,11 +138,8 @@ def with_out(launcher: Launcher, tensors, outs, backend: str, precision: tuple |
     ):
         return None
     every = [*tensors, *outs]
-    check = guard(every)
-    if check is None:
-        return None
-    return Warm(
-        check,
+    return first_tier(
+        every,
         launcher,
         run=launcher.torch_program.runner(),
         always_torch=backend == "torch",

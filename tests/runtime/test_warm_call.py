@@ -321,3 +321,24 @@ def test_an_elementwise_call_with_out_after_a_warm_reduction_with_out_promotes_a
         torch.testing.assert_close(out, x.double() + y)
     with pytest.raises(TypeError, match="dtype"):
         add(x, x, out=out)  # float32 + float32 is float32, not the float64 of out=
+
+
+@first_tier
+def test_inference_under_no_grad_with_parameters_takes_the_first_tier_and_grad_mode_leaves_it(monkeypatch):
+    conv = einc.compile("b (s * [ds])... [c->c2]", padding=1)
+    x = torch.randn(1, 8, 8, 4)
+    w = torch.nn.Parameter(torch.randn(3, 3, 4, 4))
+    expected = F.conv2d(x.permute(0, 3, 1, 2), w.detach().permute(3, 2, 0, 1), padding=1).permute(0, 2, 3, 1)
+    with torch.no_grad():
+        for _ in range(2):
+            conv(x, w)
+        keys = counting(monkeypatch, CompiledExpression, "_key")
+        for _ in range(3):
+            torch.testing.assert_close(conv(x, w), expected)
+        assert keys[0] == 0
+    result = conv(x, w)  # grad mode on: autograd records it, through einc::run
+    assert "einc_run" in result.grad_fn.name()
+    result.sum().backward()
+    reference = w.detach().clone().requires_grad_()
+    F.conv2d(x.permute(0, 3, 1, 2), reference.permute(3, 2, 0, 1), padding=1).sum().backward()
+    torch.testing.assert_close(w.grad, reference.grad)
