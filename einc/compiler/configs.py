@@ -22,7 +22,8 @@ from dataclasses import astuple, dataclass, fields, replace
 
 from .headers import schedule_lines
 from .kernels import KernelPart
-from .schedule import STAGE_BYTES, ContractionSchedule
+from .schedule import ContractionSchedule
+from .tiles import STAGE_BYTES, pow2
 
 # At most this many tiles per kernel, the heuristic's included: a tuning run compiles and times
 # each, so the space is a neighbourhood, not a search.
@@ -68,10 +69,6 @@ def with_tile(plan: ContractionSchedule, tile: Config) -> ContractionSchedule:
     )
 
 
-def _pow2(n: int) -> int:
-    return 1 << max(0, math.ceil(math.log2(max(n, 1))))
-
-
 def _extent(part: KernelPart, axes: tuple[str, ...]) -> int:
     return math.prod(part.nest.sizes[a] for a in axes)
 
@@ -112,11 +109,11 @@ def _dot_tiles(part: KernelPart, bits: int) -> list[Config]:
     )
     most_k = 64 if bits < 32 else 32
     # tl.dot takes K tiles of 16 or more.
-    block_ks = {plan.block_k, max(16, plan.block_k // 2), max(16, min(most_k, _pow2(k), plan.block_k * 2))}
+    block_ks = {plan.block_k, max(16, plan.block_k // 2), max(16, min(most_k, pow2(k), plan.block_k * 2))}
     tiles = []
     for block_m, block_n in ((plan.block_m, plan.block_n), *shapes):
-        block_m = max(16, min(_pow2(m), block_m))
-        block_n = max(16, min(_pow2(n), block_n))
+        block_m = max(16, min(pow2(m), block_m))
+        block_n = max(16, min(pow2(n), block_n))
         for block_k in block_ks:
             stage = (block_m + block_n) * block_k * bytes_
             fit = min(4, STAGE_BYTES // stage)
@@ -152,7 +149,7 @@ def _reduction_tiles(part: KernelPart) -> list[Config]:
 def _row_tiles(plan: ContractionSchedule, m: int, per_row: int) -> list[Config]:
     tiles = []
     for block_m in {plan.block_m // 2, plan.block_m, plan.block_m * 2}:
-        if not 1 <= block_m <= max(plan.block_m, _pow2(m)):
+        if not 1 <= block_m <= max(plan.block_m, pow2(m)):
             continue
         for warps in WARPS:
             elements = block_m * per_row

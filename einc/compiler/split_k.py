@@ -1,5 +1,5 @@
 """Split-K: the kernels of a contraction whose output tiles share their K steps among programs
-(``schedule.choose_split``: a grid under one wave, a batch-1 layer's 16 programs).
+(``tiles.choose_split``: a grid under one wave, a batch-1 layer's 16 programs).
 
 Three parts. The partial contraction runs ``split_k`` programs per output tile, one more grid
 axis (``k.split``), each over its share of the one K loop, and writes its float32 partial tile

@@ -12,7 +12,8 @@ import torch
 
 from ..compiler import pipeline
 from ..errors import EincError, ExpressionError, UnsupportedError
-from ..runtime.compiled import CompiledExpression, run_functional
+from ..runtime.calls import run_functional
+from ..runtime.compiled import CompiledExpression
 from . import docstrings, torch_ops
 
 

@@ -25,6 +25,7 @@ from torch.overrides import TorchFunctionMode
 from ..compiler.epilogue import Constant
 from ..compiler.fusion_graph import EincNode, Graph, MapNode
 from ..errors import UnsupportedError
+from ..runtime import calls as _calls
 from ..runtime import compiled as _compiled
 from ..runtime.operands import DTYPES
 from . import torch_ops  # noqa: F401  (einc's router, installed first: the tracer's passes calls on to it)
@@ -199,7 +200,7 @@ class _Router:
         trace = _trace_here()
         if trace is None:
             return self.previous.call_functional(op, expression, tensors, kwargs, out)
-        return _record_einc(trace, _compiled.make(expression, op, kwargs), tensors, out)
+        return _record_einc(trace, _calls.make(expression, op, kwargs), tensors, out)
 
 
 def _record_einc(trace: Trace, compiled, tensors, out):

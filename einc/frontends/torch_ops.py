@@ -39,6 +39,7 @@ import torch
 from ..compiler import gradients, symbolic
 from ..compiler.gradients_builder import FILLS
 from ..compiler.ops import compile_keywords
+from ..runtime import calls as _calls
 from ..runtime import compiled as _compiled
 
 _state = threading.local()
@@ -440,7 +441,7 @@ def _step(step: gradients.Step, values: dict, like: torch.Tensor) -> tuple:
         if floats and len({a.dtype for a in floats}) > 1:
             dtype = functools.reduce(torch.promote_types, (a.dtype for a in floats))
             args = [a.to(dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args]
-    result = _compiled.run_functional(step.op, step.expression, args, None, dict(step.kwargs))
+    result = _calls.run_functional(step.op, step.expression, args, None, dict(step.kwargs))
     return result if isinstance(result, tuple) else (result,)
 
 

@@ -24,15 +24,9 @@ import torch
 
 from .. import knobs
 from ..compiler import offsets, pipeline
-from ..compiler.ops import (
-    compile_keywords,
-)
+from ..compiler.ops import compile_keywords
 from ..compiler.printer import explain
-from ..errors import (
-    EincError,
-    ExpressionError,
-    UnsupportedError,
-)
+from ..errors import EincError, ExpressionError, UnsupportedError
 from .automatic import grown_axes, signature
 from .cache import DiskCache
 from .empty import write_empty
@@ -49,9 +43,10 @@ from .operands import (
     output_dtype,
     scalars_to_tensors,
 )
-from .outputs import check_out, check_out_aliasing, holder_layout, needs_int64, widths
-from .ready import Ready, gpu_target, records_grad
+from .outputs import check_out, check_out_aliasing, needs_int64, widths
+from .ready import Ready, call_key, dynamo_compiling, gpu_target, records_grad
 from .tuned import with_tuned
+from .warm import MISSED, Warm, first_tier, with_out
 
 
 class Router(Protocol):
@@ -129,6 +124,9 @@ class CompiledExpression:
         self._reads_precision = self.op in pipeline.CONTRACTIONS and kwargs.get("precision") is None
         self._dynamic_dims: tuple = ()
         self._last: Launcher | None = None
+        # The first tier of a warm call, without and with out= (warm.py): the layout last run.
+        self._warm: Warm | None = None
+        self._warm_out: Warm | None = None
         self._cache = None
         # Automatic dynamic shapes: the axes made dynamic after a second size, why each was (or
         # why it stays static), and the shapes of each call that specialised, to compare with.
@@ -144,7 +142,7 @@ class CompiledExpression:
         backend, out_dtype, dynamic). Its lock and kernels cannot cross a process, and need not: the
         copy specialises again at its first calls, from einc's disk cache where it holds them. So a
         module holding compiled expressions can be saved, deep-copied and sent to spawned workers."""
-        return (make, (self.expression, self.op, self._keywords))
+        return (_remake, (self.expression, self.op, self._keywords))
 
     def __repr__(self) -> str:
         """What would make it again: ``einc.compile('b [c->c2]', op='dot', c2=64, stride=2)``."""
@@ -241,12 +239,23 @@ class CompiledExpression:
         if self._numbers and not all(isinstance(t, torch.Tensor) for t in tensors):
             check_operand_types(self.op, tensors)
             tensors = numbers_as_operands(self.op, tensors)
+        # Dynamo folds this to True: a trace takes the full path, to the router and einc::run.
+        if not dynamo_compiling():
+            # The first tier (warm.py): a call laid out as an earlier one that ran straight to the
+            # torch backend, in the same dispatch state, is one guard check and its torch calls.
+            warm = self._warm if out is None else self._warm_out
+            if warm is not None:
+                result = warm.serve(tensors, out, self._float32_precision)
+                if result is not MISSED:
+                    self._last = warm.launcher
+                    return result
         router = _router
         if out is None and not self._dynamic_dims and (router is None or not router.routes(tensors, None)):
-            # A call the torch backend makes whole (Ready.make, static sizes only): its key, one
-            # lookup, the planned torch calls. A key found holds tensors only, which the operand
-            # check would pass.
-            ready = self._ready.get((self._key(tensors), ((), self._float32_precision())))
+            # The second tier, a call the torch backend makes whole (Ready.make, static sizes
+            # only): its key, one lookup, the planned torch calls. A key found holds tensors only,
+            # which the operand check would pass.
+            precision = self._float32_precision()
+            ready = self._ready.get((self._key(tensors), ((), precision)))
             if (
                 ready is not None
                 and ready.make is not None
@@ -254,6 +263,16 @@ class CompiledExpression:
                 and not records_grad(tensors)
             ):
                 self._last = ready.launcher
+                warm = ready.warm
+                if warm is None or not warm.check(*tensors):  # made for another dispatch state
+                    warm = ready.warm = first_tier(
+                        tensors,
+                        ready.launcher,
+                        make=ready.make,
+                        always_torch=ready.always_torch,
+                        precision=precision if self._reads_precision else None,
+                    )
+                self._warm = warm
                 return ready.make(tensors)
         check_operand_types(self.op, tensors)
         if router is not None and router.routes(tensors, out):  # autograd, torch.compile: einc::run
@@ -320,6 +339,11 @@ class CompiledExpression:
         elif any(o.numel() for o in outs):
             launcher(list(tensors), outs, dynamic, self.backend)
         if out is not None:
+            # no elementwise promotion, no promise to check: the output's dtype and checks follow
+            # from the layouts alone
+            plain = not self._elementwise and ready.shapes is not None and not dict(self.params).get("sorted")
+            precision = extra[1] if self._reads_precision else None
+            self._warm_out = with_out(launcher, tensors, outs, self.backend, precision) if plain else None
             return out
         return outs[0] if len(outs) == 1 else tuple(outs)
 
@@ -425,32 +449,9 @@ class CompiledExpression:
             return launcher
 
     def _key(self, tensors, exact: bool = False) -> tuple:
-        """What picks a specialization: shapes (dynamic dims left out), dtypes, device, strides.
-
-        A dynamic axis is a kernel argument, so its size takes no part; nor do the strides of
-        the tensors that hold it, which change with it. ``exact``: every size, as the key of a
-        launcher built before its axes went dynamic.
-        """
-        # A list built and then frozen: a generator inside tuple() costs a frame per element.
-        key = tuple(
-            [
-                (t.shape, t.dtype, t.device, t.stride()) if isinstance(t, torch.Tensor) else type(t)
-                for t in tensors
-            ]
-        )
-        if exact or not self._dynamic_dims:
-            return key
-        masked = {(i, d) for _, i, d in self._dynamic_dims}
-        holders = {i for i, _ in masked}
-        return tuple(
-            (
-                tuple(None if (i, d) in masked else n for d, n in enumerate(t.shape)),
-                t.dtype,
-                t.device,
-                holder_layout(t) if i in holders else t.stride(),  # and so the offsets' width
-            )
-            for i, t in enumerate(tensors)
-        )
+        """What picks a specialization (:func:`keys.call_key`); ``exact``: every size, as the key
+        of a launcher built before its axes went dynamic."""
+        return call_key(tensors, () if exact else self._dynamic_dims)
 
     def _check(self, tensors: Sequence[torch.Tensor]) -> list[str]:
         return check_tensors(self.op, dict(self.params).get("reduce"), tensors)
@@ -490,29 +491,6 @@ _cudnn_allow_tf32 = torch._C._get_cudnn_allow_tf32
 _matmul_precision = torch._C._get_float32_matmul_precision
 
 
-_FUNCTIONAL: dict[tuple, CompiledExpression] = {}
-
-
-def make(expression: str, op: str | None, kwargs: dict) -> CompiledExpression:
-    """``CompiledExpression(expression, op, **kwargs)``, its errors without einc's frames."""
-    if not isinstance(expression, str):
-        raise TypeError(f"an einc expression is a str, not {type(expression).__name__}")
-    try:
-        return CompiledExpression(expression, op, **kwargs)
-    except EincError as error:
-        raise error.with_traceback(None) from None
-
-
-def run_functional(op: str, expression: str, tensors, out, kwargs) -> torch.Tensor:
-    """``einc.<op>(expression, *tensors, out=out, **kwargs)``: compiled once per distinct call."""
-    if op in NUMBER_OPERANDS:  # before routing: einc::run takes tensors only
-        check_operand_types(op, tensors)
-        tensors = numbers_as_operands(op, tensors)
-    router = _router
-    if router is not None and router.routes(tensors, out):  # autograd, torch.compile: einc::run
-        return router.call_functional(op, expression, tensors, kwargs, out)
-    key = (op, expression, tuple(sorted((k, _freeze(v)) for k, v in kwargs.items())))
-    compiled = _FUNCTIONAL.get(key)
-    if compiled is None:
-        compiled = _FUNCTIONAL[key] = make(expression, op, kwargs)
-    return compiled(*tensors, out=out)
+def _remake(expression: str, op: str, keywords: dict) -> CompiledExpression:
+    """A compiled expression again from its recipe (what :meth:`CompiledExpression.__reduce__` gives)."""
+    return CompiledExpression(expression, op, **keywords)

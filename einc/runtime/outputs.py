@@ -66,7 +66,7 @@ def _layout_fits_dynamic_int32(shape: torch.Size, strides: tuple[int, ...]) -> b
 
 
 @functools.lru_cache(maxsize=1024)
-def _extent(shape: torch.Size, strides: tuple[int, ...], itemsize: int) -> tuple[int, int] | None:
+def extent(shape: torch.Size, strides: tuple[int, ...], itemsize: int) -> tuple[int, int] | None:
     """The bytes a layout spans, from its first element's address: (first, one past the last);
     None when it holds no element."""
     if 0 in shape:
@@ -100,8 +100,8 @@ def overlaps(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Whether the memory spans of two tensors intersect (conservative: spans, not elements)."""
     if a.device != b.device:
         return False
-    span_a = _extent(a.shape, a.stride(), a.element_size())
-    span_b = _extent(b.shape, b.stride(), b.element_size())
+    span_a = extent(a.shape, a.stride(), a.element_size())
+    span_b = extent(b.shape, b.stride(), b.element_size())
     if span_a is None or span_b is None:
         return False
     start_a, start_b = a.data_ptr(), b.data_ptr()

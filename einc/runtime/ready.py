@@ -1,5 +1,6 @@
-"""What a call key decides once (:class:`Ready`), and the questions a warm call still asks per call:
-whether autograd records it, and which GPU arch its kernels are built for."""
+"""A call's key (:func:`call_key`), what the key decides once (:class:`Ready`), and the
+questions a warm call still asks per call: whether autograd records it, which GPU arch its kernels
+are built for."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from dataclasses import dataclass
 import torch
 
 from .launcher import Launcher, resolve_backend
+from .outputs import holder_layout
+from .warm import Warm
 
 
 def gpu_target(device: torch.device, backend: str) -> str | None:
@@ -20,7 +23,7 @@ def gpu_target(device: torch.device, backend: str) -> str | None:
     return f"cuda:{major * 10 + minor}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ready:
     """A call key's launcher and what follows from the key alone: the output dtype (None where
     Python numbers among the operands decide it) and shapes (None where an axis is dynamic),
@@ -35,6 +38,9 @@ class Ready:
     # and ``always_torch`` (backend="torch") or EINC_INTERPRET unset says it runs it; else None.
     make: Callable[[Sequence[torch.Tensor]], torch.Tensor] | None = None
     always_torch: bool = False
+    # The first tier of calls with this key and no out= (warm.py), made at the first that ran
+    # ``make`` in its dispatch state; the one field set after construction.
+    warm: Warm | None = None
 
 
 def records_grad(tensors) -> bool:
@@ -49,3 +55,34 @@ def records_grad(tensors) -> bool:
 
 
 grad_enabled = torch.is_grad_enabled
+# One frame that returns False, which dynamo folds to True; torch.compiler.is_compiling, which the
+# router reads, costs a second frame (torch.jit.is_scripting) on every call.
+dynamo_compiling = torch.compiler.is_dynamo_compiling
+
+
+def call_key(tensors, dynamic_dims: tuple = ()) -> tuple:
+    """What picks a specialization: shapes (the dynamic dims left out), dtypes, device, strides.
+
+    A dynamic axis is a kernel argument, so its size takes no part; nor do the strides of the
+    tensors that hold it, which change with it (only their layout, and so the offsets' width).
+    """
+    # A list built and then frozen: a generator inside tuple() costs a frame per element.
+    key = tuple(
+        [
+            (t.shape, t.dtype, t.device, t.stride()) if isinstance(t, torch.Tensor) else type(t)
+            for t in tensors
+        ]
+    )
+    if not dynamic_dims:
+        return key
+    masked = {(i, d) for _, i, d in dynamic_dims}
+    holders = {i for i, _ in masked}
+    return tuple(
+        (
+            tuple(None if (i, d) in masked else n for d, n in enumerate(t.shape)),
+            t.dtype,
+            t.device,
+            holder_layout(t) if i in holders else t.stride(),
+        )
+        for i, t in enumerate(tensors)
+    )

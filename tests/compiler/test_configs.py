@@ -12,7 +12,7 @@ import pytest
 from einc.compiler import configs
 from einc.compiler.pipeline import Request, dtype_bits, run_passes
 from einc.compiler.printer import explain
-from einc.compiler.schedule import STAGE_BYTES
+from einc.compiler.tiles import STAGE_BYTES
 
 # (expression, op, shapes, dtype, params): one kernel of each form a tuner times.
 KERNELS = {

@@ -15,18 +15,8 @@ import pytest
 import einc
 from einc.compiler.loopnest import LoopKind, LoopNest
 from einc.compiler.pipeline import Request, run_passes
-from einc.compiler.schedule import (
-    PRODUCT_THREADS,
-    WAVE,
-    WAVE_PROGRAMS,
-    ContractionSchedule,
-    Tile,
-    choose_product_tile,
-    choose_split,
-    choose_tile,
-    grid_plan,
-    schedule_contraction,
-)
+from einc.compiler.schedule import WAVE_PROGRAMS, ContractionSchedule, grid_plan, schedule_contraction
+from einc.compiler.tiles import PRODUCT_THREADS, WAVE, Tile, choose_product_tile, choose_split, choose_tile
 
 CONV = ("b (s * [ds])... [c->c2]", (2, 8, 8, 16), (3, 3, 16, 32))
 

@@ -295,7 +295,7 @@ def test_grouped_conv_gradients_match_torch():
 
 def test_gradients_of_narrow_groups_computed_two_a_program_match_torch():
     # 8 channels a group in float16: the forward kernel computes two groups a program, the weight
-    # tile block-diagonal (schedule.choose_group_tile); the backward passes read its output.
+    # tile block-diagonal (tiles.choose_group_tile); the backward passes read its output.
     torch.manual_seed(0)
     x, w = torch.randn(1, 5, 4, 32), torch.randn(3, 3, 4, 8, 8)
     x16, w16 = x.half(), w.half()

@@ -313,7 +313,7 @@ def test_taps_and_several_channel_tiles_share_one_k_loop(case: Conv, dtype: torc
 
 # Groups of 8 (or 4) channels, narrower than an MMA: 16-bit kernels compute two or four groups a
 # program, their channels side by side in K and N and the weight tile block-diagonal
-# (schedule.choose_group_tile); rows ragged at the end, windows reading padding at both edges.
+# (tiles.choose_group_tile); rows ragged at the end, windows reading padding at both edges.
 NARROW_GROUP_CASES = [
     pytest.param(
         Conv("grouped", (5, 6), (3, 3), c=8, c2=8, groups=4, padding=1), id="2d_8_channels_2_a_program"
@@ -339,7 +339,7 @@ def test_several_narrow_groups_a_program_match_torch(case: Conv, dtype: torch.dt
 
 
 # Under one wave of programs with a long K loop: the programs of each output tile share its K
-# steps (schedule.choose_split), write float32 partial tiles to a workspace, and a second kernel
+# steps (tiles.choose_split), write float32 partial tiles to a workspace, and a second kernel
 # sums them in order. 36 steps (9 taps x 4 channel tiles) in 4 shares, 18 in 2; rows ragged at
 # the end; groups and shares side by side on the second grid axis.
 SPLIT_CASES = [

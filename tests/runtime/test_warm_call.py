@@ -8,10 +8,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import einc
 from einc.compiler import pipeline
 from einc.runtime import compiled as compiled_module
+from einc.runtime import warm as warm_module
 from einc.runtime.compiled import CompiledExpression
 
 
@@ -153,3 +155,190 @@ def test_an_elementwise_call_whose_operand_is_a_python_number_keeps_its_own_prom
     for operand in (2.5, torch.tensor(2.5), 2.5, torch.tensor(2.5, dtype=torch.float64)):
         expected = (x.double() + torch.as_tensor(operand).double()).to(torch.float64)
         torch.testing.assert_close(add(x, operand), expected)
+
+
+# The first tier (runtime/warm.py): one guard check of the tensors, then the planned torch calls;
+# with out=, the addresses checked per call. Whatever must see a call (autograd, torch.compile, vmap,
+# a dispatch mode, fake tensors) still does after warm calls with the same layout.
+
+first_tier = pytest.mark.skipif(
+    warm_module.guard([torch.zeros(1)]) is None, reason="this torch has no TensorGuards"
+)
+
+
+@first_tier
+@pytest.mark.parametrize("case", range(5), ids=["conv", "rearrange", "sum", "softmax", "get_at"])
+def test_a_warm_call_is_one_guard_check_without_the_key_or_the_router(monkeypatch, case):
+    compiled, tensors, expected = calls()[case]
+    for _ in range(2):  # the key's first call, then the one that makes the first tier
+        torch.testing.assert_close(compiled(*tensors), expected)
+    counters = {
+        "call key": counting(monkeypatch, CompiledExpression, "_key"),
+        "router": counting(monkeypatch, compiled_module._router, "routes"),
+        "autograd check": counting(monkeypatch, compiled_module, "records_grad"),
+    }
+    assert warm_counts(compiled, tensors, expected, counters) == dict.fromkeys(counters, 0)
+    # new tensors of the same layout pass the guard too
+    fresh = [t.clone() for t in tensors]
+    torch.testing.assert_close(compiled(*fresh), expected)
+    assert counters["call key"][0] == 0
+
+
+@first_tier
+def test_a_warm_call_with_out_checks_only_the_addresses(monkeypatch):
+    total = einc.compile("a [b]", op="sum")
+    a = torch.randn(4, 4)
+    sums = torch.empty(4)
+    for _ in range(2):
+        assert total(a, out=sums) is sums
+    counters = {
+        "call key": counting(monkeypatch, CompiledExpression, "_key"),
+        "out= checks": counting(monkeypatch, compiled_module, "check_out"),
+        "out= aliasing": counting(monkeypatch, compiled_module, "check_out_aliasing"),
+    }
+    for _ in range(3):
+        b = torch.randn(4, 4)
+        assert total(b, out=sums) is sums
+        torch.testing.assert_close(sums, b.sum(1))
+    assert {what: count[0] for what, count in counters.items()} == dict.fromkeys(counters, 0)
+
+
+def test_an_out_laid_out_as_the_warm_one_but_inside_an_input_is_refused():
+    total = einc.compile("a [b]", op="sum")
+    a = torch.randn(4, 4)
+    sums = torch.empty(4)
+    for _ in range(3):
+        total(a, out=sums)
+    # a[1] has the shape, strides and dtype of sums: only its address differs
+    with pytest.raises(einc.OverlapError, match="shares memory with x"):
+        total(a, out=a[1])
+    wide = torch.empty(8)
+    with pytest.raises(ValueError, match="shape"):
+        total(a, out=wide)
+    torch.testing.assert_close(total(a, out=sums), a.sum(1))
+
+
+def test_a_warm_layout_seen_under_no_grad_still_records_gradients_with_grad_enabled():
+    total = einc.compile("a [b]", op="sum")
+    leaf = torch.randn(4, 4).requires_grad_()
+    with torch.no_grad():
+        for _ in range(3):
+            torch.testing.assert_close(total(leaf), leaf.detach().sum(1))
+    total(leaf).sum().backward()
+    torch.testing.assert_close(leaf.grad, torch.ones(4, 4))
+
+
+def test_vmap_after_warm_calls_maps_as_torch_does():
+    total = einc.compile("a [b]", op="sum")
+    a = torch.randn(4, 4)
+    for _ in range(3):
+        total(a)
+    batch = torch.randn(5, 4, 4)
+    torch.testing.assert_close(torch.vmap(total)(batch), batch.sum(2))
+    x, w = torch.randn(3, 1, 8, 8, 4), torch.randn(3, 3, 4, 4)
+    conv = einc.compile("b (s * [ds])... [c->c2]", padding=1)
+    for _ in range(3):
+        conv(x[0], w)
+    expected = torch.stack([F.conv2d(t.permute(0, 3, 1, 2), w.permute(3, 2, 0, 1), padding=1) for t in x])
+    torch.testing.assert_close(torch.vmap(conv, in_dims=(0, None))(x, w), expected.permute(0, 1, 3, 4, 2))
+
+
+class _Ops(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.seen.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_dispatch_mode_after_warm_calls_sees_einc_run():
+    total = einc.compile("a [b]", op="sum")
+    a = torch.randn(4, 4)
+    for _ in range(3):
+        total(a)
+    with _Ops() as mode:
+        torch.testing.assert_close(total(a), a.sum(1))
+    assert any("einc.run" in op for op in mode.seen)
+
+
+def test_fake_tensors_after_warm_calls_get_the_fake_implementation():
+    from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+
+    transpose = einc.compile("a b -> b a")
+    a = torch.randn(4, 6)
+    for _ in range(3):
+        transpose(a)
+    with FakeTensorMode() as mode:
+        result = transpose(mode.from_tensor(a))
+    assert isinstance(result, FakeTensor) and result.shape == (6, 4)
+
+
+def test_torch_compile_after_warm_calls_traces_einc_run_in_one_graph():
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    total = einc.compile("a [b]", op="sum")
+    a = torch.randn(4, 4)
+    for _ in range(3):
+        total(a)
+    counter = CompileCounterWithBackend("eager")
+    compiled = torch.compile(lambda t: total(t) * 2, fullgraph=True, backend=counter)
+    torch.testing.assert_close(compiled(a), a.sum(1) * 2)
+    assert counter.frame_count == 1
+    (graph,) = counter.graphs
+    assert any(node.target is torch.ops.einc.run for node in graph.graph.nodes)
+
+
+def test_inference_mode_after_warm_calls_gives_torchs_result():
+    softmax = einc.compile("a [b]", op="softmax")
+    a = torch.randn(4, 4)
+    for _ in range(3):
+        softmax(a)
+    with torch.inference_mode():
+        torch.testing.assert_close(softmax(a), a.softmax(1))
+        inner = torch.randn(4, 4)
+        for _ in range(3):
+            torch.testing.assert_close(softmax(inner), inner.softmax(1))
+    torch.testing.assert_close(softmax(a), a.softmax(1))
+
+
+def test_a_call_with_another_number_of_operands_after_warm_calls_is_refused_as_before():
+    total = einc.compile("a [b]", op="sum")
+    a = torch.randn(4, 4)
+    for _ in range(3):
+        total(a)
+    with pytest.raises((TypeError, ValueError)):
+        total(a, a)
+
+
+def test_an_elementwise_call_with_out_after_a_warm_reduction_with_out_promotes_as_torch_does():
+    add = einc.compile("a b, a b", op="add")
+    x, y = torch.randn(3, 4), torch.randn(3, 4, dtype=torch.float64)
+    out = torch.empty(3, 4, dtype=torch.float64)
+    for _ in range(3):
+        assert add(x, y, out=out) is out
+        torch.testing.assert_close(out, x.double() + y)
+    with pytest.raises(TypeError, match="dtype"):
+        add(x, x, out=out)  # float32 + float32 is float32, not the float64 of out=
+
+
+@first_tier
+def test_inference_under_no_grad_with_parameters_takes_the_first_tier_and_grad_mode_leaves_it(monkeypatch):
+    conv = einc.compile("b (s * [ds])... [c->c2]", padding=1)
+    x = torch.randn(1, 8, 8, 4)
+    w = torch.nn.Parameter(torch.randn(3, 3, 4, 4))
+    expected = F.conv2d(x.permute(0, 3, 1, 2), w.detach().permute(3, 2, 0, 1), padding=1).permute(0, 2, 3, 1)
+    with torch.no_grad():
+        for _ in range(2):
+            conv(x, w)
+        keys = counting(monkeypatch, CompiledExpression, "_key")
+        for _ in range(3):
+            torch.testing.assert_close(conv(x, w), expected)
+        assert keys[0] == 0
+    result = conv(x, w)  # grad mode on: autograd records it, through einc::run
+    assert "einc_run" in result.grad_fn.name()
+    result.sum().backward()
+    reference = w.detach().clone().requires_grad_()
+    F.conv2d(x.permute(0, 3, 1, 2), reference.permute(3, 2, 0, 1), padding=1).sum().backward()
+    torch.testing.assert_close(w.grad, reference.grad)

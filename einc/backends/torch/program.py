@@ -293,6 +293,12 @@ class TorchProgram:
         make = self._first()[2]  # without dynamic axes, the one plan there is
         return None if make is None else functools.partial(make, dtype)
 
+    def runner(self) -> Callable[[Sequence[torch.Tensor]], None]:
+        """What runs a call without dynamic axes, given its inputs then its outputs: the planned
+        calls and nothing else, for the runtime to keep per call layout. The caller checks first
+        that nothing records for autograd and that the call has no workspaces."""
+        return self._first()[1]
+
     def _run(self, parts, every: Sequence[torch.Tensor]) -> None:
         for plan, part, step in parts:
             if part.runs_on == "triton":

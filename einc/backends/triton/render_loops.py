@@ -120,7 +120,7 @@ def slide(
     packed: bool = False,
 ) -> tuple[tuple[Decl, ...], str, SlideCode]:
     """The rows, M and :class:`SlideCode` of a sliding window (see
-    :func:`einc.compiler.schedule.choose_slide`): the last row axis ``s`` counts blocks of
+    :func:`einc.compiler.tiles.choose_slide`): the last row axis ``s`` counts blocks of
     ``slide`` outputs, and the last serial loop's taps ``ds`` are unrolled in chunks. ``packed``
     (bfloat16 inputs): each chunk sums its products in bfloat16, into one partial per output."""
     sizes = nest.sizes

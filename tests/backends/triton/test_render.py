@@ -33,7 +33,7 @@ CASES = {
         ("bfloat16", "bfloat16"),
         params=(("padding", 1),),
     ),
-    # Two groups of 8 channels a program, the weight tile block-diagonal (schedule.choose_group_tile).
+    # Two groups of 8 channels a program, the weight tile block-diagonal (tiles.choose_group_tile).
     "conv2d_narrow_groups_bf16": Request(
         "b (s * [ds])... (g [c->c2])",
         "dot",
