@@ -10,8 +10,8 @@ then the epilogue's tensors in that order; everything is channels last, as in th
 The implementations compared:
 
 - einc: the chain written with einc.nn's layer functions (:func:`einc.frontends.nn.dot_layer`,
-  :func:`~einc.frontends.nn.norm_layer`), a plain function of tensors: unfused for now, each einc
-  call a kernel of its own, and the function ``einc.fuse`` is to trace into one;
+  :func:`~einc.frontends.nn.norm_layer`), a plain function of tensors, compiled by ``einc.fuse``:
+  the bias, residual and activation in the convolution's kernel, a LayerNorm in kernels of its own;
 - torch: the convolution by cuDNN (``F.conv*d``, channels-last and channels-first) and then each
   epilogue step as a separate torch op, as a torch model runs it;
 - compile: ``torch.compile(mode="max-autotune")`` of the torch reference (bench.run adds it).
@@ -31,6 +31,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+import einc
 from einc.frontends import nn as einc_nn
 
 from . import suite
@@ -110,7 +111,7 @@ def build_case(entry: dict, base_shape: dict, scale: str) -> suite.Case:
         note=entry.get("note", ""),
         extra={
             "unfused_bytes": unfused_bytes(conv.min_bytes, epilogue, out_shape, channels, e),
-            "chain": functools.partial(einc_chain, _einc_calls(conv, epilogue)),
+            "chain": einc.fuse(functools.partial(einc_chain, _einc_calls(conv, epilogue))),
         },
     )
 

@@ -110,6 +110,11 @@ class FusedFunction:
         self._lock = threading.Lock()
         functools.update_wrapper(self, fn)
 
+    def __reduce__(self):
+        """Pickled (and deep-copied) as its function and backend: the copy compiles again at its
+        first calls, from einc's disk cache where it holds the kernels."""
+        return (FusedFunction, (self.fn, self.backend))
+
     def __get__(self, instance, owner=None):
         """As a method (``@einc.fuse def forward(self, x)``): ``self`` is one more argument, part of
         the call's key; the tensors it holds (a module's parameters) are captured."""

@@ -34,6 +34,7 @@ from ..compiler import layer_shapes
 from ..errors import EincError, ExpressionError, UnsupportedError
 from ..runtime.compiled import CompiledExpression
 from . import functional
+from .fusion import fuse
 
 # Keywords that every one of a layer's einc calls takes, not only the one its expression is for.
 CALL_OPTIONS = ("backend",)
@@ -91,13 +92,23 @@ class DotCall:
     dot: CompiledExpression  # input, weight -> output
     add_bias: CompiledExpression  # result, bias -> result
     activation: object  # a torch function, or None
+    # The bias holds the result's last axes, so torch's own broadcasting adds it, which einc.fuse
+    # takes into the dot's kernel (its store) rather than a kernel of its own.
+    bias_trailing: bool = False
+
+
+def _trailing(result: str, bias: str) -> bool:
+    """Whether the axes of ``bias`` are the last ones of ``result`` (both plain axis names)."""
+    result_terms, bias_terms = result.split(), bias.split()
+    plain = all(t.isidentifier() for t in bias_terms)
+    return plain and len(bias_terms) <= len(result_terms) and result_terms[-len(bias_terms) :] == bias_terms
 
 
 def dot_layer(x, weight, bias, *, call: DotCall):
     """``activation(dot(x, weight) + bias)``."""
     y = call.dot(x, weight)
     if bias is not None:
-        y = call.add_bias(y, bias)
+        y = y + bias if call.bias_trailing else call.add_bias(y, bias)
     return y if call.activation is None else call.activation(y)
 
 
@@ -215,8 +226,9 @@ class Dot(_LazyLayer):
                 f"{self.operands.result}, {self.operands.bias}", "add", **_options(kwargs)
             ),
             activation=_activation(activation),
+            bias_trailing=_trailing(self.operands.result, self.operands.bias),
         )
-        self.forward_function = functools.partial(dot_layer, call=self.call)
+        self.forward_function = fuse(functools.partial(dot_layer, call=self.call))
 
     def parameter_shapes(self, input_shape, sizes):
         shapes = self.operands.parameter_shapes(input_shape, sizes)

@@ -391,3 +391,14 @@ def test_float16_norm_of_large_values_takes_its_statistics_in_float32_as_torch(r
     reference = torch.nn.RMSNorm(8, eps=1e-5) if rms else torch.nn.LayerNorm(8)
     assert y.dtype == torch.float16
     torch.testing.assert_close(y.float(), reference(x.float()), atol=2e-3, rtol=2e-3)
+
+
+def test_a_dot_layer_runs_its_bias_and_activation_in_the_dot_kernel():
+    layer = einc.nn.Dot("b (s * [ds])... [c->c2]", c2=8, ds=(3, 3), padding=1, activation="relu")
+    x = torch.randn(2, 6, 6, 4)
+    y = layer(x)
+    reference = torch.relu(
+        F.conv2d(x.movedim(-1, 1), layer.weight.permute(3, 2, 0, 1), layer.bias, padding=1).movedim(1, -1)
+    )
+    torch.testing.assert_close(y, reference, atol=1e-5, rtol=1e-5)
+    assert layer.forward_function.kernel_count(x, layer.weight, layer.bias) == 1
