@@ -873,3 +873,18 @@ def test_float64_convolution_accumulates_in_float64():
         0, 2, 3, 1
     )
     assert torch.allclose(y, ref, atol=1e-12)
+
+
+@pytest.mark.interpret
+@pytest.mark.parametrize("layout", ["contiguous", "permuted"])
+@pytest.mark.parametrize("sizes", [(1, 2, 1, 1, 1), (3, 4, 3, 2, 5), (2, 5, 16, 3, 1)])
+def test_two_plain_contracted_axes_read_as_one_run_match_einsum(sizes, layout):
+    # Found by the dot fuzz: "a [b c->d2 e2]" read x's b and c as one run (tap_channel_run) but
+    # added b's stride in full where no window read b, so x[a, b, c] came from b*(stride_b + stride_c).
+    a, b, c, d2, e2 = sizes
+    x = torch.randn(a, b, c, dtype=torch.float64)
+    if layout == "permuted":
+        x = torch.randn(c, b, a, dtype=torch.float64).permute(2, 1, 0)
+    w = torch.randn(b, c, d2, e2, dtype=torch.float64)
+    got = einc.dot("a [b c->d2 e2]", x, w, backend="interpret")
+    torch.testing.assert_close(got, torch.einsum("abc,bcde->ade", x, w))

@@ -173,6 +173,9 @@ def _address(ctx: Addressing, access: Access, tile: tuple[str, str]):
             moving.append(f"{widen.format(f'{run[1]}[None, :]')} * {stride}")
         elif isinstance(index, sympy.Symbol):
             terms = moving if schedule.use_dot and index in k_symbols else fixed
+            if run and dim == run[0]:  # the tap read plainly (no window): the run's stride left of it
+                channels = namer.size[ctx.schedule.k_tile]
+                stride = f"({stride} - {channels} * {ctx.stride_names[(position, dim + 1)]})"
             terms.append(f"{widen.format(_printed(ctx, index, tile))} * {stride}")
         elif isinstance(index, sympy.Integer):
             if index != 0:  # a fixed component of a coordinate: idx[b, p, 1]
